@@ -1,0 +1,267 @@
+//! Acquisition: one attempt (fan-out, early verdict, validity) and the retry loop around it,
+//! with the cleanup that makes a dropped future leave no key behind.
+//!
+//! Source: Redlock spec, "The Redlock algorithm" steps 1–5 and "Retry on Failure";
+//! SPEC.md §4.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::error::{LockError, NodeError, NodeOutcome, Operation};
+use crate::keys::{self, Printable};
+use crate::lock::Lock;
+use crate::manager::Shared;
+use crate::node::AcquireReply;
+use crate::quorum::{self, Verdict, Vote};
+use crate::retry;
+use crate::round::Round;
+
+/// What the caller asked for in one `lock` call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AcquireOptions {
+    pub(crate) ttl: Duration,
+    pub(crate) retry_count: u32,
+}
+
+/// Why one attempt failed, with the per-master outcomes of its round.
+enum Failure {
+    /// Held elsewhere (possibly with some failures): worth retrying.
+    Conflict(Vec<NodeOutcome>),
+    /// A quorum agreed too late.
+    TooSlow { elapsed: Duration },
+    /// Too few masters reachable: not retried.
+    Unavailable(Vec<NodeOutcome>),
+    /// A non-lock value sits under the key: not retried.
+    NotALock(Vec<NodeOutcome>),
+}
+
+/// Releases an attempt's keys on every master if dropped while armed: a cancelled `lock`
+/// future leaves no key for longer than the cleanup round trip (SPEC §4 step 5).
+pub(crate) struct ReleaseOnDrop {
+    armed: Option<Armed>,
+}
+
+/// What a cleanup needs: the manager, the lock key and the attempt's token.
+type Armed = (Arc<Shared>, Arc<[u8]>, Arc<str>);
+
+impl ReleaseOnDrop {
+    pub(crate) fn arm(shared: &Arc<Shared>, key: &Arc<[u8]>, token: &Arc<str>) -> Self {
+        Self {
+            armed: Some((Arc::clone(shared), Arc::clone(key), Arc::clone(token))),
+        }
+    }
+
+    pub(crate) fn disarm(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if let Some((shared, key, token)) = self.armed.take() {
+            tracing::debug!(
+                key = %Printable(&key),
+                token = %keys::token_prefix(token.as_bytes()),
+                "acquire dropped mid-flight: releasing in the background"
+            );
+            shared.spawn_release(key, token);
+        }
+    }
+}
+
+fn vote(reply: &Result<AcquireReply, NodeError>) -> Vote {
+    match reply {
+        Ok(AcquireReply::Granted) => Vote::Yes,
+        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock) => Vote::No,
+        Err(_) => Vote::Failed,
+    }
+}
+
+/// Acquires `resource`, retrying per `options`.
+pub(crate) async fn acquire(
+    shared: &Arc<Shared>,
+    resource: Arc<[u8]>,
+    options: AcquireOptions,
+) -> Result<Lock, LockError> {
+    crate::error::ConfigError::check_ttl(options.ttl)
+        .map_err(|e| LockError::InvalidArgument(e.to_string()))?;
+    shared.check_open()?;
+    let key = keys::lock_key(&shared.settings.key_prefix, &resource);
+    let fence_key = keys::fence_key(&key);
+    let first_start = Instant::now();
+    let attempts = retry::attempts(options.retry_count);
+    let mut attempt = 0u32;
+    loop {
+        attempt = attempt.saturating_add(1);
+        let span =
+            tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
+        let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl)
+            .instrument(span)
+            .await
+        {
+            Ok(lock) => return Ok(lock),
+            Err(failure) => failure,
+        };
+        let last = attempt >= attempts;
+        let nodes = &shared.nodes;
+        match failure {
+            Failure::Unavailable(outcomes) => {
+                return Err(LockError::NoQuorum {
+                    operation: Operation::Acquire,
+                    resource,
+                    quorum: quorum::quorum(nodes.len()),
+                    masters: nodes.len(),
+                    outcomes,
+                });
+            }
+            Failure::NotALock(outcomes) => {
+                return Err(LockError::NotALock { resource, outcomes });
+            }
+            Failure::Conflict(outcomes) if last => {
+                return Err(LockError::Conflict {
+                    resource,
+                    attempts: attempt,
+                    waited: first_start.elapsed(),
+                    outcomes,
+                });
+            }
+            Failure::TooSlow { elapsed } if last => {
+                return Err(LockError::ValidityExhausted {
+                    operation: Operation::Acquire,
+                    resource,
+                    ttl: options.ttl,
+                    elapsed,
+                    attempts: attempt,
+                });
+            }
+            Failure::Conflict(_) | Failure::TooSlow { .. } => {}
+        }
+        let sleep = retry::retry_sleep(
+            shared.settings.retry_delay,
+            shared.settings.retry_jitter,
+            rand::random::<f64>(),
+        );
+        tokio::time::sleep(sleep).await;
+        shared.check_open()?;
+    }
+}
+
+/// One attempt: SPEC §4 steps 1–4.
+async fn attempt_once(
+    shared: &Arc<Shared>,
+    resource: &Arc<[u8]>,
+    key: &Arc<[u8]>,
+    fence_key: &Arc<[u8]>,
+    ttl: Duration,
+) -> Result<Lock, Failure> {
+    let token = keys::new_token();
+    // Saturating: `check_ttl` bounds the TTL far below u64::MAX milliseconds.
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    // Step 1: the clock is read before the first request leaves.
+    let start = Instant::now();
+    let mut cleanup = ReleaseOnDrop::arm(shared, key, &token);
+    let mut round = Round::start(
+        &shared.nodes,
+        |_| true,
+        vote,
+        |node| {
+            let (key, fence_key, token) =
+                (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
+            async move { node.acquire(&key, &fence_key, &token, ttl_ms, false).await }
+        },
+    );
+    // Step 2: decide as soon as the outcome is known.
+    let verdict = round.decide().await;
+    let elapsed = start.elapsed();
+    let granted = round.tally().yes();
+    tracing::debug!(
+        resource = %Printable(resource),
+        token = %keys::token_prefix(token.as_bytes()),
+        granted,
+        masters = shared.nodes.len(),
+        elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        ?verdict,
+        "acquire round"
+    );
+    if verdict == Verdict::Won {
+        // Step 3: validity = ttl − elapsed − drift must be positive.
+        if let Some(lease) = quorum::lease(ttl, shared.settings.drift_factor) {
+            let deadline = start.checked_add(lease).unwrap_or(start);
+            if Instant::now() < deadline {
+                // Requests still in flight (a slow master) may yet set the key: that is
+                // ours now, and `unlock` deletes it on every master.
+                round.finish_in_background(&shared.tasks);
+                cleanup.disarm();
+                return Ok(Lock {
+                    resource: Arc::clone(resource),
+                    key: Arc::clone(key),
+                    token,
+                    ttl,
+                    deadline,
+                });
+            }
+        }
+    }
+    // Step 4: release on every master that may hold our key: all but those that definitely
+    // refused. Masters that granted answered promptly, so their release is awaited and the
+    // caller sees a clean slate; masters that failed or were not awaited (a timed-out
+    // request may still have set the key) get theirs in the background, so a frozen master
+    // does not cost a second timeout.
+    let failure_kind = classify(&round, verdict);
+    let replies: Vec<Option<bool>> = (0..shared.nodes.len())
+        .map(|i| match round.reply(i) {
+            Some(Ok(AcquireReply::Granted)) => Some(true),
+            Some(Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)) => Some(false),
+            Some(Err(_)) | None => None,
+        })
+        .collect();
+    let outcomes = round.outcomes(&shared.nodes, |r| r.status());
+    round.finish_in_background(&shared.tasks);
+    let granted = |i: usize| replies.get(i).copied().flatten() == Some(true);
+    let unknown = |i: usize| replies.get(i).is_some_and(Option::is_none);
+    shared
+        .release_round(key, &token, unknown)
+        .finish_in_background(&shared.tasks);
+    shared.release_round(key, &token, granted).settle().await;
+    cleanup.disarm();
+    Err(match failure_kind {
+        Kind::TooSlow => Failure::TooSlow { elapsed },
+        Kind::Unavailable => Failure::Unavailable(outcomes),
+        Kind::NotALock => Failure::NotALock(outcomes),
+        Kind::Conflict => Failure::Conflict(outcomes),
+    })
+}
+
+enum Kind {
+    TooSlow,
+    Unavailable,
+    NotALock,
+    Conflict,
+}
+
+fn classify(round: &Round<AcquireReply>, verdict: Verdict) -> Kind {
+    if verdict == Verdict::Won {
+        return Kind::TooSlow;
+    }
+    let tally = round.tally();
+    if tally.unreachable_majority() {
+        return Kind::Unavailable;
+    }
+    let not_a_lock = round
+        .replies()
+        .any(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)));
+    if not_a_lock {
+        return Kind::NotALock;
+    }
+    // Permanent failures (wrong credentials, ACL) that cost the quorum are not worth a retry.
+    let permanent = round
+        .replies()
+        .any(|(_, r)| matches!(r, Err(e) if e.is_permanent()));
+    if permanent && !tally.refused_by_majority() {
+        return Kind::Unavailable;
+    }
+    Kind::Conflict
+}

@@ -1,0 +1,328 @@
+//! Settings, their defaults, and the builder that validates them.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{ConfigError, redact_url};
+use crate::manager::LockManager;
+use crate::node::Node;
+
+/// Default lock TTL: 10 s, as aioredlock and the Redlock spec's examples.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+/// Default number of retries after the first attempt: 3 (so 4 attempts in all).
+pub const DEFAULT_RETRY_COUNT: u32 = 3;
+/// Default base delay between attempts: 200 ms.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Default jitter around the retry delay: ±100 ms, so a sleep lies in [100 ms, 300 ms).
+pub const DEFAULT_RETRY_JITTER: Duration = Duration::from_millis(100);
+/// Default clock drift factor: 0.01 (1 % of the TTL, plus 2 ms).
+pub const DEFAULT_DRIFT_FACTOR: f64 = 0.01;
+/// Default per-master budget for one request: 50 ms (the Redlock spec suggests 5–50 ms for
+/// a 10 s TTL).
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default budget for opening a connection to one master: 1 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The largest TTL accepted: 100 × 365 days. Larger values are rejected, never wrapped.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Validated settings shared by every operation.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) ttl: Duration,
+    pub(crate) retry_count: u32,
+    pub(crate) retry_delay: Duration,
+    pub(crate) retry_jitter: Duration,
+    pub(crate) drift_factor: f64,
+    pub(crate) key_prefix: Arc<[u8]>,
+}
+
+/// Builds a [`LockManager`]. Every setting has a default; only the servers are required.
+///
+/// `build()` validates everything and never connects: masters are reached on first use, so a
+/// master that is down at start-up is not an error.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_redlock::LockManager;
+///
+/// let manager = LockManager::builder()
+///     .servers(["redis://127.0.0.1:6379", "redis://127.0.0.1:6380", "redis://127.0.0.1:6381"])
+///     .ttl(Duration::from_secs(30))
+///     .retry_count(5)
+///     .node_timeout(Duration::from_millis(100))
+///     .build()?;
+/// assert_eq!(manager.quorum(), 2);
+///
+/// // Bad settings are reported by `build`, with passwords redacted.
+/// let err = LockManager::builder()
+///     .server("redis://:hunter2@127.0.0.1:6379")
+///     .ttl(Duration::ZERO)
+///     .build()
+///     .unwrap_err();
+/// assert!(!err.to_string().contains("hunter2"));
+/// # Ok::<(), tokio_redlock::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct LockManagerBuilder {
+    servers: Vec<String>,
+    ttl: Duration,
+    retry_count: u32,
+    retry_delay: Duration,
+    retry_jitter: Duration,
+    drift_factor: f64,
+    node_timeout: Duration,
+    connect_timeout: Duration,
+    key_prefix: Vec<u8>,
+}
+
+impl Default for LockManagerBuilder {
+    fn default() -> Self {
+        Self {
+            servers: Vec::new(),
+            ttl: DEFAULT_TTL,
+            retry_count: DEFAULT_RETRY_COUNT,
+            retry_delay: DEFAULT_RETRY_DELAY,
+            retry_jitter: DEFAULT_RETRY_JITTER,
+            drift_factor: DEFAULT_DRIFT_FACTOR,
+            node_timeout: DEFAULT_NODE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            key_prefix: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for LockManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let servers: Vec<String> = self.servers.iter().map(|s| redact_url(s)).collect();
+        f.debug_struct("LockManagerBuilder")
+            .field("servers", &servers)
+            .field("ttl", &self.ttl)
+            .field("retry_count", &self.retry_count)
+            .field("retry_delay", &self.retry_delay)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("drift_factor", &self.drift_factor)
+            .field("node_timeout", &self.node_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field(
+                "key_prefix",
+                &crate::keys::Printable(&self.key_prefix).to_string(),
+            )
+            .finish()
+    }
+}
+
+impl LockManagerBuilder {
+    /// Adds masters, one URL each: `redis://[user:password@]host:port[/db]`.
+    ///
+    /// Use independent masters (no replication between them); a quorum is `N/2 + 1`. Odd
+    /// counts (1, 3, 5) make the most of each server: with 3 masters one may fail, with 5 two.
+    /// Default: none (required).
+    pub fn servers<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.servers.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds one master. See [`servers`](Self::servers).
+    pub fn server(mut self, url: impl Into<String>) -> Self {
+        self.servers.push(url.into());
+        self
+    }
+
+    /// Lifetime of the lock keys, sent as `PX` milliseconds; a lock's validity is this minus
+    /// the time acquisition took minus the drift. Whole milliseconds, from 1 ms up to
+    /// [`MAX_TTL`]. Default: [`DEFAULT_TTL`] (10 s).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Retries after a failed first attempt when the resource is held elsewhere or a quorum
+    /// agreed too late; `0` means one attempt only. Attempts that fail because a quorum is
+    /// unreachable are not retried. Default: [`DEFAULT_RETRY_COUNT`] (3).
+    pub fn retry_count(mut self, retries: u32) -> Self {
+        self.retry_count = retries;
+        self
+    }
+
+    /// Base sleep between attempts. Default: [`DEFAULT_RETRY_DELAY`] (200 ms).
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// Random spread around the retry delay: each sleep is drawn uniformly from
+    /// `[delay − jitter, delay + jitter)`, so contending clients fall out of step.
+    /// Default: [`DEFAULT_RETRY_JITTER`] (±100 ms).
+    pub fn retry_jitter(mut self, jitter: Duration) -> Self {
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// Allowance for clock-rate differences between this host and the masters: the drift is
+    /// `ttl × factor + 2 ms`, subtracted from every validity. Must lie in `[0, 1)`.
+    /// Default: [`DEFAULT_DRIFT_FACTOR`] (0.01).
+    pub fn drift_factor(mut self, factor: f64) -> Self {
+        self.drift_factor = factor;
+        self
+    }
+
+    /// Budget for one request to one master; a master that does not answer in time counts
+    /// as failed for that round. Must be below the TTL. Default: [`DEFAULT_NODE_TIMEOUT`]
+    /// (50 ms).
+    pub fn node_timeout(mut self, timeout: Duration) -> Self {
+        self.node_timeout = timeout;
+        self
+    }
+
+    /// Budget for opening a connection to one master (TCP connect, `HELLO`/`AUTH`), kept apart
+    /// from the per-request budget so a first connection is not judged by it. A failed
+    /// connection is retried on the next request. Default: [`DEFAULT_CONNECT_TIMEOUT`] (1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bytes put before every resource name to form its key. Default: empty, so the key is
+    /// the resource name itself and locks interoperate with other Redlock libraries.
+    pub fn key_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
+        self.key_prefix = prefix.as_ref().to_vec();
+        self
+    }
+
+    /// Validates the settings and creates the manager. Does not connect.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for: no server; a URL that does not parse (shown redacted); the same
+    /// master twice; a TTL below 1 ms or above [`MAX_TTL`]; a drift factor outside `[0, 1)`;
+    /// a zero node or connect timeout; a node timeout not below the TTL.
+    pub fn build(self) -> Result<LockManager, ConfigError> {
+        if self.servers.is_empty() {
+            return Err(ConfigError::NoServers);
+        }
+        ConfigError::check_ttl(self.ttl)?;
+        if !(self.drift_factor.is_finite() && (0.0..1.0).contains(&self.drift_factor)) {
+            return Err(ConfigError::DriftFactor(self.drift_factor));
+        }
+        if self.node_timeout.is_zero() {
+            return Err(ConfigError::ZeroNodeTimeout);
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::ZeroConnectTimeout);
+        }
+        if self.node_timeout >= self.ttl {
+            return Err(ConfigError::NodeTimeoutNotBelowTtl {
+                node_timeout: self.node_timeout,
+                ttl: self.ttl,
+            });
+        }
+        let mut seen = HashSet::new();
+        let mut nodes = Vec::with_capacity(self.servers.len());
+        for url in &self.servers {
+            let node = Node::new(url, self.node_timeout, self.connect_timeout)?;
+            if !seen.insert(node.identity()) {
+                return Err(ConfigError::DuplicateServer(node.address().to_string()));
+            }
+            nodes.push(Arc::new(node));
+        }
+        let settings = Settings {
+            ttl: self.ttl,
+            retry_count: self.retry_count,
+            retry_delay: self.retry_delay,
+            retry_jitter: self.retry_jitter,
+            drift_factor: self.drift_factor,
+            key_prefix: self.key_prefix.into(),
+        };
+        Ok(LockManager::from_parts(settings, nodes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one() -> LockManagerBuilder {
+        LockManager::builder().server("redis://127.0.0.1:1")
+    }
+
+    #[test]
+    fn bad_settings_are_typed_errors() {
+        assert_eq!(
+            LockManager::builder().build().err(),
+            Some(ConfigError::NoServers)
+        );
+        assert_eq!(
+            one().ttl(Duration::ZERO).build().err(),
+            Some(ConfigError::TtlTooSmall(Duration::ZERO))
+        );
+        assert!(matches!(
+            one().ttl(MAX_TTL + Duration::from_millis(1)).build().err(),
+            Some(ConfigError::TtlTooLarge { .. })
+        ));
+        for f in [-0.1, 1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                one().drift_factor(f).build().err(),
+                Some(ConfigError::DriftFactor(_))
+            ));
+        }
+        assert!(matches!(
+            one().node_timeout(Duration::from_secs(10)).build().err(),
+            Some(ConfigError::NodeTimeoutNotBelowTtl { .. })
+        ));
+        assert_eq!(
+            one().node_timeout(Duration::ZERO).build().err(),
+            Some(ConfigError::ZeroNodeTimeout)
+        );
+        assert!(matches!(
+            LockManager::builder().server("not a url").build().err(),
+            Some(ConfigError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            one().server("redis://127.0.0.1:1/").build().err(),
+            Some(ConfigError::DuplicateServer(_))
+        ));
+    }
+
+    #[test]
+    fn urls_with_passwords_are_redacted_everywhere() {
+        let b = LockManager::builder().server("redis://user:hunter2@127.0.0.1:1");
+        assert!(!format!("{b:?}").contains("hunter2"));
+        let m = b.clone().build().unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(!format!("{m:?}").contains("hunter2"));
+        let e = b
+            .server("redis://user:hunter2@127.0.0.1:1")
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("***") && !e.contains("hunter2"), "{e}");
+        let e = LockManager::builder()
+            .server("redis://user:hunter2@[::1")
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let b = LockManagerBuilder::default();
+        assert_eq!(b.ttl, Duration::from_secs(10));
+        assert_eq!(b.retry_count, 3);
+        assert_eq!(b.retry_delay, Duration::from_millis(200));
+        assert_eq!(b.retry_jitter, Duration::from_millis(100));
+        assert!((b.drift_factor - 0.01).abs() < f64::EPSILON);
+        assert_eq!(b.node_timeout, Duration::from_millis(50));
+        assert!(b.key_prefix.is_empty());
+    }
+}

@@ -1,0 +1,463 @@
+//! Errors: [`LockError`] for every operation, [`ConfigError`] for the builder, and the
+//! per-master detail ([`NodeOutcome`], [`NodeStatus`], [`NodeError`]) that keeps "held by
+//! someone else" apart from "Redis is down".
+//!
+//! No message, `Display` or `Debug` output contains a password: master addresses are
+//! redacted when the manager is built, and server error texts are scrubbed of the configured
+//! secrets.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::keys::Printable;
+
+/// Which operation an error or outcome belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Taking the lock (`lock`, `try_lock`).
+    Acquire,
+    /// Resetting the lock's TTL (`extend`).
+    Extend,
+    /// Deleting the lock (`unlock`).
+    Release,
+    /// Reading who holds a resource (`is_locked`).
+    Query,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Acquire => "acquire",
+            Self::Extend => "extend",
+            Self::Release => "release",
+            Self::Query => "query",
+        })
+    }
+}
+
+/// Why a request to one master failed.
+///
+/// Server error texts are kept (they name the cause: `WRONGPASS`, `OOM`, …) but scrubbed of
+/// configured passwords.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// No reply within the per-master budget (`node_timeout`, or `connect_timeout` while
+    /// connecting). The master may still have executed the request.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The TCP connection was refused: nothing listens at that address.
+    #[error("connection refused")]
+    Refused,
+    /// Connecting or talking to the master failed (reset, broken pipe, DNS, TLS handshake).
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// The master rejected our credentials (`NOAUTH`, `WRONGPASS`). Not transient: never
+    /// retried as if it were.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The ACL user may not run a command the library needs (`NOPERM`, e.g. no `EVAL`).
+    #[error("permission denied: {0}")]
+    NoPermission(String),
+    /// The master is at `maxmemory` and refused a write (`OOM`).
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+    /// The master is a read-only replica, or refuses writes (`READONLY`, `MISCONF`).
+    #[error("not writable: {0}")]
+    ReadOnly(String),
+    /// Any other error reply from the server, with its code (`ERR`, `BUSY`, `LOADING`, …).
+    #[error("server error {code}: {message}")]
+    Server {
+        /// The error code, the first word of the reply.
+        code: String,
+        /// The rest of the reply.
+        message: String,
+    },
+    /// The reply did not have the shape our script returns.
+    #[error("unexpected reply: {0}")]
+    UnexpectedReply(String),
+    /// The lock manager was closed.
+    #[error("lock manager closed")]
+    Closed,
+}
+
+impl NodeError {
+    /// True for failures that repeating the request will not cure: wrong credentials or
+    /// missing ACL permissions.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Auth(_) | Self::NoPermission(_))
+    }
+
+    /// True when the request timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout(_))
+    }
+}
+
+/// What one master answered in one round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeStatus {
+    /// The master did what was asked: granted the lock, extended it, or deleted our key.
+    Done,
+    /// The key holds another token: someone else holds the lock on this master.
+    HeldByOther {
+        /// Remaining TTL of the other holder's key, when the master reported it.
+        remaining: Option<Duration>,
+    },
+    /// The key does not exist on this master (it expired, was released, or never was set).
+    Absent,
+    /// The key exists but is not a string, so it is not a lock (e.g. a hash under that name).
+    NotALock,
+    /// The request failed.
+    Failed(NodeError),
+    /// The round was decided before this master answered, and its reply was not awaited.
+    NotAwaited,
+}
+
+/// One master's part in a round: its (redacted) address and what it answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeOutcome {
+    pub(crate) master: Arc<str>,
+    pub(crate) status: NodeStatus,
+}
+
+impl NodeOutcome {
+    /// The master's address as configured, with any password replaced by `***`.
+    pub fn master(&self) -> &str {
+        &self.master
+    }
+
+    /// What the master answered.
+    pub fn status(&self) -> &NodeStatus {
+        &self.status
+    }
+}
+
+impl fmt::Display for NodeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.master)?;
+        match &self.status {
+            NodeStatus::Done => f.write_str("ok"),
+            NodeStatus::HeldByOther { remaining: Some(r) } => {
+                write!(f, "held by another holder for {r:?}")
+            }
+            NodeStatus::HeldByOther { remaining: None } => f.write_str("held by another holder"),
+            NodeStatus::Absent => f.write_str("no lock"),
+            NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
+            NodeStatus::Failed(e) => write!(f, "{e}"),
+            NodeStatus::NotAwaited => f.write_str("not awaited"),
+        }
+    }
+}
+
+/// Formats a list of outcomes as `a: ok; b: timed out after 50ms`.
+struct Outcomes<'a>(&'a [NodeOutcome]);
+
+impl fmt::Display for Outcomes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, o) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{o}")?;
+        }
+        Ok(())
+    }
+}
+
+fn show_outcomes(o: &[NodeOutcome]) -> Outcomes<'_> {
+    Outcomes(o)
+}
+
+fn printable(r: &[u8]) -> Printable<'_> {
+    Printable(r)
+}
+
+/// The error of every lock operation.
+///
+/// Match on the variant, or ask a predicate: [`is_conflict`](Self::is_conflict) (someone else
+/// holds it), [`is_unavailable`](Self::is_unavailable) (too few masters reachable),
+/// [`is_not_held`](Self::is_not_held) (our lock lapsed), … Variants that come from a round of
+/// requests carry one [`NodeOutcome`] per master ([`outcomes`](Self::outcomes)).
+///
+/// Resource names are shown escaped and cut at 64 characters; tokens never appear in full;
+/// passwords never appear.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// The resource is locked by another holder: a majority of the reachable masters
+    /// refused us on every attempt.
+    #[error(
+        "resource `{}` is locked by another holder ({attempts} attempt(s) in {waited:?}): {}",
+        printable(.resource), show_outcomes(.outcomes)
+    )]
+    Conflict {
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// Attempts made.
+        attempts: u32,
+        /// Time from the first attempt's start to giving up.
+        waited: Duration,
+        /// The last attempt's per-master answers.
+        outcomes: Vec<NodeOutcome>,
+    },
+    /// Too few masters could be reached to decide (they timed out, refused the connection,
+    /// rejected our credentials, …). Not retried by `lock`: waiting does not fix it within
+    /// a lock's budget.
+    #[error(
+        "{operation} of `{}` reached no quorum ({quorum} of {masters} masters needed): {}",
+        printable(.resource), show_outcomes(.outcomes)
+    )]
+    NoQuorum {
+        /// The operation that failed.
+        operation: Operation,
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// Masters needed.
+        quorum: usize,
+        /// Masters configured.
+        masters: usize,
+        /// Per-master answers and causes.
+        outcomes: Vec<NodeOutcome>,
+    },
+    /// A quorum agreed, but too late: the TTL minus the time the round took minus the drift
+    /// left no validity. The keys written in that round were released (acquire) or left to
+    /// expire (extend); the lock's old deadline stands.
+    #[error(
+        "{operation} of `{}` left no validity: a {ttl:?} TTL, and the round took {elapsed:?} ({attempts} attempt(s))",
+        printable(.resource)
+    )]
+    ValidityExhausted {
+        /// The operation that failed.
+        operation: Operation,
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// The TTL requested.
+        ttl: Duration,
+        /// How long the last round took.
+        elapsed: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The lock is not ours any more: on a majority of masters its key had expired, was
+    /// released, or holds another token. Every reachable master that still had our token
+    /// has deleted it (release) or extended it (extend).
+    #[error(
+        "lock on `{}` is not held: it expired or another holder took it: {}",
+        printable(.resource), show_outcomes(.outcomes)
+    )]
+    NotHeld {
+        /// The operation that found it.
+        operation: Operation,
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// Per-master answers.
+        outcomes: Vec<NodeOutcome>,
+    },
+    /// The key under the resource's name holds a value that is not a lock (not a string),
+    /// e.g. a hash written by something else. Nothing was changed. Not retried.
+    #[error("key `{}` holds a value that is not a lock: {}", printable(.resource), show_outcomes(.outcomes))]
+    NotALock {
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// Per-master answers.
+        outcomes: Vec<NodeOutcome>,
+    },
+    /// An argument was rejected before any request was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The configuration was rejected by [`LockManagerBuilder::build`](crate::LockManagerBuilder::build).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// [`LockManager::close`](crate::LockManager::close) was called; no new requests are sent.
+    #[error("the lock manager is closed")]
+    Closed,
+}
+
+impl LockError {
+    /// True when another holder has the lock ([`LockError::Conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+
+    /// True when too few masters were reachable ([`LockError::NoQuorum`]) or the manager is
+    /// closed: the answer is unknown, not "held by someone else".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::NoQuorum { .. } | Self::Closed)
+    }
+
+    /// True when our lock had lapsed or was taken ([`LockError::NotHeld`]).
+    pub fn is_not_held(&self) -> bool {
+        matches!(self, Self::NotHeld { .. })
+    }
+
+    /// True when a quorum agreed too late to leave any validity ([`LockError::ValidityExhausted`]).
+    pub fn is_validity_exhausted(&self) -> bool {
+        matches!(self, Self::ValidityExhausted { .. })
+    }
+
+    /// True when the resource's key holds a non-lock value ([`LockError::NotALock`]).
+    pub fn is_not_a_lock(&self) -> bool {
+        matches!(self, Self::NotALock { .. })
+    }
+
+    /// True for errors found before any request: bad arguments or configuration.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::InvalidArgument(_) | Self::Config(_))
+    }
+
+    /// True when some master rejected our credentials or ACL permissions: a configuration
+    /// problem, not a transient one.
+    pub fn is_auth(&self) -> bool {
+        self.outcomes()
+            .iter()
+            .any(|o| matches!(&o.status, NodeStatus::Failed(e) if e.is_permanent()))
+    }
+
+    /// The per-master answers of the round that failed; empty for errors raised before any
+    /// request.
+    pub fn outcomes(&self) -> &[NodeOutcome] {
+        match self {
+            Self::Conflict { outcomes, .. }
+            | Self::NoQuorum { outcomes, .. }
+            | Self::NotHeld { outcomes, .. }
+            | Self::NotALock { outcomes, .. } => outcomes,
+            _ => &[],
+        }
+    }
+}
+
+/// A configuration rejected by [`LockManagerBuilder::build`](crate::LockManagerBuilder::build).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No master was configured.
+    #[error("no Redis master configured: give at least one server URL")]
+    NoServers,
+    /// A server URL could not be parsed. The URL is shown with its password redacted.
+    #[error("invalid server URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, password replaced by `***`.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The same master was listed twice, which would let one server count twice toward a
+    /// quorum.
+    #[error("master `{0}` is listed more than once")]
+    DuplicateServer(String),
+    /// A TTL was zero or below one millisecond (Redis `PX` counts whole milliseconds).
+    #[error("TTL must be at least 1 ms, got {0:?}")]
+    TtlTooSmall(Duration),
+    /// A TTL was above [`MAX_TTL`](crate::MAX_TTL).
+    #[error("TTL must be at most {max:?}, got {ttl:?}")]
+    TtlTooLarge {
+        /// The TTL given.
+        ttl: Duration,
+        /// The largest accepted.
+        max: Duration,
+    },
+    /// The drift factor was outside `[0, 1)` or not a number.
+    #[error("drift factor must lie in [0, 1), got {0}")]
+    DriftFactor(f64),
+    /// The per-master timeout was zero.
+    #[error("node timeout must be above zero")]
+    ZeroNodeTimeout,
+    /// The connect timeout was zero.
+    #[error("connect timeout must be above zero")]
+    ZeroConnectTimeout,
+    /// The per-master timeout was not below the TTL, so a single slow master could eat the
+    /// whole validity.
+    #[error("node timeout ({node_timeout:?}) must be below the TTL ({ttl:?})")]
+    NodeTimeoutNotBelowTtl {
+        /// The per-master timeout.
+        node_timeout: Duration,
+        /// The default TTL.
+        ttl: Duration,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn check_ttl(ttl: Duration) -> Result<(), Self> {
+        if ttl < Duration::from_millis(1) {
+            Err(Self::TtlTooSmall(ttl))
+        } else if ttl > crate::MAX_TTL {
+            Err(Self::TtlTooLarge {
+                ttl,
+                max: crate::MAX_TTL,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Replaces the password of a URL by `***`, also for strings that do not parse as URLs.
+pub(crate) fn redact_url(raw: &str) -> String {
+    if let Ok(mut url) = url::Url::parse(raw) {
+        if url.password().is_some() {
+            // A parsed URL with a password has a host, so this cannot fail.
+            let _ = url.set_password(Some("***"));
+        }
+        return url.to_string();
+    }
+    // Not a URL: cut whatever stands between the scheme and the last '@'.
+    let start = raw.find("://").map_or(0, |i| i.saturating_add(3));
+    match raw.get(start..).and_then(|rest| rest.rfind('@')) {
+        Some(at) => format!(
+            "{}***{}",
+            raw.get(..start).unwrap_or_default(),
+            raw.get(start.saturating_add(at)..).unwrap_or_default()
+        ),
+        None => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert_eq!(
+            redact_url("redis://user:s3cret@10.0.0.1:6379/0"),
+            "redis://user:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("redis://:s3cret@host"), "redis://:***@host");
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        let bad = redact_url("redis://u:s3cr@t@[bad");
+        assert!(!bad.contains("s3cr"), "{bad}");
+        assert!(!redact_url("u:pw@nohost").contains("pw"));
+    }
+
+    #[test]
+    fn messages_name_the_cause_per_master() {
+        let e = LockError::NoQuorum {
+            operation: Operation::Acquire,
+            resource: Arc::from(&b"r\xff"[..]),
+            quorum: 2,
+            masters: 3,
+            outcomes: vec![
+                NodeOutcome {
+                    master: "redis://a".into(),
+                    status: NodeStatus::Failed(NodeError::Auth("WRONGPASS".into())),
+                },
+                NodeOutcome {
+                    master: "redis://b".into(),
+                    status: NodeStatus::Failed(NodeError::Timeout(Duration::from_millis(50))),
+                },
+            ],
+        };
+        let s = e.to_string();
+        assert!(s.contains("r\\xff"), "{s}");
+        assert!(
+            s.contains("redis://a: authentication failed: WRONGPASS"),
+            "{s}"
+        );
+        assert!(s.contains("timed out after 50ms"), "{s}");
+        assert!(e.is_unavailable() && e.is_auth() && !e.is_conflict());
+    }
+}

@@ -1,0 +1,134 @@
+//! Key naming and tokens: one place for every name the library writes to Redis.
+//!
+//! - lock key: `prefix + resource`, byte for byte, so that a lock taken by another Redlock
+//!   library on the same name excludes ours and vice versa (SPEC §2);
+//! - fencing counter: `{<lock key>}:fence`, or `<lock key>:fence` when the lock key already
+//!   carries a hash tag, so both keys share a hash slot (SPEC §6);
+//! - token: 128 random bits from the thread-local CSPRNG, as 32 lowercase hex digits.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The lock key for a resource: the configured prefix followed by the resource bytes.
+pub(crate) fn lock_key(prefix: &[u8], resource: &[u8]) -> Arc<[u8]> {
+    let mut key = Vec::with_capacity(prefix.len().saturating_add(resource.len()));
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(resource);
+    key.into()
+}
+
+/// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
+pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
+    const SUFFIX: &[u8] = b":fence";
+    let mut key = Vec::with_capacity(
+        lock_key
+            .len()
+            .saturating_add(SUFFIX.len())
+            .saturating_add(2),
+    );
+    if has_hash_tag(lock_key) {
+        key.extend_from_slice(lock_key);
+    } else {
+        key.push(b'{');
+        key.extend_from_slice(lock_key);
+        key.push(b'}');
+    }
+    key.extend_from_slice(SUFFIX);
+    key.into()
+}
+
+/// Whether Redis Cluster would hash only part of this key: a `{` followed later by a `}`
+/// with at least one byte between them (the cluster spec's "hash tags").
+pub(crate) fn has_hash_tag(key: &[u8]) -> bool {
+    let Some(open) = key.iter().position(|b| *b == b'{') else {
+        return false;
+    };
+    let rest = key.get(open.saturating_add(1)..).unwrap_or_default();
+    matches!(rest.iter().position(|b| *b == b'}'), Some(close) if close > 0)
+}
+
+/// A fresh lock token: 128 bits from `rand`'s thread-local CSPRNG (ChaCha, reseeded from the
+/// OS), hex-encoded. One per acquisition attempt, never reused.
+pub(crate) fn new_token() -> Arc<str> {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}").into()
+}
+
+/// At most this many characters of a resource name appear in messages and logs.
+const SHOWN_CHARS: usize = 64;
+
+/// A resource name made safe to print: invalid UTF-8 and control characters are escaped,
+/// and long names are cut at 64 characters with the full length noted.
+pub(crate) struct Printable<'a>(pub(crate) &'a [u8]);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = 0usize;
+        for chunk in self.0.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if shown == SHOWN_CHARS {
+                    return write!(f, "…({} bytes)", self.0.len());
+                }
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    write!(f, "{c}")?;
+                }
+                shown = shown.saturating_add(1);
+            }
+            for b in chunk.invalid() {
+                if shown == SHOWN_CHARS {
+                    return write!(f, "…({} bytes)", self.0.len());
+                }
+                write!(f, "\\x{b:02x}")?;
+                shown = shown.saturating_add(1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first 8 characters of a token, enough to tell holders apart in logs without letting a
+/// reader of the logs release or extend the lock.
+pub(crate) fn token_prefix(token: &[u8]) -> Printable<'_> {
+    Printable(token.get(..8).unwrap_or(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_key_is_prefix_then_resource_bytes() {
+        assert_eq!(&*lock_key(b"", b"orders:42"), b"orders:42");
+        assert_eq!(&*lock_key(b"app:", b"\xff\x00r"), b"app:\xff\x00r");
+    }
+
+    #[test]
+    fn fence_key_shares_the_hash_slot() {
+        assert_eq!(&*fence_key(b"orders:42"), b"{orders:42}:fence");
+        assert_eq!(&*fence_key(b"a:b{c}d"), b"a:b{c}d:fence");
+        // "{}" is not a hash tag: the whole key is hashed, so we add our own braces.
+        assert_eq!(&*fence_key(b"x{}y"), b"{x{}y}:fence");
+        assert!(!has_hash_tag(b"no}tag{"));
+    }
+
+    #[test]
+    fn tokens_are_128_bit_hex_and_distinct() {
+        let a = new_token();
+        let b = new_token();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn printable_escapes_and_truncates() {
+        assert_eq!(Printable(b"ok\xff\x00").to_string(), "ok\\xff\\u{0}");
+        let long = vec![b'a'; 70_000];
+        let shown = Printable(&long).to_string();
+        assert!(shown.starts_with(&"a".repeat(64)));
+        assert!(shown.ends_with("…(70000 bytes)"));
+        assert_eq!(token_prefix(b"0123456789abcdef").to_string(), "01234567");
+    }
+}

@@ -1,0 +1,161 @@
+//! [`Lock`], the handle of an acquired lock, and [`LockState`], the quorum view of a resource.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::NodeOutcome;
+use crate::keys::{Printable, token_prefix};
+
+/// An acquired lock: the resource, our token, and a monotonic deadline.
+///
+/// The lock is safe to rely on until [`deadline`](Self::deadline): `start + ttl − drift`,
+/// where `start` was taken just before the first request of the winning attempt (Redlock
+/// spec, step 3–4). The deadline is a [`tokio::time::Instant`], so [`is_valid`](Self::is_valid)
+/// turns false by itself when it passes; wall-clock steps on this host do not move it.
+///
+/// A `Lock` is released only by [`LockManager::unlock`](crate::LockManager::unlock); dropping
+/// it leaves the keys on the masters until their TTL ends. It cannot be cloned or forged: the
+/// only way to get one is to acquire it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+/// let mut lock = manager.lock("orders:42").await?;
+/// assert!(lock.is_valid());
+/// println!("held for {:?} more", lock.validity());
+/// manager.unlock(&mut lock).await?;
+/// assert!(!lock.is_valid());
+/// # Ok(()) }
+/// ```
+#[must_use = "a lock is released only by `LockManager::unlock`; dropped, its keys stay until the TTL ends"]
+pub struct Lock {
+    pub(crate) resource: Arc<[u8]>,
+    pub(crate) key: Arc<[u8]>,
+    pub(crate) token: Arc<str>,
+    pub(crate) ttl: Duration,
+    pub(crate) deadline: Instant,
+}
+
+impl Lock {
+    /// The resource name, as given to `lock`.
+    pub fn resource(&self) -> &[u8] {
+        &self.resource
+    }
+
+    /// The token (lock value): 128 random bits as 32 hex digits, unique to this acquisition.
+    /// Anyone who knows it can release or extend the lock: keep it out of logs.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The TTL of the last successful acquisition or extension.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The instant after which the lock must be considered lost: `start + ttl − drift` of the
+    /// last successful acquisition or extension (or the moment it was released or found lost).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Time left until the deadline; zero once it has passed (never negative).
+    pub fn validity(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// True until the deadline passes, and false from then on (or once released).
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < self.deadline
+    }
+
+    /// Ends the validity now (after a release, or when the masters said it is not ours).
+    pub(crate) fn invalidate(&mut self, at: Instant) {
+        self.deadline = self.deadline.min(at);
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("resource", &Printable(&self.resource).to_string())
+            .field(
+                "token",
+                &format_args!("{}…", token_prefix(self.token.as_bytes())),
+            )
+            .field("ttl", &self.ttl)
+            .field("validity", &self.validity())
+            .finish()
+    }
+}
+
+/// The value found under a resource's key: a token of ours, or another library's value.
+/// `Debug` shows only its first 8 bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HolderToken(pub(crate) Vec<u8>);
+
+impl HolderToken {
+    /// The raw value (not necessarily UTF-8 when another program wrote it).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HolderToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HolderToken({}…)", token_prefix(&self.0))
+    }
+}
+
+/// Who holds a resource, in the view of a quorum of masters
+/// ([`LockManager::is_locked`](crate::LockManager::is_locked)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockState {
+    /// No key on a majority of masters: nobody holds the lock.
+    Free,
+    /// One token holds the key on a majority of masters.
+    Held {
+        /// The holder's token. Compare with [`LockState::is_held_by`].
+        holder: HolderToken,
+        /// How long the majority keeps holding it (the quorum-th longest remaining TTL);
+        /// `None` when the keys have no TTL (set by something other than a lock library).
+        remaining: Option<Duration>,
+    },
+    /// Neither: the masters disagree (an acquisition in progress, a partial or expiring
+    /// lock, or a non-lock value). Nobody can be relied upon to hold it.
+    Unsettled {
+        /// Per-master answers.
+        outcomes: Vec<NodeOutcome>,
+    },
+}
+
+impl LockState {
+    /// True when nobody holds the resource on a majority.
+    pub fn is_free(&self) -> bool {
+        matches!(self, Self::Free)
+    }
+
+    /// True when some token holds the resource on a majority.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Self::Held { .. })
+    }
+
+    /// True when `lock`'s token holds the resource on a majority: held by this handle.
+    /// `is_locked() && !is_held_by(lock)` means held by someone else.
+    pub fn is_held_by(&self, lock: &Lock) -> bool {
+        matches!(self, Self::Held { holder, .. } if holder.0 == lock.token.as_bytes())
+    }
+
+    /// Remaining time of a held lock (see [`LockState::Held`]).
+    pub fn remaining(&self) -> Option<Duration> {
+        match self {
+            Self::Held { remaining, .. } => *remaining,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! [`LockManager`]: the public entry points. Thin: each delegates to a round of requests
+//! ([`Round`]) and a pure decision ([`quorum`]).
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use crate::attempt::{self, AcquireOptions};
+use crate::config::{LockManagerBuilder, Settings};
+use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+use crate::keys::{self, Printable};
+use crate::lock::{HolderToken, Lock, LockState};
+use crate::node::{CasReply, Node, Peek};
+use crate::quorum::{self, Verdict, Vote};
+use crate::round::Round;
+
+/// State shared by a manager, its clones and its background tasks.
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) nodes: Vec<Arc<Node>>,
+    /// Owner of every background task (cleanup releases, stragglers of decided rounds).
+    pub(crate) tasks: TaskTracker,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn check_open(&self) -> Result<(), LockError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(LockError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A compare-and-delete round on the masters for which `ask` is true.
+    pub(crate) fn release_round(
+        &self,
+        key: &Arc<[u8]>,
+        token: &Arc<str>,
+        ask: impl Fn(usize) -> bool,
+    ) -> Round<CasReply> {
+        Round::start(&self.nodes, ask, cas_vote, |node| {
+            let (key, token) = (Arc::clone(key), Arc::clone(token));
+            async move { node.release(&key, &token).await }
+        })
+    }
+
+    /// Releases `token` on every master in a tracked background task.
+    pub(crate) fn spawn_release(self: &Arc<Self>, key: Arc<[u8]>, token: Arc<str>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("no tokio runtime: the keys will expire by their TTL");
+            return;
+        };
+        let shared = Arc::clone(self);
+        runtime.spawn(self.tasks.track_future(async move {
+            let mut round = shared.release_round(&key, &token, |_| true);
+            round.settle().await;
+        }));
+    }
+}
+
+fn cas_vote(reply: &Result<CasReply, NodeError>) -> Vote {
+    match reply {
+        Ok(CasReply::Done) => Vote::Yes,
+        Ok(_) => Vote::No,
+        Err(_) => Vote::Failed,
+    }
+}
+
+/// A Redlock lock manager over N independent Redis masters.
+///
+/// Cheap to clone (all clones share one connection per master and one set of background
+/// tasks). Build it with [`LockManager::builder`].
+///
+/// Algorithm: the Redlock spec (<https://redis.io/docs/latest/develop/clients/patterns/distributed-locks/>),
+/// with every request sent to all masters in parallel and decided as soon as a quorum
+/// (`N/2 + 1`) is reached or has become impossible; see the crate docs for what it assumes.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tokio_redlock::LockManager;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = LockManager::builder()
+///     .servers(["redis://127.0.0.1:6379", "redis://127.0.0.1:6380", "redis://127.0.0.1:6381"])
+///     .build()?;
+/// let mut lock = manager.lock("orders:42").ttl(Duration::from_secs(30)).await?;
+/// // ... work that must not run twice at once, finished before lock.deadline() ...
+/// manager.unlock(&mut lock).await?;
+/// manager.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LockManager {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for LockManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masters: Vec<&str> = self.masters().collect();
+        f.debug_struct("LockManager")
+            .field("masters", &masters)
+            .field("settings", &self.shared.settings)
+            .finish()
+    }
+}
+
+impl LockManager {
+    /// A builder with every setting at its default; add servers and call `build()`.
+    pub fn builder() -> LockManagerBuilder {
+        LockManagerBuilder::default()
+    }
+
+    pub(crate) fn from_parts(settings: Settings, nodes: Vec<Arc<Node>>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                nodes,
+                tasks: TaskTracker::new(),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The masters' addresses, passwords redacted, in configuration order.
+    pub fn masters(&self) -> impl Iterator<Item = &str> {
+        self.shared.nodes.iter().map(|n| &**n.address())
+    }
+
+    /// Masters needed for a quorum: `N/2 + 1`.
+    pub fn quorum(&self) -> usize {
+        quorum::quorum(self.shared.nodes.len())
+    }
+
+    /// The default TTL of new locks.
+    pub fn ttl(&self) -> Duration {
+        self.shared.settings.ttl
+    }
+
+    /// Background tasks still running: cleanup releases of dropped acquisitions and requests
+    /// of decided rounds still awaiting a slow master. Each ends within its masters'
+    /// timeouts. Useful to check that nothing is left running.
+    pub fn background_tasks(&self) -> usize {
+        self.shared.tasks.len()
+    }
+
+    /// Starts acquiring `resource` with the manager's TTL and retry settings; `.await` it, or
+    /// adjust it first with [`LockRequest::ttl`] and [`LockRequest::retry_count`].
+    ///
+    /// The resource is any bytes (`&str`, `String`, `&[u8]`, `Vec<u8>`); its key is the
+    /// configured prefix followed by those bytes.
+    ///
+    /// # Errors
+    ///
+    /// - [`LockError::Conflict`] when the resource stayed held elsewhere through every attempt;
+    /// - [`LockError::NoQuorum`] at once when too few masters are reachable (not retried);
+    /// - [`LockError::ValidityExhausted`] when every quorum came too late for the TTL;
+    /// - [`LockError::NotALock`] when a non-lock value sits under the key (not retried);
+    /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL),
+    ///   before any request;
+    /// - [`LockError::Closed`] after [`close`](Self::close).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point leaves no key behind for longer than one cleanup
+    /// round trip: if requests have left, a release of that attempt's token is sent to every
+    /// master in a background task ([`background_tasks`](Self::background_tasks) counts it).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// match manager.lock("report:daily").ttl(Duration::from_secs(60)).await {
+    ///     Ok(mut lock) => {
+    ///         // ... run the report ...
+    ///         manager.unlock(&mut lock).await?;
+    ///     }
+    ///     Err(e) if e.is_conflict() => println!("another host runs it"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn lock(&self, resource: impl AsRef<[u8]>) -> LockRequest<'_> {
+        LockRequest {
+            manager: self,
+            resource: resource.as_ref().into(),
+            options: AcquireOptions {
+                ttl: self.shared.settings.ttl,
+                retry_count: self.shared.settings.retry_count,
+            },
+        }
+    }
+
+    /// One attempt to acquire `resource`, no retry: `lock(resource).retry_count(0)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Self::lock).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`lock`](Self::lock): a dropped future leaves no key behind.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// if let Ok(mut lock) = manager.try_lock("cron:cleanup").await {
+    ///     manager.unlock(&mut lock).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_lock(&self, resource: impl AsRef<[u8]>) -> Result<Lock, LockError> {
+        self.lock(resource).retry_count(0).await
+    }
+
+    /// Releases `lock` on every master (compare-and-delete: only where the key still holds
+    /// our token). Afterwards the handle reports itself invalid, whatever the outcome; calling
+    /// `unlock` again is harmless and retries the release.
+    ///
+    /// Returns as soon as a quorum has answered either way; requests to slower masters finish
+    /// in the background.
+    ///
+    /// # Errors
+    ///
+    /// - [`LockError::NotHeld`] when the answers show the lock was no longer ours on a
+    ///   majority (expired, or taken by another holder) — the hold had lapsed;
+    /// - [`LockError::NoQuorum`] when too few masters answered to know, with per-master causes.
+    ///
+    /// In every case each reachable master that still had our token has deleted it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the handle as it was (still claiming the lock until its
+    /// deadline), so a second `unlock` can finish the job; it never reports "not owner" while
+    /// a key still holds its token. Keys that were not deleted expire by their TTL.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut lock = manager.lock("r").await?;
+    /// match manager.unlock(&mut lock).await {
+    ///     Ok(()) => {}
+    ///     Err(e) if e.is_not_held() => eprintln!("the lock had expired before we released it"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn unlock(&self, lock: &mut Lock) -> Result<(), LockError> {
+        let shared = &self.shared;
+        let started = Instant::now();
+        let mut round = shared.release_round(&lock.key, &lock.token, |_| true);
+        let verdict = round.decide().await;
+        let tally = *round.tally();
+        let outcomes = round.outcomes(&shared.nodes, |r| r.status());
+        round.finish_in_background(&shared.tasks);
+        lock.invalidate(started);
+        tracing::debug!(
+            resource = %Printable(&lock.resource),
+            token = %keys::token_prefix(lock.token.as_bytes()),
+            released = tally.yes(),
+            ?verdict,
+            elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "release round"
+        );
+        self.cas_result(
+            Operation::Release,
+            verdict,
+            &tally,
+            &lock.resource,
+            outcomes,
+        )
+    }
+
+    /// Resets the lock's TTL to `ttl` from now on every master where the key still holds our
+    /// token (compare-and-`PEXPIRE`; a key that expired is never re-created). On success the
+    /// deadline moves to `start + ttl − drift`, `start` taken before the requests left.
+    /// One round, no retry.
+    ///
+    /// # Errors
+    ///
+    /// - [`LockError::NotHeld`] when a majority shows the lock is not ours any more; the
+    ///   handle then reports itself invalid;
+    /// - [`LockError::NoQuorum`] when too few masters answered; the old deadline stands;
+    /// - [`LockError::ValidityExhausted`] when a quorum extended but too late for the TTL
+    ///   (the masters did apply it); the old deadline stands;
+    /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL).
+    ///
+    /// Nothing is deleted on failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the handle unchanged (old deadline). Some masters may have
+    /// extended their key; it expires by the new TTL, and `unlock` still deletes it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut lock = manager.lock("migration").await?;
+    /// manager.extend(&mut lock, Duration::from_secs(30)).await?;
+    /// assert!(lock.validity() > Duration::from_secs(29));
+    /// # manager.unlock(&mut lock).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend(&self, lock: &mut Lock, ttl: Duration) -> Result<(), LockError> {
+        ConfigError::check_ttl(ttl).map_err(|e| LockError::InvalidArgument(e.to_string()))?;
+        self.shared.check_open()?;
+        let shared = &self.shared;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let start = Instant::now();
+        let mut round = Round::start(
+            &shared.nodes,
+            |_| true,
+            cas_vote,
+            |node| {
+                let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
+                async move { node.extend(&key, &token, ttl_ms).await }
+            },
+        );
+        let verdict = round.decide().await;
+        let elapsed = start.elapsed();
+        let tally = *round.tally();
+        let outcomes = round.outcomes(&shared.nodes, |r| r.status());
+        round.finish_in_background(&shared.tasks);
+        tracing::debug!(
+            resource = %Printable(&lock.resource),
+            token = %keys::token_prefix(lock.token.as_bytes()),
+            extended = tally.yes(),
+            ?verdict,
+            elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "extend round"
+        );
+        if verdict == Verdict::Won {
+            let deadline = quorum::lease(ttl, shared.settings.drift_factor)
+                .and_then(|lease| start.checked_add(lease));
+            return match deadline {
+                Some(deadline) if Instant::now() < deadline => {
+                    lock.deadline = deadline;
+                    lock.ttl = ttl;
+                    Ok(())
+                }
+                _ => Err(LockError::ValidityExhausted {
+                    operation: Operation::Extend,
+                    resource: Arc::clone(&lock.resource),
+                    ttl,
+                    elapsed,
+                    attempts: 1,
+                }),
+            };
+        }
+        let result = self.cas_result(Operation::Extend, verdict, &tally, &lock.resource, outcomes);
+        if matches!(result, Err(LockError::NotHeld { .. })) {
+            lock.invalidate(start);
+        }
+        result
+    }
+
+    /// The verdict of a compare-and-act round (release, extend) as a result.
+    fn cas_result(
+        &self,
+        operation: Operation,
+        verdict: Verdict,
+        tally: &quorum::Tally,
+        resource: &Arc<[u8]>,
+        outcomes: Vec<NodeOutcome>,
+    ) -> Result<(), LockError> {
+        if verdict == Verdict::Won {
+            Ok(())
+        } else if tally.refused_by_majority() {
+            Err(LockError::NotHeld {
+                operation,
+                resource: Arc::clone(resource),
+                outcomes,
+            })
+        } else {
+            Err(self.no_quorum(operation, resource, outcomes))
+        }
+    }
+
+    fn no_quorum(
+        &self,
+        operation: Operation,
+        resource: &Arc<[u8]>,
+        outcomes: Vec<NodeOutcome>,
+    ) -> LockError {
+        LockError::NoQuorum {
+            operation,
+            resource: Arc::clone(resource),
+            quorum: self.quorum(),
+            masters: self.shared.nodes.len(),
+            outcomes,
+        }
+    }
+
+    /// Who holds `resource`, in the view of a quorum of masters: [`LockState::Free`],
+    /// [`LockState::Held`] (with the holder's token and remaining time — compare it with your
+    /// own lock with [`LockState::is_held_by`]), or [`LockState::Unsettled`]. Read-only: it
+    /// answers while the masters' writes are paused, and changes nothing.
+    ///
+    /// Returns as soon as the answers of a quorum settle it.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::NoQuorum`] when fewer than a quorum of masters answered.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let lock = manager.lock("r").await?;
+    /// let state = manager.is_locked("r").await?;
+    /// assert!(state.is_held_by(&lock));
+    /// println!("held for {:?} more", state.remaining());
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_locked(&self, resource: impl AsRef<[u8]>) -> Result<LockState, LockError> {
+        self.shared.check_open()?;
+        let shared = &self.shared;
+        let resource: Arc<[u8]> = resource.as_ref().into();
+        let key = keys::lock_key(&shared.settings.key_prefix, &resource);
+        let mut round = Round::start(
+            &shared.nodes,
+            |_| true,
+            |r| if r.is_ok() { Vote::Yes } else { Vote::Failed },
+            |node| {
+                let key = Arc::clone(&key);
+                async move { node.peek(&key).await }
+            },
+        );
+        let q = self.quorum();
+        let state = loop {
+            let done = round.next_reply().await.is_none();
+            if let Some(state) = settled_state(&round, q) {
+                break Some(state);
+            }
+            if done {
+                break None;
+            }
+        };
+        let outcomes = round.outcomes(&shared.nodes, peek_status);
+        let answered = round.replies().filter(|(_, r)| r.is_ok()).count();
+        round.finish_in_background(&shared.tasks);
+        match state {
+            Some(state) => Ok(state),
+            None if answered >= q => Ok(LockState::Unsettled { outcomes }),
+            None => Err(self.no_quorum(Operation::Query, &resource, outcomes)),
+        }
+    }
+
+    /// Stops the manager: new operations fail with [`LockError::Closed`], background cleanup
+    /// releases are awaited (each bounded by the masters' timeouts), and connections are
+    /// dropped. Locks still held are not released: release them first, or they expire by
+    /// their TTL.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops waiting for the background tasks; they still run to their
+    /// end, and the manager stays closed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) {
+    /// manager.close().await;
+    /// assert!(manager.try_lock("r").await.unwrap_err().is_unavailable());
+    /// # }
+    /// ```
+    pub async fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+        for node in &self.shared.nodes {
+            node.disconnect();
+        }
+    }
+}
+
+/// Decides the quorum view from the answers so far, if they settle it.
+fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
+    let mut absent = 0usize;
+    let mut holders: Vec<(&[u8], Vec<Option<Duration>>)> = Vec::new();
+    for (_, reply) in round.replies() {
+        match reply {
+            Ok(Peek::Absent) => absent = absent.saturating_add(1),
+            Ok(Peek::Value { value, remaining }) => {
+                match holders.iter_mut().find(|(v, _)| *v == value.as_slice()) {
+                    Some((_, ttls)) => ttls.push(*remaining),
+                    None => holders.push((value, vec![*remaining])),
+                }
+            }
+            Ok(Peek::NotALock) | Err(_) => {}
+        }
+    }
+    if absent >= q {
+        return Some(LockState::Free);
+    }
+    let (holder, mut ttls) = holders.into_iter().find(|(_, ttls)| ttls.len() >= q)?;
+    // The majority holds until its q-th longest TTL ends; `None` (no TTL) sorts last.
+    ttls.sort_by(|a, b| match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => b.cmp(a),
+    });
+    let remaining = ttls.get(q.saturating_sub(1)).copied().flatten();
+    Some(LockState::Held {
+        holder: HolderToken(holder.to_vec()),
+        remaining,
+    })
+}
+
+fn peek_status(p: &Peek) -> NodeStatus {
+    match p {
+        Peek::Absent => NodeStatus::Absent,
+        Peek::Value { remaining, .. } => NodeStatus::HeldByOther {
+            remaining: *remaining,
+        },
+        Peek::NotALock => NodeStatus::NotALock,
+    }
+}
+
+/// A pending acquisition of one resource; `.await` it to get a [`Lock`].
+///
+/// Created by [`LockManager::lock`]; each setting defaults to the manager's.
+#[must_use = "a lock request does nothing until awaited"]
+pub struct LockRequest<'a> {
+    manager: &'a LockManager,
+    resource: Arc<[u8]>,
+    options: AcquireOptions,
+}
+
+impl fmt::Debug for LockRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockRequest")
+            .field("resource", &Printable(&self.resource).to_string())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl LockRequest<'_> {
+    /// TTL for this lock, sent as `PX` milliseconds (from 1 ms to [`MAX_TTL`](crate::MAX_TTL)).
+    /// Default: the manager's [`ttl`](crate::LockManagerBuilder::ttl) (10 s unless set).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.options.ttl = ttl;
+        self
+    }
+
+    /// Retries after the first attempt for this lock (`0`: one attempt).
+    /// Default: the manager's [`retry_count`](crate::LockManagerBuilder::retry_count) (3 unless set).
+    pub fn retry_count(mut self, retries: u32) -> Self {
+        self.options.retry_count = retries;
+        self
+    }
+}
+
+impl<'a> IntoFuture for LockRequest<'a> {
+    type Output = Result<Lock, LockError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let shared = &self.manager.shared;
+        Box::pin(attempt::acquire(shared, self.resource, self.options))
+    }
+}

@@ -1,0 +1,429 @@
+//! One Redis master: a lazily opened multiplexed connection, script calls bounded by the
+//! per-master timeout, and the classification of every reply or error, done once, here.
+//!
+//! Why not `redis::aio::ConnectionManager`: it retries a failed connect with backoff inside a
+//! shared future, so a wrong password shows up as our per-request *timeout* (the cause is
+//! lost), and a connect failure that is not an I/O error is never retried. Here a connect is
+//! tried once per request, bounded by `connect_timeout`, its error is reported as it is, and
+//! the next request simply tries again. A request is never resent: what the caller sees is
+//! what the server answered, or an error.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
+
+use crate::error::{ConfigError, NodeError, NodeStatus, redact_url};
+use crate::scripts::{self, LuaScript};
+
+/// The answer of the acquire script on one master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcquireReply {
+    /// Our `SET NX` succeeded.
+    Granted,
+    /// Another token holds the key, with its remaining TTL when it has one.
+    Held { remaining: Option<Duration> },
+    /// The key exists and is not a string.
+    NotALock,
+}
+
+/// The answer of a compare-and-act script (release, extend) on one master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CasReply {
+    /// The key held our token and the action was done.
+    Done,
+    /// No key.
+    Absent,
+    /// The key holds another token.
+    Other,
+    /// The key is not a string.
+    NotALock,
+}
+
+/// What a master holds under a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Peek {
+    /// No key.
+    Absent,
+    /// A string value with its remaining TTL (`None`: the key has no TTL).
+    Value {
+        value: Vec<u8>,
+        remaining: Option<Duration>,
+    },
+    /// The key exists and is not a string.
+    NotALock,
+}
+
+/// The connection currently in use, tagged so a failure can only discard the connection it
+/// happened on (not a newer one another task opened meanwhile).
+struct Current {
+    generation: u64,
+    connection: MultiplexedConnection,
+}
+
+/// One master of the quorum.
+pub(crate) struct Node {
+    /// The URL as configured, password replaced by `***`.
+    address: Arc<str>,
+    client: redis::Client,
+    /// Passwords from the URL, scrubbed from any error text.
+    secrets: Vec<String>,
+    node_timeout: Duration,
+    connect_timeout: Duration,
+    current: Mutex<Option<Current>>,
+    /// Serialises connection attempts, so a burst of requests opens one connection.
+    connecting: tokio::sync::Mutex<u64>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Parses a URL; never connects.
+    pub(crate) fn new(
+        url: &str,
+        node_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, ConfigError> {
+        let address: Arc<str> = redact_url(url).into();
+        let mut secrets = Vec::new();
+        if let Ok(parsed) = url::Url::parse(url)
+            && let Some(pw) = parsed.password()
+        {
+            secrets.push(pw.to_owned());
+            if let Ok(decoded) = percent_decode(pw) {
+                secrets.push(decoded);
+            }
+        }
+        let client = redis::Client::open(url).map_err(|e| ConfigError::InvalidUrl {
+            url: address.to_string(),
+            reason: scrub(&e.to_string(), &secrets),
+        })?;
+        Ok(Self {
+            address,
+            client,
+            secrets,
+            node_timeout,
+            connect_timeout,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(0),
+        })
+    }
+
+    /// The redacted address.
+    pub(crate) fn address(&self) -> &Arc<str> {
+        &self.address
+    }
+
+    /// The identity of the master (host, port, db) for duplicate detection.
+    pub(crate) fn identity(&self) -> String {
+        let info = self.client.get_connection_info();
+        format!("{:?}/{}", info.addr(), info.redis_settings().db())
+    }
+
+    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
+        let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|c| (c.generation, c.connection.clone()))
+    }
+
+    /// The shared connection, opened on first use (bounded by `connect_timeout`).
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), NodeError> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let mut generation = self.connecting.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        // The redis crate's own response timeout is off: every request is bounded by
+        // `node_timeout` below, which also leaves late replies routed to nobody.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None);
+        let connect = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
+        let connection = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.classify(&e)),
+            Err(_) => return Err(NodeError::Timeout(self.connect_timeout)),
+        };
+        *generation = generation.wrapping_add(1);
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        *current = Some(Current {
+            generation: *generation,
+            connection: connection.clone(),
+        });
+        Ok((*generation, connection))
+    }
+
+    /// Forgets the connection of `generation` after it broke, so the next request reconnects.
+    fn discard(&self, generation: u64) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
+            *current = None;
+        }
+    }
+
+    /// Drops the connection (used by `close`).
+    pub(crate) fn disconnect(&self) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        *current = None;
+    }
+
+    /// Runs a script by `EVALSHA`, falling back to one `EVAL` (which also caches it) after
+    /// `NOSCRIPT`: at most one extra round trip after a restart or `SCRIPT FLUSH`.
+    async fn eval(
+        &self,
+        script: &LuaScript,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<Value, NodeError> {
+        let (generation, mut con) = self.connection().await?;
+        let request = async {
+            let mut evalsha = redis::cmd("EVALSHA");
+            evalsha.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
+            match evalsha.query_async::<Value>(&mut con).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    tracing::debug!(master = %self.address, "NOSCRIPT: sending the script body");
+                    let mut eval = redis::cmd("EVAL");
+                    eval.arg(script.body).arg(keys.len()).arg(keys).arg(args);
+                    eval.query_async::<Value>(&mut con).await
+                }
+                other => other,
+            }
+        };
+        self.finish(generation, request).await
+    }
+
+    /// Bounds a request by `node_timeout` and classifies its error.
+    async fn finish<T>(
+        &self,
+        generation: u64,
+        request: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, NodeError> {
+        match tokio::time::timeout(self.node_timeout, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_unrecoverable_error() || e.is_io_error() {
+                    self.discard(generation);
+                }
+                Err(self.classify(&e))
+            }
+            // The connection is kept: a slow or paused master answers later, and the
+            // multiplexer routes that late reply to nobody.
+            Err(_) => Err(NodeError::Timeout(self.node_timeout)),
+        }
+    }
+
+    /// Runs the acquire script.
+    pub(crate) async fn acquire(
+        &self,
+        key: &[u8],
+        fence_key: &[u8],
+        token: &str,
+        ttl_ms: u64,
+        fencing: bool,
+    ) -> Result<AcquireReply, NodeError> {
+        let ttl = ttl_ms.to_string();
+        let fencing: &[u8] = if fencing { b"1" } else { b"0" };
+        let reply = self
+            .eval(
+                &scripts::ACQUIRE,
+                &[key, fence_key],
+                &[token.as_bytes(), ttl.as_bytes(), fencing],
+            )
+            .await?;
+        let (code, _fence, pttl) = triple(&reply)?;
+        let remaining = u64::try_from(pttl).ok().map(Duration::from_millis);
+        match code {
+            1 => Ok(AcquireReply::Granted),
+            0 => Ok(AcquireReply::Held { remaining }),
+            -1 => Ok(AcquireReply::NotALock),
+            _ => Err(unexpected(&reply)),
+        }
+    }
+
+    /// Runs the compare-and-delete script.
+    pub(crate) async fn release(&self, key: &[u8], token: &str) -> Result<CasReply, NodeError> {
+        let reply = self
+            .eval(&scripts::RELEASE, &[key], &[token.as_bytes()])
+            .await?;
+        cas_reply(&reply)
+    }
+
+    /// Runs the compare-and-`PEXPIRE` script.
+    pub(crate) async fn extend(
+        &self,
+        key: &[u8],
+        token: &str,
+        ttl_ms: u64,
+    ) -> Result<CasReply, NodeError> {
+        let ttl = ttl_ms.to_string();
+        let reply = self
+            .eval(
+                &scripts::EXTEND,
+                &[key],
+                &[token.as_bytes(), ttl.as_bytes()],
+            )
+            .await?;
+        cas_reply(&reply)
+    }
+
+    /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
+    /// still answers while the master's writes are paused (`CLIENT PAUSE WRITE`).
+    pub(crate) async fn peek(&self, key: &[u8]) -> Result<Peek, NodeError> {
+        let (generation, mut con) = self.connection().await?;
+        let request = async {
+            let mut pipe = redis::pipe();
+            pipe.atomic().cmd("PTTL").arg(key).cmd("GET").arg(key);
+            match pipe.query_async::<(i64, Option<Vec<u8>>)>(&mut con).await {
+                Ok((pttl, Some(value))) => Ok(Peek::Value {
+                    value,
+                    remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
+                }),
+                Ok((_, None)) => Ok(Peek::Absent),
+                Err(e) if e.code() == Some("WRONGTYPE") => Ok(Peek::NotALock),
+                Err(e) => Err(e),
+            }
+        };
+        self.finish(generation, request).await
+    }
+
+    /// Maps a client error to a [`NodeError`], scrubbing secrets from its text.
+    fn classify(&self, e: &RedisError) -> NodeError {
+        let text = || scrub(&e.to_string(), &self.secrets);
+        let code = e.code().unwrap_or_default();
+        match code {
+            "NOAUTH" | "WRONGPASS" => return NodeError::Auth(text()),
+            "NOPERM" => return NodeError::NoPermission(text()),
+            "OOM" => return NodeError::OutOfMemory(text()),
+            "READONLY" | "MISCONF" => return NodeError::ReadOnly(text()),
+            _ => {}
+        }
+        if e.kind() == ErrorKind::AuthenticationFailed {
+            return NodeError::Auth(text());
+        }
+        if e.is_timeout() {
+            return NodeError::Timeout(self.node_timeout);
+        }
+        if e.is_connection_refusal() {
+            return NodeError::Refused;
+        }
+        if e.is_io_error() || e.is_connection_dropped() {
+            return NodeError::Connection(text());
+        }
+        if let ErrorKind::Server(_) | ErrorKind::Extension = e.kind() {
+            return NodeError::Server {
+                code: code.to_owned(),
+                message: scrub(e.detail().unwrap_or_default(), &self.secrets),
+            };
+        }
+        NodeError::Connection(text())
+    }
+}
+
+/// Decodes `%XX` escapes of a URL password (the server compares the decoded form).
+fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8(bytes)
+}
+
+/// Replaces every configured secret in `text` by `***`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
+}
+
+fn unexpected(reply: &Value) -> NodeError {
+    let mut shown = format!("{reply:?}");
+    shown.truncate(120);
+    NodeError::UnexpectedReply(shown)
+}
+
+fn triple(reply: &Value) -> Result<(i64, i64, i64), NodeError> {
+    if let Value::Array(items) = reply
+        && let [Value::Int(a), Value::Int(b), Value::Int(c)] = items.as_slice()
+    {
+        return Ok((*a, *b, *c));
+    }
+    Err(unexpected(reply))
+}
+
+fn cas_reply(reply: &Value) -> Result<CasReply, NodeError> {
+    match reply {
+        Value::Int(1) => Ok(CasReply::Done),
+        Value::Int(0) => Ok(CasReply::Absent),
+        Value::Int(-1) => Ok(CasReply::Other),
+        Value::Int(-2) => Ok(CasReply::NotALock),
+        _ => Err(unexpected(reply)),
+    }
+}
+
+impl AcquireReply {
+    /// The public status for this reply.
+    pub(crate) fn status(self) -> NodeStatus {
+        match self {
+            Self::Granted => NodeStatus::Done,
+            Self::Held { remaining } => NodeStatus::HeldByOther { remaining },
+            Self::NotALock => NodeStatus::NotALock,
+        }
+    }
+}
+
+impl CasReply {
+    /// The public status for this reply.
+    pub(crate) fn status(self) -> NodeStatus {
+        match self {
+            Self::Done => NodeStatus::Done,
+            Self::Absent => NodeStatus::Absent,
+            Self::Other => NodeStatus::HeldByOther { remaining: None },
+            Self::NotALock => NodeStatus::NotALock,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed_in_both_forms() {
+        let node = Node::new(
+            "redis://user:p%40ss@127.0.0.1:1",
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(&**node.address(), "redis://user:***@127.0.0.1:1");
+        assert_eq!(
+            scrub("bad p@ss and p%40ss", &node.secrets),
+            "bad *** and ***"
+        );
+        assert!(!format!("{node:?}").contains("p%40ss"));
+    }
+
+    #[test]
+    fn replies_are_classified() {
+        assert_eq!(cas_reply(&Value::Int(1)), Ok(CasReply::Done));
+        assert_eq!(cas_reply(&Value::Int(-2)), Ok(CasReply::NotALock));
+        assert!(matches!(
+            cas_reply(&Value::Nil),
+            Err(NodeError::UnexpectedReply(_))
+        ));
+        let ok = Value::Array(vec![Value::Int(0), Value::Int(0), Value::Int(-1)]);
+        assert_eq!(triple(&ok), Ok((0, 0, -1)));
+    }
+}

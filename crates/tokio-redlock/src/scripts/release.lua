@@ -1,0 +1,13 @@
+-- Compare-and-delete: delete the lock key only if it still holds our token.
+-- KEYS[1] = lock key; ARGV[1] = token
+-- Returns 1 deleted, 0 absent, -1 held by another token, -2 not a string (not a lock).
+-- No shebang on purpose: a legacy script is not refused up front at maxmemory, and DEL is
+-- allowed there, so a full master can still release.
+local v = redis.pcall('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if not v then return 0 end
+if type(v) == 'table' then return -2 end
+return -1

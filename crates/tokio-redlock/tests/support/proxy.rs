@@ -1,0 +1,259 @@
+//! An in-process loopback TCP proxy that injects network faults between a
+//! client and one Redis server: latency, stalls, lost replies, refused and
+//! reset connections.
+//!
+//! Every accepted connection runs as one task with two directions
+//! (client→server "requests", server→client "replies"). Each direction is a
+//! reader that stamps every chunk with `deliver_at = read_time + latency`
+//! and queues it, and a writer that sleeps until `deliver_at`, waits while
+//! the proxy is stalled, then forwards the chunk. Controls are plain
+//! setters usable from sync code; running connections see them at once.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    sync::{mpsc, watch},
+    task::AbortHandle,
+    time::Instant,
+};
+
+/// Shared state between the [`FaultProxy`] handle and its tasks.
+struct Shared {
+    upstream: SocketAddr,
+    reply_latency: Mutex<Duration>,
+    request_latency: Mutex<Duration>,
+    /// `true` while stalled; writers wait on it.
+    stall: watch::Sender<bool>,
+    drop_replies: AtomicBool,
+    refuse: AtomicBool,
+    /// Bumped by `reset_all`; a connection whose epoch is stale stops
+    /// forwarding immediately, even before its task is aborted.
+    epoch: AtomicU64,
+    open: AtomicUsize,
+    conns: Mutex<Vec<AbortHandle>>,
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Request,
+    Reply,
+}
+
+impl Shared {
+    fn latency(&self, dir: Direction) -> Duration {
+        let slot = match dir {
+            Direction::Request => &self.request_latency,
+            Direction::Reply => &self.reply_latency,
+        };
+        *slot.lock().unwrap()
+    }
+}
+
+/// A fault-injecting TCP proxy in front of one upstream address.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    listener: AbortHandle,
+}
+
+impl FaultProxy {
+    /// Listens on 127.0.0.1:0 and forwards to `upstream`. Must be called on
+    /// a tokio runtime; all work runs as tasks on it.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy local_addr");
+        let shared = Arc::new(Shared {
+            upstream,
+            reply_latency: Mutex::new(Duration::ZERO),
+            request_latency: Mutex::new(Duration::ZERO),
+            stall: watch::Sender::new(false),
+            drop_replies: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            conns: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::spawn(accept_loop(listener, Arc::clone(&shared))).abort_handle();
+        Self {
+            addr,
+            shared,
+            listener,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `redis://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Delays server→client bytes read from now on by `latency`.
+    pub fn set_reply_latency(&self, latency: Duration) {
+        *self.shared.reply_latency.lock().unwrap() = latency;
+    }
+
+    /// Delays client→server bytes read from now on by `latency`.
+    pub fn set_request_latency(&self, latency: Duration) {
+        *self.shared.request_latency.lock().unwrap() = latency;
+    }
+
+    /// While on, bytes in both directions are read but held; turning it off
+    /// releases them in order. Sockets stay open throughout.
+    pub fn stall(&self, on: bool) {
+        self.shared.stall.send_replace(on);
+    }
+
+    /// While on, server→client bytes are discarded: the server executes
+    /// the commands but the client never hears back.
+    pub fn drop_replies(&self, on: bool) {
+        self.shared.drop_replies.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, new client connections are accepted and closed at once.
+    pub fn refuse(&self, on: bool) {
+        self.shared.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// Closes every current connection (both sides); new ones still work.
+    /// No byte is forwarded on an old connection after this returns.
+    pub fn reset_all(&self) {
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        for conn in self.shared.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    /// Removes every fault: no latency, no stall, replies flow, accepts.
+    pub fn heal(&self) {
+        self.set_reply_latency(Duration::ZERO);
+        self.set_request_latency(Duration::ZERO);
+        self.stall(false);
+        self.drop_replies(false);
+        self.refuse(false);
+    }
+
+    /// Client connections currently open through the proxy.
+    pub fn connection_count(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.listener.abort();
+        self.reset_all();
+    }
+}
+
+/// Decrements the open-connection count when a connection task ends or is
+/// aborted (aborting drops the task's future, and with it this guard).
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            // e.g. EMFILE: back off briefly and keep serving.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if shared.refuse.load(Ordering::SeqCst) {
+            drop(client);
+            continue;
+        }
+        let _ = client.set_nodelay(true);
+        shared.open.fetch_add(1, Ordering::SeqCst);
+        let guard = OpenGuard(Arc::clone(&shared));
+        let epoch = shared.epoch.load(Ordering::SeqCst);
+        let task = tokio::spawn(async move {
+            let _ = serve(client, &guard.0, epoch).await;
+            drop(guard);
+        });
+        let mut conns = shared.conns.lock().unwrap();
+        conns.retain(|c| !c.is_finished());
+        conns.push(task.abort_handle());
+    }
+}
+
+/// Proxies one client connection until both directions are done or one
+/// fails (any error tears down both sockets).
+async fn serve(client: TcpStream, shared: &Shared, epoch: u64) -> std::io::Result<()> {
+    let server = TcpStream::connect(shared.upstream).await?;
+    let _ = server.set_nodelay(true);
+    let (client_rd, client_wr) = client.into_split();
+    let (server_rd, server_wr) = server.into_split();
+    futures_util::future::try_join(
+        pump(client_rd, server_wr, Direction::Request, shared, epoch),
+        pump(server_rd, client_wr, Direction::Reply, shared, epoch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One direction: read chunks, stamp and queue them; deliver them in order.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    dir: Direction,
+    shared: &Shared,
+    epoch: u64,
+) -> std::io::Result<()> {
+    let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "proxy reset_all");
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+
+    let reader = async move {
+        let mut buf = vec![0_u8; 16 * 1024];
+        loop {
+            let n = from.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(()); // EOF: dropping `tx` lets the writer finish
+            }
+            if matches!(dir, Direction::Reply) && shared.drop_replies.load(Ordering::SeqCst) {
+                continue;
+            }
+            let deliver_at = Instant::now() + shared.latency(dir);
+            // The writer only stops early on error, which ends us too.
+            let _ = tx.send((deliver_at, buf[..n].to_vec()));
+        }
+    };
+
+    let writer = async move {
+        let mut stalled = shared.stall.subscribe();
+        while let Some((deliver_at, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(deliver_at).await;
+            // Sender lives in `shared`, so this only returns once un-stalled.
+            let _ = stalled.wait_for(|on| !*on).await;
+            if shared.epoch.load(Ordering::SeqCst) != epoch {
+                return Err(reset());
+            }
+            to.write_all(&bytes).await?;
+        }
+        // Propagate the half-close after everything queued was delivered.
+        to.shutdown().await
+    };
+
+    futures_util::future::try_join(reader, writer).await?;
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! Real `redis-server` processes for integration tests.
+//!
+//! Each [`RedisServer`] owns its child process, a loopback port and a
+//! temporary `--dir`; dropping it SIGKILLs the process, so servers never
+//! outlive a (possibly panicking) test. The tests never skip: if
+//! `redis-server` is missing they fail with an install hint.
+
+use std::{
+    fs::File,
+    io,
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    ops::{Index, IndexMut},
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use redis::{ErrorKind, RedisResult, Value};
+use tempfile::TempDir;
+
+const NOT_FOUND_HINT: &str = "redis-server not found: install it with \
+    `sudo apt-get install -y redis-server` (Debian/Ubuntu); the tests need real \
+    Redis masters and never skip";
+
+/// How long `start`/`restart` wait for the server to answer PING.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect/read/write timeout of the helper commands (`cmd` and friends).
+const CMD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts with a fresh port when the process dies at startup (port race).
+const START_ATTEMPTS: usize = 5;
+
+/// Durability of a test server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Persistence {
+    /// No RDB, no AOF: a restart comes back empty.
+    #[default]
+    None,
+    /// AOF with `appendfsync always`: a restart (even after SIGKILL) keeps
+    /// every acknowledged write.
+    AofAlways,
+}
+
+impl Persistence {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Self::None => &["--save", "", "--appendonly", "no"],
+            Self::AofAlways => &[
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+        }
+    }
+}
+
+/// Startup options of a test server.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    pub persistence: Persistence,
+    /// Appended verbatim to the command line, e.g. `["--requirepass", "s3cret"]`.
+    pub extra_args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// Options with the given persistence and no extra arguments.
+    pub fn persistence(persistence: Persistence) -> Self {
+        Self {
+            persistence,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Adds extra command-line arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.extra_args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// The `--requirepass` value, if any, so helpers can AUTH.
+    fn password(&self) -> Option<&str> {
+        let i = self.extra_args.iter().position(|a| a == "--requirepass")?;
+        self.extra_args.get(i + 1).map(String::as_str)
+    }
+}
+
+/// One `redis-server` child process on 127.0.0.1.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    opts: ServerOptions,
+    // Declared last: dropped after the process is killed in `Drop`.
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers.
+    pub fn start(opts: ServerOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("redlock-redis-")
+            .tempdir()
+            .expect("create temp dir for redis-server");
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match spawn_and_wait(port, dir.path(), &opts) {
+                Ok(child) => {
+                    return Self {
+                        child: Some(child),
+                        port,
+                        opts,
+                        dir,
+                    };
+                }
+                // Most likely somebody else took the port; try another one.
+                Err(e) => failures.push(format!("port {port}: {e}")),
+            }
+        }
+        panic!(
+            "redis-server failed to start {START_ATTEMPTS} times:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// `redis://127.0.0.1:PORT` (without credentials).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's `--dir` (holds `redis.log` and any AOF files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn options(&self) -> &ServerOptions {
+        &self.opts
+    }
+
+    /// The last lines of the server log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(self.dir.path())
+    }
+
+    /// Freezes the process (SIGSTOP): the kernel still accepts connections
+    /// but nothing is answered until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Undoes [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("redis-server is not running");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits in i32"));
+        kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to redis-server: {e}"));
+    }
+
+    /// SIGKILLs the process and reaps it. Idempotent; works while paused.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Errors only mean it already exited; `wait` reaps it either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is alive (a paused process counts as running).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.kill(); // reap and forget
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the server again on the same port, dir and options (killing
+    /// it first if needed) and waits until it answers. With
+    /// [`Persistence::AofAlways`] it comes back with its data.
+    pub fn restart(&mut self) {
+        self.kill();
+        // The port was ours a moment ago; only retry briefly in case some
+        // ephemeral socket grabbed it in between.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match spawn_and_wait(self.port, self.dir.path(), &self.opts) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) => failures.push(e),
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "redis-server restart on port {} failed:\n{}",
+            self.port,
+            failures.join("\n")
+        );
+    }
+
+    /// URL including the password, if the server has one.
+    fn auth_url(&self) -> String {
+        match self.opts.password() {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// Runs one command on a fresh connection; panics on any error.
+    pub fn cmd(&self, args: &[&str]) -> Value {
+        self.try_cmd(args)
+            .unwrap_or_else(|e| panic!("{args:?} on redis {} failed: {e}", self.port))
+    }
+
+    /// Like [`cmd`](Self::cmd) with binary arguments.
+    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Value {
+        self.try_cmd_bytes(args).unwrap_or_else(|e| {
+            let shown: Vec<_> = args.iter().map(|a| String::from_utf8_lossy(a)).collect();
+            panic!("{shown:?} on redis {} failed: {e}", self.port)
+        })
+    }
+
+    pub fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.try_cmd_bytes(&bytes)
+    }
+
+    /// Runs one command on a fresh sync connection (2 s timeouts, AUTH if
+    /// the server has `--requirepass`). Server error replies become `Err`.
+    pub fn try_cmd_bytes(&self, args: &[&[u8]]) -> RedisResult<Value> {
+        let client = redis::Client::open(self.auth_url())?;
+        let mut conn = client.get_connection_with_timeout(CMD_TIMEOUT)?;
+        conn.set_read_timeout(Some(CMD_TIMEOUT))?;
+        conn.set_write_timeout(Some(CMD_TIMEOUT))?;
+        let mut cmd = redis::Cmd::new();
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        match cmd.query::<Value>(&mut conn)? {
+            Value::ServerError(e) => Err(e.into()),
+            v => Ok(v),
+        }
+    }
+
+    /// GET: the value, or `None` if the key does not exist.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.cmd_bytes(&[b"GET", key]) {
+            Value::Nil => None,
+            Value::BulkString(v) => Some(v),
+            other => panic!("unexpected GET reply {other:?}"),
+        }
+    }
+
+    /// PTTL in milliseconds (-2: no key, -1: no expiry).
+    pub fn pttl(&self, key: &[u8]) -> i64 {
+        expect_int(self.cmd_bytes(&[b"PTTL", key]))
+    }
+
+    pub fn dbsize(&self) -> i64 {
+        expect_int(self.cmd(&["DBSIZE"]))
+    }
+
+    /// All keys (`KEYS *`), in server order.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        match self.cmd(&["KEYS", "*"]) {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::BulkString(k) => k,
+                    other => panic!("unexpected KEYS item {other:?}"),
+                })
+                .collect(),
+            other => panic!("unexpected KEYS reply {other:?}"),
+        }
+    }
+
+    /// SCRIPT FLUSH: forgets cached scripts, so EVALSHA gets NOSCRIPT.
+    pub fn flush_scripts(&self) {
+        self.cmd(&["SCRIPT", "FLUSH"]);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn expect_int(v: Value) -> i64 {
+    match v {
+        Value::Int(i) => i,
+        other => panic!("expected an integer reply, got {other:?}"),
+    }
+}
+
+/// A port that was free a moment ago (bind :0, read it, release it).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Spawns `redis-server` on `port` and waits until it answers PING.
+/// `Err` (with the log tail) if it exits or never answers.
+fn spawn_and_wait(port: u16, dir: &Path, opts: &ServerOptions) -> Result<Child, String> {
+    let dir_str = dir.to_str().expect("temp dir path is UTF-8");
+    let log = dir.join("redis.log");
+    // Config errors are printed to stderr before the log file is opened.
+    let stderr = File::create(dir.join("redis.stderr")).expect("create redis.stderr");
+    let port_str = port.to_string();
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port_str, "--bind", "127.0.0.1", "--dir", dir_str])
+        .args(["--enable-debug-command", "local", "--protected-mode", "no"])
+        .args([
+            "--daemonize",
+            "no",
+            "--logfile",
+            log.to_str().expect("UTF-8 path"),
+        ])
+        .args(opts.persistence.args())
+        .args(&opts.extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => panic!("{NOT_FOUND_HINT}"),
+        Err(e) => panic!("spawning redis-server failed: {e}"),
+    };
+
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "redis-server exited early ({status})\n{}",
+                log_tail(dir)
+            ));
+        }
+        if answers(port, pid) {
+            return Ok(child);
+        }
+        if started.elapsed() > STARTUP_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "redis-server did not answer within {STARTUP_TIMEOUT:?}\n{}",
+                log_tail(dir)
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether *our* server (process `pid`) answers on `port`. An auth failure
+/// (`--requirepass`) counts as answering; `LOADING` (AOF replay) does not.
+fn answers(port: u16, pid: u32) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+    // INFO rather than PING: a parallel test's server could have won the
+    // port race, so check the process id too.
+    match redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
+        Ok(info) => info
+            .lines()
+            .any(|l| l.trim() == format!("process_id:{pid}")),
+        Err(e) => {
+            e.kind() == ErrorKind::AuthenticationFailed
+                || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+        }
+    }
+}
+
+/// Last 30 lines of the server's log and stderr.
+fn log_tail(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["redis.stderr", "redis.log"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(30)..];
+        out.push_str(&format!("--- {name} (tail) ---\n{}\n", tail.join("\n")));
+    }
+    out
+}
+
+/// A set of independent masters, as Redlock wants.
+pub struct Masters(pub Vec<RedisServer>);
+
+impl Masters {
+    /// Starts `n` masters without persistence.
+    pub fn start(n: usize) -> Self {
+        Self::start_with(n, ServerOptions::default())
+    }
+
+    /// Starts `n` masters in parallel with the same options.
+    pub fn start_with(n: usize, opts: ServerOptions) -> Self {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let opts = opts.clone();
+                thread::spawn(move || RedisServer::start(opts))
+            })
+            .collect();
+        // Join all first so a failure does not leak the other servers (they
+        // are dropped, hence killed, with `results`).
+        let results: Vec<_> = handles.into_iter().map(thread::JoinHandle::join).collect();
+        let mut servers = Vec::with_capacity(n);
+        for result in results {
+            match result {
+                Ok(server) => servers.push(server),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Self(servers)
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.0.iter().map(RedisServer::url).collect()
+    }
+
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.0.iter().map(RedisServer::addr).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&RedisServer> {
+        self.0.get(i)
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, RedisServer> {
+        self.0.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, RedisServer> {
+        self.0.iter_mut()
+    }
+}
+
+impl Index<usize> for Masters {
+    type Output = RedisServer;
+
+    fn index(&self, i: usize) -> &RedisServer {
+        &self.0[i]
+    }
+}
+
+impl IndexMut<usize> for Masters {
+    fn index_mut(&mut self, i: usize) -> &mut RedisServer {
+        &mut self.0[i]
+    }
+}
