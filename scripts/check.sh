@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's second command, and what CI runs: formatting, lints, every test against real
+# redis-server processes (unit, property, integration, doc tests), and the docs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-redis.sh
+export RUSTDOCFLAGS="-D warnings"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy (all targets, all features, -D warnings)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+step "tests (unit, property, integration against real redis-server)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --locked --profile ci
+else
+  cargo test --workspace --all-features --locked --lib --bins --tests --examples
+fi
+step "doc tests"
+cargo test --workspace --all-features --locked --doc
+step "cargo doc (no warnings)"
+cargo doc --workspace --all-features --no-deps --locked
+# Nothing may outlive the run: every test stops the servers it started.
+if pgrep -f 'redis-server 127.0.0.1' >/dev/null 2>&1; then
+  echo "warning: redis-server processes left running after the tests:" >&2
+  pgrep -af 'redis-server 127.0.0.1' >&2 || true
+fi
+step "all checks passed"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's first command: three local Redis masters, contending clients, one master
+# killed midway; prints acquisitions, latency and the maximum simultaneous holders per resource.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-redis.sh
+exec cargo run --release --quiet -p tokio-redlock --example demo
