@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -74,7 +75,18 @@ pub(crate) struct Node {
     connect_timeout: Duration,
     current: Mutex<Option<Current>>,
     /// Serialises connection attempts, so a burst of requests opens one connection.
-    connecting: tokio::sync::Mutex<u64>,
+    connecting: tokio::sync::Mutex<ConnectState>,
+    /// Connection attempts finished so far (read without the lock).
+    attempts: AtomicU64,
+}
+
+/// The bookkeeping of connection attempts, behind `Node::connecting`.
+#[derive(Default)]
+struct ConnectState {
+    /// Generation of the last connection opened.
+    generation: u64,
+    /// The error of the last attempt and its number, if it failed.
+    last_failure: Option<(u64, NodeError)>,
 }
 
 impl std::fmt::Debug for Node {
@@ -113,7 +125,8 @@ impl Node {
             node_timeout,
             connect_timeout,
             current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(0),
+            connecting: tokio::sync::Mutex::new(ConnectState::default()),
+            attempts: AtomicU64::new(0),
         })
     }
 
@@ -134,34 +147,54 @@ impl Node {
     }
 
     /// The shared connection, opened on first use (bounded by `connect_timeout`).
+    ///
+    /// Requests that queued behind a connection attempt that failed get that attempt's error
+    /// instead of trying again one after another: an unreachable master costs each request
+    /// at most one `connect_timeout`, and requests do not pile up behind each other.
     async fn connection(&self) -> Result<(u64, MultiplexedConnection), NodeError> {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let mut generation = self.connecting.lock().await;
+        let attempts_before = self.attempts.load(Ordering::Acquire);
+        let mut state = self.connecting.lock().await;
         if let Some(c) = self.cached() {
             return Ok(c);
+        }
+        if let Some((attempt, error)) = &state.last_failure
+            && *attempt > attempts_before
+        {
+            return Err(error.clone());
         }
         // The redis crate's own response timeout is off: every request is bounded by
         // `node_timeout` below, which also leaves late replies routed to nobody.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
-        let connect = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let connection = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let connect = self.client.get_multiplexed_async_connection_with_config(&config);
+        let outcome = tokio::time::timeout(self.connect_timeout, connect).await;
+        let attempt = self.attempts.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        let connection = match outcome {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(self.classify(&e)),
-            Err(_) => return Err(NodeError::Timeout(self.connect_timeout)),
+            Ok(Err(e)) => {
+                let error = self.classify(&e);
+                state.last_failure = Some((attempt, error.clone()));
+                return Err(error);
+            }
+            Err(_) => {
+                let error = NodeError::Timeout(self.connect_timeout);
+                state.last_failure = Some((attempt, error.clone()));
+                return Err(error);
+            }
         };
-        *generation = generation.wrapping_add(1);
+        state.last_failure = None;
+        state.generation = state.generation.wrapping_add(1);
+        let generation = state.generation;
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         *current = Some(Current {
-            generation: *generation,
+            generation,
             connection: connection.clone(),
         });
-        Ok((*generation, connection))
+        Ok((generation, connection))
     }
 
     /// Forgets the connection of `generation` after it broke, so the next request reconnects.
