@@ -47,7 +47,11 @@ impl Master {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start redis-server ({e}); install it: sudo apt-get install -y redis-server"))?;
-        let master = Self { child, port, _dir: dir };
+        let master = Self {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -134,7 +138,11 @@ async fn main() {
     }
     tokio::time::sleep_until(tokio::time::Instant::from_std(started + KILL_AT)).await;
     masters[1].kill();
-    println!("t={:.1}s: master 2 ({}) killed", started.elapsed().as_secs_f64(), urls[1]);
+    println!(
+        "t={:.1}s: master 2 ({}) killed",
+        started.elapsed().as_secs_f64(),
+        urls[1]
+    );
     for t in tasks {
         let _ = t.await;
     }
@@ -194,10 +202,18 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn report(stats: &Stats, elapsed: Duration) {
     let mut lock_us = stats.lock_us.lock().map(|v| v.clone()).unwrap_or_default();
-    let mut unlock_us = stats.unlock_us.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut unlock_us = stats
+        .unlock_us
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     lock_us.sort_unstable();
     unlock_us.sort_unstable();
-    let total: u64 = stats.acquisitions.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+    let total: u64 = stats
+        .acquisitions
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .sum();
     println!();
     println!("resource            acquisitions   max simultaneous holders");
     let mut safe = true;
@@ -232,7 +248,12 @@ fn report(stats: &Stats, elapsed: Duration) {
         stats.unlock_errors.load(Ordering::Relaxed),
         stats.invalid_at_exit.load(Ordering::Relaxed)
     );
-    let max = stats.max_holders.iter().map(|m| m.load(Ordering::SeqCst)).max().unwrap_or(0);
+    let max = stats
+        .max_holders
+        .iter()
+        .map(|m| m.load(Ordering::SeqCst))
+        .max()
+        .unwrap_or(0);
     println!("max simultaneous holders: {max}");
     if safe && total > 0 {
         println!("OK: mutual exclusion held on every resource, before and after the kill");

@@ -170,7 +170,20 @@ impl Node {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
-        let connect = self.client.get_multiplexed_async_connection_with_config(&config);
+        let connect = async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            // Load every script in the same budget, so the first EVALSHA on this connection
+            // finds it cached: no NOSCRIPT round trip on a request's clock.
+            let mut load = redis::pipe();
+            for script in scripts::ALL {
+                load.cmd("SCRIPT").arg("LOAD").arg(script.body).ignore();
+            }
+            load.query_async::<()>(&mut connection).await?;
+            Ok::<_, RedisError>(connection)
+        };
         let outcome = tokio::time::timeout(self.connect_timeout, connect).await;
         let attempt = self.attempts.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let connection = match outcome {

@@ -24,3 +24,6 @@ pub(crate) static RELEASE: LazyLock<LuaScript> =
 /// Compare-and-`PEXPIRE`: see `scripts/extend.lua`.
 pub(crate) static EXTEND: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/extend.lua")));
+
+/// Every script, loaded on each new connection.
+pub(crate) static ALL: [&LazyLock<LuaScript>; 3] = [&ACQUIRE, &RELEASE, &EXTEND];

@@ -200,10 +200,57 @@ async fn proxy_drop_replies_executes_but_client_times_out() -> RedisResult<()> {
     );
     assert_eq!(proxy.connection_count(), 1, "the connection stays open");
 
-    // Once healed, fresh connections work again.
-    proxy.heal();
+    // Turning the fault off resets the connection that lost a reply (real
+    // TCP never resumes a stream with a hole in it): the old connection
+    // fails instead of handing the SET's late reply to the next request.
+    proxy.drop_replies(false);
+    let stale = tokio::time::timeout(Duration::from_secs(2), ping(&mut conn)).await;
+    assert!(
+        matches!(stale, Ok(Err(_))),
+        "the old connection must be closed, got {stale:?}"
+    );
+    assert!(
+        support::eventually(Duration::from_secs(2), || proxy.connection_count() == 0).await,
+        "the connection that lost bytes is closed on both sides"
+    );
+
+    // A new connection works.
     let mut fresh = connect(&proxy.url(), Duration::from_secs(2)).await?;
     assert_eq!(ping(&mut fresh).await?, pong());
+    assert_eq!(proxy.connection_count(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_heal_resets_only_connections_that_lost_replies() -> RedisResult<()> {
+    let server = RedisServer::start(ServerOptions::default());
+    let proxy = FaultProxy::start(server.addr()).await;
+    let mut idle = connect(&proxy.url(), Duration::from_secs(10)).await?;
+    let mut lossy = connect(&proxy.url(), Duration::from_secs(10)).await?;
+    assert_eq!(ping(&mut idle).await?, pong());
+    assert_eq!(ping(&mut lossy).await?, pong());
+
+    proxy.drop_replies(true);
+    let lost = tokio::time::timeout(Duration::from_millis(300), ping(&mut lossy)).await;
+    assert!(lost.is_err(), "the reply must never arrive, got {lost:?}");
+
+    proxy.heal();
+    assert!(
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), ping(&mut lossy)).await,
+            Ok(Err(_))
+        ),
+        "heal resets the connection that lost a reply"
+    );
+    assert_eq!(
+        ping(&mut idle).await?,
+        pong(),
+        "a connection that lost nothing keeps working"
+    );
+    assert!(
+        support::eventually(Duration::from_secs(2), || proxy.connection_count() == 1).await,
+        "only the lossy connection is closed"
+    );
     Ok(())
 }
 

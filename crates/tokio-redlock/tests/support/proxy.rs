@@ -8,6 +8,12 @@
 //! and queues it, and a writer that sleeps until `deliver_at`, waits while
 //! the proxy is stalled, then forwards the chunk. Controls are plain
 //! setters usable from sync code; running connections see them at once.
+//!
+//! Like real TCP, the proxy never loses bytes inside a live connection: a
+//! connection that had replies discarded by [`FaultProxy::drop_replies`]
+//! discards every later reply too, and is reset (both sides closed) when the
+//! fault is lifted, so a pipelined client can never match a reply to the
+//! wrong request.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -42,7 +48,33 @@ struct Shared {
     /// forwarding immediately, even before its task is aborted.
     epoch: AtomicU64,
     open: AtomicUsize,
-    conns: Mutex<Vec<AbortHandle>>,
+    conns: Mutex<Vec<Conn>>,
+}
+
+/// Per-connection fault state, shared by its two directions and the proxy.
+#[derive(Default)]
+struct ConnState {
+    /// Set once a reply byte was discarded by `drop_replies`. From then on
+    /// every reply byte of this connection is discarded as well (the stream
+    /// has a hole and must never carry bytes again), until it is reset.
+    discarded: AtomicBool,
+    /// Set when the proxy resets this connection: no byte is forwarded on
+    /// it any more, even before its task is aborted.
+    reset: AtomicBool,
+}
+
+/// A registered connection: its state and the handle that tears it down.
+struct Conn {
+    state: Arc<ConnState>,
+    abort: AbortHandle,
+}
+
+impl Conn {
+    fn reset(&self) {
+        self.state.reset.store(true, Ordering::SeqCst);
+        // Aborting drops the task's future and with it both sockets.
+        self.abort.abort();
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -121,9 +153,32 @@ impl FaultProxy {
     }
 
     /// While on, server→client bytes are discarded: the server executes
-    /// the commands but the client never hears back.
+    /// the commands but the client never hears back (a one-way partition).
+    ///
+    /// Real TCP never loses bytes inside a live connection: after a one-way
+    /// partition the bytes either arrive late or the connection is reset.
+    /// So a connection that discarded at least one byte keeps discarding
+    /// every later reply, and is **reset** (client and server sides closed)
+    /// when `drop_replies(false)` (or [`heal`](Self::heal)) is called; the
+    /// client sees its old connection fail and must reconnect, and a
+    /// pipelined client is never desynchronised (no reply is ever matched to
+    /// the wrong request). Connections that discarded nothing are untouched.
+    /// No byte is forwarded on a reset connection after this returns.
     pub fn drop_replies(&self, on: bool) {
         self.shared.drop_replies.store(on, Ordering::SeqCst);
+        if !on {
+            // Pairs with the reader, which marks a connection `discarded`
+            // *before* re-reading this flag: either we see the mark here, or
+            // the reader sees the flag off and resets the connection itself.
+            self.shared.conns.lock().unwrap().retain(|conn| {
+                if conn.state.discarded.load(Ordering::SeqCst) {
+                    conn.reset();
+                    false
+                } else {
+                    true
+                }
+            });
+        }
     }
 
     /// While on, new client connections are accepted and closed at once.
@@ -136,11 +191,13 @@ impl FaultProxy {
     pub fn reset_all(&self) {
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         for conn in self.shared.conns.lock().unwrap().drain(..) {
-            conn.abort();
+            conn.reset();
         }
     }
 
     /// Removes every fault: no latency, no stall, replies flow, accepts.
+    /// Connections that lost replies are reset (see
+    /// [`drop_replies`](Self::drop_replies)).
     pub fn heal(&self) {
         self.set_reply_latency(Duration::ZERO);
         self.set_request_latency(Duration::ZERO);
@@ -187,26 +244,45 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         shared.open.fetch_add(1, Ordering::SeqCst);
         let guard = OpenGuard(Arc::clone(&shared));
         let epoch = shared.epoch.load(Ordering::SeqCst);
+        let state = Arc::new(ConnState::default());
+        // Registered under the lock before the task can discard anything, so
+        // `drop_replies(false)` cannot miss it.
+        let mut conns = shared.conns.lock().unwrap();
+        conns.retain(|c| !c.abort.is_finished());
+        let conn_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
-            let _ = serve(client, &guard.0, epoch).await;
+            let _ = serve(client, &guard.0, &conn_state, epoch).await;
             drop(guard);
         });
-        let mut conns = shared.conns.lock().unwrap();
-        conns.retain(|c| !c.is_finished());
-        conns.push(task.abort_handle());
+        conns.push(Conn {
+            state,
+            abort: task.abort_handle(),
+        });
     }
 }
 
 /// Proxies one client connection until both directions are done or one
 /// fails (any error tears down both sockets).
-async fn serve(client: TcpStream, shared: &Shared, epoch: u64) -> std::io::Result<()> {
+async fn serve(
+    client: TcpStream,
+    shared: &Shared,
+    conn: &ConnState,
+    epoch: u64,
+) -> std::io::Result<()> {
     let server = TcpStream::connect(shared.upstream).await?;
     let _ = server.set_nodelay(true);
     let (client_rd, client_wr) = client.into_split();
     let (server_rd, server_wr) = server.into_split();
     futures_util::future::try_join(
-        pump(client_rd, server_wr, Direction::Request, shared, epoch),
-        pump(server_rd, client_wr, Direction::Reply, shared, epoch),
+        pump(
+            client_rd,
+            server_wr,
+            Direction::Request,
+            shared,
+            conn,
+            epoch,
+        ),
+        pump(server_rd, client_wr, Direction::Reply, shared, conn, epoch),
     )
     .await?;
     Ok(())
@@ -218,9 +294,10 @@ async fn pump(
     mut to: OwnedWriteHalf,
     dir: Direction,
     shared: &Shared,
+    conn: &ConnState,
     epoch: u64,
 ) -> std::io::Result<()> {
-    let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "proxy reset_all");
+    let reset = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "proxy reset");
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
 
     let reader = async move {
@@ -230,7 +307,18 @@ async fn pump(
             if n == 0 {
                 return Ok(()); // EOF: dropping `tx` lets the writer finish
             }
-            if matches!(dir, Direction::Reply) && shared.drop_replies.load(Ordering::SeqCst) {
+            if matches!(dir, Direction::Reply)
+                && (conn.discarded.load(Ordering::SeqCst)
+                    || shared.drop_replies.load(Ordering::SeqCst))
+            {
+                // Mark first, then re-read the flag (see `drop_replies`).
+                conn.discarded.store(true, Ordering::SeqCst);
+                if !shared.drop_replies.load(Ordering::SeqCst) {
+                    // Turned off meanwhile: this connection lost bytes, so it
+                    // is reset rather than resumed with a hole in it.
+                    conn.reset.store(true, Ordering::SeqCst);
+                    return Err(reset());
+                }
                 continue;
             }
             let deliver_at = Instant::now() + shared.latency(dir);
@@ -245,7 +333,7 @@ async fn pump(
             tokio::time::sleep_until(deliver_at).await;
             // Sender lives in `shared`, so this only returns once un-stalled.
             let _ = stalled.wait_for(|on| !*on).await;
-            if shared.epoch.load(Ordering::SeqCst) != epoch {
+            if shared.epoch.load(Ordering::SeqCst) != epoch || conn.reset.load(Ordering::SeqCst) {
                 return Err(reset());
             }
             to.write_all(&bytes).await?;
