@@ -8,7 +8,14 @@
 //! Exit status: 0 when every resource had at most one holder at a time, 1 otherwise, 2 when
 //! the masters could not be started.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, clippy::as_conversions)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::as_conversions,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -5,6 +5,7 @@
 //! SPEC.md §4.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -191,9 +192,18 @@ async fn attempt_once(
         if let Some(lease) = quorum::lease(ttl, shared.settings.drift_factor) {
             let deadline = start.checked_add(lease).unwrap_or(start);
             if Instant::now() < deadline {
-                // Requests still in flight (a slow master) may yet set the key: that is
-                // ours now, and `unlock` deletes it on every master.
-                round.finish_in_background(&shared.tasks);
+                // Requests still in flight (a slow master) may yet set the key. It is part
+                // of the lock now and `unlock` deletes it on every master; if one lands after
+                // the unlock, it is released when its reply comes back.
+                let outcomes = round.outcomes(&shared.nodes, |r| r.status());
+                let released = Arc::new(AtomicBool::new(false));
+                let flag = Arc::clone(&released);
+                shared.release_after_replies(round.into_pending(), key, &token, move |reply| {
+                    !matches!(
+                        reply,
+                        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)
+                    ) && flag.load(Ordering::SeqCst)
+                });
                 cleanup.disarm();
                 return Ok(Lock {
                     resource: Arc::clone(resource),
@@ -201,6 +211,8 @@ async fn attempt_once(
                     token,
                     ttl,
                     deadline,
+                    released,
+                    outcomes,
                 });
             }
         }
@@ -219,12 +231,20 @@ async fn attempt_once(
         })
         .collect();
     let outcomes = round.outcomes(&shared.nodes, |r| r.status());
-    round.finish_in_background(&shared.tasks);
+    let failed = |i: usize| matches!(round.reply(i), Some(Err(_)));
     let granted = |i: usize| replies.get(i).copied().flatten() == Some(true);
-    let unknown = |i: usize| replies.get(i).is_some_and(Option::is_none);
+    // Failed requests are over (their futures ended), so whatever they sent is ahead of
+    // this release on the connection.
     shared
-        .release_round(key, &token, unknown)
+        .release_round(key, &token, failed)
         .finish_in_background(&shared.tasks);
+    // Requests not yet answered get their release right after their reply.
+    shared.release_after_replies(round.into_pending(), key, &token, |reply| {
+        !matches!(
+            reply,
+            Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)
+        )
+    });
     shared.release_round(key, &token, granted).settle().await;
     cleanup.disarm();
     Err(match failure_kind {

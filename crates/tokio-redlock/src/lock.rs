@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -38,6 +39,10 @@ pub struct Lock {
     pub(crate) token: Arc<str>,
     pub(crate) ttl: Duration,
     pub(crate) deadline: Instant,
+    /// Set by `unlock`, read by acquire requests still in flight when the lock was granted.
+    pub(crate) released: Arc<AtomicBool>,
+    /// Per-master answers of the last successful acquisition or extension.
+    pub(crate) outcomes: Vec<NodeOutcome>,
 }
 
 impl Lock {
@@ -71,6 +76,14 @@ impl Lock {
     /// True until the deadline passes, and false from then on (or once released).
     pub fn is_valid(&self) -> bool {
         Instant::now() < self.deadline
+    }
+
+    /// What each master answered in the last successful acquisition or extension: the
+    /// masters that granted ([`NodeStatus::Done`](crate::NodeStatus::Done)), and the failures
+    /// a quorum tolerated (a master down, a timeout), as non-fatal detail. Masters that had not
+    /// answered when the quorum was reached show [`NodeStatus::NotAwaited`](crate::NodeStatus::NotAwaited).
+    pub fn outcomes(&self) -> &[NodeOutcome] {
+        &self.outcomes
     }
 
     /// Ends the validity now (after a release, or when the masters said it is not ours).

@@ -16,9 +16,11 @@ use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::keys::{self, Printable};
 use crate::lock::{HolderToken, Lock, LockState};
-use crate::node::{CasReply, Node, Peek};
+use crate::node::{AcquireReply, CasReply, Node, Peek};
 use crate::quorum::{self, Verdict, Vote};
-use crate::round::Round;
+use crate::round::{Pending, Round};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 /// State shared by a manager, its clones and its background tasks.
 pub(crate) struct Shared {
@@ -61,6 +63,48 @@ impl Shared {
         runtime.spawn(self.tasks.track_future(async move {
             let mut round = shared.release_round(&key, &token, |_| true);
             round.settle().await;
+        }));
+    }
+}
+
+impl Shared {
+    /// Releases `token` on each master of a still-running acquire round right after that
+    /// master's acquire reply comes back, when `should_release` says so for the reply.
+    ///
+    /// Sending the release at once instead could overtake an acquire that is still on its
+    /// way (connecting, or re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would
+    /// then hold the key for the whole TTL.
+    pub(crate) fn release_after_replies(
+        self: &Arc<Self>,
+        mut pending: FuturesUnordered<Pending<AcquireReply>>,
+        key: &Arc<[u8]>,
+        token: &Arc<str>,
+        should_release: impl Fn(&Result<AcquireReply, NodeError>) -> bool + Send + 'static,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = Arc::clone(self);
+        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        runtime.spawn(self.tasks.track_future(async move {
+            let mut releases = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    Some((i, reply)) = pending.next() => {
+                        if should_release(&reply)
+                            && let Some(node) = shared.nodes.get(i)
+                        {
+                            let (node, key, token) = (Arc::clone(node), Arc::clone(&key), Arc::clone(&token));
+                            releases.push(async move { node.release(&key, &token).await });
+                        }
+                    }
+                    Some(_) = releases.next() => {}
+                    else => break,
+                }
+            }
         }));
     }
 }
@@ -257,8 +301,12 @@ impl LockManager {
     /// # Ok(()) }
     /// ```
     pub async fn unlock(&self, lock: &mut Lock) -> Result<(), LockError> {
+        self.shared.check_open()?;
         let shared = &self.shared;
         let started = Instant::now();
+        // Acquire requests of this lock still in flight release their key when they land.
+        lock.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut round = shared.release_round(&lock.key, &lock.token, |_| true);
         let verdict = round.decide().await;
         let tally = *round.tally();
@@ -349,6 +397,7 @@ impl LockManager {
                 Some(deadline) if Instant::now() < deadline => {
                     lock.deadline = deadline;
                     lock.ttl = ttl;
+                    lock.outcomes = outcomes;
                     Ok(())
                 }
                 _ => Err(LockError::ValidityExhausted {

@@ -57,6 +57,22 @@ pub(crate) enum Peek {
     NotALock,
 }
 
+/// How one try of a request failed.
+enum Attempt {
+    /// The connection was dead; the request may be sent once more on a new one.
+    Dropped(NodeError),
+    /// Any other failure: final.
+    Failed(NodeError),
+}
+
+impl Attempt {
+    fn into_error(self) -> NodeError {
+        match self {
+            Self::Dropped(e) | Self::Failed(e) => e,
+        }
+    }
+}
+
 /// The connection currently in use, tagged so a failure can only discard the connection it
 /// happened on (not a newer one another task opened meanwhile).
 struct Current {
@@ -171,17 +187,25 @@ impl Node {
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
         let connect = async {
-            let mut connection = self
+            let connection = self
                 .client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             // Load every script in the same budget, so the first EVALSHA on this connection
             // finds it cached: no NOSCRIPT round trip on a request's clock.
-            let mut load = redis::pipe();
-            for script in scripts::ALL {
-                load.cmd("SCRIPT").arg("LOAD").arg(script.body).ignore();
-            }
-            load.query_async::<()>(&mut connection).await?;
+            // One command each (the multiplexer still sends them together): an error such
+            // as NOAUTH keeps its code, which a MULTI-less pipeline error would lose.
+            let loads = scripts::ALL.iter().map(|script| {
+                let mut con = connection.clone();
+                async move {
+                    redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(script.body)
+                        .query_async::<()>(&mut con)
+                        .await
+                }
+            });
+            futures_util::future::try_join_all(loads).await?;
             Ok::<_, RedisError>(connection)
         };
         let outcome = tokio::time::timeout(self.connect_timeout, connect).await;
@@ -226,13 +250,40 @@ impl Node {
 
     /// Runs a script by `EVALSHA`, falling back to one `EVAL` (which also caches it) after
     /// `NOSCRIPT`: at most one extra round trip after a restart or `SCRIPT FLUSH`.
+    ///
+    /// When the shared connection turns out to be dead (the master restarted, or closed an
+    /// idle connection), the request is sent once more on a fresh connection. This is the
+    /// one resend the library makes, and it is safe because every script is idempotent for a
+    /// given token: a second acquire reports the first one's grant, a second extend extends
+    /// again, a second release finds the key gone (reported as absent, the cautious answer).
     async fn eval(
         &self,
         script: &LuaScript,
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<Value, NodeError> {
-        let (generation, mut con) = self.connection().await?;
+        match self.eval_once(script, keys, args).await {
+            Err(Attempt::Dropped(error)) => {
+                tracing::debug!(
+                    master = %self.address,
+                    %error,
+                    "connection was dead: sending once more on a new connection"
+                );
+                self.eval_once(script, keys, args)
+                    .await
+                    .map_err(Attempt::into_error)
+            }
+            other => other.map_err(Attempt::into_error),
+        }
+    }
+
+    async fn eval_once(
+        &self,
+        script: &LuaScript,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<Value, Attempt> {
+        let (generation, mut con) = self.connection().await.map_err(Attempt::Failed)?;
         let request = async {
             let mut evalsha = redis::cmd("EVALSHA");
             evalsha.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
@@ -246,7 +297,15 @@ impl Node {
                 other => other,
             }
         };
-        self.finish(generation, request).await
+        match tokio::time::timeout(self.node_timeout, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.is_unrecoverable_error() || e.is_io_error() => {
+                self.discard(generation);
+                Err(Attempt::Dropped(self.classify(&e)))
+            }
+            Ok(Err(e)) => Err(Attempt::Failed(self.classify(&e))),
+            Err(_) => Err(Attempt::Failed(NodeError::Timeout(self.node_timeout))),
+        }
     }
 
     /// Bounds a request by `node_timeout` and classifies its error.

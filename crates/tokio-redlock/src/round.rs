@@ -16,7 +16,8 @@ use crate::error::{NodeError, NodeOutcome, NodeStatus};
 use crate::node::Node;
 use crate::quorum::{Tally, Verdict, Vote};
 
-type Pending<T> = Pin<Box<dyn Future<Output = (usize, Result<T, NodeError>)> + Send>>;
+/// One master's request in flight, resolving to its index and reply.
+pub(crate) type Pending<T> = Pin<Box<dyn Future<Output = (usize, Result<T, NodeError>)> + Send>>;
 
 /// A round of requests to a set of masters.
 pub(crate) struct Round<T> {
@@ -122,6 +123,11 @@ impl<T: Send + 'static> Round<T> {
                 },
             })
             .collect()
+    }
+
+    /// The requests still in flight, for a caller that must act on each late reply.
+    pub(crate) fn into_pending(self) -> FuturesUnordered<Pending<T>> {
+        self.pending
     }
 
     /// Hands the requests still in flight to `tracker`, which awaits them in the background

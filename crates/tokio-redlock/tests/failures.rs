@@ -1,0 +1,735 @@
+//! Faults of masters and of their configuration — script cache loss, restarts, unreachable or
+//! unresolvable masters, wrong credentials and ACLs, frozen masters, a full master, killed
+//! client connections — and a closed manager: field cases C07, C16, C17 (b) and C18.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use redis::Value;
+use support::proxy::FaultProxy;
+use support::servers::{Masters, Persistence, RedisServer, ServerOptions};
+use support::{eventually, unique_name};
+use tokio::time::Instant;
+use tokio_redlock::{LockError, LockManager, LockManagerBuilder, NodeError, NodeStatus};
+
+/// The library's release script, byte for byte (its SHA is what the library sends).
+const RELEASE_SCRIPT: &str = include_str!("../src/scripts/release.lua");
+
+/// Outer watchdog of every operation that could hang.
+const WATCHDOG: Duration = Duration::from_secs(5);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn builder(urls: &[String]) -> LockManagerBuilder {
+    LockManager::builder().servers(urls.iter().cloned())
+}
+
+/// Runs `fut` under the outer watchdog; a hang fails the test.
+async fn watchdog<T>(what: &str, fut: impl std::future::IntoFuture<Output = T>) -> T {
+    tokio::time::timeout(WATCHDOG, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung for {WATCHDOG:?}"))
+}
+
+/// Waits until the manager has no background task left (cleanup and stragglers done).
+async fn settle(manager: &LockManager) {
+    assert!(
+        eventually(ms(3_000), || manager.background_tasks() == 0).await,
+        "{} background tasks still running",
+        manager.background_tasks()
+    );
+}
+
+fn holds(server: &RedisServer, key: &[u8], token: &str) -> bool {
+    server.get(key).as_deref() == Some(token.as_bytes())
+}
+
+/// `calls=` of one command in `INFO commandstats` (0 when never called).
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let info = match server.cmd(&["INFO", "commandstats"]) {
+        Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("unexpected INFO reply {other:?}"),
+    };
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Renders an error both ways (a panic in either fails the test) and returns the text.
+fn render(e: &LockError) -> String {
+    format!("{e}\n{e:?}")
+}
+
+// ---------------------------------------------------------------------------------------
+// C07: lost script cache (SCRIPT FLUSH) and restarted masters
+// ---------------------------------------------------------------------------------------
+
+async fn script_flush_is_transparent_on(n: usize) {
+    let masters = Masters::start(n);
+    let manager = builder(&masters.urls()).build().unwrap();
+    let resource = unique_name("c07");
+    let key = resource.as_bytes();
+
+    // Cache the three scripts on every master.
+    let mut lock = manager.lock(&resource).await.unwrap();
+    manager.extend(&mut lock, ms(5_000)).await.unwrap();
+    manager.unlock(&mut lock).await.unwrap();
+    settle(&manager).await;
+
+    for s in masters.iter() {
+        s.flush_scripts();
+        s.cmd(&["CONFIG", "RESETSTAT"]);
+    }
+
+    let mut lock = watchdog("lock", manager.lock(&resource).ttl(ms(2_000)))
+        .await
+        .unwrap();
+    let token = lock.token().to_owned();
+    assert!(masters.iter().filter(|s| holds(s, key, &token)).count() >= manager.quorum());
+    watchdog("extend", manager.extend(&mut lock, ms(2_000)))
+        .await
+        .unwrap();
+    assert!(lock.is_valid());
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    settle(&manager).await;
+    for s in masters.iter() {
+        assert_eq!(s.dbsize(), 0);
+        // One EVAL per script after the flush (the NOSCRIPT fallback), no more.
+        let evals = command_calls(s, "eval");
+        let evalshas = command_calls(s, "evalsha");
+        assert!(evals <= 3, "{evals} EVALs after the flush");
+        assert!(
+            evals + evalshas <= 6,
+            "{evals} EVAL + {evalshas} EVALSHA for three operations"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c07_script_flush_is_transparent_on_one_master() {
+    script_flush_is_transparent_on(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c07_script_flush_is_transparent_on_three_masters() {
+    script_flush_is_transparent_on(3).await;
+}
+
+/// C07, restart: S1 is killed and restarted (same port, AOF so it keeps the key) while A
+/// holds the lock. Extend and unlock still succeed, and the unlock reaches the restarted
+/// master too (its key is deleted, through a new connection and a reloaded script).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c07_master_restarted_mid_hold_extend_and_unlock_succeed() {
+    let mut masters = Masters::start_with(3, ServerOptions::persistence(Persistence::AofAlways));
+    let manager = builder(&masters.urls()).build().unwrap();
+    let resource = unique_name("c07-restart");
+    let key = resource.as_bytes();
+    let mut warm = manager.lock(unique_name("c07-warm")).await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+
+    let mut lock = manager.lock(&resource).ttl(ms(5_000)).await.unwrap();
+    let token = lock.token().to_owned();
+    assert!(eventually(ms(2_000), || masters.iter().all(|s| holds(s, key, &token))).await);
+
+    masters[0].restart();
+    assert!(holds(&masters[0], key, &token), "AOF kept the key");
+
+    watchdog("extend", manager.extend(&mut lock, ms(5_000)))
+        .await
+        .unwrap();
+    assert!(lock.is_valid());
+    for s in &masters.0[1..] {
+        assert!(s.pttl(key) > 4_000);
+    }
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    settle(&manager).await;
+    for (i, s) in masters.iter().enumerate() {
+        assert_eq!(s.get(key), None, "S{} still holds the key", i + 1);
+    }
+}
+
+/// C07, restart on a single master (AOF keeps the key): "works the same on a node restarted
+/// mid-hold, for extend and unlock" — both succeed on the only master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c07_single_master_restarted_mid_hold_extend_and_unlock_succeed() {
+    let mut masters = Masters::start_with(1, ServerOptions::persistence(Persistence::AofAlways));
+    let manager = builder(&masters.urls()).build().unwrap();
+    let resource = unique_name("c07-restart1");
+    let key = resource.as_bytes();
+    let mut lock = manager.lock(&resource).ttl(ms(5_000)).await.unwrap();
+    let token = lock.token().to_owned();
+    masters[0].restart();
+    assert!(holds(&masters[0], key, &token), "AOF kept the key");
+
+    let extended = watchdog("extend", manager.extend(&mut lock, ms(8_000))).await;
+    assert!(
+        extended.is_ok(),
+        "extend after the restart: {}",
+        render(&extended.unwrap_err())
+    );
+    assert!(masters[0].pttl(key) > 5_000);
+    let released = watchdog("unlock", manager.unlock(&mut lock)).await;
+    assert!(
+        released.is_ok(),
+        "unlock after the restart: {}",
+        render(&released.unwrap_err())
+    );
+    assert_eq!(masters[0].get(key), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// C16: a master addressed by hostname is down or unresolvable
+// ---------------------------------------------------------------------------------------
+
+/// Lock, extend and unlock with S2 unavailable: all succeed on S1 + S3, and S2's failure
+/// does not turn a conflict into "unavailable" for another client.
+async fn cycle_without_s2(masters: &Masters, manager: &LockManager, other: &LockManager) {
+    let resource = unique_name("c16");
+    let key = resource.as_bytes();
+
+    let mut lock = watchdog("lock", manager.lock(&resource).ttl(ms(5_000)))
+        .await
+        .unwrap();
+    let token = lock.token().to_owned();
+    assert!(holds(&masters[0], key, &token));
+    assert!(holds(&masters[2], key, &token));
+    assert!(lock.validity() > ms(4_000));
+
+    // S2's failure is non-fatal per-master detail of the successful acquisition: S1 and S3
+    // granted (the quorum), S2 failed or had not answered when the quorum was reached.
+    let detail = lock.outcomes();
+    assert_eq!(detail.len(), 3);
+    assert_eq!(detail[0].status(), &NodeStatus::Done);
+    assert_eq!(detail[2].status(), &NodeStatus::Done);
+    assert!(
+        matches!(
+            detail[1].status(),
+            NodeStatus::Failed(
+                NodeError::Refused | NodeError::Connection(_) | NodeError::Timeout(_)
+            ) | NodeStatus::NotAwaited
+        ),
+        "S2: {:?}",
+        detail[1]
+    );
+    // Another client's failed attempt sees a conflict (not "unavailable"), with S2's
+    // failure as a per-node outcome.
+    let err = watchdog("try_lock", other.try_lock(&resource))
+        .await
+        .unwrap_err();
+    let shown = render(&err);
+    assert!(err.is_conflict(), "{shown}");
+    assert!(!err.is_unavailable(), "{shown}");
+    assert!(
+        matches!(
+            err.outcomes()[1].status(),
+            NodeStatus::Failed(
+                NodeError::Refused | NodeError::Connection(_) | NodeError::Timeout(_)
+            ) | NodeStatus::NotAwaited
+        ),
+        "S2: {shown}"
+    );
+
+    let t1 = Instant::now();
+    watchdog("extend", manager.extend(&mut lock, ms(5_000)))
+        .await
+        .unwrap();
+    for s in [&masters[0], &masters[2]] {
+        let pttl = s.pttl(key);
+        assert!(
+            pttl <= 5_000 && pttl > 5_000 - t1.elapsed().as_millis() as i64 - 5,
+            "PTTL {pttl}"
+        );
+    }
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    assert_eq!(masters[0].get(key), None);
+    assert_eq!(masters[2].get(key), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c16_stopped_master_addressed_by_hostname_is_non_fatal_and_used_again() {
+    let mut masters = Masters::start(3);
+    let urls = vec![
+        masters[0].url(),
+        format!("redis://localhost:{}", masters[1].port()),
+        masters[2].url(),
+    ];
+    let manager = builder(&urls).build().unwrap();
+    let other = builder(&urls).build().unwrap();
+    masters[1].kill();
+    cycle_without_s2(&masters, &manager, &other).await;
+    settle(&manager).await;
+
+    // When S2 returns, the next acquire (same manager) uses it again.
+    masters[1].restart();
+    let resource = unique_name("c16-back");
+    let key = resource.as_bytes();
+    let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
+    let token = lock.token().to_owned();
+    assert!(
+        eventually(ms(2_000), || holds(&masters[1], key, &token)).await,
+        "S2 is used again once it is back"
+    );
+    manager.unlock(&mut lock).await.unwrap();
+    settle(&manager).await;
+    assert!(masters.iter().all(|s| s.dbsize() == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c16_unresolvable_hostname_is_non_fatal() {
+    let masters = Masters::start(3);
+    let urls = vec![
+        masters[0].url(),
+        "redis://no-such-host.invalid:6379".to_owned(),
+        masters[2].url(),
+    ];
+    let manager = builder(&urls).build().unwrap();
+    let other = builder(&urls).build().unwrap();
+    cycle_without_s2(&masters, &manager, &other).await;
+    // The unresolvable master's failures end within the connect timeout.
+    watchdog("close", manager.close()).await;
+    watchdog("close", other.close()).await;
+    assert_eq!(manager.background_tasks(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// C17 (b): credentials
+// ---------------------------------------------------------------------------------------
+
+const PASSWORD: &str = "s3cret";
+const WRONG_PASSWORD: &str = "wr0ng-Pa55";
+
+/// An acquire that must fail at once with a typed, non-retried auth error.
+async fn assert_auth_failure(server: &RedisServer, url: String, expect: fn(&NodeError) -> bool) {
+    let retry_delay = ms(500);
+    let manager = LockManager::builder()
+        .server(url)
+        .retry_count(3)
+        .retry_delay(retry_delay)
+        .retry_jitter(Duration::ZERO)
+        .build()
+        .unwrap();
+    let resource = unique_name("c17");
+    let t = Instant::now();
+    let err = watchdog("lock", manager.lock(&resource).ttl(ms(2_000)))
+        .await
+        .unwrap_err();
+    let took = t.elapsed();
+    let shown = render(&err);
+    assert!(err.is_unavailable(), "{shown}");
+    assert!(err.is_auth(), "{shown}");
+    assert!(!err.is_conflict(), "{shown}");
+    match err.outcomes() {
+        [o] => match o.status() {
+            NodeStatus::Failed(e) => {
+                assert!(expect(e), "{e:?}");
+                assert!(e.is_permanent());
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    // A single retry would have slept 500 ms; three, 1.5 s.
+    assert!(took < retry_delay, "took {took:?}: retried");
+    for secret in [PASSWORD, WRONG_PASSWORD] {
+        assert!(!shown.contains(secret), "secret leaked: {shown}");
+        assert!(!format!("{manager:?}").contains(secret));
+    }
+    assert_eq!(server.dbsize(), 0, "no key written");
+}
+
+fn password_protected() -> Masters {
+    Masters::start_with(
+        1,
+        ServerOptions::default().args(&["--requirepass", PASSWORD]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17_missing_password_fails_fast_typed_and_unretried() {
+    let masters = password_protected();
+    let server = &masters[0];
+    assert_auth_failure(server, server.url(), |e| matches!(e, NodeError::Auth(_))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17_wrong_password_fails_fast_typed_and_unretried() {
+    let masters = password_protected();
+    let server = &masters[0];
+    let port = server.port();
+    assert_auth_failure(
+        server,
+        format!("redis://:{WRONG_PASSWORD}@127.0.0.1:{port}"),
+        |e| matches!(e, NodeError::Auth(_)),
+    )
+    .await;
+    // The wrong password of an ACL user.
+    server.cmd(&["ACL", "SETUSER", "locker", "on", ">pw", "~*", "+@all"]);
+    assert_auth_failure(
+        server,
+        format!("redis://locker:{WRONG_PASSWORD}@127.0.0.1:{port}"),
+        |e| matches!(e, NodeError::Auth(_)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17_right_password_and_acl_user_work() {
+    let masters = password_protected();
+    let server = &masters[0];
+    let port = server.port();
+    server.cmd(&["ACL", "SETUSER", "locker", "on", ">pw", "~*", "+@all"]);
+    for url in [
+        format!("redis://:{PASSWORD}@127.0.0.1:{port}"),
+        format!("redis://locker:pw@127.0.0.1:{port}"),
+    ] {
+        let manager = LockManager::builder().server(url).build().unwrap();
+        assert!(!format!("{manager:?}").contains(PASSWORD));
+        let resource = unique_name("c17-ok");
+        let mut lock = watchdog("lock", manager.lock(&resource).ttl(ms(2_000)))
+            .await
+            .unwrap();
+        assert!(holds(server, resource.as_bytes(), lock.token()));
+        watchdog("extend", manager.extend(&mut lock, ms(3_000)))
+            .await
+            .unwrap();
+        watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+        assert_eq!(server.dbsize(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_user_without_eval_gets_no_permission_unretried() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    server.cmd(&[
+        "ACL", "SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-eval", "-evalsha",
+    ]);
+    assert_auth_failure(
+        server,
+        format!("redis://noeval:pw@127.0.0.1:{}", server.port()),
+        |e| matches!(e, NodeError::NoPermission(_)),
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// C18: a majority is dead or frozen
+// ---------------------------------------------------------------------------------------
+
+/// One acquire with the given manager under the watchdog; returns the error and the time.
+async fn failed_acquire(manager: &LockManager) -> (LockError, Duration) {
+    let t = Instant::now();
+    let err = watchdog("lock", manager.lock(unique_name("c18")))
+        .await
+        .unwrap_err();
+    (err, t.elapsed())
+}
+
+fn assert_unavailable(err: &LockError) {
+    let shown = render(err);
+    assert!(err.is_unavailable(), "{shown}");
+    assert!(!err.is_conflict(), "{shown}");
+    assert!(
+        matches!(
+            err,
+            LockError::NoQuorum {
+                quorum: 2,
+                masters: 3,
+                ..
+            }
+        ),
+        "{shown}"
+    );
+    for o in &err.outcomes()[1..] {
+        assert!(
+            matches!(o.status(), NodeStatus::Failed(_) | NodeStatus::NotAwaited),
+            "{shown}"
+        );
+    }
+    assert!(
+        err.outcomes()[1..]
+            .iter()
+            .any(|o| matches!(o.status(), NodeStatus::Failed(_))),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c18_killed_majority_fails_fast_as_unavailable() {
+    let mut masters = Masters::start(3);
+    let urls = masters.urls();
+    masters[1].kill();
+    masters[2].kill();
+
+    // Default retries (3 × 200 ms ± 100 ms): the case allows about 200 ms; ×3 for CI.
+    let defaults = builder(&urls).build().unwrap();
+    let (err, took) = failed_acquire(&defaults).await;
+    assert_unavailable(&err);
+    assert!(took < ms(600), "took {took:?}");
+    for o in &err.outcomes()[1..] {
+        assert!(
+            matches!(
+                o.status(),
+                NodeStatus::Failed(NodeError::Refused | NodeError::Connection(_))
+                    | NodeStatus::NotAwaited
+            ),
+            "{o}"
+        );
+    }
+
+    // With a 2 s retry delay a single retry would show: it is not retried at all.
+    let slow_retry = builder(&urls)
+        .retry_delay(ms(2_000))
+        .retry_jitter(Duration::ZERO)
+        .build()
+        .unwrap();
+    let (err, took) = failed_acquire(&slow_retry).await;
+    assert_unavailable(&err);
+    assert!(took < ms(600), "took {took:?}: retried");
+}
+
+/// Keys on `server` with their PTTL, for failure messages.
+fn keys_with_pttl(server: &RedisServer) -> Vec<(String, i64)> {
+    server
+        .keys()
+        .into_iter()
+        .map(|k| (String::from_utf8_lossy(&k).into_owned(), server.pttl(&k)))
+        .collect()
+}
+
+/// C18's scenario, checked for SPEC §4 step 4: an attempt that failed for lack of a quorum
+/// releases on every master that may hold its key, so the live master S1 is left without a
+/// key (it would otherwise block every client for the whole 10 s TTL). S2 and S3 refuse at
+/// once, so the verdict is known while S1's acquire request is still in flight: S1 is 20 ms
+/// away and its script cache was flushed (C07), after which another client of ours released
+/// a lock there (release script cached, acquire script not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c18_failed_acquire_leaves_no_key_on_the_live_master() {
+    let mut masters = Masters::start(3);
+    let proxy = FaultProxy::start(masters[0].addr()).await;
+    let mut urls = masters.urls();
+    urls[0] = proxy.url();
+    let manager = builder(&urls).node_timeout(ms(200)).build().unwrap();
+    let mut warm = manager.lock(unique_name("c18-warm")).await.unwrap();
+    settle(&manager).await;
+    manager.unlock(&mut warm).await.unwrap();
+    settle(&manager).await;
+
+    masters[1].kill();
+    masters[2].kill();
+    proxy.set_reply_latency(ms(20));
+    for _ in 0..3 {
+        masters[0].flush_scripts();
+        masters[0].cmd(&["SCRIPT", "LOAD", RELEASE_SCRIPT]);
+        let (err, _) = failed_acquire(&manager).await;
+        assert_unavailable(&err);
+        settle(&manager).await;
+    }
+    let left = keys_with_pttl(&masters[0]);
+    assert!(left.is_empty(), "keys left on S1 (name, PTTL ms): {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c18_frozen_majority_fails_within_the_node_timeout() {
+    let masters = Masters::start(3);
+    let urls = masters.urls();
+    let node_timeout = ms(50); // the default
+    let warm = builder(&urls).build().unwrap();
+    let mut lock = warm.lock(unique_name("c18-warm")).await.unwrap();
+    settle(&warm).await; // the third master's acquire is done: connections are open
+    warm.unlock(&mut lock).await.unwrap();
+    settle(&warm).await;
+
+    masters[1].pause();
+    masters[2].pause();
+    // A client that connects only now: opening a connection is bounded by the connect
+    // timeout (documented as kept apart from the per-request budget).
+    let connect_timeout = ms(200);
+    let cold = builder(&urls)
+        .connect_timeout(connect_timeout)
+        .retry_delay(ms(2_000))
+        .retry_jitter(Duration::ZERO)
+        .build()
+        .unwrap();
+    // Warm connections: the requests time out after the node timeout. Cold ones: the
+    // kernel accepts the connection, the frozen server never answers the handshake. Either
+    // way: one attempt plus the budget, never a hang, never a retry.
+    for (manager, budget) in [(&warm, node_timeout), (&cold, connect_timeout)] {
+        let (err, took) = failed_acquire(manager).await;
+        assert_unavailable(&err);
+        for o in &err.outcomes()[1..] {
+            assert!(
+                matches!(
+                    o.status(),
+                    NodeStatus::Failed(NodeError::Timeout(_)) | NodeStatus::NotAwaited
+                ),
+                "{o}"
+            );
+        }
+        // The case allows the budget plus a little; ×3 for CI. A retry would add 2 s (cold)
+        // or 100–300 ms per retry (warm, default schedule).
+        assert!(
+            took < (budget + ms(50)) * 3,
+            "took {took:?} (budget {budget:?})"
+        );
+    }
+    masters[1].resume();
+    masters[2].resume();
+    settle(&warm).await;
+    settle(&cold).await;
+    for (i, s) in masters.iter().enumerate() {
+        let empty = eventually(ms(2_000), || s.dbsize() == 0).await;
+        assert!(empty, "keys left on S{}: {:?}", i + 1, keys_with_pttl(s));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A full master, killed client connections, a closed manager
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_master_still_extends_and_releases_but_refuses_new_locks() {
+    let masters = Masters::start_with(
+        1,
+        ServerOptions::default().args(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]),
+    );
+    let server = &masters[0];
+    let manager = builder(&masters.urls()).build().unwrap();
+    let resource = unique_name("oom");
+    let key = resource.as_bytes();
+    let mut lock = manager.lock(&resource).ttl(ms(5_000)).await.unwrap();
+
+    // Fill memory until writes fail with OOM. SETRANGE allocates 256 KiB from a tiny
+    // command, so the last successful one leaves used memory well above maxmemory.
+    let mut oom = None;
+    for i in 0..100 {
+        match server.try_cmd(&["SETRANGE", &format!("fill:{i}"), "262144", "x"]) {
+            Ok(_) => {}
+            Err(e) => {
+                oom = Some(e);
+                break;
+            }
+        }
+    }
+    let oom = oom.expect("memory never filled up");
+    assert_eq!(oom.code(), Some("OOM"), "{oom}");
+    assert!(matches!(
+        server.try_cmd(&["SET", "probe", "1"]),
+        Err(e) if e.code() == Some("OOM")
+    ));
+
+    let t1 = Instant::now();
+    watchdog("extend", manager.extend(&mut lock, ms(8_000)))
+        .await
+        .unwrap();
+    let pttl = server.pttl(key);
+    assert!(pttl > 8_000 - t1.elapsed().as_millis() as i64 - 5 && pttl <= 8_000);
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    assert_eq!(server.get(key), None);
+
+    let err = watchdog("lock", manager.try_lock(unique_name("oom-new")))
+        .await
+        .unwrap_err();
+    let shown = render(&err);
+    assert!(err.is_unavailable(), "{shown}");
+    assert!(!err.is_conflict(), "{shown}");
+    assert!(
+        matches!(
+            err.outcomes()[0].status(),
+            NodeStatus::Failed(NodeError::OutOfMemory(_))
+        ),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_kill_on_a_master_is_survived_and_reconnected() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).build().unwrap();
+    let mut warm = manager.lock(unique_name("kill-warm")).await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+    settle(&manager).await;
+
+    masters[0].cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    // The next operation succeeds on a quorum...
+    let resource = unique_name("kill");
+    let key = resource.as_bytes();
+    let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
+    let holding = masters
+        .iter()
+        .filter(|s| holds(s, key, lock.token()))
+        .count();
+    assert!(
+        holding >= manager.quorum(),
+        "{holding} masters hold the key"
+    );
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    settle(&manager).await;
+
+    // ...and a later one on all three: S1 was reconnected.
+    let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
+    let token = lock.token().to_owned();
+    assert!(
+        eventually(ms(2_000), || masters.iter().all(|s| holds(s, key, &token))).await,
+        "S1 is used again after its connection was killed"
+    );
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    settle(&manager).await;
+    for s in masters.iter() {
+        assert_eq!(s.dbsize(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_manager_refuses_every_operation() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    let manager = builder(&masters.urls()).build().unwrap();
+    let resource = unique_name("closed");
+    let key = resource.as_bytes();
+    let mut lock = manager.lock(&resource).ttl(ms(10_000)).await.unwrap();
+    let token = lock.token().to_owned();
+    let mut other = manager.lock(unique_name("closed-2")).await.unwrap();
+    manager.unlock(&mut other).await.unwrap();
+
+    watchdog("close", manager.close()).await;
+    assert_eq!(manager.background_tasks(), 0);
+
+    let closed = |what: &str, r: Result<(), LockError>| {
+        let Err(err) = r else {
+            panic!("{what} after close() succeeded: it sent requests to the masters");
+        };
+        assert!(matches!(err, LockError::Closed), "{what}: {err:?}");
+        assert!(err.is_unavailable(), "{what}");
+    };
+    closed("lock", manager.lock(&resource).await.map(drop));
+    closed("try_lock", manager.try_lock("fresh").await.map(drop));
+    closed("is_locked", manager.is_locked(&resource).await.map(drop));
+    closed("extend", manager.extend(&mut lock, ms(5_000)).await);
+    let clone = manager.clone();
+    closed("lock on a clone", clone.lock("via-clone").await.map(drop));
+    assert_eq!(manager.background_tasks(), 0);
+    assert!(holds(server, key, &token));
+    // `LockError::Closed`: "no new requests are sent" — releasing included.
+    closed("unlock", manager.unlock(&mut lock).await);
+    assert_eq!(manager.background_tasks(), 0);
+    // Nothing was sent: the held lock's key is untouched (it expires by its TTL).
+    assert!(holds(server, key, &token));
+    assert!(server.pttl(key) > 5_000);
+}
