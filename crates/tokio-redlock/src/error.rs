@@ -397,7 +397,11 @@ impl ConfigError {
 
 /// Replaces the password of a URL by `***`, also for strings that do not parse as URLs.
 pub(crate) fn redact_url(raw: &str) -> String {
-    if let Ok(mut url) = url::Url::parse(raw) {
+    // A string like `u:pw@host` parses as a URL with scheme `u` and no host: only a parsed
+    // URL with a host has its user information where `password()` finds it.
+    if let Ok(mut url) = url::Url::parse(raw)
+        && url.has_host()
+    {
         if url.password().is_some() {
             // A parsed URL with a password has a host, so this cannot fail.
             let _ = url.set_password(Some("***"));
