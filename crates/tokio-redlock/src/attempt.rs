@@ -199,10 +199,7 @@ async fn attempt_once(
                 let released = Arc::new(AtomicBool::new(false));
                 let flag = Arc::clone(&released);
                 shared.release_after_replies(round.into_pending(), key, &token, move |reply| {
-                    !matches!(
-                        reply,
-                        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)
-                    ) && flag.load(Ordering::SeqCst)
+                    may_hold_key(reply) && flag.load(Ordering::SeqCst)
                 });
                 cleanup.disarm();
                 return Ok(Lock {
@@ -219,69 +216,65 @@ async fn attempt_once(
     }
     // Step 4: release on every master that may hold our key: all but those that definitely
     // refused. Masters that granted answered promptly, so their release is awaited and the
-    // caller sees a clean slate; masters that failed or were not awaited (a timed-out
-    // request may still have set the key) get theirs in the background, so a frozen master
+    // caller sees a clean slate; the others get theirs in the background, so a frozen master
     // does not cost a second timeout.
-    let failure_kind = classify(&round, verdict);
-    let replies: Vec<Option<bool>> = (0..shared.nodes.len())
-        .map(|i| match round.reply(i) {
-            Some(Ok(AcquireReply::Granted)) => Some(true),
-            Some(Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)) => Some(false),
-            Some(Err(_)) | None => None,
-        })
+    let failure = classify(&round, verdict, elapsed, &shared.nodes);
+    let granted: Vec<bool> = (0..shared.nodes.len())
+        .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted))))
         .collect();
-    let outcomes = round.outcomes(&shared.nodes, |r| r.status());
-    let failed = |i: usize| matches!(round.reply(i), Some(Err(_)));
-    let granted = |i: usize| replies.get(i).copied().flatten() == Some(true);
-    // Failed requests are over (their futures ended), so whatever they sent is ahead of
-    // this release on the connection.
+    let failed: Vec<bool> = (0..shared.nodes.len())
+        .map(|i| matches!(round.reply(i), Some(Err(_))))
+        .collect();
+    // A failed request is over (its future ended), so whatever it sent is ahead of this
+    // release on the connection.
     shared
-        .release_round(key, &token, failed)
+        .release_round(key, &token, |i| failed.get(i) == Some(&true))
         .finish_in_background(&shared.tasks);
-    // Requests not yet answered get their release right after their reply.
-    shared.release_after_replies(round.into_pending(), key, &token, |reply| {
-        !matches!(
-            reply,
-            Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)
-        )
-    });
-    shared.release_round(key, &token, granted).settle().await;
+    // A request not answered yet gets its release right after its reply, never before it.
+    shared.release_after_replies(round.into_pending(), key, &token, may_hold_key);
+    shared
+        .release_round(key, &token, |i| granted.get(i) == Some(&true))
+        .settle()
+        .await;
     cleanup.disarm();
-    Err(match failure_kind {
-        Kind::TooSlow => Failure::TooSlow { elapsed },
-        Kind::Unavailable => Failure::Unavailable(outcomes),
-        Kind::NotALock => Failure::NotALock(outcomes),
-        Kind::Conflict => Failure::Conflict(outcomes),
-    })
+    Err(failure)
 }
 
-enum Kind {
-    TooSlow,
-    Unavailable,
-    NotALock,
-    Conflict,
+/// Whether a master that sent this reply may hold the attempt's key: all but a definite refusal.
+fn may_hold_key(reply: &Result<AcquireReply, NodeError>) -> bool {
+    !matches!(
+        reply,
+        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)
+    )
 }
 
-fn classify(round: &Round<AcquireReply>, verdict: Verdict) -> Kind {
+/// Why a round that did not produce a lock failed.
+fn classify(
+    round: &Round<AcquireReply>,
+    verdict: Verdict,
+    elapsed: Duration,
+    nodes: &[Arc<crate::node::Node>],
+) -> Failure {
     if verdict == Verdict::Won {
-        return Kind::TooSlow;
+        return Failure::TooSlow { elapsed };
     }
+    let outcomes = round.outcomes(nodes, |r| r.status());
     let tally = round.tally();
     if tally.unreachable_majority() {
-        return Kind::Unavailable;
+        return Failure::Unavailable(outcomes);
     }
-    let not_a_lock = round
+    if round
         .replies()
-        .any(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)));
-    if not_a_lock {
-        return Kind::NotALock;
+        .any(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)))
+    {
+        return Failure::NotALock(outcomes);
     }
     // Permanent failures (wrong credentials, ACL) that cost the quorum are not worth a retry.
     let permanent = round
         .replies()
         .any(|(_, r)| matches!(r, Err(e) if e.is_permanent()));
     if permanent && !tally.refused_by_majority() {
-        return Kind::Unavailable;
+        return Failure::Unavailable(outcomes);
     }
-    Kind::Conflict
+    Failure::Conflict(outcomes)
 }

@@ -19,31 +19,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use redis::Value;
+use support::checks::{
+    RELEASE_SCRIPT, builder, drift, held_everywhere_within, millis, ms, render, settle,
+    settle_within,
+};
 use support::proxy::FaultProxy;
 use support::servers::{Masters, RedisServer};
 use support::{eventually, unique_name};
 use tokio::time::Instant;
-use tokio_redlock::{LockError, LockManager, LockManagerBuilder, MAX_TTL, NodeStatus};
-
-/// The library's release script, byte for byte (its SHA is what the library sends).
-const RELEASE_SCRIPT: &str = include_str!("../src/scripts/release.lua");
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn builder(urls: &[String]) -> LockManagerBuilder {
-    LockManager::builder().servers(urls.iter().cloned())
-}
-
-/// The drift the library subtracts with the default drift factor: `ttl × 0.01 + 2 ms`.
-fn drift(ttl: Duration) -> Duration {
-    ttl.mul_f64(0.01) + ms(2)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap()
-}
+use tokio_redlock::{LockError, LockManager, MAX_TTL, NodeStatus};
 
 /// `PTTL key` lies in `(requested − elapsed − 5 ms, requested]`, where `elapsed` is the time
 /// since `since` (taken before the request that set the TTL left): the key cannot have aged
@@ -62,13 +46,6 @@ fn assert_pttl(server: &RedisServer, key: &[u8], requested: Duration, since: Ins
 
 fn is_token(t: &str) -> bool {
     t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Renders an error both ways; a panic in either would fail the test.
-fn render(e: &LockError) -> String {
-    let shown = format!("{e} / {e:?}");
-    assert!(!shown.is_empty());
-    shown
 }
 
 /// Lock, extend and unlock on `n` masters, checking every master's key, value and PTTL.
@@ -98,21 +75,12 @@ async fn lock_extend_unlock_on(n: usize) {
     let token = lock.token().as_bytes().to_vec();
 
     // A quorum granted before `lock` returned; the other masters answer in the background.
-    let holding = masters
-        .iter()
-        .filter(|s| s.get(key).as_deref() == Some(&token[..]))
-        .count();
+    let holding = masters.iter().filter(|s| s.holds(key, &token)).count();
     assert!(
         holding >= manager.quorum(),
         "{holding} of {n} masters hold the key"
     );
-    assert!(
-        eventually(ms(2_000), || masters
-            .iter()
-            .all(|s| s.get(key).as_deref() == Some(&token[..])))
-        .await,
-        "every master must end up holding our token"
-    );
+    held_everywhere_within(ms(2_000), masters.iter(), key, &token).await;
     for s in masters.iter() {
         assert_pttl(s, key, ttl, t0);
     }
@@ -248,12 +216,7 @@ async fn c10_conflict_when_b_holds_all_three() {
     let key = resource.as_bytes();
     let b_lock = b.lock(&resource).ttl(ms(10_000)).await.unwrap();
     let b_token = b_lock.token().as_bytes().to_vec();
-    assert!(
-        eventually(ms(2_000), || masters
-            .iter()
-            .all(|s| s.get(key).as_deref() == Some(&b_token[..])))
-        .await
-    );
+    held_everywhere_within(ms(2_000), masters.iter(), key, &b_token).await;
 
     let err = a.try_lock(&resource).await.unwrap_err();
     render(&err);
@@ -365,7 +328,7 @@ async fn c10_conflict_leaves_no_key_on_a_slow_third_master() {
     // A is connected to every master.
     let mut warm = a.lock(unique_name("c10-warm")).await.unwrap();
     a.unlock(&mut warm).await.unwrap();
-    assert!(eventually(ms(2_000), || a.background_tasks() == 0).await);
+    settle_within(&a, ms(2_000)).await;
     proxy.set_reply_latency(ms(20));
 
     let resource = unique_name("c10-slow");
@@ -378,10 +341,7 @@ async fn c10_conflict_leaves_no_key_on_a_slow_third_master() {
     render(&err);
     assert!(err.is_conflict(), "{err}");
     assert!(!err.is_unavailable(), "{err}");
-    assert!(
-        eventually(ms(3_000), || a.background_tasks() == 0).await,
-        "background cleanup still running"
-    );
+    settle(&a).await;
     assert_eq!(
         masters[2].get(key),
         None,

@@ -21,11 +21,11 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use redis::Value;
 use support::{
+    checks::{proxies_for, settle_within},
     eventually,
     proxy::FaultProxy,
-    servers::{Masters, RedisServer},
+    servers::Masters,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -105,30 +105,6 @@ fn assert_no_error_log_and_no_worker_panic() {
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Every key on `server` with its value (`None` for a non-string key), for failure messages
-/// and for scanning values.
-fn dump(server: &RedisServer) -> Vec<(String, Option<Vec<u8>>)> {
-    server
-        .keys()
-        .into_iter()
-        .map(|k| {
-            let value = match server.try_cmd_bytes(&[b"GET", &k]) {
-                Ok(Value::BulkString(v)) => Some(v),
-                _ => None,
-            };
-            (String::from_utf8_lossy(&k).into_owned(), value)
-        })
-        .collect()
-}
-
-async fn proxies_for(masters: &Masters) -> Vec<FaultProxy> {
-    let mut proxies = Vec::with_capacity(masters.len());
-    for addr in masters.addrs() {
-        proxies.push(FaultProxy::start(addr).await);
-    }
-    proxies
-}
-
 /// Opens the manager's connections to every master and caches the acquire and release
 /// scripts there (one lock/unlock cycle), then waits until the cycle's stragglers are done.
 async fn warm_up(manager: &LockManager) {
@@ -138,23 +114,6 @@ async fn warm_up(manager: &LockManager) {
         eventually(Duration::from_secs(2), || manager.background_tasks() == 0).await,
         "warm-up stragglers did not finish"
     );
-}
-
-/// `cmdstat_evalsha` calls on `server` (INFO commandstats).
-fn evalsha_calls(server: &RedisServer) -> u64 {
-    let Value::BulkString(info) = server.cmd(&["INFO", "commandstats"]) else {
-        panic!("INFO commandstats is not a bulk string");
-    };
-    let info = String::from_utf8(info).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
-        .map_or(0, |rest| {
-            rest.split(',')
-                .next()
-                .unwrap()
-                .parse()
-                .expect("calls is a number")
-        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -194,7 +153,7 @@ async fn c08_case(close: bool) {
 
     // A's attempt tokens were never handed out, so "no key or value carrying A's token" is
     // checked as: the only key on the server is `r`, holding B's token.
-    let keys = dump(server);
+    let keys = server.dump();
     assert_eq!(
         keys,
         vec![("r".to_owned(), Some(b_lock.token().as_bytes().to_vec()))],
@@ -481,7 +440,7 @@ async fn c13_acquire_dropped_at_random_points_leaves_no_key() {
                 server.dbsize(),
                 0,
                 "batch {batch} (settled in {settle:?}): keys left on master {i}: {:?}",
-                dump(server)
+                server.dump()
             );
         }
     }
@@ -538,7 +497,7 @@ async fn c14_acquire_dropped_during_retry_sleep_leaves_no_key() {
         .build()
         .unwrap();
     warm_up(&a).await;
-    let s3_calls_before = evalsha_calls(&masters[2]);
+    let s3_calls_before = masters[2].command_calls("evalsha");
 
     // Boxed (owned), so `drop` below really drops the future.
     let mut acquire = a.lock("r").ttl(Duration::from_secs(10)).into_future();
@@ -549,7 +508,7 @@ async fn c14_acquire_dropped_during_retry_sleep_leaves_no_key() {
     // The first attempt is over and A is asleep between attempts: S3 ran A's acquire (granted)
     // and then the failed attempt's cleanup release (2 scripts), and holds no key.
     assert_eq!(
-        evalsha_calls(&masters[2]) - s3_calls_before,
+        masters[2].command_calls("evalsha") - s3_calls_before,
         2,
         "S3 must have run A's acquire and its cleanup release before A sleeps"
     );
@@ -569,10 +528,10 @@ async fn c14_acquire_dropped_during_retry_sleep_leaves_no_key() {
     // Past the moment the second attempt would have started (400 ms after the first).
     tokio::time::sleep_until(dropped_at + Duration::from_millis(450)).await;
     assert_eq!(masters[2].get(b"r"), None, "no key of A's on S3");
-    assert_eq!(masters[2].dbsize(), 0, "S3: {:?}", dump(&masters[2]));
+    assert_eq!(masters[2].dbsize(), 0, "S3: {:?}", masters[2].dump());
     for i in 0..2 {
         assert_eq!(
-            dump(&masters[i]),
+            masters[i].dump(),
             vec![("r".to_owned(), Some(b_token.clone()))],
             "S{}: only B's key",
             i + 1
@@ -649,13 +608,9 @@ async fn c24_dropped_extend_keeps_deadline_and_unlock_succeeds() {
         !lock.is_valid(),
         "released handles report themselves invalid"
     );
-    assert!(
-        eventually(Duration::from_secs(2), || a.background_tasks() == 0).await,
-        "background tasks left: {}",
-        a.background_tasks()
-    );
+    settle_within(&a, Duration::from_secs(2)).await;
     for (i, server) in masters.iter().enumerate() {
-        assert_eq!(server.dbsize(), 0, "master {i}: {:?}", dump(server));
+        assert_eq!(server.dbsize(), 0, "master {i}: {:?}", server.dump());
     }
     assert_no_error_log_and_no_worker_panic();
 }

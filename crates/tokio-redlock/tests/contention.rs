@@ -19,7 +19,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use support::{eventually, servers::Masters};
+use support::{
+    checks::{assert_no_key_without_ttl_on, settle_within},
+    eventually,
+    servers::Masters,
+};
 use tokio::task::JoinSet;
 use tokio_redlock::LockManager;
 
@@ -240,16 +244,8 @@ async fn c22_mutual_exclusion_with_paused_and_killed_masters() {
     );
 
     for (i, server) in masters.iter().enumerate() {
-        if i == KILLED {
-            continue;
-        }
-        for key in server.keys() {
-            let pttl = server.pttl(&key);
-            assert!(
-                pttl != -1,
-                "master {i}: key {} has no TTL",
-                String::from_utf8_lossy(&key)
-            );
+        if i != KILLED {
+            assert_no_key_without_ttl_on(server, &format!("master {i}"));
         }
     }
 }
@@ -445,11 +441,7 @@ async fn c09_lock_unlock_cycles_leak_nothing() {
     cycle_concurrently(&manager, (0..CYCLES).map(|i| format!("r{i}")), WINDOW).await;
     let concurrent = t.elapsed();
 
-    assert!(
-        eventually(Duration::from_secs(1), || manager.background_tasks() == 0).await,
-        "{} background tasks left",
-        manager.background_tasks()
-    );
+    settle_within(&manager, Duration::from_secs(1)).await;
     let rss_after = rss_bytes();
     let growth = rss_after as i64 - rss_before as i64;
     println!(

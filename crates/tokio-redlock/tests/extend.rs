@@ -16,83 +16,19 @@ mod support;
 
 use std::time::Duration;
 
-use redis::Value;
+use support::checks::{drift, held_everywhere, manager, millis, proxies_for};
 use support::proxy::FaultProxy;
-use support::servers::{Masters, RedisServer};
+use support::servers::Masters;
 use tokio::time::Instant;
 use tokio_redlock::{LockError, LockManager, NodeStatus, Operation};
-
-/// Drift of a TTL with the default factor 0.01: `ttl × 0.01 + 2 ms`.
-fn drift(ttl: Duration) -> Duration {
-    ttl.mul_f64(0.01) + Duration::from_millis(2)
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap()
-}
-
-fn manager(urls: Vec<String>, node_timeout: Duration) -> LockManager {
-    LockManager::builder()
-        .servers(urls)
-        .node_timeout(node_timeout)
-        .build()
-        .expect("valid configuration")
-}
-
-fn exists(server: &RedisServer, key: &[u8]) -> i64 {
-    match server.cmd_bytes(&[b"EXISTS", key]) {
-        Value::Int(n) => n,
-        other => panic!("unexpected EXISTS reply {other:?}"),
-    }
-}
-
-/// Calls of `command` counted by `INFO commandstats` since the last `CONFIG RESETSTAT`.
-fn calls(server: &RedisServer, command: &str) -> u64 {
-    let stats = match server.cmd(&["INFO", "commandstats"]) {
-        Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("unexpected INFO reply {other:?}"),
-    };
-    stats
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-}
 
 /// 3 masters, each behind a proxy; the manager talks to the proxies with a per-master
 /// budget well above the injected latency.
 async fn proxied_masters() -> (Masters, Vec<FaultProxy>, LockManager) {
     let masters = Masters::start(3);
-    let mut proxies = Vec::new();
-    for addr in masters.addrs() {
-        proxies.push(FaultProxy::start(addr).await);
-    }
-    let manager = manager(
-        proxies.iter().map(FaultProxy::url).collect(),
-        Duration::from_secs(3),
-    );
+    let proxies = proxies_for(&masters).await;
+    let manager = manager(proxies.iter().map(FaultProxy::url), Duration::from_secs(3));
     (masters, proxies, manager)
-}
-
-/// Waits until every master holds `token` under `key`: `lock` returns once a quorum granted,
-/// and the request to a slower master may still be landing.
-async fn held_everywhere<'a>(
-    masters: impl IntoIterator<Item = &'a RedisServer> + Clone,
-    key: &[u8],
-    token: &str,
-) {
-    let held = support::eventually(Duration::from_secs(3), || {
-        masters
-            .clone()
-            .into_iter()
-            .all(|s| s.get(key).as_deref() == Some(token.as_bytes()))
-    })
-    .await;
-    assert!(
-        held,
-        "every master must hold the token under `{}`",
-        String::from_utf8_lossy(key)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +129,7 @@ async fn c02_extend_with_1100ms_reply_latency_is_validity_exhausted() {
 
     // ... even though Redis applied the PEXPIRE: without it, PTTL could be at most
     // 1 000 − (probe_start − acquired) ≈ 650 ms; extended, it is ≈ 850 ms.
-    let unextended_max = 1_000 - ms(probe_start - acquired);
+    let unextended_max = 1_000 - millis(probe_start - acquired);
     for (s, pttl) in masters.iter().zip(pttls) {
         assert!(
             pttl > unextended_max && pttl <= 1_000,
@@ -217,7 +153,7 @@ async fn c03_extend_succeeds_with_one_master_dead() {
         .extend(&mut lock, ttl)
         .await
         .expect("2 of 3 masters extend: success");
-    let elapsed = ms(before.elapsed());
+    let elapsed = millis(before.elapsed());
     assert!(lock.is_valid());
     assert!(lock.validity() > ttl - drift(ttl) - Duration::from_millis(300));
 
@@ -267,12 +203,7 @@ async fn c23a_extend_after_expiry_is_not_held_and_recreates_nothing() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await; // let any straggler land
     for s in masters.iter() {
-        assert_eq!(
-            exists(s, b"r"),
-            0,
-            "extend re-created the key on {}",
-            s.url()
-        );
+        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
     }
     assert!(!lock.is_valid());
 }
@@ -308,12 +239,7 @@ async fn c23b_extend_after_another_holder_came_and_went_is_not_held() {
     assert!(err.is_not_held(), "expected NotHeld, got {err:?}");
     tokio::time::sleep(Duration::from_millis(50)).await;
     for s in masters.iter() {
-        assert_eq!(
-            exists(s, b"r"),
-            0,
-            "extend re-created the key on {}",
-            s.url()
-        );
+        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
     }
     assert!(!a_lock.is_valid());
 }
@@ -337,12 +263,7 @@ async fn extend_never_recreates_a_deleted_key() {
     assert!(err.is_not_held(), "expected NotHeld, got {err:?}");
     tokio::time::sleep(Duration::from_millis(50)).await;
     for s in masters.iter() {
-        assert_eq!(
-            exists(s, b"r"),
-            0,
-            "extend re-created the key on {}",
-            s.url()
-        );
+        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
     }
     // Its deadline was 10 s away: the NotHeld answer itself invalidated the handle.
     assert!(!lock.is_valid());
@@ -378,7 +299,7 @@ async fn extend_on_5_masters_with_2_paused_succeeds_with_honest_deadline() {
         lock.deadline() - before
     );
     assert_eq!(lock.ttl(), ttl);
-    let elapsed = ms(after - before);
+    let elapsed = millis(after - before);
     for s in &masters.0[..3] {
         assert_eq!(s.get(b"r").as_deref(), Some(lock.token().as_bytes()));
         let pttl = s.pttl(b"r");
@@ -414,8 +335,13 @@ async fn extend_with_zero_ttl_is_invalid_argument_and_sends_nothing() {
 
     tokio::time::sleep(Duration::from_millis(50)).await;
     for s in masters.iter() {
-        assert_eq!(calls(s, "evalsha"), 0, "no request reached {}", s.url());
-        assert_eq!(calls(s, "eval"), 0, "no request reached {}", s.url());
+        assert_eq!(
+            s.command_calls("evalsha"),
+            0,
+            "no request reached {}",
+            s.url()
+        );
+        assert_eq!(s.command_calls("eval"), 0, "no request reached {}", s.url());
         assert_eq!(s.get(b"r").as_deref(), Some(lock.token().as_bytes()));
         assert!(s.pttl(b"r") > 9_000, "the key's TTL is untouched");
     }

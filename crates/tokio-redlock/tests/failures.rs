@@ -17,64 +17,14 @@ mod support;
 
 use std::time::Duration;
 
-use redis::Value;
+use support::checks::{
+    RELEASE_SCRIPT, builder, held_everywhere_within, ms, render, settle, watchdog,
+};
 use support::proxy::FaultProxy;
 use support::servers::{Masters, Persistence, RedisServer, ServerOptions};
 use support::{eventually, unique_name};
 use tokio::time::Instant;
-use tokio_redlock::{LockError, LockManager, LockManagerBuilder, NodeError, NodeStatus};
-
-/// The library's release script, byte for byte (its SHA is what the library sends).
-const RELEASE_SCRIPT: &str = include_str!("../src/scripts/release.lua");
-
-/// Outer watchdog of every operation that could hang.
-const WATCHDOG: Duration = Duration::from_secs(5);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn builder(urls: &[String]) -> LockManagerBuilder {
-    LockManager::builder().servers(urls.iter().cloned())
-}
-
-/// Runs `fut` under the outer watchdog; a hang fails the test.
-async fn watchdog<T>(what: &str, fut: impl std::future::IntoFuture<Output = T>) -> T {
-    tokio::time::timeout(WATCHDOG, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung for {WATCHDOG:?}"))
-}
-
-/// Waits until the manager has no background task left (cleanup and stragglers done).
-async fn settle(manager: &LockManager) {
-    assert!(
-        eventually(ms(3_000), || manager.background_tasks() == 0).await,
-        "{} background tasks still running",
-        manager.background_tasks()
-    );
-}
-
-fn holds(server: &RedisServer, key: &[u8], token: &str) -> bool {
-    server.get(key).as_deref() == Some(token.as_bytes())
-}
-
-/// `calls=` of one command in `INFO commandstats` (0 when never called).
-fn command_calls(server: &RedisServer, command: &str) -> u64 {
-    let info = match server.cmd(&["INFO", "commandstats"]) {
-        Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("unexpected INFO reply {other:?}"),
-    };
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-}
-
-/// Renders an error both ways (a panic in either fails the test) and returns the text.
-fn render(e: &LockError) -> String {
-    format!("{e}\n{e:?}")
-}
+use tokio_redlock::{LockError, LockManager, NodeError, NodeStatus};
 
 // ---------------------------------------------------------------------------------------
 // C07: lost script cache (SCRIPT FLUSH) and restarted masters
@@ -101,7 +51,7 @@ async fn script_flush_is_transparent_on(n: usize) {
         .await
         .unwrap();
     let token = lock.token().to_owned();
-    assert!(masters.iter().filter(|s| holds(s, key, &token)).count() >= manager.quorum());
+    assert!(masters.iter().filter(|s| s.holds(key, &token)).count() >= manager.quorum());
     watchdog("extend", manager.extend(&mut lock, ms(2_000)))
         .await
         .unwrap();
@@ -111,8 +61,8 @@ async fn script_flush_is_transparent_on(n: usize) {
     for s in masters.iter() {
         assert_eq!(s.dbsize(), 0);
         // One EVAL per script after the flush (the NOSCRIPT fallback), no more.
-        let evals = command_calls(s, "eval");
-        let evalshas = command_calls(s, "evalsha");
+        let evals = s.command_calls("eval");
+        let evalshas = s.command_calls("evalsha");
         assert!(evals <= 3, "{evals} EVALs after the flush");
         assert!(
             evals + evalshas <= 6,
@@ -145,10 +95,10 @@ async fn c07_master_restarted_mid_hold_extend_and_unlock_succeed() {
 
     let mut lock = manager.lock(&resource).ttl(ms(5_000)).await.unwrap();
     let token = lock.token().to_owned();
-    assert!(eventually(ms(2_000), || masters.iter().all(|s| holds(s, key, &token))).await);
+    held_everywhere_within(ms(2_000), masters.iter(), key, &token).await;
 
     masters[0].restart();
-    assert!(holds(&masters[0], key, &token), "AOF kept the key");
+    assert!(masters[0].holds(key, &token), "AOF kept the key");
 
     watchdog("extend", manager.extend(&mut lock, ms(5_000)))
         .await
@@ -175,7 +125,7 @@ async fn c07_single_master_restarted_mid_hold_extend_and_unlock_succeed() {
     let mut lock = manager.lock(&resource).ttl(ms(5_000)).await.unwrap();
     let token = lock.token().to_owned();
     masters[0].restart();
-    assert!(holds(&masters[0], key, &token), "AOF kept the key");
+    assert!(masters[0].holds(key, &token), "AOF kept the key");
 
     let extended = watchdog("extend", manager.extend(&mut lock, ms(8_000))).await;
     assert!(
@@ -207,8 +157,8 @@ async fn cycle_without_s2(masters: &Masters, manager: &LockManager, other: &Lock
         .await
         .unwrap();
     let token = lock.token().to_owned();
-    assert!(holds(&masters[0], key, &token));
-    assert!(holds(&masters[2], key, &token));
+    assert!(masters[0].holds(key, &token));
+    assert!(masters[2].holds(key, &token));
     assert!(lock.validity() > ms(4_000));
 
     // S2's failure is non-fatal per-master detail of the successful acquisition: S1 and S3
@@ -282,7 +232,7 @@ async fn c16_stopped_master_addressed_by_hostname_is_non_fatal_and_used_again() 
     let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
     let token = lock.token().to_owned();
     assert!(
-        eventually(ms(2_000), || holds(&masters[1], key, &token)).await,
+        eventually(ms(2_000), || masters[1].holds(key, &token)).await,
         "S2 is used again once it is back"
     );
     manager.unlock(&mut lock).await.unwrap();
@@ -404,7 +354,7 @@ async fn c17_right_password_and_acl_user_work() {
         let mut lock = watchdog("lock", manager.lock(&resource).ttl(ms(2_000)))
             .await
             .unwrap();
-        assert!(holds(server, resource.as_bytes(), lock.token()));
+        assert!(server.holds(resource.as_bytes(), lock.token()));
         watchdog("extend", manager.extend(&mut lock, ms(3_000)))
             .await
             .unwrap();
@@ -504,15 +454,6 @@ async fn c18_killed_majority_fails_fast_as_unavailable() {
     assert!(took < ms(600), "took {took:?}: retried");
 }
 
-/// Keys on `server` with their PTTL, for failure messages.
-fn keys_with_pttl(server: &RedisServer) -> Vec<(String, i64)> {
-    server
-        .keys()
-        .into_iter()
-        .map(|k| (String::from_utf8_lossy(&k).into_owned(), server.pttl(&k)))
-        .collect()
-}
-
 /// C18's scenario, checked for SPEC §4 step 4: an attempt that failed for lack of a quorum
 /// releases on every master that may hold its key, so the live master S1 is left without a
 /// key (it would otherwise block every client for the whole 10 s TTL). S2 and S3 refuse at
@@ -541,7 +482,7 @@ async fn c18_failed_acquire_leaves_no_key_on_the_live_master() {
         assert_unavailable(&err);
         settle(&manager).await;
     }
-    let left = keys_with_pttl(&masters[0]);
+    let left = masters[0].keys_with_pttl();
     assert!(left.is_empty(), "keys left on S1 (name, PTTL ms): {left:?}");
 }
 
@@ -595,7 +536,7 @@ async fn c18_frozen_majority_fails_within_the_node_timeout() {
     settle(&cold).await;
     for (i, s) in masters.iter().enumerate() {
         let empty = eventually(ms(2_000), || s.dbsize() == 0).await;
-        assert!(empty, "keys left on S{}: {:?}", i + 1, keys_with_pttl(s));
+        assert!(empty, "keys left on S{}: {:?}", i + 1, s.keys_with_pttl());
     }
 }
 
@@ -673,7 +614,7 @@ async fn client_kill_on_a_master_is_survived_and_reconnected() {
     let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
     let holding = masters
         .iter()
-        .filter(|s| holds(s, key, lock.token()))
+        .filter(|s| s.holds(key, lock.token()))
         .count();
     assert!(
         holding >= manager.quorum(),
@@ -686,7 +627,7 @@ async fn client_kill_on_a_master_is_survived_and_reconnected() {
     let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
     let token = lock.token().to_owned();
     assert!(
-        eventually(ms(2_000), || masters.iter().all(|s| holds(s, key, &token))).await,
+        eventually(ms(2_000), || masters.iter().all(|s| s.holds(key, &token))).await,
         "S1 is used again after its connection was killed"
     );
     watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
@@ -725,11 +666,11 @@ async fn closed_manager_refuses_every_operation() {
     let clone = manager.clone();
     closed("lock on a clone", clone.lock("via-clone").await.map(drop));
     assert_eq!(manager.background_tasks(), 0);
-    assert!(holds(server, key, &token));
+    assert!(server.holds(key, &token));
     // `LockError::Closed`: "no new requests are sent" — releasing included.
     closed("unlock", manager.unlock(&mut lock).await);
     assert_eq!(manager.background_tasks(), 0);
     // Nothing was sent: the held lock's key is untouched (it expires by its TTL).
-    assert!(holds(server, key, &token));
+    assert!(server.holds(key, &token));
     assert!(server.pttl(key) > 5_000);
 }

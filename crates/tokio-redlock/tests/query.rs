@@ -16,32 +16,10 @@ mod support;
 
 use std::time::Duration;
 
+use support::checks::{RELAXED, held_everywhere, manager};
 use support::servers::Masters;
 use tokio::time::Instant;
-use tokio_redlock::{LockError, LockManager, LockState, NodeError, NodeStatus, Operation};
-
-fn manager(masters: &Masters, node_timeout: Duration) -> LockManager {
-    LockManager::builder()
-        .servers(masters.urls())
-        .node_timeout(node_timeout)
-        .build()
-        .expect("valid configuration")
-}
-
-/// A per-master budget generous enough for a loaded CI box.
-const RELAXED: Duration = Duration::from_millis(500);
-
-/// Waits until every master holds `token` under `key`: `lock` returns once a quorum granted,
-/// and the request to a slower master may still be landing.
-async fn held_everywhere(masters: &Masters, key: &[u8], token: &str) {
-    let held = support::eventually(Duration::from_secs(3), || {
-        masters
-            .iter()
-            .all(|s| s.get(key).as_deref() == Some(token.as_bytes()))
-    })
-    .await;
-    assert!(held, "every master must hold the token");
-}
+use tokio_redlock::{LockError, LockState, NodeError, NodeStatus, Operation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c19_query_tells_mine_from_someone_elses_and_stale_release_is_refused() {
@@ -49,8 +27,8 @@ async fn c19_query_tells_mine_from_someone_elses_and_stale_release_is_refused() 
     // "held by someone else (remaining ≈ 60 s)" and — with `is_held_by(&lock)` — "held by me".
     let masters = Masters::start(1);
     let s = &masters[0];
-    let a = manager(&masters, RELAXED);
-    let b = manager(&masters, RELAXED);
+    let a = manager(masters.urls(), RELAXED);
+    let b = manager(masters.urls(), RELAXED);
 
     // B cannot forge a handle for A's lock (a `Lock` is only obtained by acquiring), so B's
     // release uses B's own handle for `r`, acquired earlier with a short TTL that expired
@@ -114,7 +92,7 @@ async fn c19_query_tells_mine_from_someone_elses_and_stale_release_is_refused() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn is_locked_is_free_after_release() {
     let masters = Masters::start(3);
-    let manager = manager(&masters, RELAXED);
+    let manager = manager(masters.urls(), RELAXED);
     assert_eq!(manager.is_locked("r").await.unwrap(), LockState::Free);
 
     let mut lock = manager
@@ -135,7 +113,7 @@ async fn is_locked_is_free_after_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_key_on_one_of_three_masters_is_never_held() {
     let masters = Masters::start(3);
-    let manager = manager(&masters, Duration::from_millis(200));
+    let manager = manager(masters.urls(), Duration::from_millis(200));
     masters[0].cmd(&["SET", "r", "foreign", "PX", "10000"]);
 
     // Two of three masters have no key: a majority agrees nobody holds `r`, which is what
@@ -188,7 +166,7 @@ async fn foreign_key_on_one_of_three_masters_is_never_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn is_locked_without_quorum_is_no_quorum_error() {
     let masters = Masters::start(3);
-    let manager = manager(&masters, Duration::from_millis(200));
+    let manager = manager(masters.urls(), Duration::from_millis(200));
     // Connections open, then two masters freeze.
     assert_eq!(manager.is_locked("r").await.unwrap(), LockState::Free);
     masters[1].pause();
@@ -228,15 +206,15 @@ async fn is_locked_without_quorum_is_no_quorum_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn is_locked_answers_while_masters_pause_writes() {
     let masters = Masters::start(3);
-    let manager = manager(&masters, RELAXED);
+    let manager = manager(masters.urls(), RELAXED);
     let lock = manager
         .lock("r")
         .ttl(Duration::from_secs(10))
         .await
         .unwrap();
-    held_everywhere(&masters, b"r", lock.token()).await;
+    held_everywhere(masters.iter(), b"r", lock.token()).await;
     // A second client whose connections open during the pause.
-    let other = self::manager(&masters, RELAXED);
+    let other = self::manager(masters.urls(), RELAXED);
 
     for s in masters.iter() {
         s.cmd(&["CLIENT", "PAUSE", "2000", "WRITE"]);
@@ -262,7 +240,7 @@ async fn is_locked_answers_while_masters_pause_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_without_ttl_is_held_with_no_remaining_time() {
     let masters = Masters::start(3);
-    let manager = manager(&masters, RELAXED);
+    let manager = manager(masters.urls(), RELAXED);
     for s in masters.iter() {
         s.cmd(&["SET", "r", "foreign"]);
     }

@@ -16,38 +16,12 @@ mod support;
 
 use std::time::Duration;
 
-use redis::Value;
-use support::servers::{Masters, RedisServer};
+use support::checks::{
+    RELAXED, assert_no_key_without_ttl, held_everywhere, manager, millis, within,
+};
+use support::servers::{Masters, command_calls_in};
 use tokio::time::Instant;
 use tokio_redlock::{Lock, LockError, LockManager, NodeStatus};
-
-/// A manager over `masters` with a per-master budget generous enough for a loaded CI box.
-fn manager(masters: &Masters) -> LockManager {
-    LockManager::builder()
-        .servers(masters.urls())
-        .node_timeout(Duration::from_millis(500))
-        .build()
-        .expect("valid configuration")
-}
-
-/// Redis-side check shared by every test: no key on `servers` lacks a TTL (`PTTL` ≠ -1).
-fn assert_no_key_without_ttl<'a>(servers: impl IntoIterator<Item = &'a RedisServer>) {
-    for server in servers {
-        for key in server.keys() {
-            assert_ne!(
-                server.pttl(&key),
-                -1,
-                "key {:?} on {} has no TTL",
-                String::from_utf8_lossy(&key),
-                server.url()
-            );
-        }
-    }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap()
-}
 
 /// Waits until `key` is gone from every server (requests to slower masters finish in the
 /// background after `unlock` returned).
@@ -92,32 +66,11 @@ fn absent(s: &NodeStatus) -> bool {
     matches!(s, NodeStatus::Absent)
 }
 
-/// Waits until every master holds `token` under `key`: `lock` returns once a quorum granted,
-/// and the request to a slower master may still be landing.
-async fn held_everywhere<'a>(
-    masters: impl IntoIterator<Item = &'a RedisServer> + Clone,
-    key: &[u8],
-    token: &str,
-) {
-    let held = support::eventually(Duration::from_secs(3), || {
-        masters
-            .clone()
-            .into_iter()
-            .all(|s| s.get(key).as_deref() == Some(token.as_bytes()))
-    })
-    .await;
-    assert!(
-        held,
-        "every master must hold the token under `{}`",
-        String::from_utf8_lossy(key)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c01_stale_unlock_does_not_touch_new_holder() {
     let masters = Masters::start(3);
-    let a = manager(&masters);
-    let b = manager(&masters);
+    let a = manager(masters.urls(), RELAXED);
+    let b = manager(masters.urls(), RELAXED);
 
     let mut a_lock = a.lock("r").ttl(Duration::from_millis(500)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -145,7 +98,7 @@ async fn c01_stale_unlock_does_not_touch_new_holder() {
     );
     assert!(!a_lock.is_valid());
 
-    let elapsed = ms(b_started.elapsed());
+    let elapsed = millis(b_started.elapsed());
     for s in masters.iter() {
         assert_eq!(
             s.get(b"r").as_deref(),
@@ -186,9 +139,12 @@ async fn c05_release_of_expired_lock_is_final_and_fast() {
     let s = &masters[0];
     s.cmd(&["CONFIG", "RESETSTAT"]);
     let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(3), manager.unlock(&mut lock))
-        .await
-        .expect("the release completes within the 3 s watchdog");
+    let result = within(
+        Duration::from_secs(3),
+        "the release",
+        manager.unlock(&mut lock),
+    )
+    .await;
     let took = started.elapsed();
 
     assert_not_held(result, absent);
@@ -196,17 +152,8 @@ async fn c05_release_of_expired_lock_is_final_and_fast() {
     assert!(took < Duration::from_millis(300), "release took {took:?}");
     // Not retried: exactly one release request reached the server (one EVALSHA, plus at most
     // one EVAL if the script had to be loaded).
-    let stats = match s.cmd(&["INFO", "commandstats"]) {
-        Value::BulkString(b) => String::from_utf8(b).unwrap(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("unexpected INFO reply {other:?}"),
-    };
-    let calls = |cmd: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-    };
+    let stats = s.info("commandstats");
+    let calls = |cmd: &str| command_calls_in(&stats, cmd);
     assert_eq!(
         calls("evalsha"),
         1,
@@ -214,14 +161,14 @@ async fn c05_release_of_expired_lock_is_final_and_fast() {
     );
     assert!(calls("eval") <= 1, "{stats}");
 
-    assert_eq!(s.cmd_bytes(&[b"EXISTS", b"r"]), Value::Int(0));
+    assert!(!s.exists(b"r"), "`r` still exists after the release");
     assert_no_key_without_ttl(masters.iter());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c06b_unlock_after_foreign_overwrite_is_not_held() {
     let masters = Masters::start(1);
-    let manager = manager(&masters);
+    let manager = manager(masters.urls(), RELAXED);
     let s = &masters[0];
     let mut lock = manager
         .lock("r")
@@ -249,7 +196,7 @@ async fn c06b_unlock_after_foreign_overwrite_is_not_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unlock_after_foreign_overwrite_on_3_masters_is_not_held() {
     let masters = Masters::start(3);
-    let manager = manager(&masters);
+    let manager = manager(masters.urls(), RELAXED);
     let mut lock = manager
         .lock("r")
         .ttl(Duration::from_millis(5_000))
@@ -271,8 +218,8 @@ async fn unlock_after_foreign_overwrite_on_3_masters_is_not_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c12_stale_unlock_reports_expired_or_taken() {
     let masters = Masters::start(3);
-    let a = manager(&masters);
-    let b = manager(&masters);
+    let a = manager(masters.urls(), RELAXED);
+    let b = manager(masters.urls(), RELAXED);
     let mut a_lock = a.lock("r").ttl(Duration::from_millis(500)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let mut b_lock = b
@@ -303,7 +250,7 @@ async fn c12_stale_unlock_reports_expired_or_taken() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c12_unlock_without_quorum_reports_causes_and_deletes_reachable_key() {
     let mut masters = Masters::start(3);
-    let manager = manager(&masters);
+    let manager = manager(masters.urls(), RELAXED);
     let mut lock = manager
         .lock("r2")
         .ttl(Duration::from_millis(10_000))
@@ -389,7 +336,7 @@ async fn assert_consistent_after_dropped_unlock(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c24_dropped_unlock_never_loses_the_token() {
     let masters = Masters::start(1);
-    let manager = manager(&masters);
+    let manager = manager(masters.urls(), RELAXED);
 
     // Run 1: the release future is polled once, then dropped.
     let mut lock = manager
@@ -430,7 +377,7 @@ async fn c24_dropped_unlock_never_loses_the_token() {
 async fn unlock_on_1_3_5_masters_deletes_every_key() {
     for n in [1, 3, 5] {
         let masters = Masters::start(n);
-        let manager = manager(&masters);
+        let manager = manager(masters.urls(), RELAXED);
         let mut lock = manager
             .lock("r")
             .ttl(Duration::from_millis(10_000))
@@ -454,8 +401,8 @@ async fn unlock_on_1_3_5_masters_deletes_every_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_unlock_of_same_handle_is_not_held_and_touches_nothing() {
     let masters = Masters::start(3);
-    let a = manager(&masters);
-    let b = manager(&masters);
+    let a = manager(masters.urls(), RELAXED);
+    let b = manager(masters.urls(), RELAXED);
     let mut a_lock = a
         .lock("r")
         .ttl(Duration::from_millis(10_000))

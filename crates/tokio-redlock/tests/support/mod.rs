@@ -1,5 +1,5 @@
-//! Shared integration-test support: real `redis-server` masters and an
-//! in-process TCP fault proxy.
+//! Shared integration-test support: real `redis-server` masters, an
+//! in-process TCP fault proxy, and the helpers and checks the test files share.
 //!
 //! Every test file includes this with `mod support;` and uses only part of
 //! it, hence `dead_code`. Tests are allowed to unwrap and panic loudly.
@@ -16,6 +16,7 @@
     clippy::print_stderr
 )]
 
+pub mod checks;
 pub mod proxy;
 pub mod servers;
 

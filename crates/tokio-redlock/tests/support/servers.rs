@@ -299,6 +299,76 @@ impl RedisServer {
     pub fn flush_scripts(&self) {
         self.cmd(&["SCRIPT", "FLUSH"]);
     }
+
+    /// EXISTS: whether `key` exists.
+    pub fn exists(&self, key: &[u8]) -> bool {
+        match expect_int(self.cmd_bytes(&[b"EXISTS", key])) {
+            0 => false,
+            1 => true,
+            n => panic!("unexpected EXISTS reply {n}"),
+        }
+    }
+
+    /// Whether `key` holds exactly `token` (GET compared byte for byte).
+    pub fn holds(&self, key: &[u8], token: impl AsRef<[u8]>) -> bool {
+        self.get(key).as_deref() == Some(token.as_ref())
+    }
+
+    /// `INFO section` as text.
+    pub fn info(&self, section: &str) -> String {
+        match self.cmd(&["INFO", section]) {
+            Value::BulkString(b) => String::from_utf8(b).expect("INFO reply is UTF-8"),
+            Value::VerbatimString { text, .. } => text,
+            other => panic!("unexpected INFO reply {other:?}"),
+        }
+    }
+
+    /// Calls of `command` (lower case, e.g. `"evalsha"`) counted by `INFO commandstats`
+    /// since the start or the last `CONFIG RESETSTAT`; 0 when never called.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        command_calls_in(&self.info("commandstats"), command)
+    }
+
+    /// Every key with its PTTL (`KEYS *` order), for assertions and failure messages.
+    pub fn keys_with_pttl(&self) -> Vec<(String, i64)> {
+        self.keys_with(|key| self.pttl(key))
+    }
+
+    /// Every key with its value (`None` for a non-string key), for failure messages and for
+    /// scanning values.
+    pub fn dump(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.keys_with(|key| match self.try_cmd_bytes(&[b"GET", key]) {
+            Ok(Value::BulkString(v)) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Every key (lossy UTF-8) with what `f` says about it.
+    fn keys_with<T>(&self, f: impl Fn(&[u8]) -> T) -> Vec<(String, T)> {
+        self.keys()
+            .into_iter()
+            .map(|key| {
+                let about = f(&key);
+                (String::from_utf8_lossy(&key).into_owned(), about)
+            })
+            .collect()
+    }
+}
+
+/// The `calls=` count of `command` in the text of `INFO commandstats` (0 when absent), for
+/// tests that also show that text.
+pub fn command_calls_in(stats: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |rest| {
+            rest.split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .expect("calls= is a number")
+        })
 }
 
 impl Drop for RedisServer {
@@ -384,11 +454,17 @@ fn answers(port: u16, pid: u32) -> bool {
     };
     let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
     // INFO rather than PING: a parallel test's server could have won the
-    // port race, so check the process id too.
-    match redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
-        Ok(info) => info
-            .lines()
-            .any(|l| l.trim() == format!("process_id:{pid}")),
+    // port race, so check the process id too. INFO answers while an AOF is
+    // being replayed, so also wait for `loading:0` (commands get LOADING
+    // until then).
+    match redis::cmd("INFO")
+        .arg("everything")
+        .query::<String>(&mut conn)
+    {
+        Ok(info) => {
+            let has = |line: &str| info.lines().any(|l| l.trim() == line);
+            has(&format!("process_id:{pid}")) && has("loading:0")
+        }
         Err(e) => {
             e.kind() == ErrorKind::AuthenticationFailed
                 || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
