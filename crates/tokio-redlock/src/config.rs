@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, redact_url};
 use crate::manager::LockManager;
-use crate::node::Node;
+use crate::node::{Node, ServerIds};
 
 /// Default lock TTL: 10 s, as aioredlock and the Redlock spec's examples.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
@@ -227,8 +227,15 @@ impl LockManagerBuilder {
         }
         let mut seen = HashSet::new();
         let mut nodes = Vec::with_capacity(self.servers.len());
-        for url in &self.servers {
-            let node = Node::new(url, self.node_timeout, self.connect_timeout)?;
+        let servers = Arc::new(ServerIds::default());
+        for (index, url) in self.servers.iter().enumerate() {
+            let node = Node::new(
+                url,
+                index,
+                Arc::clone(&servers),
+                self.node_timeout,
+                self.connect_timeout,
+            )?;
             if !seen.insert(node.identity()) {
                 return Err(ConfigError::DuplicateServer(node.address().to_string()));
             }

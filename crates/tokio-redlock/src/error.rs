@@ -78,16 +78,21 @@ pub enum NodeError {
     /// The reply did not have the shape our script returns.
     #[error("unexpected reply: {0}")]
     UnexpectedReply(String),
-    /// The lock manager was closed.
-    #[error("lock manager closed")]
-    Closed,
+    /// This master is the same Redis server as another master of the manager (same
+    /// `run_id`, e.g. `127.0.0.1` and `localhost`): it is refused so that one server never
+    /// counts twice toward a quorum. Fix the server list.
+    #[error("same server as {0}: one server must not count twice toward a quorum")]
+    SameServer(String),
 }
 
 impl NodeError {
-    /// True for failures that repeating the request will not cure: wrong credentials or
-    /// missing ACL permissions.
+    /// True for failures that repeating the request will not cure: wrong credentials,
+    /// missing ACL permissions, or a master listed twice under two names.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Auth(_) | Self::NoPermission(_))
+        matches!(
+            self,
+            Self::Auth(_) | Self::NoPermission(_) | Self::SameServer(_)
+        )
     }
 
     /// True when the request timed out.

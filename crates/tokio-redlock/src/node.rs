@@ -73,6 +73,61 @@ impl Attempt {
     }
 }
 
+/// The servers behind one manager's masters, known by their `run_id` (from `INFO server`),
+/// so that one server listed under two names (`127.0.0.1` and `localhost`, say) is refused
+/// instead of counting twice toward a quorum.
+#[derive(Debug, Default)]
+pub(crate) struct ServerIds(Mutex<Vec<Option<ServerId>>>);
+
+/// One master's server: its `run_id` and the master's (redacted) address.
+#[derive(Debug, Clone)]
+struct ServerId {
+    run_id: String,
+    address: Arc<str>,
+}
+
+impl ServerIds {
+    /// Records that master `index` is the server `run_id`, unless another master of the same
+    /// manager is that server. Without a `run_id` (no permission for `INFO`) the check is
+    /// skipped.
+    fn register(
+        &self,
+        index: usize,
+        address: &Arc<str>,
+        run_id: Option<String>,
+    ) -> Result<(), NodeError> {
+        let Some(run_id) = run_id else {
+            tracing::debug!(master = %address, "no run_id from INFO: duplicate-server check skipped");
+            return Ok(());
+        };
+        let mut ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let duplicate = ids.iter().enumerate().find_map(|(i, id)| match id {
+            Some(other) if i != index && other.run_id == run_id => Some(Arc::clone(&other.address)),
+            _ => None,
+        });
+        if let Some(other) = duplicate {
+            return Err(NodeError::SameServer(other.to_string()));
+        }
+        if ids.len() <= index {
+            ids.resize(index.saturating_add(1), None);
+        }
+        if let Some(slot) = ids.get_mut(index) {
+            *slot = Some(ServerId {
+                run_id,
+                address: Arc::clone(address),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The `run_id` line of an `INFO server` reply.
+fn run_id(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("run_id:"))
+        .map(str::to_owned)
+}
+
 /// The connection currently in use, tagged so a failure can only discard the connection it
 /// happened on (not a newer one another task opened meanwhile).
 struct Current {
@@ -82,6 +137,10 @@ struct Current {
 
 /// One master of the quorum.
 pub(crate) struct Node {
+    /// Position in the manager's list of masters.
+    index: usize,
+    /// The servers of all the manager's masters, to refuse one server counted twice.
+    servers: Arc<ServerIds>,
     /// The URL as configured, password replaced by `***`.
     address: Arc<str>,
     client: redis::Client,
@@ -117,6 +176,8 @@ impl Node {
     /// Parses a URL; never connects.
     pub(crate) fn new(
         url: &str,
+        index: usize,
+        servers: Arc<ServerIds>,
         node_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, ConfigError> {
@@ -140,6 +201,8 @@ impl Node {
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(invalid)?;
         Ok(Self {
+            index,
+            servers,
             address,
             client,
             secrets,
@@ -210,20 +273,31 @@ impl Node {
                         .await
                 }
             });
-            futures_util::future::try_join_all(loads).await?;
-            Ok::<_, RedisError>(connection)
+            let mut info_con = connection.clone();
+            let info = async move {
+                redis::cmd("INFO")
+                    .arg("server")
+                    .query_async::<String>(&mut info_con)
+                    .await
+            };
+            let (loaded, info) =
+                futures_util::join!(futures_util::future::try_join_all(loads), info);
+            loaded?;
+            Ok::<_, RedisError>((connection, info.ok().and_then(|i| run_id(&i))))
         };
         let outcome = tokio::time::timeout(self.connect_timeout, connect).await;
         let attempt = self.attempts.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        let connection = match outcome {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                let error = self.classify(&e);
-                state.last_failure = Some((attempt, error.clone()));
-                return Err(error);
-            }
-            Err(_) => {
-                let error = NodeError::Timeout(self.connect_timeout);
+        let checked = match outcome {
+            Ok(Ok((connection, run_id))) => self
+                .servers
+                .register(self.index, &self.address, run_id)
+                .map(|()| connection),
+            Ok(Err(e)) => Err(self.classify(&e, self.connect_timeout)),
+            Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
+        };
+        let connection = match checked {
+            Ok(connection) => connection,
+            Err(error) => {
                 state.last_failure = Some((attempt, error.clone()));
                 return Err(error);
             }
@@ -306,9 +380,9 @@ impl Node {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if e.is_unrecoverable_error() || e.is_io_error() => {
                 self.discard(generation);
-                Err(Attempt::Dropped(self.classify(&e)))
+                Err(Attempt::Dropped(self.classify(&e, self.node_timeout)))
             }
-            Ok(Err(e)) => Err(Attempt::Failed(self.classify(&e))),
+            Ok(Err(e)) => Err(Attempt::Failed(self.classify(&e, self.node_timeout))),
             Err(_) => Err(Attempt::Failed(NodeError::Timeout(self.node_timeout))),
         }
     }
@@ -325,7 +399,7 @@ impl Node {
                 if e.is_unrecoverable_error() || e.is_io_error() {
                     self.discard(generation);
                 }
-                Err(self.classify(&e))
+                Err(self.classify(&e, self.node_timeout))
             }
             // The connection is kept: a slow or paused master answers later, and the
             // multiplexer routes that late reply to nobody.
@@ -393,22 +467,34 @@ impl Node {
         let (generation, mut con) = self.connection().await?;
         let request = async {
             let mut pipe = redis::pipe();
-            pipe.atomic().cmd("PTTL").arg(key).cmd("GET").arg(key);
-            match pipe.query_async::<(i64, Option<Vec<u8>>)>(&mut con).await {
-                Ok((pttl, Some(value))) => Ok(Peek::Value {
-                    value,
-                    remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
-                }),
-                Ok((_, None)) => Ok(Peek::Absent),
-                Err(e) if e.code() == Some("WRONGTYPE") => Ok(Peek::NotALock),
-                Err(e) => Err(e),
-            }
+            // `ignore_errors`: a WRONGTYPE from GET comes back as that entry's value instead
+            // of failing the whole transaction without its code.
+            pipe.atomic()
+                .ignore_errors()
+                .cmd("PTTL")
+                .arg(key)
+                .cmd("GET")
+                .arg(key);
+            pipe.query_async::<Vec<Value>>(&mut con).await
         };
-        self.finish(generation, request).await
+        let values = self.finish(generation, request).await?;
+        match values.as_slice() {
+            [Value::Int(pttl), Value::BulkString(value)] => Ok(Peek::Value {
+                value: value.clone(),
+                remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
+            }),
+            [_, Value::Nil] => Ok(Peek::Absent),
+            [_, Value::ServerError(e)] if e.code() == "WRONGTYPE" => Ok(Peek::NotALock),
+            [_, Value::ServerError(e)] => Err(NodeError::Server {
+                code: e.code().to_owned(),
+                message: scrub(e.details().unwrap_or_default(), &self.secrets),
+            }),
+            _ => Err(unexpected(&Value::Array(values))),
+        }
     }
 
     /// Maps a client error to a [`NodeError`], scrubbing secrets from its text.
-    fn classify(&self, e: &RedisError) -> NodeError {
+    fn classify(&self, e: &RedisError, budget: Duration) -> NodeError {
         let text = || scrub(&e.to_string(), &self.secrets);
         let code = e.code().unwrap_or_default();
         match code {
@@ -422,7 +508,7 @@ impl Node {
             return NodeError::Auth(text());
         }
         if e.is_timeout() {
-            return NodeError::Timeout(self.node_timeout);
+            return NodeError::Timeout(budget);
         }
         if e.is_connection_refusal() {
             return NodeError::Refused;
@@ -513,6 +599,8 @@ mod tests {
     fn secrets_are_scrubbed_in_both_forms() {
         let node = Node::new(
             "redis://user:p%40ss@127.0.0.1:1",
+            0,
+            Arc::default(),
             Duration::from_millis(50),
             Duration::from_secs(1),
         )
@@ -523,6 +611,30 @@ mod tests {
             "bad *** and ***"
         );
         assert!(!format!("{node:?}").contains("p%40ss"));
+    }
+
+    #[test]
+    fn one_server_under_two_names_is_refused() {
+        let ids = ServerIds::default();
+        let (a, b): (Arc<str>, Arc<str>) =
+            ("redis://127.0.0.1:1".into(), "redis://localhost:1".into());
+        assert_eq!(ids.register(0, &a, Some("r1".into())), Ok(()));
+        assert_eq!(
+            ids.register(1, &b, None),
+            Ok(()),
+            "no run_id: check skipped"
+        );
+        assert_eq!(
+            ids.register(1, &b, Some("r1".into())),
+            Err(NodeError::SameServer(a.to_string()))
+        );
+        assert_eq!(
+            ids.register(0, &a, Some("r1".into())),
+            Ok(()),
+            "a reconnect of the same master"
+        );
+        assert_eq!(ids.register(1, &b, Some("r2".into())), Ok(()));
+        assert_eq!(run_id("# Server\r\nrun_id:abc\r\n"), Some("abc".into()));
     }
 
     #[test]

@@ -674,3 +674,79 @@ async fn closed_manager_refuses_every_operation() {
     assert!(server.holds(key, &token));
     assert!(server.pttl(key) > 5_000);
 }
+
+/// A master that hangs while we connect is reported with the budget that ran out: the
+/// connect timeout, not the per-request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_is_reported_as_such() {
+    let masters = Masters::start(3);
+    masters[1].pause();
+    masters[2].pause();
+    // A fresh manager: no connection exists yet, so the paused masters hang in the connect.
+    let manager = builder(&masters.urls())
+        .connect_timeout(ms(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = watchdog("lock", manager.lock("r")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    masters[1].resume();
+    masters[2].resume();
+    assert!(err.is_unavailable(), "{}", render(&err));
+    for i in [1, 2] {
+        assert_eq!(
+            err.outcomes()[i].status(),
+            &NodeStatus::Failed(NodeError::Timeout(ms(300))),
+            "{}",
+            render(&err)
+        );
+    }
+    assert!(
+        elapsed >= ms(300) && elapsed < ms(3_000),
+        "took {elapsed:?}"
+    );
+}
+
+/// One server listed under two names (`127.0.0.1` and `localhost`) must never count twice
+/// toward a quorum: the second name is refused with `SameServer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_server_under_two_names_counts_once() {
+    let mut masters = Masters::start(2);
+    let port = masters[0].port();
+    let urls = vec![
+        masters[0].url(),
+        format!("redis://localhost:{port}"),
+        masters[1].url(),
+    ];
+    // With the third master down, one real server cannot make a quorum of 2 by itself.
+    masters[1].kill();
+    let manager = builder(&urls).build().unwrap();
+    let err = watchdog("lock", manager.lock("r").retry_count(0))
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{}", render(&err));
+    let same: Vec<_> = err
+        .outcomes()
+        .iter()
+        .filter(|o| matches!(o.status(), NodeStatus::Failed(NodeError::SameServer(_))))
+        .collect();
+    assert_eq!(same.len(), 1, "{}", render(&err));
+    settle(&manager).await;
+    assert_eq!(
+        masters[0].dbsize(),
+        0,
+        "the failed attempt released its key"
+    );
+
+    // With the third master back, locks work on two real servers, and the duplicate name
+    // still does not count.
+    masters[1].restart();
+    let mut lock = watchdog("lock", manager.lock("r")).await.unwrap();
+    let done = lock
+        .outcomes()
+        .iter()
+        .filter(|o| *o.status() == NodeStatus::Done)
+        .count();
+    assert_eq!(done, 2, "{:?}", lock.outcomes());
+    manager.unlock(&mut lock).await.unwrap();
+}

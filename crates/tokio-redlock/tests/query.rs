@@ -268,3 +268,26 @@ async fn key_without_ttl_is_held_with_no_remaining_time() {
         s.cmd(&["DEL", "r"]);
     }
 }
+
+/// A hash under the resource's name on every master is not a lock: the quorum view is
+/// `Unsettled` with `NotALock` per master — never a false "no quorum".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_lock_value_is_unsettled_not_unavailable() {
+    let masters = Masters::start(3);
+    for s in masters.iter() {
+        s.cmd(&["HSET", "h", "f", "v"]);
+    }
+    let m = manager(masters.urls(), RELAXED);
+    let state = m.is_locked("h").await.expect("every master answered");
+    match &state {
+        LockState::Unsettled { outcomes } => {
+            assert_eq!(outcomes.len(), 3);
+            assert!(
+                outcomes.iter().all(|o| *o.status() == NodeStatus::NotALock),
+                "{outcomes:?}"
+            );
+        }
+        other => panic!("expected Unsettled, got {other:?}"),
+    }
+    assert!(!state.is_free() && !state.is_locked());
+}
