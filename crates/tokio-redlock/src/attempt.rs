@@ -2,7 +2,7 @@
 //! with the cleanup that makes a dropped future leave no key behind.
 //!
 //! Source: Redlock spec, "The Redlock algorithm" steps 1–5 and "Retry on Failure";
-//! SPEC.md §4.
+//! the crate docs' "How Redlock works here".
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +40,7 @@ enum Failure {
 }
 
 /// Releases an attempt's keys on every master if dropped while armed: a cancelled `lock`
-/// future leaves no key for longer than the cleanup round trip (SPEC §4 step 5).
+/// future leaves no key for longer than the cleanup round trip.
 pub(crate) struct ReleaseOnDrop {
     armed: Option<Armed>,
 }
@@ -150,7 +150,7 @@ pub(crate) async fn acquire(
     }
 }
 
-/// One attempt: SPEC §4 steps 1–4.
+/// One attempt: the Redlock spec's steps 1–4.
 async fn attempt_once(
     shared: &Arc<Shared>,
     resource: &Arc<[u8]>,

@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub(crate) retry_delay: Duration,
     pub(crate) retry_jitter: Duration,
     pub(crate) drift_factor: f64,
+    pub(crate) node_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) key_prefix: Arc<[u8]>,
 }
 
@@ -117,7 +119,9 @@ impl fmt::Debug for LockManagerBuilder {
 }
 
 impl LockManagerBuilder {
-    /// Adds masters, one URL each: `redis://[user:password@]host:port[/db]`.
+    /// Adds masters, one URL each: `redis://[user:password@]host:port[/db]`, or a Unix
+    /// socket as `redis+unix:///path` / `unix:///path`. (`rediss://`, TLS, is not supported
+    /// yet: `build()` rejects it.)
     ///
     /// Use independent masters (no replication between them); a quorum is `N/2 + 1`. Odd
     /// counts (1, 3, 5) make the most of each server: with 3 masters one may fail, with 5 two.
@@ -160,7 +164,8 @@ impl LockManagerBuilder {
     }
 
     /// Random spread around the retry delay: each sleep is drawn uniformly from
-    /// `[delay − jitter, delay + jitter)`, so contending clients fall out of step.
+    /// `[delay − jitter, delay + jitter)`, so contending clients fall out of step. A jitter
+    /// larger than the delay is allowed; sleeps below zero are then zero.
     /// Default: [`DEFAULT_RETRY_JITTER`] (±100 ms).
     pub fn retry_jitter(mut self, jitter: Duration) -> Self {
         self.retry_jitter = jitter;
@@ -247,6 +252,8 @@ impl LockManagerBuilder {
             retry_delay: self.retry_delay,
             retry_jitter: self.retry_jitter,
             drift_factor: self.drift_factor,
+            node_timeout: self.node_timeout,
+            connect_timeout: self.connect_timeout,
             key_prefix: self.key_prefix.into(),
         };
         Ok(LockManager::from_parts(settings, nodes))

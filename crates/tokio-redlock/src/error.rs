@@ -107,7 +107,9 @@ impl NodeError {
 pub enum NodeStatus {
     /// The master did what was asked: granted the lock, extended it, or deleted our key.
     Done,
-    /// The key holds another token: someone else holds the lock on this master.
+    /// The key holds another token: someone else holds the lock on this master. (In the
+    /// outcomes of [`LockManager::is_locked`](crate::LockManager::is_locked), which compares
+    /// no token, it means "some token holds the key here".)
     HeldByOther {
         /// Remaining TTL of the other holder's key, when the master reported it.
         remaining: Option<Duration>,
@@ -190,6 +192,32 @@ fn printable(r: &[u8]) -> Printable<'_> {
 ///
 /// Resource names are shown escaped and cut at 64 characters; tokens never appear in full;
 /// passwords never appear.
+///
+/// # Examples
+///
+/// ```no_run
+/// use tokio_redlock::{LockError, NodeError, NodeStatus};
+///
+/// # async fn demo(manager: tokio_redlock::LockManager) {
+/// match manager.try_lock("jobs:nightly").await {
+///     Ok(mut lock) => {
+///         // ... work ...
+///         let _ = manager.unlock(&mut lock).await;
+///     }
+///     Err(LockError::Conflict { outcomes, .. }) => {
+///         // Held elsewhere; each master says for how long.
+///         for o in &outcomes {
+///             if let NodeStatus::HeldByOther { remaining: Some(r) } = o.status() {
+///                 println!("{} holds it for {r:?} more", o.master());
+///             }
+///         }
+///     }
+///     Err(e) if e.is_auth() => eprintln!("fix the credentials: {e}"),
+///     Err(e) if e.is_unavailable() => eprintln!("Redis trouble, try later: {e}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
@@ -275,6 +303,8 @@ pub enum LockError {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The configuration was rejected by [`LockManagerBuilder::build`](crate::LockManagerBuilder::build).
+    /// No lock operation returns it: it comes from converting a [`ConfigError`] with `?` or
+    /// `into()`, so one error type can carry both.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// [`LockManager::close`](crate::LockManager::close) was called; no new requests are sent.

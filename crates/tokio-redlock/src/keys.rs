@@ -1,9 +1,9 @@
 //! Key naming and tokens: one place for every name the library writes to Redis.
 //!
 //! - lock key: `prefix + resource`, byte for byte, so that a lock taken by another Redlock
-//!   library on the same name excludes ours and vice versa (SPEC §2);
+//!   library on the same name excludes ours and vice versa;
 //! - fencing counter: `{<lock key>}:fence`, or `<lock key>:fence` when the lock key already
-//!   carries a hash tag, so both keys share a hash slot (SPEC §6);
+//!   carries a hash tag, so both keys share a hash slot (for the fencing tokens to come);
 //! - token: 128 random bits from the thread-local CSPRNG, as 32 lowercase hex digits.
 
 use std::fmt;

@@ -64,6 +64,7 @@ impl Lock {
 
     /// The instant after which the lock must be considered lost: `start + ttl − drift` of the
     /// last successful acquisition or extension (or the moment it was released or found lost).
+    /// A [`tokio::time::Instant`]: monotonic, and paused with tokio's test clock.
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
@@ -126,6 +127,21 @@ impl fmt::Debug for HolderToken {
 
 /// Who holds a resource, in the view of a quorum of masters
 /// ([`LockManager::is_locked`](crate::LockManager::is_locked)).
+///
+/// # Examples
+///
+/// ```no_run
+/// use tokio_redlock::LockState;
+///
+/// # async fn demo(manager: tokio_redlock::LockManager, mine: tokio_redlock::Lock) -> Result<(), tokio_redlock::LockError> {
+/// match manager.is_locked("orders:42").await? {
+///     LockState::Free => println!("free"),
+///     state @ LockState::Held { .. } if state.is_held_by(&mine) => println!("held by us"),
+///     LockState::Held { remaining, .. } => println!("held by someone else for {remaining:?}"),
+///     _ => println!("in flux: an acquisition in progress or a lock expiring"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LockState {

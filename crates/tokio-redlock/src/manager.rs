@@ -153,6 +153,8 @@ impl fmt::Debug for LockManager {
         f.debug_struct("LockManager")
             .field("masters", &masters)
             .field("settings", &self.shared.settings)
+            .field("node_timeout", &self.shared.settings.node_timeout)
+            .field("connect_timeout", &self.shared.settings.connect_timeout)
             .finish()
     }
 }
@@ -268,8 +270,9 @@ impl LockManager {
     }
 
     /// Releases `lock` on every master (compare-and-delete: only where the key still holds
-    /// our token). Afterwards the handle reports itself invalid, whatever the outcome; calling
-    /// `unlock` again is harmless and retries the release.
+    /// our token). Afterwards the handle reports itself invalid, whatever the outcome. Calling
+    /// `unlock` again is harmless: it retries the release (useful after `NoQuorum`), and
+    /// returns `NotHeld` when the keys are already gone.
     ///
     /// Returns as soon as a quorum has answered either way; requests to slower masters finish
     /// in the background.
@@ -277,8 +280,10 @@ impl LockManager {
     /// # Errors
     ///
     /// - [`LockError::NotHeld`] when the answers show the lock was no longer ours on a
-    ///   majority (expired, or taken by another holder) — the hold had lapsed;
-    /// - [`LockError::NoQuorum`] when too few masters answered to know, with per-master causes.
+    ///   majority (expired, or taken by another holder) — the hold had lapsed; also for a
+    ///   second `unlock` of a lock already released;
+    /// - [`LockError::NoQuorum`] when too few masters answered to know, with per-master causes;
+    /// - [`LockError::Closed`] after [`close`](Self::close) (nothing is sent).
     ///
     /// In every case each reachable master that still had our token has deleted it.
     ///
@@ -342,7 +347,8 @@ impl LockManager {
     /// - [`LockError::NoQuorum`] when too few masters answered; the old deadline stands;
     /// - [`LockError::ValidityExhausted`] when a quorum extended but too late for the TTL
     ///   (the masters did apply it); the old deadline stands;
-    /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL).
+    /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL);
+    /// - [`LockError::Closed`] after [`close`](Self::close).
     ///
     /// Nothing is deleted on failure.
     ///
@@ -462,7 +468,8 @@ impl LockManager {
     ///
     /// # Errors
     ///
-    /// [`LockError::NoQuorum`] when fewer than a quorum of masters answered.
+    /// [`LockError::NoQuorum`] when fewer than a quorum of masters answered;
+    /// [`LockError::Closed`] after [`close`](Self::close).
     ///
     /// # Cancel safety
     ///
@@ -586,7 +593,23 @@ fn peek_status(p: &Peek) -> NodeStatus {
 
 /// A pending acquisition of one resource; `.await` it to get a [`Lock`].
 ///
-/// Created by [`LockManager::lock`]; each setting defaults to the manager's.
+/// Created by [`LockManager::lock`]; each setting defaults to the manager's. Errors and
+/// cancel safety: see [`LockManager::lock`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+/// // A long job: a longer TTL, and more patience than the manager's default.
+/// let mut lock = manager
+///     .lock("migrations")
+///     .ttl(Duration::from_secs(120))
+///     .retry_count(50)
+///     .await?;
+/// manager.unlock(&mut lock).await?;
+/// # Ok(()) }
+/// ```
 #[must_use = "a lock request does nothing until awaited"]
 pub struct LockRequest<'a> {
     manager: &'a LockManager,
@@ -606,6 +629,11 @@ impl fmt::Debug for LockRequest<'_> {
 impl LockRequest<'_> {
     /// TTL for this lock, sent as `PX` milliseconds (from 1 ms to [`MAX_TTL`](crate::MAX_TTL)).
     /// Default: the manager's [`ttl`](crate::LockManagerBuilder::ttl) (10 s unless set).
+    ///
+    /// Unlike the builder, a per-lock TTL may be at or below the node timeout: the lock is
+    /// then only granted if the masters answer fast enough to leave validity. A TTL at or
+    /// below the drift (2 ms + 1 %) never leaves any and fails with
+    /// [`LockError::ValidityExhausted`].
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.options.ttl = ttl;
         self

@@ -5,8 +5,9 @@
 //! shared future, so a wrong password shows up as our per-request *timeout* (the cause is
 //! lost), and a connect failure that is not an I/O error is never retried. Here a connect is
 //! tried once per request, bounded by `connect_timeout`, its error is reported as it is, and
-//! the next request simply tries again. A request is never resent: what the caller sees is
-//! what the server answered, or an error.
+//! the next request simply tries again. A request is resent only when the connection it
+//! went out on was already dead, once, on a fresh connection (see `Node::eval`): every
+//! script is idempotent for a given token, so that resend cannot change the outcome.
 
 use std::sync::Arc;
 use std::sync::Mutex;
