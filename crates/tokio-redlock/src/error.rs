@@ -290,6 +290,13 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
+    /// The lock was lost while it was held: no extension succeeded before its deadline, or a
+    /// majority showed it expired or taken (see [`LockGuard`](crate::LockGuard)).
+    #[error("lock on `{}` was lost while held", printable(.resource))]
+    Lost {
+        /// The resource name.
+        resource: Arc<[u8]>,
+    },
     /// The key under the resource's name holds a value that is not a lock (not a string),
     /// e.g. a hash written by something else. Nothing was changed. Not retried.
     #[error("key `{}` holds a value that is not a lock: {}", printable(.resource), show_outcomes(.outcomes))]
@@ -327,6 +334,11 @@ impl LockError {
     /// True when our lock had lapsed or was taken ([`LockError::NotHeld`]).
     pub fn is_not_held(&self) -> bool {
         matches!(self, Self::NotHeld { .. })
+    }
+
+    /// True when a held lock was lost ([`LockError::Lost`]).
+    pub fn is_lost(&self) -> bool {
+        matches!(self, Self::Lost { .. })
     }
 
     /// True when a quorum agreed too late to leave any validity ([`LockError::ValidityExhausted`]).

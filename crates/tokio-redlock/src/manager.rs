@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::attempt::{self, AcquireOptions};
 use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
 use crate::lock::{HolderToken, Lock, LockState};
 use crate::node::{AcquireReply, CasReply, Node, Peek};
@@ -26,8 +28,11 @@ use futures_util::stream::FuturesUnordered;
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) nodes: Vec<Arc<Node>>,
-    /// Owner of every background task (cleanup releases, stragglers of decided rounds).
+    /// Owner of every background task (cleanup releases, stragglers of decided rounds,
+    /// guard watchdogs).
     pub(crate) tasks: TaskTracker,
+    /// Cancelled by `close`: watchdogs release their locks and end.
+    shutdown: CancellationToken,
     closed: AtomicBool,
 }
 
@@ -171,6 +176,7 @@ impl LockManager {
                 settings,
                 nodes,
                 tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -196,6 +202,119 @@ impl LockManager {
     /// timeouts. Useful to check that nothing is left running.
     pub fn background_tasks(&self) -> usize {
         self.shared.tasks.len()
+    }
+
+    /// The tracker that owns the manager's background tasks.
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.shared.tasks
+    }
+
+    /// Cancelled when the manager is closed.
+    pub(crate) fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Starts acquiring `resource` as a [`LockGuard`](crate::LockGuard): a lock with a watchdog that can extend
+    /// it ([`AcquireRequest::auto_extend`]) and that reports its loss ([`LockGuard::lost`](crate::LockGuard::lost)).
+    /// Settings default to the manager's; `.await` the request.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Self::lock).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point leaves no watchdog and no key behind for longer than
+    /// one cleanup round trip: the watchdog starts only together with the returned guard.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let guard = manager
+    ///     .acquire("orders:42")
+    ///     .ttl(Duration::from_secs(10))
+    ///     .auto_extend() // every 10 s / 3
+    ///     .await?;
+    /// // ... work, checking guard.is_valid() or select!-ing on guard.lost() ...
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn acquire(&self, resource: impl AsRef<[u8]>) -> AcquireRequest<'_> {
+        AcquireRequest::new(
+            self,
+            resource.as_ref().into(),
+            AcquireOptions {
+                ttl: self.shared.settings.ttl,
+                retry_count: self.shared.settings.retry_count,
+            },
+        )
+    }
+
+    /// Runs `work` under the lock on `resource`: acquires it with auto-extension, runs the
+    /// closure with a [`LockHandle`], releases the lock, and returns the closure's output.
+    ///
+    /// If the lock is lost while the closure runs, the closure's future is **dropped at that
+    /// moment** (at its current `.await`) and [`LockError::Lost`] is returned: work that must
+    /// not run without the lock stops before anyone else can acquire it. Work that must not be
+    /// interrupted mid-step should check [`LockHandle::is_valid`] between steps instead, or
+    /// use [`acquire`](Self::acquire).
+    ///
+    /// A release that fails after the closure finished (the lock was held throughout) is
+    /// logged, and the closure's output is still returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Self::lock) for the acquisition; [`LockError::Lost`] when the lock was lost
+    /// while the closure ran.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the closure's future and releases the lock in the background.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let rows = manager
+    ///     .with_lock("reports:daily", |lock| async move {
+    ///         // ... build the report; lock.is_valid() tells whether it is still held ...
+    ///         42
+    ///     })
+    ///     .await?;
+    /// assert_eq!(rows, 42);
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_lock<T, F, Fut>(
+        &self,
+        resource: impl AsRef<[u8]>,
+        work: F,
+    ) -> Result<T, LockError>
+    where
+        F: FnOnce(LockHandle) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let guard = self.acquire(resource).auto_extend().await?;
+        let handle = guard.handle();
+        let output = tokio::select! {
+            biased;
+            () = guard.lost() => None,
+            output = work(handle) => Some(output),
+        };
+        let resource = Arc::from(guard.resource());
+        match output {
+            Some(output) => {
+                if let Err(e) = guard.release().await {
+                    tracing::warn!(resource = %Printable(&resource), error = %e, "release after with_lock");
+                }
+                Ok(output)
+            }
+            None => {
+                drop(guard);
+                Err(LockError::Lost { resource })
+            }
+        }
     }
 
     /// Starts acquiring `resource` with the manager's TTL and retry settings; `.await` it, or
@@ -307,6 +426,11 @@ impl LockManager {
     /// ```
     pub async fn unlock(&self, lock: &mut Lock) -> Result<(), LockError> {
         self.shared.check_open()?;
+        self.release_lock(lock).await
+    }
+
+    /// `unlock` without the closed check (watchdogs release after `close`).
+    pub(crate) async fn release_lock(&self, lock: &mut Lock) -> Result<(), LockError> {
         let shared = &self.shared;
         let started = Instant::now();
         // Acquire requests of this lock still in flight release their key when they land.
@@ -371,6 +495,15 @@ impl LockManager {
     pub async fn extend(&self, lock: &mut Lock, ttl: Duration) -> Result<(), LockError> {
         ConfigError::check_ttl(ttl).map_err(|e| LockError::InvalidArgument(e.to_string()))?;
         self.shared.check_open()?;
+        self.extend_lock(lock, ttl).await
+    }
+
+    /// `extend` of a validated TTL, without the closed check.
+    pub(crate) async fn extend_lock(
+        &self,
+        lock: &mut Lock,
+        ttl: Duration,
+    ) -> Result<(), LockError> {
         let shared = &self.shared;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let start = Instant::now();
@@ -519,10 +652,11 @@ impl LockManager {
         }
     }
 
-    /// Stops the manager: new operations fail with [`LockError::Closed`], background cleanup
+    /// Stops the manager: new operations fail with [`LockError::Closed`], the locks of live
+    /// [`LockGuard`](crate::LockGuard)s are released and their holders told they are lost, background cleanup
     /// releases are awaited (each bounded by the masters' timeouts), and connections are
-    /// dropped. Locks still held are not released: release them first, or they expire by
-    /// their TTL.
+    /// dropped. Plain [`Lock`]s still held are not released: unlock them first, or they expire
+    /// by their TTL.
     ///
     /// # Cancel safety
     ///
@@ -539,6 +673,7 @@ impl LockManager {
     /// ```
     pub async fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
+        self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
         for node in &self.shared.nodes {
