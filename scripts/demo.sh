@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-redis.sh
-exec cargo run --release --quiet -p tokio-redlock --example demo
+echo "building the demo (the first run compiles for ~2 minutes)…" >&2
+exec cargo run --release -p tokio-redlock --example demo
