@@ -12,10 +12,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{LockError, NodeError, NodeOutcome, Operation};
+use crate::fencing::{self, FencingToken};
 use crate::keys::{self, Printable};
 use crate::lock::Lock;
 use crate::manager::Shared;
-use crate::node::AcquireReply;
+use crate::node::{AcquireReply, FenceReply};
 use crate::quorum::{self, Verdict, Vote};
 use crate::retry;
 use crate::round::Round;
@@ -37,6 +38,9 @@ enum Failure {
     Unavailable(Vec<NodeOutcome>),
     /// A non-lock value sits under the key: not retried.
     NotALock(Vec<NodeOutcome>),
+    /// The lock was granted but no fencing token could be agreed (outcomes of the last
+    /// FENCE round); the lock was released. Worth retrying.
+    FencingContention(Vec<NodeOutcome>),
 }
 
 /// Releases an attempt's keys on every master if dropped while armed: a cancelled `lock`
@@ -75,7 +79,7 @@ impl Drop for ReleaseOnDrop {
 
 fn vote(reply: &Result<AcquireReply, NodeError>) -> Vote {
     match reply {
-        Ok(AcquireReply::Granted) => Vote::Yes,
+        Ok(AcquireReply::Granted { .. }) => Vote::Yes,
         Ok(AcquireReply::Held { .. } | AcquireReply::NotALock) => Vote::No,
         Err(_) => Vote::Failed,
     }
@@ -138,7 +142,10 @@ pub(crate) async fn acquire(
                     attempts: attempt,
                 });
             }
-            Failure::Conflict(_) | Failure::TooSlow { .. } => {}
+            Failure::FencingContention(outcomes) if last => {
+                return Err(LockError::FencingContention { resource, outcomes });
+            }
+            Failure::Conflict(_) | Failure::TooSlow { .. } | Failure::FencingContention(_) => {}
         }
         let sleep = retry::retry_sleep(
             shared.settings.retry_delay,
@@ -159,6 +166,7 @@ async fn attempt_once(
     ttl: Duration,
 ) -> Result<Lock, Failure> {
     let token = keys::new_token();
+    let fencing = shared.settings.fencing;
     // Saturating: `check_ttl` bounds the TTL far below u64::MAX milliseconds.
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     // Step 1: the clock is read before the first request leaves.
@@ -171,7 +179,10 @@ async fn attempt_once(
         |node| {
             let (key, fence_key, token) =
                 (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
-            async move { node.acquire(&key, &fence_key, &token, ttl_ms, false).await }
+            async move {
+                node.acquire(&key, &fence_key, &token, ttl_ms, fencing)
+                    .await
+            }
         },
     );
     // Step 2: decide as soon as the outcome is known.
@@ -187,11 +198,26 @@ async fn attempt_once(
         ?verdict,
         "acquire round"
     );
+    let mut fencing_failed = None;
     if verdict == Verdict::Won {
         // Step 3: validity = ttl − elapsed − drift must be positive.
         if let Some(lease) = quorum::lease(ttl, shared.settings.drift_factor) {
             let deadline = start.checked_add(lease).unwrap_or(start);
-            if Instant::now() < deadline {
+            let fencing_token = if fencing {
+                let (granted, seen) = fence_values(&round);
+                match issue_fencing_token(shared, granted, seen, key, fence_key, &token).await {
+                    Ok(t) => Some(t),
+                    Err(outcomes) => {
+                        fencing_failed = Some(outcomes);
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            // Validity is checked after the fencing slow path too: a token is handed out
+            // only while the lock is still valid.
+            if fencing_failed.is_none() && Instant::now() < deadline {
                 // Requests still in flight (a slow master) may yet set the key. It is part
                 // of the lock now and `unlock` deletes it on every master; if one lands after
                 // the unlock, it is released when its reply comes back.
@@ -208,6 +234,7 @@ async fn attempt_once(
                     token,
                     ttl,
                     deadline,
+                    fencing_token,
                     released,
                     outcomes,
                 });
@@ -218,9 +245,12 @@ async fn attempt_once(
     // refused. Masters that granted answered promptly, so their release is awaited and the
     // caller sees a clean slate; the others get theirs in the background, so a frozen master
     // does not cost a second timeout.
-    let failure = classify(&round, verdict, elapsed, &shared.nodes);
+    let failure = match fencing_failed {
+        Some(outcomes) => Failure::FencingContention(outcomes),
+        None => classify(&round, verdict, elapsed, &shared.nodes),
+    };
     let granted: Vec<bool> = (0..shared.nodes.len())
-        .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted))))
+        .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
         .collect();
     let failed: Vec<bool> = (0..shared.nodes.len())
         .map(|i| matches!(round.reply(i), Some(Err(_))))
@@ -238,6 +268,76 @@ async fn attempt_once(
         .await;
     cleanup.disarm();
     Err(failure)
+}
+
+/// Agrees on a fencing token for a won round (SPEC's fencing protocol; see `fencing.rs`):
+/// the fast path when a quorum of granting masters returned one value, else the slow path of
+/// conditional raises, tried twice. `Err` carries the last FENCE round's outcomes.
+async fn issue_fencing_token(
+    shared: &Arc<Shared>,
+    granted: Vec<u64>,
+    seen: Vec<u64>,
+    key: &Arc<[u8]>,
+    fence_key: &Arc<[u8]>,
+    token: &Arc<str>,
+) -> Result<FencingToken, Vec<NodeOutcome>> {
+    let q = quorum::quorum(shared.nodes.len());
+    if let Some(agreed) = fencing::agreed(&granted, q) {
+        return Ok(FencingToken(agreed));
+    }
+    let mut proposal = fencing::proposal(seen);
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        let t = proposal;
+        let mut raise = Round::start(
+            &shared.nodes,
+            |_| true,
+            fence_vote,
+            |node| {
+                let (key, fence_key, token) =
+                    (Arc::clone(key), Arc::clone(fence_key), Arc::clone(token));
+                async move { node.fence(&key, &fence_key, &token, t).await }
+            },
+        );
+        let verdict = raise.decide().await;
+        outcomes = raise.outcomes(&shared.nodes, |r| r.status());
+        let refused = raise.replies().filter_map(|(_, r)| match r {
+            Ok(FenceReply::Refused { counter }) => Some(*counter),
+            _ => None,
+        });
+        proposal = fencing::proposal(refused.chain([t]));
+        raise.finish_in_background(&shared.tasks);
+        tracing::debug!(proposal = t, ?verdict, "fencing slow path");
+        if verdict == Verdict::Won {
+            return Ok(FencingToken(t));
+        }
+    }
+    Err(outcomes)
+}
+
+/// The counter values of a round: those of the granting masters, and every value seen.
+fn fence_values(round: &Round<AcquireReply>) -> (Vec<u64>, Vec<u64>) {
+    let mut granted = Vec::new();
+    let mut seen = Vec::new();
+    for (_, reply) in round.replies() {
+        match reply {
+            Ok(AcquireReply::Granted { fence }) => {
+                granted.push(*fence);
+                seen.push(*fence);
+            }
+            Ok(AcquireReply::Held { fence, .. }) => seen.push(*fence),
+            Ok(AcquireReply::NotALock) | Err(_) => {}
+        }
+    }
+    (granted, seen)
+}
+
+fn fence_vote(reply: &Result<FenceReply, NodeError>) -> Vote {
+    match reply {
+        Ok(FenceReply::Raised) => Vote::Yes,
+        Ok(FenceReply::Refused { .. } | FenceReply::NotOwner) => Vote::No,
+        Err(_) => Vote::Failed,
+    }
 }
 
 /// Whether a master that sent this reply may hold the attempt's key: all but a definite refusal.

@@ -290,6 +290,16 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
+    /// The lock was granted but the masters' fencing counters could not be brought to agree
+    /// on a token (another client raised them at the same time, or masters failed); the lock
+    /// was released. Retried by `lock` like a conflict.
+    #[error("no fencing token could be agreed for `{}`: {}", printable(.resource), show_outcomes(.outcomes))]
+    FencingContention {
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// The last FENCE round's per-master answers.
+        outcomes: Vec<NodeOutcome>,
+    },
     /// The lock was lost while it was held: no extension succeeded before its deadline, or a
     /// majority showed it expired or taken (see [`LockGuard`](crate::LockGuard)).
     #[error("lock on `{}` was lost while held", printable(.resource))]
@@ -371,7 +381,8 @@ impl LockError {
             Self::Conflict { outcomes, .. }
             | Self::NoQuorum { outcomes, .. }
             | Self::NotHeld { outcomes, .. }
-            | Self::NotALock { outcomes, .. } => outcomes,
+            | Self::NotALock { outcomes, .. }
+            | Self::FencingContention { outcomes, .. } => outcomes,
             _ => &[],
         }
     }

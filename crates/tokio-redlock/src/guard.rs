@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attempt::AcquireOptions;
 use crate::error::{LockError, NodeOutcome};
+use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
 use crate::lock::Lock;
 use crate::manager::LockManager;
@@ -28,6 +29,7 @@ const MIN_RETRY: Duration = Duration::from_millis(10);
 struct Shared {
     resource: Arc<[u8]>,
     token: Arc<str>,
+    fencing_token: Option<FencingToken>,
     /// The current deadline, published by the watchdog after each extension.
     deadline: watch::Receiver<Instant>,
     /// Cancelled when the lock is lost.
@@ -68,6 +70,11 @@ impl LockHandle {
     /// The lock token (128 random bits, hex). Keep it out of logs.
     pub fn token(&self) -> &str {
         &self.shared.token
+    }
+
+    /// The fencing token, when the manager issues them.
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        self.shared.fencing_token
     }
 
     /// The current deadline (monotonic); it moves forward with every successful extension.
@@ -175,6 +182,11 @@ impl LockGuard {
     /// The lock token (128 random bits, hex). Keep it out of logs.
     pub fn token(&self) -> &str {
         self.handle.token()
+    }
+
+    /// The fencing token, when the manager issues them (see [`Lock::fencing_token`]).
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        self.handle.fencing_token()
     }
 
     /// The TTL the lock is acquired and extended with.
@@ -376,6 +388,7 @@ impl LockGuard {
         let shared = Arc::new(Shared {
             resource: Arc::clone(&lock.resource),
             token: Arc::clone(&lock.token),
+            fencing_token: lock.fencing_token(),
             deadline: deadline_rx,
             lost: CancellationToken::new(),
             stop: CancellationToken::new(),

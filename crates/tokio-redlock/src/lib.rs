@@ -10,6 +10,7 @@
 mod attempt;
 mod config;
 mod error;
+mod fencing;
 mod guard;
 mod keys;
 mod lock;
@@ -25,6 +26,7 @@ pub use config::{
     DEFAULT_RETRY_DELAY, DEFAULT_RETRY_JITTER, DEFAULT_TTL, LockManagerBuilder, MAX_TTL,
 };
 pub use error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+pub use fencing::FencingToken;
 pub use guard::{AcquireRequest, LockGuard, LockHandle};
 pub use lock::{HolderToken, Lock, LockState};
 pub use manager::{LockManager, LockRequest};

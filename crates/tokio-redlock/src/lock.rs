@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::NodeOutcome;
+use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
 
 /// An acquired lock: the resource, our token, and a monotonic deadline.
@@ -39,6 +40,8 @@ pub struct Lock {
     pub(crate) token: Arc<str>,
     pub(crate) ttl: Duration,
     pub(crate) deadline: Instant,
+    /// The fencing token, when the manager issues them.
+    pub(crate) fencing_token: Option<FencingToken>,
     /// Set by `unlock`, read by acquire requests still in flight when the lock was granted.
     pub(crate) released: Arc<AtomicBool>,
     /// Per-master answers of the last successful acquisition or extension.
@@ -77,6 +80,13 @@ impl Lock {
     /// True until the deadline passes, and false from then on (or once released).
     pub fn is_valid(&self) -> bool {
         Instant::now() < self.deadline
+    }
+
+    /// The fencing token of this acquisition: `Some` when the manager was built with
+    /// [`fencing(true)`](crate::LockManagerBuilder::fencing), `None` otherwise. It grows with
+    /// every acquisition of the resource; extension keeps it. See [`FencingToken`].
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        self.fencing_token
     }
 
     /// What each master answered in the last successful acquisition or extension: the

@@ -23,10 +23,15 @@ use crate::scripts::{self, LuaScript};
 /// The answer of the acquire script on one master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AcquireReply {
-    /// Our `SET NX` succeeded.
-    Granted,
-    /// Another token holds the key, with its remaining TTL when it has one.
-    Held { remaining: Option<Duration> },
+    /// Our `SET NX` succeeded; `fence` is the fencing counter after our increment (0 when
+    /// not fencing).
+    Granted { fence: u64 },
+    /// Another token holds the key, with its remaining TTL when it has one, and the fencing
+    /// counter (0 when not fencing).
+    Held {
+        remaining: Option<Duration>,
+        fence: u64,
+    },
     /// The key exists and is not a string.
     NotALock,
 }
@@ -42,6 +47,28 @@ pub(crate) enum CasReply {
     Other,
     /// The key is not a string.
     NotALock,
+}
+
+/// The answer of the fencing raise script on one master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FenceReply {
+    /// The counter was below the proposal and now equals it.
+    Raised,
+    /// The counter is already at or above the proposal.
+    Refused { counter: u64 },
+    /// The lock key does not hold our token here.
+    NotOwner,
+}
+
+impl FenceReply {
+    /// The public status for this reply.
+    pub(crate) fn status(self) -> NodeStatus {
+        match self {
+            Self::Raised => NodeStatus::Done,
+            Self::Refused { .. } => NodeStatus::HeldByOther { remaining: None },
+            Self::NotOwner => NodeStatus::Absent,
+        }
+    }
 }
 
 /// What a master holds under a key.
@@ -426,12 +453,45 @@ impl Node {
                 &[token.as_bytes(), ttl.as_bytes(), fencing],
             )
             .await?;
-        let (code, _fence, pttl) = triple(&reply)?;
+        let (code, fence, pttl) = triple(&reply)?;
         let remaining = u64::try_from(pttl).ok().map(Duration::from_millis);
+        let fence = u64::try_from(fence).map_err(|_| unexpected(&reply))?;
         match code {
-            1 => Ok(AcquireReply::Granted),
-            0 => Ok(AcquireReply::Held { remaining }),
+            1 => Ok(AcquireReply::Granted { fence }),
+            0 => Ok(AcquireReply::Held { remaining, fence }),
             -1 => Ok(AcquireReply::NotALock),
+            _ => Err(unexpected(&reply)),
+        }
+    }
+
+    /// Runs the fencing raise script with proposal `t`.
+    pub(crate) async fn fence(
+        &self,
+        key: &[u8],
+        fence_key: &[u8],
+        token: &str,
+        t: u64,
+    ) -> Result<FenceReply, NodeError> {
+        let t_arg = t.to_string();
+        let reply = self
+            .eval(
+                &scripts::FENCE,
+                &[key, fence_key],
+                &[token.as_bytes(), t_arg.as_bytes()],
+            )
+            .await?;
+        let (code, value) = match &reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(a), Value::Int(b)] => (*a, *b),
+                _ => return Err(unexpected(&reply)),
+            },
+            _ => return Err(unexpected(&reply)),
+        };
+        let value = u64::try_from(value).map_err(|_| unexpected(&reply))?;
+        match code {
+            1 => Ok(FenceReply::Raised),
+            0 => Ok(FenceReply::Refused { counter: value }),
+            -1 => Ok(FenceReply::NotOwner),
             _ => Err(unexpected(&reply)),
         }
     }
@@ -573,8 +633,8 @@ impl AcquireReply {
     /// The public status for this reply.
     pub(crate) fn status(self) -> NodeStatus {
         match self {
-            Self::Granted => NodeStatus::Done,
-            Self::Held { remaining } => NodeStatus::HeldByOther { remaining },
+            Self::Granted { .. } => NodeStatus::Done,
+            Self::Held { remaining, .. } => NodeStatus::HeldByOther { remaining },
             Self::NotALock => NodeStatus::NotALock,
         }
     }

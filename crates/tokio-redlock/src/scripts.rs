@@ -25,5 +25,9 @@ pub(crate) static RELEASE: LazyLock<LuaScript> =
 pub(crate) static EXTEND: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/extend.lua")));
 
+/// Fencing slow path, conditional raise: see `scripts/fence.lua`.
+pub(crate) static FENCE: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/fence.lua")));
+
 /// Every script, loaded on each new connection.
-pub(crate) static ALL: [&LazyLock<LuaScript>; 3] = [&ACQUIRE, &RELEASE, &EXTEND];
+pub(crate) static ALL: [&LazyLock<LuaScript>; 4] = [&ACQUIRE, &RELEASE, &EXTEND, &FENCE];
