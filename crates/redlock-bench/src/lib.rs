@@ -1,0 +1,1 @@
+//! Benchmark scenarios for tokio-redlock (work in progress).

@@ -1,0 +1,3 @@
+//! `redlock`: run a command under a distributed lock (work in progress).
+
+fn main() {}
