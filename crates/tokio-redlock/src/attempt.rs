@@ -8,15 +8,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::pin::Pin;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::error::{LockError, NodeError, NodeOutcome, Operation};
+use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::fencing::{self, FencingToken};
 use crate::keys::{self, Printable};
 use crate::lock::Lock;
 use crate::manager::Shared;
 use crate::node::{AcquireReply, FenceReply};
+use crate::notify::Subscription;
 use crate::quorum::{self, Verdict, Vote};
 use crate::retry;
 use crate::round::Round;
@@ -25,7 +30,18 @@ use crate::round::Round;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AcquireOptions {
     pub(crate) ttl: Duration,
-    pub(crate) retry_count: u32,
+    pub(crate) patience: Patience,
+}
+
+/// How long to keep trying while the resource is held elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// This many retries after the first attempt.
+    Retries(u32),
+    /// Until this much time has passed since the call started.
+    Wait(Duration),
+    /// Until the lock is acquired (or a quorum is unreachable).
+    Forever,
 }
 
 /// Why one attempt failed, with the per-master outcomes of its round.
@@ -85,7 +101,13 @@ fn vote(reply: &Result<AcquireReply, NodeError>) -> Vote {
     }
 }
 
-/// Acquires `resource`, retrying per `options`.
+/// Acquires `resource`, trying again per `options.patience` while it is held elsewhere.
+///
+/// Between attempts a waiter sleeps until the first of: a release notification for the
+/// resource (when notifications are on), the earliest expiry of the holder's keys seen in
+/// the last attempt, or the retry delay with its jitter. After its first failed attempt it
+/// also takes a turn on the resource's queue, so that per manager only a bounded number of
+/// waiters attempt at once, in arrival order (see `notify.rs`).
 pub(crate) async fn acquire(
     shared: &Arc<Shared>,
     resource: Arc<[u8]>,
@@ -93,14 +115,26 @@ pub(crate) async fn acquire(
 ) -> Result<Lock, LockError> {
     crate::error::ConfigError::check_ttl(options.ttl)
         .map_err(|e| LockError::InvalidArgument(e.to_string()))?;
+    let options = AcquireOptions {
+        ttl: crate::manager::whole_millis(options.ttl),
+        ..options
+    };
     shared.check_open()?;
     let key = keys::lock_key(&shared.settings.key_prefix, &resource);
     let fence_key = keys::fence_key(&key);
     let first_start = Instant::now();
-    let attempts = retry::attempts(options.retry_count);
+    let deadline = match options.patience {
+        Patience::Wait(d) => Some(first_start.checked_add(d).unwrap_or(first_start)),
+        Patience::Retries(_) | Patience::Forever => None,
+    };
+    let mut subscription: Option<Subscription> = None;
+    let mut _turn: Option<OwnedSemaphorePermit> = None;
     let mut attempt = 0u32;
+    let mut notified = std::pin::pin!(None::<OwnedNotified>);
     loop {
         attempt = attempt.saturating_add(1);
+        // Registered before the attempt, so a release during it still wakes us.
+        listen(notified.as_mut(), subscription.as_ref());
         let span =
             tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
         let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl)
@@ -110,51 +144,142 @@ pub(crate) async fn acquire(
             Ok(lock) => return Ok(lock),
             Err(failure) => failure,
         };
-        let last = attempt >= attempts;
+        let out_of_patience = match options.patience {
+            Patience::Retries(n) => attempt >= retry::attempts(n),
+            Patience::Wait(_) => deadline.is_some_and(|d| Instant::now() >= d),
+            Patience::Forever => false,
+        };
         let nodes = &shared.nodes;
-        match failure {
+        let hint = match &failure {
             Failure::Unavailable(outcomes) => {
                 return Err(LockError::NoQuorum {
                     operation: Operation::Acquire,
                     resource,
                     quorum: quorum::quorum(nodes.len()),
                     masters: nodes.len(),
-                    outcomes,
+                    outcomes: outcomes.clone(),
                 });
             }
             Failure::NotALock(outcomes) => {
-                return Err(LockError::NotALock { resource, outcomes });
-            }
-            Failure::Conflict(outcomes) if last => {
-                return Err(LockError::Conflict {
+                return Err(LockError::NotALock {
                     resource,
-                    attempts: attempt,
-                    waited: first_start.elapsed(),
-                    outcomes,
+                    outcomes: outcomes.clone(),
                 });
             }
-            Failure::TooSlow { elapsed } if last => {
-                return Err(LockError::ValidityExhausted {
-                    operation: Operation::Acquire,
-                    resource,
-                    ttl: options.ttl,
-                    elapsed,
-                    attempts: attempt,
-                });
-            }
-            Failure::FencingContention(outcomes) if last => {
-                return Err(LockError::FencingContention { resource, outcomes });
-            }
-            Failure::Conflict(_) | Failure::TooSlow { .. } | Failure::FencingContention(_) => {}
+            Failure::Conflict(outcomes) => earliest_expiry(outcomes),
+            Failure::TooSlow { .. } | Failure::FencingContention(_) => None,
+        };
+        // A TTL at or below the drift never leaves validity: trying again cannot help.
+        let hopeless = quorum::lease(options.ttl, shared.settings.drift_factor).is_none();
+        if out_of_patience || hopeless {
+            return Err(give_up(
+                failure,
+                resource,
+                attempt,
+                first_start,
+                options.ttl,
+            ));
         }
-        let sleep = retry::retry_sleep(
+        // Waiting: subscribe to releases (first failure only) and take a turn.
+        if shared.settings.notifications && subscription.is_none() {
+            subscription = Some(shared.notifier.subscribe(keys::release_channel(&key)));
+            // Listen from now on: a release after this point wakes the first sleep too.
+            listen(notified.as_mut(), subscription.as_ref());
+        }
+        if _turn.is_none()
+            && let Some(sub) = &subscription
+        {
+            let turns = Arc::clone(&sub.turns);
+            match deadline {
+                Some(d) => match tokio::time::timeout_at(d, turns.acquire_owned()).await {
+                    Ok(Ok(permit)) => _turn = Some(permit),
+                    Ok(Err(_)) => {}
+                    Err(_) => {
+                        return Err(give_up(
+                            failure,
+                            resource,
+                            attempt,
+                            first_start,
+                            options.ttl,
+                        ));
+                    }
+                },
+                None => _turn = turns.acquire_owned().await.ok(),
+            }
+        }
+        let mut sleep = retry::retry_sleep(
             shared.settings.retry_delay,
             shared.settings.retry_jitter,
             rand::random::<f64>(),
         );
-        tokio::time::sleep(sleep).await;
+        if let Some(hint) = hint {
+            // Wake just after the holder's keys expire: a lock released by a client that
+            // publishes nothing (or an expiry) is taken at once.
+            let jitter = Duration::from_micros(rand::random_range(0..2_000));
+            sleep = sleep.min(hint.saturating_add(jitter));
+        }
+        let wake_at = Instant::now()
+            .checked_add(sleep)
+            .unwrap_or_else(Instant::now);
+        let wake_at = deadline.map_or(wake_at, |d| wake_at.min(d));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake_at) => {}
+            Some(()) = async {
+                match notified.as_mut().as_pin_mut() {
+                    Some(n) => { n.await; Some(()) }
+                    None => None,
+                }
+            } => {}
+        }
         shared.check_open()?;
     }
+}
+
+/// Arms `slot` with a fresh, enabled notification future of `subscription`, if any.
+fn listen(mut slot: Pin<&mut Option<OwnedNotified>>, subscription: Option<&Subscription>) {
+    slot.set(subscription.map(|s| Arc::clone(&s.notify).notified_owned()));
+    if let Some(notified) = slot.as_mut().as_pin_mut() {
+        notified.enable();
+    }
+}
+
+/// The error that ends an acquisition whose patience ran out.
+fn give_up(
+    failure: Failure,
+    resource: Arc<[u8]>,
+    attempts: u32,
+    first_start: Instant,
+    ttl: Duration,
+) -> LockError {
+    match failure {
+        Failure::TooSlow { elapsed } => LockError::ValidityExhausted {
+            operation: Operation::Acquire,
+            resource,
+            ttl,
+            elapsed,
+            attempts,
+        },
+        Failure::FencingContention(outcomes) => LockError::FencingContention { resource, outcomes },
+        Failure::Conflict(outcomes)
+        | Failure::Unavailable(outcomes)
+        | Failure::NotALock(outcomes) => LockError::Conflict {
+            resource,
+            attempts,
+            waited: first_start.elapsed(),
+            outcomes,
+        },
+    }
+}
+
+/// The earliest remaining TTL among the masters that reported another holder.
+fn earliest_expiry(outcomes: &[NodeOutcome]) -> Option<Duration> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o.status() {
+            NodeStatus::HeldByOther { remaining } => *remaining,
+            _ => None,
+        })
+        .min()
 }
 
 /// One attempt: the Redlock spec's steps 1–4.
@@ -234,6 +359,7 @@ async fn attempt_once(
                     token,
                     ttl,
                     deadline,
+                    manager: shared.id,
                     fencing_token,
                     released,
                     outcomes,
@@ -363,17 +489,22 @@ fn classify(
     if tally.unreachable_majority() {
         return Failure::Unavailable(outcomes);
     }
-    if round
+    // A cause ends the acquisition only when it alone rules out a quorum; mixed with
+    // ordinary refusals (a holder that will go away) it is worth waiting out.
+    let tolerable = nodes.len().saturating_sub(quorum::quorum(nodes.len()));
+    let not_a_lock = round
         .replies()
-        .any(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)))
-    {
+        .filter(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)))
+        .count();
+    if not_a_lock > tolerable {
         return Failure::NotALock(outcomes);
     }
-    // Permanent failures (wrong credentials, ACL) that cost the quorum are not worth a retry.
+    // Permanent failures (wrong credentials, ACL, one server twice) do not heal by waiting.
     let permanent = round
         .replies()
-        .any(|(_, r)| matches!(r, Err(e) if e.is_permanent()));
-    if permanent && !tally.refused_by_majority() {
+        .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
+        .count();
+    if permanent > tolerable {
         return Failure::Unavailable(outcomes);
     }
     Failure::Conflict(outcomes)

@@ -418,6 +418,17 @@ pub enum ConfigError {
         /// The largest accepted.
         max: Duration,
     },
+    /// The TTL is not above its drift (`ttl × drift_factor + 2 ms`), so no lock could ever be
+    /// valid.
+    #[error(
+        "TTL {ttl:?} is not above its clock-drift allowance {drift:?}: no lock could ever be valid"
+    )]
+    TtlNotAboveDrift {
+        /// The TTL given.
+        ttl: Duration,
+        /// Its drift allowance.
+        drift: Duration,
+    },
     /// The drift factor was outside `[0, 1)` or not a number.
     #[error("drift factor must lie in [0, 1), got {0}")]
     DriftFactor(f64),
@@ -453,16 +464,39 @@ impl ConfigError {
     }
 }
 
+/// Whether a URL query parameter carries a password (`?pass=` on unix-socket URLs).
+pub(crate) fn is_secret_param(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "pass" | "password" | "passwd" | "pwd"
+    )
+}
+
 /// Replaces the password of a URL by `***`, also for strings that do not parse as URLs.
 pub(crate) fn redact_url(raw: &str) -> String {
     // A string like `u:pw@host` parses as a URL with scheme `u` and no host: only a parsed
     // URL with a host has its user information where `password()` finds it.
     if let Ok(mut url) = url::Url::parse(raw)
-        && url.has_host()
+        && (url.has_host() || url.scheme().contains("unix"))
     {
         if url.password().is_some() {
             // A parsed URL with a password has a host, so this cannot fail.
             let _ = url.set_password(Some("***"));
+        }
+        // `redis+unix:///path?pass=…`: the password travels in the query.
+        if url.query_pairs().any(|(name, _)| is_secret_param(&name)) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(name, value)| {
+                    let value = if is_secret_param(&name) {
+                        "***".to_owned()
+                    } else {
+                        value.into_owned()
+                    };
+                    (name.into_owned(), value)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
         }
         return url.to_string();
     }
@@ -493,6 +527,9 @@ mod tests {
         let bad = redact_url("redis://u:s3cr@t@[bad");
         assert!(!bad.contains("s3cr"), "{bad}");
         assert!(!redact_url("u:pw@nohost").contains("pw"));
+        let unix = redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2");
+        assert!(!unix.contains("hunter2") && unix.contains("db=1"), "{unix}");
+        assert!(!redact_url("unix:///tmp/r.sock?password=hunter2").contains("hunter2"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::attempt::AcquireOptions;
+use crate::attempt::{AcquireOptions, Patience};
 use crate::error::{LockError, NodeOutcome};
 use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
@@ -325,7 +325,20 @@ impl<'a> AcquireRequest<'a> {
 
     /// Retries after the first attempt. Default: the manager's retry count (3 unless set).
     pub fn retry_count(mut self, retries: u32) -> Self {
-        self.options.retry_count = retries;
+        self.options.patience = Patience::Retries(retries);
+        self
+    }
+
+    /// Keeps trying for up to `wait`, woken by release notifications; see
+    /// [`LockRequest::wait`](crate::LockRequest::wait).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.options.patience = Patience::Wait(wait);
+        self
+    }
+
+    /// Keeps trying until acquired; see [`LockRequest::wait_forever`](crate::LockRequest::wait_forever).
+    pub fn wait_forever(mut self) -> Self {
+        self.options.patience = Patience::Forever;
         self
     }
 
@@ -358,12 +371,8 @@ impl<'a> IntoFuture for AcquireRequest<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let lock = self
-                .manager
-                .lock(&*self.resource)
-                .ttl(self.options.ttl)
-                .retry_count(self.options.retry_count)
-                .await?;
+            let lock =
+                crate::attempt::acquire(self.manager.shared(), self.resource, self.options).await?;
             // No await between the lock and its watchdog: a cancelled acquire either never
             // got the lock (and cleaned up) or returns a guard that owns it.
             Ok(LockGuard::watch(

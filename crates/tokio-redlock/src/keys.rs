@@ -17,6 +17,16 @@ pub(crate) fn lock_key(prefix: &[u8], resource: &[u8]) -> Arc<[u8]> {
     key.into()
 }
 
+/// The channel the release script publishes on when it deletes `lock_key`: waiters of the
+/// resource subscribe to it. Channels live apart from keys, so it cannot collide with one.
+pub(crate) fn release_channel(lock_key: &[u8]) -> Arc<[u8]> {
+    const PREFIX: &[u8] = b"redlock:released:";
+    let mut channel = Vec::with_capacity(PREFIX.len().saturating_add(lock_key.len()));
+    channel.extend_from_slice(PREFIX);
+    channel.extend_from_slice(lock_key);
+    channel.into()
+}
+
 /// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
 pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     const SUFFIX: &[u8] = b":fence";
@@ -69,7 +79,7 @@ impl fmt::Display for Printable<'_> {
                 if shown == SHOWN_CHARS {
                     return write!(f, "…({} bytes)", self.0.len());
                 }
-                if c.is_control() {
+                if c.is_control() || is_bidi_control(c) {
                     write!(f, "{}", c.escape_default())?;
                 } else {
                     write!(f, "{c}")?;
@@ -86,6 +96,12 @@ impl fmt::Display for Printable<'_> {
         }
         Ok(())
     }
+}
+
+/// Characters that reorder text on a terminal (Unicode bidi controls): shown escaped, so a
+/// resource name cannot disguise a message.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The first 8 characters of a token, enough to tell holders apart in logs without letting a
@@ -125,6 +141,10 @@ mod tests {
     #[test]
     fn printable_escapes_and_truncates() {
         assert_eq!(Printable(b"ok\xff\x00").to_string(), "ok\\xff\\u{0}");
+        assert_eq!(
+            Printable("a\u{202E}b".as_bytes()).to_string(),
+            "a\\u{202e}b"
+        );
         let long = vec![b'a'; 70_000];
         let shown = Printable(&long).to_string();
         assert!(shown.starts_with(&"a".repeat(64)));

@@ -16,6 +16,7 @@ mod keys;
 mod lock;
 mod manager;
 mod node;
+mod notify;
 mod quorum;
 mod retry;
 mod round;

@@ -40,6 +40,8 @@ pub struct Lock {
     pub(crate) token: Arc<str>,
     pub(crate) ttl: Duration,
     pub(crate) deadline: Instant,
+    /// Identity of the manager that issued it.
+    pub(crate) manager: u64,
     /// The fencing token, when the manager issues them.
     pub(crate) fencing_token: Option<FencingToken>,
     /// Set by `unlock`, read by acquire requests still in flight when the lock was granted.

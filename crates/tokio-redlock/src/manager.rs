@@ -12,13 +12,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::attempt::{self, AcquireOptions};
+use crate::attempt::{self, AcquireOptions, Patience};
 use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
 use crate::lock::{HolderToken, Lock, LockState};
 use crate::node::{AcquireReply, CasReply, Node, Peek};
+use crate::notify::Notifier;
 use crate::quorum::{self, Verdict, Vote};
 use crate::round::{Pending, Round};
 use futures_util::StreamExt;
@@ -31,12 +32,32 @@ pub(crate) struct Shared {
     /// Owner of every background task (cleanup releases, stragglers of decided rounds,
     /// guard watchdogs).
     pub(crate) tasks: TaskTracker,
-    /// Cancelled by `close`: watchdogs release their locks and end.
+    /// Cancelled by `close`: watchdogs release their locks and end, subscribers end.
     shutdown: CancellationToken,
+    /// Release notifications: subscriber connections and the waiters' registry.
+    pub(crate) notifier: Arc<Notifier>,
+    /// Owner of the subscriber tasks (long-lived: not counted as background tasks).
+    listeners: TaskTracker,
     closed: AtomicBool,
+    /// Identity of this manager (and its clones); every `Lock` it issues carries it.
+    pub(crate) id: u64,
 }
 
 impl Shared {
+    /// Refuses a lock issued by another manager: its masters may differ, and extending or
+    /// releasing on the wrong set could keep a stale deadline alive.
+    pub(crate) fn check_owner(&self, lock: &Lock) -> Result<(), LockError> {
+        if lock.manager == self.id {
+            Ok(())
+        } else {
+            Err(LockError::InvalidArgument(
+                "this lock was acquired through another LockManager: extend and unlock it with \
+                 that manager (or a clone of it)"
+                    .to_owned(),
+            ))
+        }
+    }
+
     pub(crate) fn check_open(&self) -> Result<(), LockError> {
         if self.closed.load(Ordering::Acquire) {
             Err(LockError::Closed)
@@ -171,13 +192,28 @@ impl LockManager {
     }
 
     pub(crate) fn from_parts(settings: Settings, nodes: Vec<Arc<Node>>) -> Self {
+        let shutdown = CancellationToken::new();
+        let listeners = TaskTracker::new();
+        let notifier = Arc::new(Notifier::new(
+            nodes.clone(),
+            listeners.clone(),
+            shutdown.clone(),
+            settings.connect_timeout,
+        ));
         Self {
             shared: Arc::new(Shared {
                 settings,
                 nodes,
                 tasks: TaskTracker::new(),
-                shutdown: CancellationToken::new(),
+                shutdown,
+                notifier,
+                listeners,
                 closed: AtomicBool::new(false),
+                id: {
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(1);
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                },
             }),
         }
     }
@@ -202,6 +238,17 @@ impl LockManager {
     /// timeouts. Useful to check that nothing is left running.
     pub fn background_tasks(&self) -> usize {
         self.shared.tasks.len()
+    }
+
+    /// Resources that have waiters subscribed to their release notifications right now;
+    /// 0 once every waiting acquisition has ended (nothing leaks).
+    pub fn subscribed_resources(&self) -> usize {
+        self.shared.notifier.channels()
+    }
+
+    /// The state shared with background tasks.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The tracker that owns the manager's background tasks.
@@ -247,7 +294,7 @@ impl LockManager {
             resource.as_ref().into(),
             AcquireOptions {
                 ttl: self.shared.settings.ttl,
-                retry_count: self.shared.settings.retry_count,
+                patience: Patience::Retries(self.shared.settings.retry_count),
             },
         )
     }
@@ -360,7 +407,7 @@ impl LockManager {
             resource: resource.as_ref().into(),
             options: AcquireOptions {
                 ttl: self.shared.settings.ttl,
-                retry_count: self.shared.settings.retry_count,
+                patience: Patience::Retries(self.shared.settings.retry_count),
             },
         }
     }
@@ -402,7 +449,8 @@ impl LockManager {
     ///   majority (expired, or taken by another holder) — the hold had lapsed; also for a
     ///   second `unlock` of a lock already released;
     /// - [`LockError::NoQuorum`] when too few masters answered to know, with per-master causes;
-    /// - [`LockError::Closed`] after [`close`](Self::close) (nothing is sent).
+    /// - [`LockError::Closed`] after [`close`](Self::close) (nothing is sent);
+    /// - [`LockError::InvalidArgument`] for a lock acquired through another manager.
     ///
     /// In every case each reachable master that still had our token has deleted it.
     ///
@@ -426,6 +474,7 @@ impl LockManager {
     /// ```
     pub async fn unlock(&self, lock: &mut Lock) -> Result<(), LockError> {
         self.shared.check_open()?;
+        self.shared.check_owner(lock)?;
         self.release_lock(lock).await
     }
 
@@ -471,10 +520,13 @@ impl LockManager {
     /// - [`LockError::NoQuorum`] when too few masters answered; the old deadline stands;
     /// - [`LockError::ValidityExhausted`] when a quorum extended but too late for the TTL
     ///   (the masters did apply it); the old deadline stands;
-    /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL);
+    /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL),
+    ///   or a lock acquired through another manager;
     /// - [`LockError::Closed`] after [`close`](Self::close).
     ///
-    /// Nothing is deleted on failure.
+    /// Nothing is deleted on failure. A failed or cancelled extension to a TTL *shorter* than
+    /// the lock's remaining validity still shortens the deadline: the masters may have applied
+    /// it.
     ///
     /// # Cancel safety
     ///
@@ -495,6 +547,7 @@ impl LockManager {
     pub async fn extend(&self, lock: &mut Lock, ttl: Duration) -> Result<(), LockError> {
         ConfigError::check_ttl(ttl).map_err(|e| LockError::InvalidArgument(e.to_string()))?;
         self.shared.check_open()?;
+        self.shared.check_owner(lock)?;
         self.extend_lock(lock, ttl).await
     }
 
@@ -505,8 +558,16 @@ impl LockManager {
         ttl: Duration,
     ) -> Result<(), LockError> {
         let shared = &self.shared;
+        let ttl = whole_millis(ttl);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let start = Instant::now();
+        // Once a request leaves, a master may apply the new TTL whatever we later hear: the
+        // deadline must not outlive it, even if this round fails or is cancelled (a shorter
+        // TTL than the current one shortens the lock now).
+        let lease_end = quorum::lease(ttl, shared.settings.drift_factor)
+            .and_then(|lease| start.checked_add(lease))
+            .unwrap_or(start);
+        lock.deadline = lock.deadline.min(lease_end);
         let mut round = Round::start(
             &shared.nodes,
             |_| true,
@@ -676,6 +737,8 @@ impl LockManager {
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
+        self.shared.listeners.close();
+        self.shared.listeners.wait().await;
         for node in &self.shared.nodes {
             node.disconnect();
         }
@@ -702,7 +765,8 @@ fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
         return Some(LockState::Free);
     }
     let (holder, mut ttls) = holders.into_iter().find(|(_, ttls)| ttls.len() >= q)?;
-    // The majority holds until its q-th longest TTL ends; `None` (no TTL) sorts last.
+    // The majority holds until its q-th longest TTL ends; `None` (no TTL) sorts first,
+    // as the longest.
     ttls.sort_by(|a, b| match (a, b) {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Less,
@@ -714,6 +778,12 @@ fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
         holder: HolderToken(holder.to_vec()),
         remaining,
     })
+}
+
+/// A TTL cut to whole milliseconds, as it is sent (`PX`), so that every validity is computed
+/// from what the masters apply.
+pub(crate) fn whole_millis(ttl: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn peek_status(p: &Peek) -> NodeStatus {
@@ -777,7 +847,29 @@ impl LockRequest<'_> {
     /// Retries after the first attempt for this lock (`0`: one attempt).
     /// Default: the manager's [`retry_count`](crate::LockManagerBuilder::retry_count) (3 unless set).
     pub fn retry_count(mut self, retries: u32) -> Self {
-        self.options.retry_count = retries;
+        self.options.patience = Patience::Retries(retries);
+        self
+    }
+
+    /// Keeps trying for up to `wait` while the resource is held elsewhere, instead of a number
+    /// of retries: between attempts it sleeps until the lock is released (a release
+    /// notification, when [`notifications`](crate::LockManagerBuilder::notifications) are on),
+    /// until the holder's keys expire, or for the retry delay — whichever comes first. When
+    /// `wait` has passed it returns [`LockError::Conflict`] with the attempts made and the time
+    /// waited. A quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
+    /// `wait(Duration::ZERO)` makes one attempt.
+    ///
+    /// Fairness: per manager, the waiters of one resource take turns in arrival order (one
+    /// attempts at a time after its first attempt); across processes there is no order.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.options.patience = Patience::Wait(wait);
+        self
+    }
+
+    /// Keeps trying until the lock is acquired, as [`wait`](Self::wait) with no limit. A
+    /// quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
+    pub fn wait_forever(mut self) -> Self {
+        self.options.patience = Patience::Forever;
         self
     }
 }

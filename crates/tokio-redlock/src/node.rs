@@ -18,6 +18,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::error::{ConfigError, NodeError, NodeStatus, redact_url};
+use crate::keys;
 use crate::scripts::{self, LuaScript};
 
 /// The answer of the acquire script on one master.
@@ -84,6 +85,9 @@ pub(crate) enum Peek {
     /// The key exists and is not a string.
     NotALock,
 }
+
+/// Requests that time out in a row before a connection is replaced.
+const DEAD_AFTER_TIMEOUTS: u64 = 8;
 
 /// How one try of a request failed.
 enum Attempt {
@@ -181,6 +185,8 @@ pub(crate) struct Node {
     connecting: tokio::sync::Mutex<ConnectState>,
     /// Connection attempts finished so far (read without the lock).
     attempts: AtomicU64,
+    /// Requests timed out in a row on the current connection.
+    timeouts: AtomicU64,
 }
 
 /// The bookkeeping of connection attempts, behind `Node::connecting`.
@@ -211,12 +217,28 @@ impl Node {
     ) -> Result<Self, ConfigError> {
         let address: Arc<str> = redact_url(url).into();
         let mut secrets = Vec::new();
-        if let Ok(parsed) = url::Url::parse(url)
-            && let Some(pw) = parsed.password()
-        {
-            secrets.push(pw.to_owned());
-            if let Ok(decoded) = percent_decode(pw) {
-                secrets.push(decoded);
+        if let Ok(parsed) = url::Url::parse(url) {
+            if let Some(pw) = parsed.password() {
+                secrets.push(pw.to_owned());
+                if let Ok(decoded) = percent_decode(pw) {
+                    secrets.push(decoded);
+                }
+            }
+            // `redis+unix:///path?pass=…` carries the password in the query.
+            for (name, value) in parsed.query_pairs() {
+                if crate::error::is_secret_param(&name) && !value.is_empty() {
+                    secrets.push(value.into_owned());
+                }
+            }
+            if let Some(query) = parsed.query() {
+                for pair in query.split('&') {
+                    if let Some((name, value)) = pair.split_once('=')
+                        && crate::error::is_secret_param(name)
+                        && !value.is_empty()
+                    {
+                        secrets.push(value.to_owned());
+                    }
+                }
             }
         }
         let invalid = |e: RedisError| ConfigError::InvalidUrl {
@@ -239,6 +261,7 @@ impl Node {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(ConnectState::default()),
             attempts: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
         })
     }
 
@@ -291,14 +314,20 @@ impl Node {
             // finds it cached: no NOSCRIPT round trip on a request's clock.
             // One command each (the multiplexer still sends them together): an error such
             // as NOAUTH keeps its code, which a MULTI-less pipeline error would lose.
+            // A user without the SCRIPT permission can still EVAL: its first EVALSHA of each
+            // script then pays the NOSCRIPT round trip instead.
             let loads = scripts::ALL.iter().map(|script| {
                 let mut con = connection.clone();
                 async move {
-                    redis::cmd("SCRIPT")
+                    match redis::cmd("SCRIPT")
                         .arg("LOAD")
                         .arg(script.body)
                         .query_async::<()>(&mut con)
                         .await
+                    {
+                        Err(e) if e.code() == Some("NOPERM") => Ok(()),
+                        other => other,
+                    }
                 }
             });
             let mut info_con = connection.clone();
@@ -349,6 +378,14 @@ impl Node {
         }
     }
 
+    /// A dedicated publish/subscribe connection (for release notifications).
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
+        self.client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| self.classify(&e, self.connect_timeout))
+    }
+
     /// Drops the connection (used by `close`).
     pub(crate) fn disconnect(&self) {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
@@ -362,13 +399,26 @@ impl Node {
     /// idle connection), the request is sent once more on a fresh connection. This is the
     /// one resend the library makes, and it is safe because every script is idempotent for a
     /// given token: a second acquire reports the first one's grant, a second extend extends
-    /// again, a second release finds the key gone (reported as absent, the cautious answer).
+    /// again, and a second release that finds the key gone cannot tell whether the first
+    /// deleted it ([`Node::release`] reports that as unknown).
     async fn eval(
         &self,
         script: &LuaScript,
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<Value, NodeError> {
+        self.eval_noting_resend(script, keys, args)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`eval`](Self::eval), also saying whether the request was sent a second time.
+    async fn eval_noting_resend(
+        &self,
+        script: &LuaScript,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<(Value, bool), NodeError> {
         match self.eval_once(script, keys, args).await {
             Err(Attempt::Dropped(error)) => {
                 tracing::debug!(
@@ -378,9 +428,10 @@ impl Node {
                 );
                 self.eval_once(script, keys, args)
                     .await
+                    .map(|v| (v, true))
                     .map_err(Attempt::into_error)
             }
-            other => other.map_err(Attempt::into_error),
+            other => other.map(|v| (v, false)).map_err(Attempt::into_error),
         }
     }
 
@@ -410,8 +461,31 @@ impl Node {
                 self.discard(generation);
                 Err(Attempt::Dropped(self.classify(&e, self.node_timeout)))
             }
-            Ok(Err(e)) => Err(Attempt::Failed(self.classify(&e, self.node_timeout))),
-            Err(_) => Err(Attempt::Failed(NodeError::Timeout(self.node_timeout))),
+            Ok(Err(e)) => {
+                self.timeouts.store(0, Ordering::Relaxed);
+                Err(Attempt::Failed(self.classify(&e, self.node_timeout)))
+            }
+            Err(_) => {
+                self.note_timeout(generation);
+                Err(Attempt::Failed(NodeError::Timeout(self.node_timeout)))
+            }
+        }
+        .inspect(|_| self.timeouts.store(0, Ordering::Relaxed))
+    }
+
+    /// Counts a timeout on connection `generation`; after [`DEAD_AFTER_TIMEOUTS`] in a row the
+    /// connection is replaced: a connection that stays open but delivers nothing (a NAT or
+    /// firewall that dropped its state, a host gone without a reset) would otherwise time out
+    /// every request forever. A merely slow or paused master costs one reconnect.
+    fn note_timeout(&self, generation: u64) {
+        let seen = self
+            .timeouts
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if seen >= DEAD_AFTER_TIMEOUTS {
+            self.timeouts.store(0, Ordering::Relaxed);
+            tracing::debug!(master = %self.address, "timeouts in a row: replacing the connection");
+            self.discard(generation);
         }
     }
 
@@ -429,9 +503,12 @@ impl Node {
                 }
                 Err(self.classify(&e, self.node_timeout))
             }
-            // The connection is kept: a slow or paused master answers later, and the
-            // multiplexer routes that late reply to nobody.
-            Err(_) => Err(NodeError::Timeout(self.node_timeout)),
+            // The connection is kept (until several time out in a row): a slow or paused
+            // master answers later, and the multiplexer routes that late reply to nobody.
+            Err(_) => {
+                self.note_timeout(generation);
+                Err(NodeError::Timeout(self.node_timeout))
+            }
         }
     }
 
@@ -498,10 +575,20 @@ impl Node {
 
     /// Runs the compare-and-delete script.
     pub(crate) async fn release(&self, key: &[u8], token: &str) -> Result<CasReply, NodeError> {
-        let reply = self
-            .eval(&scripts::RELEASE, &[key], &[token.as_bytes()])
+        let channel = keys::release_channel(key);
+        let (reply, resent) = self
+            .eval_noting_resend(&scripts::RELEASE, &[key], &[token.as_bytes(), &channel])
             .await?;
-        cas_reply(&reply)
+        match cas_reply(&reply)? {
+            // The first send may have deleted the key before its connection died: "absent"
+            // is then no evidence that the lock had lapsed.
+            CasReply::Absent if resent => Err(NodeError::Connection(
+                "the connection died after the release was sent; resent, it found no key \
+                 (the first send has probably deleted it)"
+                    .to_owned(),
+            )),
+            other => Ok(other),
+        }
     }
 
     /// Runs the compare-and-`PEXPIRE` script.
@@ -605,8 +692,7 @@ fn scrub(text: &str, secrets: &[String]) -> String {
 }
 
 fn unexpected(reply: &Value) -> NodeError {
-    let mut shown = format!("{reply:?}");
-    shown.truncate(120);
+    let shown: String = format!("{reply:?}").chars().take(120).collect();
     NodeError::UnexpectedReply(shown)
 }
 

@@ -391,7 +391,10 @@ async fn c11_tiny_zero_and_huge_ttls_behind_60ms_latency() {
                 ..
             } => {
                 assert_eq!(*t, ttl);
-                assert_eq!(*attempts, 2, "both attempts ran and were too slow");
+                // 50 ms leaves a lease after the drift, so the retry runs too; 1 ms is at or
+                // below its 2 ms drift, can never give a valid lock, and is not retried.
+                let expected = if ttl > ms(3) { 2 } else { 1 };
+                assert_eq!(*attempts, expected, "{ttl:?}: attempts made");
                 assert!(
                     *elapsed >= ms(55),
                     "round took {elapsed:?} through the proxy"

@@ -1,0 +1,255 @@
+//! Release notifications: waiters wake when a lock is released, not after a polling delay.
+//!
+//! The release script publishes on a per-resource channel. A manager keeps, per master, one
+//! subscriber connection, opened lazily by the first waiter and shared by all of them; it
+//! subscribes to the channels of the resources that have waiters, re-subscribes after a
+//! reconnect, and wakes exactly the waiters of the resource released.
+//!
+//! Herd control: per resource, at most [`ATTEMPTING`] waiters of a manager attempt at once;
+//! the others queue on a FIFO-fair semaphore, so within one manager the waiters of a resource
+//! take their turns in arrival order. Across managers (other processes) there is no order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::keys::Printable;
+use crate::node::Node;
+
+/// Waiters of one resource (per manager) that attempt at the same time.
+pub(crate) const ATTEMPTING: usize = 1;
+
+/// Pause before reconnecting a subscriber connection that failed.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
+/// A subscriber task's instructions.
+enum Command {
+    Subscribe(Arc<[u8]>),
+    Unsubscribe(Arc<[u8]>),
+}
+
+/// The waiters of one resource.
+struct Entry {
+    notify: Arc<Notify>,
+    turns: Arc<Semaphore>,
+    waiters: usize,
+}
+
+/// Channel registry and subscriber tasks of one manager.
+pub(crate) struct Notifier {
+    nodes: Vec<Arc<Node>>,
+    registry: Mutex<HashMap<Arc<[u8]>, Entry>>,
+    /// Per master, the command queue of its subscriber task, once started.
+    subscribers: Mutex<Vec<Option<mpsc::UnboundedSender<Command>>>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    connect_timeout: Duration,
+}
+
+/// A waiter's registration for one resource: wakes on its releases, and holds a place in its
+/// queue of turns. Dropping it unsubscribes when it was the last waiter of the resource.
+pub(crate) struct Subscription {
+    notifier: Arc<Notifier>,
+    channel: Arc<[u8]>,
+    pub(crate) notify: Arc<Notify>,
+    pub(crate) turns: Arc<Semaphore>,
+}
+
+impl Notifier {
+    pub(crate) fn new(
+        nodes: Vec<Arc<Node>>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+        connect_timeout: Duration,
+    ) -> Self {
+        let subscribers = Mutex::new(nodes.iter().map(|_| None).collect());
+        Self {
+            nodes,
+            registry: Mutex::new(HashMap::new()),
+            subscribers,
+            tasks,
+            shutdown,
+            connect_timeout,
+        }
+    }
+
+    /// Registers a waiter for `channel`, subscribing on every master for its first waiter.
+    pub(crate) fn subscribe(self: &Arc<Self>, channel: Arc<[u8]>) -> Subscription {
+        // Commands are sent under the registry lock, so a subscribe and an unsubscribe of the
+        // same channel reach the subscriber tasks in the order the registry saw them.
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = registry
+            .entry(Arc::clone(&channel))
+            .or_insert_with(|| Entry {
+                notify: Arc::new(Notify::new()),
+                turns: Arc::new(Semaphore::new(ATTEMPTING)),
+                waiters: 0,
+            });
+        entry.waiters = entry.waiters.saturating_add(1);
+        let (notify, turns) = (Arc::clone(&entry.notify), Arc::clone(&entry.turns));
+        if entry.waiters == 1 {
+            self.broadcast(|| Command::Subscribe(Arc::clone(&channel)));
+        }
+        drop(registry);
+        Subscription {
+            notifier: Arc::clone(self),
+            channel,
+            notify,
+            turns,
+        }
+    }
+
+    /// Channels with waiters and subscriptions still held: for tests and diagnostics.
+    pub(crate) fn channels(&self) -> usize {
+        self.registry.lock().map(|r| r.len()).unwrap_or_default()
+    }
+
+    /// Sends a command to every master's subscriber task, starting the tasks on first use.
+    fn broadcast(self: &Arc<Self>, command: impl Fn() -> Command) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, slot) in subscribers.iter_mut().enumerate() {
+            if slot.as_ref().is_none_or(mpsc::UnboundedSender::is_closed) {
+                let Some(node) = self.nodes.get(i) else {
+                    continue;
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                let task = subscriber(
+                    Arc::clone(node),
+                    Arc::downgrade(self),
+                    rx,
+                    self.shutdown.clone(),
+                    self.connect_timeout,
+                );
+                runtime.spawn(self.tasks.track_future(task));
+                *slot = Some(tx);
+            }
+            if let Some(tx) = slot {
+                // A closed task is replaced on the next broadcast; it re-subscribes to every
+                // channel of the registry anyway.
+                let _ = tx.send(command());
+            }
+        }
+    }
+
+    /// Wakes the waiters of `channel`.
+    fn wake(&self, channel: &[u8]) {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = registry.get(channel) {
+            entry.notify.notify_waiters();
+        }
+    }
+
+    fn all_channels(&self) -> Vec<Arc<[u8]>> {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.keys().cloned().collect()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut registry = self
+            .notifier
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match registry.get_mut(&self.channel) {
+            Some(entry) if entry.waiters <= 1 => {
+                registry.remove(&self.channel);
+                let channel = Arc::clone(&self.channel);
+                self.notifier
+                    .broadcast(|| Command::Unsubscribe(Arc::clone(&channel)));
+            }
+            Some(entry) => entry.waiters = entry.waiters.saturating_sub(1),
+            None => {}
+        }
+    }
+}
+
+/// One master's subscriber: (re)connects, subscribes to the registry's channels, follows the
+/// commands, and wakes waiters on messages. Ends on shutdown or when the manager is gone.
+async fn subscriber(
+    node: Arc<Node>,
+    notifier: Weak<Notifier>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shutdown: CancellationToken,
+    connect_timeout: Duration,
+) {
+    loop {
+        let connect = tokio::time::timeout(connect_timeout, node.pubsub());
+        let pubsub = tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = connect => match result {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(e)) => {
+                    tracing::debug!(master = %node.address(), error = %e, "subscriber: cannot connect");
+                    if pause_or_stop(&shutdown).await { return; }
+                    continue;
+                }
+                Err(_) => {
+                    if pause_or_stop(&shutdown).await { return; }
+                    continue;
+                }
+            },
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        // Subscribe to every channel with waiters now (commands queued meanwhile are
+        // applied again below; SUBSCRIBE and UNSUBSCRIBE are idempotent).
+        let Some(current) = notifier.upgrade().map(|n| n.all_channels()) else {
+            return;
+        };
+        if !current.is_empty() {
+            let names: Vec<&[u8]> = current.iter().map(|c| &**c).collect();
+            if tokio::time::timeout(connect_timeout, sink.subscribe(names))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                if pause_or_stop(&shutdown).await {
+                    return;
+                }
+                continue;
+            }
+        }
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                command = commands.recv() => {
+                    let (result, what) = match command {
+                        None => return,
+                        Some(Command::Subscribe(c)) => (tokio::time::timeout(connect_timeout, sink.subscribe(&*c)).await, c),
+                        Some(Command::Unsubscribe(c)) => (tokio::time::timeout(connect_timeout, sink.unsubscribe(&*c)).await, c),
+                    };
+                    if !matches!(result, Ok(Ok(()))) {
+                        tracing::debug!(master = %node.address(), channel = %Printable(&what), "subscriber: command failed; reconnecting");
+                        break;
+                    }
+                }
+                message = stream.next() => {
+                    let Some(message) = message else { break };
+                    let Some(notifier) = notifier.upgrade() else { return };
+                    if let Ok(channel) = message.get_channel::<Vec<u8>>() {
+                        notifier.wake(&channel);
+                    }
+                }
+            }
+        }
+        if pause_or_stop(&shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Waits before a reconnect; true when the manager shut down meanwhile.
+async fn pause_or_stop(shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(RECONNECT_PAUSE) => false,
+    }
+}
