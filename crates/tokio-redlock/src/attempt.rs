@@ -20,7 +20,7 @@ use crate::fencing::{self, FencingToken};
 use crate::keys::{self, Printable};
 use crate::lock::Lock;
 use crate::manager::Shared;
-use crate::node::{AcquireReply, FenceReply};
+use crate::node::{AcquireReply, FenceReply, Publish};
 use crate::notify::Subscription;
 use crate::quorum::{self, Verdict, Vote};
 use crate::retry;
@@ -349,9 +349,13 @@ async fn attempt_once(
                 let outcomes = round.outcomes(&shared.nodes, |r| r.status());
                 let released = Arc::new(AtomicBool::new(false));
                 let flag = Arc::clone(&released);
-                shared.release_after_replies(round.into_pending(), key, &token, move |reply| {
-                    may_hold_key(reply) && flag.load(Ordering::SeqCst)
-                });
+                shared.release_after_replies(
+                    round.into_pending(),
+                    key,
+                    &token,
+                    Publish::Yes,
+                    move |reply| may_hold_key(reply) && flag.load(Ordering::SeqCst),
+                );
                 cleanup.disarm();
                 return Ok(Lock {
                     resource: Arc::clone(resource),
@@ -384,12 +388,12 @@ async fn attempt_once(
     // A failed request is over (its future ended), so whatever it sent is ahead of this
     // release on the connection.
     shared
-        .release_round(key, &token, |i| failed.get(i) == Some(&true))
+        .release_round(key, &token, Publish::No, |i| failed.get(i) == Some(&true))
         .finish_in_background(&shared.tasks);
     // A request not answered yet gets its release right after its reply, never before it.
-    shared.release_after_replies(round.into_pending(), key, &token, may_hold_key);
+    shared.release_after_replies(round.into_pending(), key, &token, Publish::No, may_hold_key);
     shared
-        .release_round(key, &token, |i| granted.get(i) == Some(&true))
+        .release_round(key, &token, Publish::No, |i| granted.get(i) == Some(&true))
         .settle()
         .await;
     cleanup.disarm();

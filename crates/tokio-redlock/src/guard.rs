@@ -490,7 +490,9 @@ impl Watchdog {
                 }
             }
         }
-        // Stopped (release, drop) or shut down: release, bounded by the masters' timeouts.
+        // Stopped (release, drop) or shut down: from now on no handle claims the lock, then
+        // release it, bounded by the masters' timeouts.
+        let _ = self.deadline.send(Instant::now());
         self.manager.release_lock(&mut lock).await
     }
 

@@ -18,7 +18,7 @@ use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, O
 use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
 use crate::lock::{HolderToken, Lock, LockState};
-use crate::node::{AcquireReply, CasReply, Node, Peek};
+use crate::node::{AcquireReply, CasReply, Node, Peek, Publish};
 use crate::notify::Notifier;
 use crate::quorum::{self, Verdict, Vote};
 use crate::round::{Pending, Round};
@@ -71,11 +71,12 @@ impl Shared {
         &self,
         key: &Arc<[u8]>,
         token: &Arc<str>,
+        publish: Publish,
         ask: impl Fn(usize) -> bool,
     ) -> Round<CasReply> {
         Round::start(&self.nodes, ask, cas_vote, |node| {
             let (key, token) = (Arc::clone(key), Arc::clone(token));
-            async move { node.release(&key, &token).await }
+            async move { node.release(&key, &token, publish).await }
         })
     }
 
@@ -87,7 +88,7 @@ impl Shared {
         };
         let shared = Arc::clone(self);
         runtime.spawn(self.tasks.track_future(async move {
-            let mut round = shared.release_round(&key, &token, |_| true);
+            let mut round = shared.release_round(&key, &token, Publish::Yes, |_| true);
             round.settle().await;
         }));
     }
@@ -105,6 +106,7 @@ impl Shared {
         mut pending: FuturesUnordered<Pending<AcquireReply>>,
         key: &Arc<[u8]>,
         token: &Arc<str>,
+        publish: Publish,
         should_release: impl Fn(&Result<AcquireReply, NodeError>) -> bool + Send + 'static,
     ) {
         if pending.is_empty() {
@@ -124,7 +126,7 @@ impl Shared {
                             && let Some(node) = shared.nodes.get(i)
                         {
                             let (node, key, token) = (Arc::clone(node), Arc::clone(&key), Arc::clone(&token));
-                            releases.push(async move { node.release(&key, &token).await });
+                            releases.push(async move { node.release(&key, &token, publish).await });
                         }
                     }
                     Some(_) = releases.next() => {}
@@ -485,7 +487,7 @@ impl LockManager {
         // Acquire requests of this lock still in flight release their key when they land.
         lock.released
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut round = shared.release_round(&lock.key, &lock.token, |_| true);
+        let mut round = shared.release_round(&lock.key, &lock.token, Publish::Yes, |_| true);
         let verdict = round.decide().await;
         let tally = *round.tally();
         let outcomes = round.outcomes(&shared.nodes, |r| r.status());

@@ -72,6 +72,16 @@ impl FenceReply {
     }
 }
 
+/// Whether a release tells the resource's waiters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Publish {
+    /// A lock (or what may be one) is released: wake the waiters.
+    Yes,
+    /// The cleanup of a failed attempt: a minority of keys that frees nothing a waiter could
+    /// take, and whose notification would only wake the failed waiter itself.
+    No,
+}
+
 /// What a master holds under a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Peek {
@@ -574,8 +584,16 @@ impl Node {
     }
 
     /// Runs the compare-and-delete script.
-    pub(crate) async fn release(&self, key: &[u8], token: &str) -> Result<CasReply, NodeError> {
-        let channel = keys::release_channel(key);
+    pub(crate) async fn release(
+        &self,
+        key: &[u8],
+        token: &str,
+        publish: Publish,
+    ) -> Result<CasReply, NodeError> {
+        let channel = match publish {
+            Publish::Yes => keys::release_channel(key),
+            Publish::No => Arc::from(&b""[..]),
+        };
         let (reply, resent) = self
             .eval_noting_resend(&scripts::RELEASE, &[key], &[token.as_bytes(), &channel])
             .await?;
