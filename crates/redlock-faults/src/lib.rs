@@ -1,0 +1,1 @@
+//! Fault-injection suite for tokio-redlock (work in progress).
