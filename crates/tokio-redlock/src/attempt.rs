@@ -105,9 +105,10 @@ fn vote(reply: &Result<AcquireReply, NodeError>) -> Vote {
 ///
 /// Between attempts a waiter sleeps until the first of: a release notification for the
 /// resource (when notifications are on), the earliest expiry of the holder's keys seen in
-/// the last attempt, or the retry delay with its jitter. After its first failed attempt it
-/// also takes a turn on the resource's queue, so that per manager only a bounded number of
-/// waiters attempt at once, in arrival order (see `notify.rs`).
+/// the last attempt, or the retry delay with its jitter. A waiter (`wait`, `wait_forever`)
+/// also takes a turn on the resource's queue after its first failed attempt, so that per
+/// manager only a bounded number of waiters attempt at once, in arrival order (see
+/// `notify.rs`).
 pub(crate) async fn acquire(
     shared: &Arc<Shared>,
     resource: Arc<[u8]>,
@@ -186,7 +187,11 @@ pub(crate) async fn acquire(
             // Listen from now on: a release after this point wakes the first sleep too.
             listen(notified.as_mut(), subscription.as_ref());
         }
-        if _turn.is_none()
+        // Turns are for waiters (`wait`, `wait_forever`); a retry count promises a bounded
+        // number of attempts at the retry pace, so it does not queue behind others.
+        let waiting = !matches!(options.patience, Patience::Retries(_));
+        if waiting
+            && _turn.is_none()
             && let Some(sub) = &subscription
         {
             let turns = Arc::clone(&sub.turns);
