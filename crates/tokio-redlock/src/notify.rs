@@ -183,6 +183,9 @@ async fn subscriber(
     connect_timeout: Duration,
 ) {
     loop {
+        // A (re)connect subscribes from the registry itself, so commands queued while this
+        // master was away are moot: drop them, keeping memory bounded during an outage.
+        while commands.try_recv().is_ok() {}
         let connect = tokio::time::timeout(connect_timeout, node.pubsub());
         let pubsub = tokio::select! {
             () = shutdown.cancelled() => return,
