@@ -20,14 +20,14 @@ use std::time::Duration;
 
 use redis::Value;
 use support::checks::{
-    RELEASE_SCRIPT, builder, drift, held_everywhere_within, millis, ms, render, settle,
+    RELAXED, RELEASE_SCRIPT, builder, drift, held_everywhere_within, millis, ms, render, settle,
     settle_within,
 };
 use support::proxy::FaultProxy;
 use support::servers::{Masters, RedisServer};
 use support::{eventually, unique_name};
 use tokio::time::Instant;
-use tokio_redlock::{LockError, LockManager, MAX_TTL, NodeStatus};
+use tokio_redlock::{ConfigError, LockError, LockManager, MAX_TTL, NodeStatus};
 
 /// `PTTL key` lies in `(requested − elapsed − 5 ms, requested]`, where `elapsed` is the time
 /// since `since` (taken before the request that set the TTL left): the key cannot have aged
@@ -715,4 +715,243 @@ async fn c04_retry_acquires_after_holder_expires_with_full_validity() {
     assert!(server.pttl(key) > 900);
     a.unlock(&mut lock).await.unwrap();
     assert_eq!(server.dbsize(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Review findings (F5, F7, F9, bidi controls)
+// ---------------------------------------------------------------------------------------
+
+/// F5: a TTL at or below its drift (`ttl × drift_factor + 2 ms`) can never give a valid lock:
+/// `build()` refuses it as a default, and a per-call TTL like that makes one attempt and is not
+/// retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f5_ttl_not_above_drift_is_refused_at_build_and_not_retried() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    // 2 ms with drift factor 0: the 2 ms drift floor leaves nothing. (A node timeout below the
+    // TTL, so that this is the only thing wrong.)
+    let err = builder(&masters.urls())
+        .ttl(ms(2))
+        .drift_factor(0.0)
+        .node_timeout(Duration::from_micros(500))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::TtlNotAboveDrift {
+            ttl: ms(2),
+            drift: ms(2)
+        },
+        "{err}"
+    );
+    // 1 ms with the default drift factor.
+    let err = builder(&masters.urls())
+        .ttl(ms(1))
+        .node_timeout(Duration::from_micros(500))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::TtlNotAboveDrift { ttl, .. } if ttl == ms(1)),
+        "{err:?}"
+    );
+    // The default 10 s TTL with a drift factor that eats all of it.
+    let err = builder(&masters.urls())
+        .drift_factor(0.9999)
+        .build()
+        .unwrap_err();
+    match err {
+        ConfigError::TtlNotAboveDrift { ttl, drift } => {
+            assert_eq!(ttl, ms(10_000));
+            assert!(drift >= ttl, "drift {drift:?}");
+        }
+        other => panic!("expected TtlNotAboveDrift, got {other:?}"),
+    }
+    assert!(!err.to_string().is_empty());
+
+    // Per call: one attempt, no retry (a retry alone would sleep 1 s).
+    let retry_delay = ms(1_000);
+    let manager = builder(&masters.urls())
+        .retry_count(3)
+        .retry_delay(retry_delay)
+        .retry_jitter(Duration::ZERO)
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let resource = unique_name("f5");
+    let t = Instant::now();
+    let err = manager.lock(&resource).ttl(ms(2)).await.unwrap_err();
+    let took = t.elapsed();
+    render(&err);
+    match &err {
+        LockError::ValidityExhausted { ttl, attempts, .. } => {
+            assert_eq!(*ttl, ms(2));
+            assert_eq!(*attempts, 1, "a TTL at its drift is not retried");
+        }
+        other => panic!("expected ValidityExhausted, got {other:?}"),
+    }
+    assert!(err.is_validity_exhausted());
+    assert!(took < retry_delay, "took {took:?}: it was retried");
+    settle(&manager).await;
+    assert!(
+        eventually(ms(1_000), || server.dbsize() == 0).await,
+        "nothing is left behind"
+    );
+}
+
+/// F7: a non-lock value (a hash) under the key on ONE of three masters does not end a
+/// contended acquisition: that master alone cannot rule out a quorum, so A waits out B's
+/// 500 ms hold on the other two and then gets the lock there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_hash_on_one_master_does_not_end_contention() {
+    let masters = Masters::start(3);
+    let resource = unique_name("f7");
+    let key = resource.as_bytes();
+    assert_eq!(
+        masters[0].cmd_bytes(&[b"HSET", key, b"f", b"v"]),
+        Value::Int(1)
+    );
+    let a = builder(&masters.urls())
+        .retry_delay(ms(100))
+        .retry_jitter(ms(20))
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let b = builder(&masters.urls()[1..])
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+
+    let tb = Instant::now();
+    let b_lock = b.lock(&resource).ttl(ms(500)).await.unwrap();
+    let mut lock = a.lock(&resource).retry_count(20).await.unwrap_or_else(|e| {
+        panic!("S2 and S3 are free once B's 500 ms hold ends; A had 20 retries: {e}")
+    });
+    let waited = tb.elapsed();
+    assert_ne!(lock.token(), b_lock.token());
+    assert!(
+        waited >= ms(490),
+        "A got the lock after {waited:?}, before B's 500 ms keys expired"
+    );
+    assert!(lock.is_valid());
+    // S1 never grants; the quorum may be reached before its answer arrives.
+    assert!(
+        matches!(
+            lock.outcomes()[0].status(),
+            NodeStatus::NotALock | NodeStatus::NotAwaited
+        ),
+        "{:?}",
+        lock.outcomes()
+    );
+    for s in &masters.0[1..] {
+        assert!(s.holds(key, lock.token()), "{}", s.url());
+    }
+    assert_eq!(masters[0].pttl(key), -1, "the hash is untouched");
+    a.unlock(&mut lock).await.unwrap();
+    settle(&a).await;
+    for s in &masters.0[1..] {
+        assert_eq!(s.dbsize(), 0);
+    }
+    assert_eq!(masters[0].dbsize(), 1, "only the hash is left");
+}
+
+/// F9: a lock is tied to the manager that issued it (and its clones). Another manager —
+/// whether over a subset of the masters or over the same ones — refuses to extend or release
+/// it with `InvalidArgument`, sends nothing, and leaves the keys and the deadline alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f9_lock_of_another_manager_is_invalid_argument_and_untouched() {
+    let masters = Masters::start(3);
+    let m1 = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let only_s1 = builder(&[masters[0].url()])
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let same_masters = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let resource = unique_name("f9");
+    let key = resource.as_bytes();
+    let mut lock = m1.lock(&resource).ttl(ms(5_000)).await.unwrap();
+    let token = lock.token().to_owned();
+    held_everywhere_within(ms(3_000), masters.iter(), key, &token).await;
+    settle(&m1).await;
+    let deadline = lock.deadline();
+    for s in masters.iter() {
+        s.cmd(&["CONFIG", "RESETSTAT"]);
+    }
+
+    for (name, other) in [("only S1", &only_s1), ("same masters", &same_masters)] {
+        let err = other.extend(&mut lock, ms(60_000)).await.unwrap_err();
+        assert!(
+            matches!(err, LockError::InvalidArgument(_)),
+            "{name}: extend: {err:?}"
+        );
+        assert!(err.is_invalid_input() && err.outcomes().is_empty());
+        let err = other.unlock(&mut lock).await.unwrap_err();
+        assert!(
+            matches!(err, LockError::InvalidArgument(_)),
+            "{name}: unlock: {err:?}"
+        );
+        assert!(err.is_invalid_input() && err.outcomes().is_empty());
+        assert_eq!(lock.deadline(), deadline, "{name}: the deadline moved");
+        assert!(lock.is_valid(), "{name}");
+    }
+    tokio::time::sleep(ms(50)).await;
+    for s in masters.iter() {
+        assert!(s.holds(key, &token), "{}", s.url());
+        let pttl = s.pttl(key);
+        assert!(pttl > 0 && pttl <= 5_000, "PTTL {pttl} on {}", s.url());
+        assert_eq!(
+            s.command_calls("evalsha"),
+            0,
+            "a request reached {}",
+            s.url()
+        );
+        assert_eq!(s.command_calls("eval"), 0, "a request reached {}", s.url());
+    }
+
+    // The issuing manager, and a clone of it, still can.
+    m1.clone().extend(&mut lock, ms(5_000)).await.unwrap();
+    m1.unlock(&mut lock).await.unwrap();
+    settle(&m1).await;
+    for s in masters.iter() {
+        assert_eq!(s.dbsize(), 0);
+    }
+}
+
+/// A bidi control (U+202E, right-to-left override) in a resource name is shown escaped in
+/// error messages, so a name cannot reorder the text of a log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bidi_control_in_resource_name_is_escaped_in_messages() {
+    let masters = Masters::start(1);
+    let manager = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let other = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+
+    // NotALock: a hash under the key.
+    let hashed = "\u{202E}evil";
+    masters[0].cmd_bytes(&[b"HSET", hashed.as_bytes(), b"f", b"v"]);
+    let err = manager.try_lock(hashed).await.unwrap_err();
+    assert!(err.is_not_a_lock(), "{err:?}");
+    let shown = err.to_string();
+    assert!(!shown.contains('\u{202E}'), "raw bidi control in {shown:?}");
+    assert!(shown.contains("\\u{202e}evil"), "{shown:?}");
+
+    // Conflict: another holder.
+    let held = "txt\u{202E}gpj.exe";
+    let mut b_lock = other.lock(held).await.unwrap();
+    let err = manager.try_lock(held).await.unwrap_err();
+    assert!(err.is_conflict(), "{err:?}");
+    let shown = render(&err);
+    assert!(!shown.contains('\u{202E}'), "raw bidi control in {shown:?}");
+    assert!(shown.contains("txt\\u{202e}gpj.exe"), "{shown:?}");
+    other.unlock(&mut b_lock).await.unwrap();
 }

@@ -349,3 +349,189 @@ async fn extend_with_zero_ttl_is_invalid_argument_and_sends_nothing() {
     assert!(lock.is_valid());
     manager.unlock(&mut lock).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// F1: an extension to a SHORTER TTL that fails (or is cancelled) still shortens the handle's
+// deadline: the masters may have applied the shorter TTL, so the old deadline would outlive
+// the keys and two clients would each hold a valid handle.
+// ---------------------------------------------------------------------------------------
+
+/// The lease a TTL gives with the default drift factor: `ttl − (ttl × 0.01 + 2 ms)`, zero when
+/// nothing is left.
+fn lease(ttl: Duration) -> Duration {
+    ttl.saturating_sub(drift(ttl))
+}
+
+/// Polls `b.try_lock(resource)` until it succeeds (within `limit`), then checks that `a_lock`
+/// is invalid at that moment: never two valid handles. Returns B's lock.
+async fn b_acquires_and_a_is_invalid(
+    b: &LockManager,
+    resource: &str,
+    a_lock: &tokio_redlock::Lock,
+    limit: Duration,
+) -> tokio_redlock::Lock {
+    let started = Instant::now();
+    let b_lock = loop {
+        match b.try_lock(resource).await {
+            Ok(lock) => break lock,
+            Err(e) => {
+                assert!(e.is_conflict(), "B: {e:?}");
+                assert!(
+                    started.elapsed() < limit,
+                    "B could not acquire within {limit:?}: {e}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let now = Instant::now();
+    assert!(b_lock.is_valid());
+    assert!(
+        !a_lock.is_valid() && a_lock.deadline() <= now,
+        "TWO HOLDERS: B acquired while A's handle is still valid for {:?}",
+        a_lock.validity()
+    );
+    b_lock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_failed_extend_to_1ms_shortens_the_deadline() {
+    let masters = Masters::start(3);
+    let a = manager(masters.urls(), Duration::from_millis(500));
+    let b = manager(masters.urls(), Duration::from_millis(500));
+    let mut lock = a
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    held_everywhere(masters.iter(), b"r", lock.token()).await;
+
+    // No fault: every master applies PX 1, but 1 ms is below its 2 ms drift, so the extension
+    // reports ValidityExhausted.
+    let err = a
+        .extend(&mut lock, Duration::from_millis(1))
+        .await
+        .expect_err("1 ms leaves no validity");
+    assert!(
+        matches!(
+            err,
+            LockError::ValidityExhausted {
+                operation: Operation::Extend,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The 10 s deadline did not survive: a 1 ms TTL has no lease at all.
+    assert_eq!(lock.validity(), Duration::ZERO);
+    assert!(!lock.is_valid());
+
+    let mut b_lock = b_acquires_and_a_is_invalid(&b, "r", &lock, Duration::from_secs(3)).await;
+    // A quorum holds B's token (a master may still have shown A's key with PTTL 0 to B).
+    let holding = masters
+        .iter()
+        .filter(|s| s.holds(b"r", b_lock.token()))
+        .count();
+    assert!(holding >= b.quorum(), "{holding} masters hold B's token");
+    b.unlock(&mut b_lock).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_no_quorum_extend_to_shorter_ttl_shortens_the_deadline() {
+    let masters = Masters::start(3);
+    let proxies = proxies_for(&masters).await;
+    let a = manager(
+        proxies.iter().map(FaultProxy::url),
+        Duration::from_millis(100),
+    );
+    let b = manager(masters.urls(), Duration::from_millis(500));
+    let mut lock = a
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    held_everywhere(masters.iter(), b"r", lock.token()).await;
+
+    // S2 and S3 execute the PEXPIRE at once, but their replies arrive after node_timeout.
+    proxies[1].set_reply_latency(Duration::from_millis(300));
+    proxies[2].set_reply_latency(Duration::from_millis(300));
+    let ttl = Duration::from_millis(400);
+    let err = a
+        .extend(&mut lock, ttl)
+        .await
+        .expect_err("only S1 answers in time");
+    assert!(
+        matches!(
+            err,
+            LockError::NoQuorum {
+                operation: Operation::Extend,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let validity = lock.validity();
+    assert!(
+        validity <= lease(ttl),
+        "validity {validity:?} after a failed extension to {ttl:?} (lease {:?})",
+        lease(ttl)
+    );
+    // Every master did apply the shorter TTL.
+    for s in masters.iter() {
+        let pttl = s.pttl(b"r");
+        assert!(pttl > 0 && pttl <= 400, "PTTL {pttl} on {}", s.url());
+    }
+
+    let mut b_lock = b_acquires_and_a_is_invalid(&b, "r", &lock, Duration::from_secs(3)).await;
+    b.unlock(&mut b_lock).await.unwrap();
+    for p in &proxies {
+        p.heal();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_cancelled_extend_to_shorter_ttl_shortens_the_deadline() {
+    let masters = Masters::start(3);
+    let proxies = proxies_for(&masters).await;
+    let a = manager(
+        proxies.iter().map(FaultProxy::url),
+        Duration::from_millis(1_000),
+    );
+    let b = manager(masters.urls(), Duration::from_millis(500));
+    let mut lock = a
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    held_everywhere(masters.iter(), b"r", lock.token()).await;
+
+    // The requests reach the masters at once; the replies take 200 ms, and the extend future
+    // is dropped after 20 ms, mid-flight.
+    for p in &proxies {
+        p.set_reply_latency(Duration::from_millis(200));
+    }
+    let ttl = Duration::from_millis(300);
+    let cut = tokio::time::timeout(Duration::from_millis(20), a.extend(&mut lock, ttl)).await;
+    assert!(cut.is_err(), "the extension should have been cut off");
+    let validity = lock.validity();
+    assert!(
+        validity <= lease(ttl),
+        "validity {validity:?} after a cancelled extension to {ttl:?} (lease {:?})",
+        lease(ttl)
+    );
+    // The masters applied the shorter TTL although nobody heard back.
+    assert!(
+        support::eventually(Duration::from_secs(1), || masters
+            .iter()
+            .all(|s| (1..=300).contains(&s.pttl(b"r"))))
+        .await,
+        "PTTLs {:?}",
+        masters.iter().map(|s| s.pttl(b"r")).collect::<Vec<_>>()
+    );
+
+    let mut b_lock = b_acquires_and_a_is_invalid(&b, "r", &lock, Duration::from_secs(3)).await;
+    b.unlock(&mut b_lock).await.unwrap();
+    for p in &proxies {
+        p.heal();
+    }
+}

@@ -18,7 +18,7 @@ mod support;
 use std::time::Duration;
 
 use support::checks::{
-    RELEASE_SCRIPT, builder, held_everywhere_within, ms, render, settle, watchdog,
+    RELAXED, RELEASE_SCRIPT, builder, held_everywhere_within, ms, render, settle, watchdog,
 };
 use support::proxy::FaultProxy;
 use support::servers::{Masters, Persistence, RedisServer, ServerOptions};
@@ -749,4 +749,484 @@ async fn same_server_under_two_names_counts_once() {
         .count();
     assert_eq!(done, 2, "{:?}", lock.outcomes());
     manager.unlock(&mut lock).await.unwrap();
+}
+
+/// Asserts that one server listed under two names (`urls[0]` and `urls[1]`, `masters[0]`)
+/// counts once toward a quorum: with the other master (`masters[1]`, `urls[2]`) down there is
+/// no quorum, exactly one of the two names is refused as the same server, and with it back a
+/// lock is granted on exactly two masters.
+async fn one_server_counts_once(masters: &mut Masters, urls: &[String]) {
+    masters[1].kill();
+    let manager = builder(urls).node_timeout(RELAXED).build().unwrap();
+    let err = watchdog("lock", manager.lock("r").retry_count(0))
+        .await
+        .expect_err("one server under two names is no quorum of two");
+    assert!(err.is_unavailable(), "{}", render(&err));
+    let same = err
+        .outcomes()
+        .iter()
+        .filter(|o| matches!(o.status(), NodeStatus::Failed(NodeError::SameServer(_))))
+        .count();
+    assert_eq!(same, 1, "{}", render(&err));
+    assert!(
+        err.outcomes()[..2]
+            .iter()
+            .any(|o| matches!(o.status(), NodeStatus::Failed(NodeError::SameServer(_)))),
+        "{}",
+        render(&err)
+    );
+    settle(&manager).await;
+    assert_eq!(
+        masters[0].dbsize(),
+        0,
+        "the failed attempt released its key"
+    );
+    assert!(
+        !masters[0].info("keyspace").contains("keys="),
+        "no key in any db: {}",
+        masters[0].info("keyspace")
+    );
+
+    masters[1].restart();
+    let mut lock = watchdog("lock", manager.lock("r")).await.unwrap();
+    let done = lock
+        .outcomes()
+        .iter()
+        .filter(|o| *o.status() == NodeStatus::Done)
+        .count();
+    assert_eq!(done, 2, "{:?}", lock.outcomes());
+    assert!(masters[1].holds(b"r", lock.token()));
+    manager.unlock(&mut lock).await.unwrap();
+}
+
+/// F2 (variant): db 0 and db 1 of one server are one server: one failure takes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f2_same_server_as_db0_and_db1_counts_once() {
+    let mut masters = Masters::start(2);
+    let port = masters[0].port();
+    let urls = vec![
+        format!("redis://127.0.0.1:{port}/0"),
+        format!("redis://127.0.0.1:{port}/1"),
+        masters[1].url(),
+    ];
+    one_server_counts_once(&mut masters, &urls).await;
+}
+
+/// F2 (variant): one server reached over its unix socket and over TCP is one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f2_same_server_over_unix_socket_and_tcp_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s1.sock");
+    let s1 = RedisServer::start(
+        ServerOptions::default().args(&["--unixsocket", socket.to_str().unwrap()]),
+    );
+    let s2 = RedisServer::start(ServerOptions::default());
+    let urls = vec![
+        s1.url(),
+        format!("redis+unix://{}", socket.display()),
+        s2.url(),
+    ];
+    let mut masters = Masters(vec![s1, s2]);
+    one_server_counts_once(&mut masters, &urls).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Review findings F3, F6, F8, F10, F11
+// ---------------------------------------------------------------------------------------
+
+/// F3: a unix-socket URL carrying its password in the query (`?pass=`) works, and the
+/// password shows in no Display or Debug of the builder, the manager, its masters, or any
+/// error — from a running master, a stopped one, or a bad configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f3_unix_socket_query_password_works_and_is_never_shown() {
+    const SECRET: &str = "hunter2";
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("r.sock");
+    let mut masters = Masters::start_with(
+        1,
+        ServerOptions::default().args(&[
+            "--unixsocket",
+            socket.to_str().unwrap(),
+            "--requirepass",
+            SECRET,
+        ]),
+    );
+    let url = format!("redis+unix://{}?pass={SECRET}", socket.display());
+    let mut shown = Vec::new();
+
+    let builder = LockManager::builder()
+        .server(url.clone())
+        .node_timeout(RELAXED);
+    shown.push(format!("builder: {builder:?}"));
+    let manager = builder.build().unwrap();
+    shown.push(format!("manager: {manager:?}"));
+    shown.push(format!(
+        "masters(): {:?}",
+        manager.masters().collect::<Vec<_>>()
+    ));
+    assert!(
+        manager.masters().all(|m| m.contains("r.sock")),
+        "the master is still named: {:?}",
+        manager.masters().collect::<Vec<_>>()
+    );
+
+    // It works: lock, extend, unlock over the socket with the query password.
+    let resource = unique_name("f3");
+    let key = resource.as_bytes();
+    let mut lock = watchdog("lock", manager.lock(&resource).ttl(ms(5_000)))
+        .await
+        .unwrap();
+    assert!(masters[0].holds(key, lock.token()));
+    watchdog("extend", manager.extend(&mut lock, ms(5_000)))
+        .await
+        .unwrap();
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    assert_eq!(masters[0].dbsize(), 0);
+
+    // An error from the running master (a hash under the key) names the master.
+    masters[0].cmd(&["HSET", "h", "f", "v"]);
+    let err = watchdog("lock", manager.try_lock("h")).await.unwrap_err();
+    assert!(err.is_not_a_lock(), "{}", render(&err));
+    shown.push(format!("NotALock: {}", render(&err)));
+
+    // A wrong password over the socket.
+    let wrong = LockManager::builder()
+        .server(format!("redis+unix://{}?pass=n0tTheP4ss", socket.display()))
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let err = watchdog("lock", wrong.try_lock("r")).await.unwrap_err();
+    assert!(err.is_auth(), "{}", render(&err));
+    assert!(!render(&err).contains("n0tTheP4ss"), "{}", render(&err));
+
+    // A stopped master: NoQuorum.
+    masters[0].kill();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    assert!(err.is_unavailable(), "{}", render(&err));
+    shown.push(format!("NoQuorum: {}", render(&err)));
+    shown.push(format!("manager after: {manager:?}"));
+
+    // Bad configurations that quote the URL.
+    let err = LockManager::builder()
+        .server(format!("{url}&db=abc"))
+        .build()
+        .unwrap_err();
+    shown.push(format!("bad db: {err} / {err:?}"));
+    let err = LockManager::builder()
+        .servers([url.clone(), url.clone()])
+        .build()
+        .unwrap_err();
+    shown.push(format!("duplicate: {err} / {err:?}"));
+
+    for text in &shown {
+        assert!(!text.contains(SECRET), "password shown in {text}");
+    }
+}
+
+/// F6: one master with wrong credentials (1 of 3, a failure a quorum tolerates) does not turn
+/// contention into "unavailable": A waits out B's 500 ms hold on the two healthy masters and
+/// gets the lock there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f6_one_master_with_wrong_credentials_does_not_end_contention() {
+    let auth = password_protected();
+    let masters = Masters::start(2);
+    // No password for S1: NOAUTH there, on every attempt.
+    let a = LockManager::builder()
+        .server(auth[0].url())
+        .servers(masters.urls())
+        .retry_delay(ms(100))
+        .retry_jitter(ms(20))
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    // Sanity: without contention A locks on the two healthy masters.
+    let mut warm = watchdog("lock", a.try_lock(unique_name("f6-warm")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            warm.outcomes()[0].status(),
+            NodeStatus::Failed(NodeError::Auth(_)) | NodeStatus::NotAwaited
+        ),
+        "{:?}",
+        warm.outcomes()
+    );
+    a.unlock(&mut warm).await.unwrap();
+    settle(&a).await;
+
+    let b = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let resource = unique_name("f6");
+    let key = resource.as_bytes();
+    let tb = Instant::now();
+    let b_lock = b.lock(&resource).ttl(ms(500)).await.unwrap();
+    let mut lock = watchdog("lock", a.lock(&resource).retry_count(20))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("2 of 3 masters are free once B's 500 ms hold ends; A had 20 retries: {e}")
+        });
+    let waited = tb.elapsed();
+    assert_ne!(lock.token(), b_lock.token());
+    assert!(
+        waited >= ms(490),
+        "A got the lock after {waited:?}, before B's 500 ms keys expired"
+    );
+    for s in masters.iter() {
+        assert!(s.holds(key, lock.token()), "{}", s.url());
+    }
+    // S1 never grants; the quorum may be reached before its NOAUTH arrives.
+    assert!(
+        matches!(
+            lock.outcomes()[0].status(),
+            NodeStatus::Failed(NodeError::Auth(_)) | NodeStatus::NotAwaited
+        ),
+        "{:?}",
+        lock.outcomes()
+    );
+    a.unlock(&mut lock).await.unwrap();
+    assert_eq!(auth[0].dbsize(), 0);
+}
+
+/// Panics on tokio worker threads (background tasks included), recorded by a panic hook.
+static WORKER_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn record_worker_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let on_worker = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("tokio-"));
+            if on_worker {
+                WORKER_PANICS.lock().unwrap().push(info.to_string());
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The command (array of bulk strings) at the start of `buf`, and the bytes it used.
+fn parse_command(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+    fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let rest = buf.get(at..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        Some((&rest[..end], at + end + 2))
+    }
+    let (l, mut at) = line(buf, 0)?;
+    let n: usize = std::str::from_utf8(l.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (l, next) = line(buf, at)?;
+        let len: usize = std::str::from_utf8(l.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        let data = buf.get(next..next + len)?.to_vec();
+        at = next + len + 2;
+        if buf.len() < at {
+            return None;
+        }
+        args.push(data);
+    }
+    Some((args, at))
+}
+
+/// A RESP bulk string.
+fn bulk(text: &str) -> Vec<u8> {
+    format!("${}\r\n{text}\r\n", text.len()).into_bytes()
+}
+
+/// A fake Redis master on 127.0.0.1: plausible replies to the connection set-up (HELLO,
+/// CLIENT, SCRIPT LOAD, INFO, PING, SELECT) and `script_reply` to every EVALSHA and EVAL.
+async fn fake_master(script_reply: Vec<u8>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let script_reply = script_reply.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                loop {
+                    while let Some((args, used)) = parse_command(&buf) {
+                        buf.drain(..used);
+                        let name = args
+                            .first()
+                            .map(|a| String::from_utf8_lossy(a).to_uppercase())
+                            .unwrap_or_default();
+                        let reply = match name.as_str() {
+                            "EVALSHA" | "EVAL" => script_reply.clone(),
+                            "PING" => b"+PONG\r\n".to_vec(),
+                            "SCRIPT" => bulk(&"0".repeat(40)),
+                            "INFO" => bulk(&format!(
+                                "# Server\r\nredis_version:7.0.15\r\nrun_id:{}\r\n",
+                                "f".repeat(40)
+                            )),
+                            "HELLO" => {
+                                let mut r = b"*6\r\n".to_vec();
+                                for part in ["server", "redis", "version", "7.0.15", "proto"] {
+                                    r.extend(bulk(part));
+                                }
+                                r.extend(b":2\r\n");
+                                r
+                            }
+                            _ => b"+OK\r\n".to_vec(), // CLIENT SETINFO, SELECT, ...
+                        };
+                        if socket.write_all(&reply).await.is_err() {
+                            return;
+                        }
+                    }
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// F8: a reply of an unexpected shape whose text has a multi-byte character where the
+/// library cuts it for the message (a 2-byte `é` straddling the cut, at every offset from 100
+/// to 125 bytes) is a typed `UnexpectedReply`, never a panic — also not in the background
+/// release that follows the failed attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f8_odd_reply_with_multibyte_char_is_unexpected_reply_not_panic() {
+    record_worker_panics();
+    let panics_before = WORKER_PANICS.lock().unwrap().len();
+    for n in 100..=125 {
+        let body = format!("{}é", "a".repeat(n));
+        let addr = fake_master(bulk(&body)).await;
+        let manager = LockManager::builder()
+            .server(format!("redis://{addr}"))
+            .node_timeout(ms(500))
+            .build()
+            .unwrap();
+        let m = manager.clone();
+        let result = watchdog(
+            "try_lock",
+            tokio::spawn(async move { m.try_lock("r").await }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{n} 'a': try_lock panicked: {e:?}"));
+        let err = result.expect_err("the fake master grants nothing");
+        let shown = render(&err);
+        assert!(err.is_unavailable(), "{n} 'a': {shown}");
+        match err.outcomes()[0].status() {
+            NodeStatus::Failed(NodeError::UnexpectedReply(text)) => {
+                assert!(text.contains("aaaa"), "{n} 'a': {text}");
+                assert!(text.chars().count() <= 120, "{n} 'a': {text}");
+            }
+            other => panic!("{n} 'a': expected UnexpectedReply, got {other:?}"),
+        }
+        // The release sent after the failed attempt meets the same reply in the background.
+        settle(&manager).await;
+        manager.close().await;
+        assert_eq!(manager.background_tasks(), 0);
+    }
+    let panics = WORKER_PANICS.lock().unwrap()[panics_before..].to_vec();
+    assert!(panics.is_empty(), "panics on runtime threads: {panics:#?}");
+}
+
+/// F10: a connection that stays open but silently swallows every byte (a flow a NAT or
+/// firewall forgot) is replaced after several timeouts in a row (the library's bound is 8),
+/// so a master becomes usable again within a few seconds while a new connection would work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f10_silent_connection_is_replaced_after_timeouts_in_a_row() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    let proxy = FaultProxy::start(server.addr()).await;
+    let manager = builder(&[proxy.url()])
+        .node_timeout(ms(250))
+        .build()
+        .unwrap();
+    let mut warm = watchdog("lock", manager.try_lock("warm")).await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+    settle(&manager).await;
+
+    // The manager's connection now swallows everything; new connections work.
+    proxy.blackhole_existing();
+    let resource = unique_name("f10");
+    let started = Instant::now();
+    let mut failures = 0;
+    let mut lock = loop {
+        match watchdog("try_lock", manager.try_lock(&resource)).await {
+            Ok(lock) => break lock,
+            Err(e) => {
+                assert!(e.is_unavailable(), "{}", render(&e));
+                assert!(
+                    matches!(
+                        e.outcomes()[0].status(),
+                        NodeStatus::Failed(NodeError::Timeout(_))
+                    ),
+                    "{}",
+                    render(&e)
+                );
+                failures += 1;
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "still failing after {failures} timeouts in {:?} although a new \
+                     connection works",
+                    started.elapsed()
+                );
+            }
+        }
+        tokio::time::sleep(ms(20)).await;
+    };
+    println!(
+        "usable again after {failures} failed attempts, {:?}",
+        started.elapsed()
+    );
+    assert!(
+        (1..=8).contains(&failures),
+        "{failures} failed attempts before the connection was replaced"
+    );
+    assert!(server.holds(resource.as_bytes(), lock.token()));
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    settle(&manager).await;
+    assert_eq!(server.dbsize(), 0);
+    proxy.heal();
+}
+
+/// F11: an ACL user without the SCRIPT command (`+@all -script`) can still lock, extend and
+/// unlock: EVAL and EVALSHA are allowed, so the library skips SCRIPT LOAD and its first EVALSHA
+/// of each script pays the NOSCRIPT round trip (EVAL) instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f11_acl_user_without_script_command_can_lock_extend_unlock() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    server.cmd(&[
+        "ACL", "SETUSER", "locker", "on", ">pw", "~*", "&*", "+@all", "-script",
+    ]);
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    let manager = LockManager::builder()
+        .server(format!("redis://locker:pw@127.0.0.1:{}", server.port()))
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let resource = unique_name("f11");
+    let key = resource.as_bytes();
+    let mut lock = watchdog("lock", manager.lock(&resource).ttl(ms(2_000)))
+        .await
+        .unwrap();
+    assert!(server.holds(key, lock.token()));
+    watchdog("extend", manager.extend(&mut lock, ms(5_000)))
+        .await
+        .unwrap();
+    assert!(server.pttl(key) > 2_000, "extended");
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    assert_eq!(server.dbsize(), 0);
+    assert!(
+        server.command_calls("eval") >= 1,
+        "the scripts went by EVAL after NOSCRIPT: {}",
+        server.info("commandstats")
+    );
 }

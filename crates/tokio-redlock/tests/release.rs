@@ -436,3 +436,60 @@ async fn second_unlock_of_same_handle_is_not_held_and_touches_nothing() {
     assert_gone_everywhere(&masters, b"r").await;
     assert_no_key_without_ttl(masters.iter());
 }
+
+/// F4: the one resend on a fresh connection must not turn our own successful DEL into
+/// "not held". The DEL runs on the server, the connection dies before its reply comes back,
+/// and the resent release finds no key: that is no evidence that the hold had lapsed, so the
+/// API answers "unknown" (NoQuorum with a connection cause) — or success — but never NotHeld.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f4_release_resent_after_reset_is_not_reported_not_held() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    let proxy = support::proxy::FaultProxy::start(server.addr()).await;
+    let a = manager([proxy.url()], Duration::from_millis(1_000));
+    let mut lock = a
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    assert!(server.holds(b"r", lock.token()));
+
+    // The DEL runs at once; its reply is held back 300 ms.
+    proxy.set_reply_latency(Duration::from_millis(300));
+    let releasing = tokio::spawn(async move {
+        let result = a.unlock(&mut lock).await;
+        (a, lock, result)
+    });
+    assert!(
+        support::eventually(Duration::from_secs(2), || !server.exists(b"r")).await,
+        "the DEL ran on the server"
+    );
+    // The connection dies before the reply came back; the library resends on a new one.
+    proxy.reset_all();
+    let (_a, lock, result) = within(Duration::from_secs(5), "unlock", releasing)
+        .await
+        .unwrap();
+
+    println!("unlock after the reset -> {result:?}");
+    match &result {
+        Ok(()) => {}
+        Err(e @ LockError::NoQuorum { .. }) => {
+            assert!(
+                e.outcomes().iter().any(|o| matches!(
+                    o.status(),
+                    NodeStatus::Failed(tokio_redlock::NodeError::Connection(_))
+                )),
+                "NoQuorum must name the dead connection: {e:?}"
+            );
+        }
+        Err(e) => panic!("our own DEL removed our key, yet unlock says: {e:?}"),
+    }
+    assert!(
+        !result.as_ref().is_err_and(LockError::is_not_held),
+        "{result:?}"
+    );
+    assert!(!lock.is_valid(), "a release marks the handle invalid");
+    assert!(!server.exists(b"r"), "the key is gone");
+    assert_eq!(server.dbsize(), 0);
+    proxy.heal();
+}

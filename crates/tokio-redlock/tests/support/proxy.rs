@@ -14,6 +14,11 @@
 //! discards every later reply too, and is reset (both sides closed) when the
 //! fault is lifted, so a pipelined client can never match a reply to the
 //! wrong request.
+//!
+//! [`FaultProxy::blackhole_existing`] is the one exception on purpose: it
+//! models a flow a NAT or firewall forgot (or a peer host that vanished
+//! without a reset) — the connection stays open and silently swallows every
+//! byte, while new connections work.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -61,6 +66,10 @@ struct ConnState {
     /// Set when the proxy resets this connection: no byte is forwarded on
     /// it any more, even before its task is aborted.
     reset: AtomicBool,
+    /// Set by `blackhole_existing`: from then on every byte of this
+    /// connection, in both directions, is read and discarded, and the
+    /// sockets stay open (no FIN, no RST) until it is reset.
+    blackholed: AtomicBool,
 }
 
 /// A registered connection: its state and the handle that tears it down.
@@ -181,6 +190,25 @@ impl FaultProxy {
         }
     }
 
+    /// Blackholes every connection open right now: from now on each of them
+    /// silently swallows every byte in both directions (requests never reach
+    /// the server, replies never reach the client), and its sockets stay
+    /// open — no FIN, no RST, nothing for the client to notice but silence.
+    /// Connections opened later are not affected and work normally.
+    ///
+    /// This models a connection whose flow a NAT or firewall dropped, or
+    /// whose peer host vanished without a reset: only replacing the
+    /// connection helps. A blackholed connection stays silent until
+    /// [`reset_all`](Self::reset_all) or [`heal`](Self::heal) resets it (it
+    /// lost bytes, so it is never resumed).
+    pub fn blackhole_existing(&self) {
+        let mut conns = self.shared.conns.lock().unwrap();
+        conns.retain(|c| !c.abort.is_finished());
+        for conn in conns.iter() {
+            conn.state.blackholed.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// While on, new client connections are accepted and closed at once.
     pub fn refuse(&self, on: bool) {
         self.shared.refuse.store(on, Ordering::SeqCst);
@@ -197,13 +225,22 @@ impl FaultProxy {
 
     /// Removes every fault: no latency, no stall, replies flow, accepts.
     /// Connections that lost replies are reset (see
-    /// [`drop_replies`](Self::drop_replies)).
+    /// [`drop_replies`](Self::drop_replies)), and so are blackholed ones
+    /// (see [`blackhole_existing`](Self::blackhole_existing)).
     pub fn heal(&self) {
         self.set_reply_latency(Duration::ZERO);
         self.set_request_latency(Duration::ZERO);
         self.stall(false);
         self.drop_replies(false);
         self.refuse(false);
+        self.shared.conns.lock().unwrap().retain(|conn| {
+            if conn.state.blackholed.load(Ordering::SeqCst) {
+                conn.reset();
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Client connections currently open through the proxy.
@@ -307,6 +344,9 @@ async fn pump(
             if n == 0 {
                 return Ok(()); // EOF: dropping `tx` lets the writer finish
             }
+            if conn.blackholed.load(Ordering::SeqCst) {
+                continue; // swallowed: the peer never hears of these bytes
+            }
             if matches!(dir, Direction::Reply)
                 && (conn.discarded.load(Ordering::SeqCst)
                     || shared.drop_replies.load(Ordering::SeqCst))
@@ -335,6 +375,9 @@ async fn pump(
             let _ = stalled.wait_for(|on| !*on).await;
             if shared.epoch.load(Ordering::SeqCst) != epoch || conn.reset.load(Ordering::SeqCst) {
                 return Err(reset());
+            }
+            if conn.blackholed.load(Ordering::SeqCst) {
+                continue; // queued before the blackhole, swallowed all the same
             }
             to.write_all(&bytes).await?;
         }
