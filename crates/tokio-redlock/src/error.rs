@@ -258,7 +258,7 @@ pub enum LockError {
     },
     /// A quorum agreed, but too late: the TTL minus the time the round took minus the drift
     /// left no validity. The keys written in that round were released (acquire) or left to
-    /// expire (extend); the lock's old deadline stands.
+    /// expire (extend); the lock's deadline stays (or becomes the new TTL's when earlier).
     #[error(
         "{operation} of `{}` left no validity: a {ttl:?} TTL, and the round took {elapsed:?} ({attempts} attempt(s))",
         printable(.resource)

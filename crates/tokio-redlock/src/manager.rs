@@ -519,9 +519,10 @@ impl LockManager {
     ///
     /// - [`LockError::NotHeld`] when a majority shows the lock is not ours any more; the
     ///   handle then reports itself invalid;
-    /// - [`LockError::NoQuorum`] when too few masters answered; the old deadline stands;
+    /// - [`LockError::NoQuorum`] when too few masters answered; the deadline stays, or becomes
+    ///   the new TTL's when that is earlier;
     /// - [`LockError::ValidityExhausted`] when a quorum extended but too late for the TTL
-    ///   (the masters did apply it); the old deadline stands;
+    ///   (the masters did apply it); the deadline stays, or becomes the new TTL's when earlier;
     /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL),
     ///   or a lock acquired through another manager;
     /// - [`LockError::Closed`] after [`close`](Self::close).
@@ -532,7 +533,8 @@ impl LockManager {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future leaves the handle unchanged (old deadline). Some masters may have
+    /// Dropping the future leaves the old deadline, or the new TTL's when that is earlier (the
+    /// deadline is lowered before the first request leaves). Some masters may have
     /// extended their key; it expires by the new TTL, and `unlock` still deletes it.
     ///
     /// # Examples

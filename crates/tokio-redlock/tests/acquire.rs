@@ -181,8 +181,12 @@ async fn validity_is_positive_and_at_most_ttl_minus_drift() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_turns_invalid_by_itself_at_its_deadline() {
     let mut masters = Masters::start(1);
-    let manager = builder(&masters.urls()).build().unwrap();
-    let ttl = ms(300);
+    let manager = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    // Long enough that killing the server (slow on a loaded box) surely ends before it.
+    let ttl = ms(2_000);
     let t0 = Instant::now();
     let lock = manager
         .lock(unique_name("deadline"))
@@ -682,13 +686,18 @@ async fn key_prefix_is_put_before_the_resource() {
 async fn c04_retry_acquires_after_holder_expires_with_full_validity() {
     let masters = Masters::start(1);
     let server = &masters[0];
+    // Not a timeout test: a relaxed per-master budget keeps a loaded CI box from failing it.
     let a = builder(&masters.urls())
+        .node_timeout(RELAXED)
         .retry_count(10)
         .retry_delay(ms(100))
         .retry_jitter(ms(20))
         .build()
         .unwrap();
-    let b = builder(&masters.urls()).build().unwrap();
+    let b = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
     let resource = unique_name("c04");
     let key = resource.as_bytes();
     // Warm A's connection so its attempts are one round trip each.

@@ -219,8 +219,8 @@ async fn c16_stopped_master_addressed_by_hostname_is_non_fatal_and_used_again() 
         format!("redis://localhost:{}", masters[1].port()),
         masters[2].url(),
     ];
-    let manager = builder(&urls).build().unwrap();
-    let other = builder(&urls).build().unwrap();
+    let manager = builder(&urls).node_timeout(RELAXED).build().unwrap();
+    let other = builder(&urls).node_timeout(RELAXED).build().unwrap();
     masters[1].kill();
     cycle_without_s2(&masters, &manager, &other).await;
     settle(&manager).await;
@@ -602,7 +602,10 @@ async fn full_master_still_extends_and_releases_but_refuses_new_locks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_kill_on_a_master_is_survived_and_reconnected() {
     let masters = Masters::start(3);
-    let manager = builder(&masters.urls()).build().unwrap();
+    let manager = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
     let mut warm = manager.lock(unique_name("kill-warm")).await.unwrap();
     manager.unlock(&mut warm).await.unwrap();
     settle(&manager).await;
