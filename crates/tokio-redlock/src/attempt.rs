@@ -132,6 +132,27 @@ pub(crate) async fn acquire(
     let mut _turn: Option<OwnedSemaphorePermit> = None;
     let mut attempt = 0u32;
     let mut notified = std::pin::pin!(None::<OwnedNotified>);
+    let waiting = !matches!(options.patience, Patience::Retries(_));
+    // A waiter whose resource already has waiters in this manager queues behind them before
+    // its first attempt: no jumping the queue, and no stampede of newcomers at every master.
+    if waiting && shared.settings.notifications {
+        let channel = keys::release_channel(&key);
+        if shared.notifier.has_waiters(&channel) {
+            let sub = shared.notifier.subscribe(channel);
+            match take_turn(&sub, deadline).await {
+                Some(permit) => _turn = Some(permit),
+                None => {
+                    return Err(LockError::Conflict {
+                        resource,
+                        attempts: 0,
+                        waited: first_start.elapsed(),
+                        outcomes: Vec::new(),
+                    });
+                }
+            }
+            subscription = Some(sub);
+        }
+    }
     loop {
         attempt = attempt.saturating_add(1);
         // Registered before the attempt, so a release during it still wakes us.
@@ -189,27 +210,21 @@ pub(crate) async fn acquire(
         }
         // Turns are for waiters (`wait`, `wait_forever`); a retry count promises a bounded
         // number of attempts at the retry pace, so it does not queue behind others.
-        let waiting = !matches!(options.patience, Patience::Retries(_));
         if waiting
             && _turn.is_none()
             && let Some(sub) = &subscription
         {
-            let turns = Arc::clone(&sub.turns);
-            match deadline {
-                Some(d) => match tokio::time::timeout_at(d, turns.acquire_owned()).await {
-                    Ok(Ok(permit)) => _turn = Some(permit),
-                    Ok(Err(_)) => {}
-                    Err(_) => {
-                        return Err(give_up(
-                            failure,
-                            resource,
-                            attempt,
-                            first_start,
-                            options.ttl,
-                        ));
-                    }
-                },
-                None => _turn = turns.acquire_owned().await.ok(),
+            match take_turn(sub, deadline).await {
+                Some(permit) => _turn = Some(permit),
+                None => {
+                    return Err(give_up(
+                        failure,
+                        resource,
+                        attempt,
+                        first_start,
+                        options.ttl,
+                    ));
+                }
             }
         }
         let mut sleep = retry::retry_sleep(
@@ -237,6 +252,20 @@ pub(crate) async fn acquire(
             } => {}
         }
         shared.check_open()?;
+    }
+}
+
+/// Waits for this waiter's turn on the resource's queue; `None` when the deadline passed
+/// first.
+async fn take_turn(sub: &Subscription, deadline: Option<Instant>) -> Option<OwnedSemaphorePermit> {
+    let turns = Arc::clone(&sub.turns);
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, turns.acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        // The semaphore is never closed, so this only ends with a permit.
+        None => turns.acquire_owned().await.ok(),
     }
 }
 

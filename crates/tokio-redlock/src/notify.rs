@@ -9,7 +9,7 @@
 //! the others queue on a FIFO-fair semaphore, so within one manager the waiters of a resource
 //! take their turns in arrival order. Across managers (other processes) there is no order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -18,7 +18,6 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::keys::Printable;
 use crate::node::Node;
 
 /// Waiters of one resource (per manager) that attempt at the same time.
@@ -27,11 +26,8 @@ pub(crate) const ATTEMPTING: usize = 1;
 /// Pause before reconnecting a subscriber connection that failed.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
-/// A subscriber task's instructions.
-enum Command {
-    Subscribe(Arc<[u8]>),
-    Unsubscribe(Arc<[u8]>),
-}
+/// A subscriber task's wake-up: the registry changed, reconcile with it.
+struct Changed;
 
 /// The waiters of one resource.
 struct Entry {
@@ -45,7 +41,7 @@ pub(crate) struct Notifier {
     nodes: Vec<Arc<Node>>,
     registry: Mutex<HashMap<Arc<[u8]>, Entry>>,
     /// Per master, the command queue of its subscriber task, once started.
-    subscribers: Mutex<Vec<Option<mpsc::UnboundedSender<Command>>>>,
+    subscribers: Mutex<Vec<Option<mpsc::UnboundedSender<Changed>>>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     connect_timeout: Duration,
@@ -93,7 +89,7 @@ impl Notifier {
         entry.waiters = entry.waiters.saturating_add(1);
         let (notify, turns) = (Arc::clone(&entry.notify), Arc::clone(&entry.turns));
         if entry.waiters == 1 {
-            self.broadcast(|| Command::Subscribe(Arc::clone(&channel)));
+            self.broadcast();
         }
         drop(registry);
         Subscription {
@@ -109,8 +105,17 @@ impl Notifier {
         self.registry.lock().map(|r| r.len()).unwrap_or_default()
     }
 
-    /// Sends a command to every master's subscriber task, starting the tasks on first use.
-    fn broadcast(self: &Arc<Self>, command: impl Fn() -> Command) {
+    /// Whether `channel` has waiters in this manager now.
+    pub(crate) fn has_waiters(&self, channel: &[u8]) -> bool {
+        self.registry
+            .lock()
+            .map(|r| r.contains_key(channel))
+            .unwrap_or(false)
+    }
+
+    /// Tells every master's subscriber task that the registry changed, starting the tasks on
+    /// first use.
+    fn broadcast(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -132,9 +137,9 @@ impl Notifier {
                 *slot = Some(tx);
             }
             if let Some(tx) = slot {
-                // A closed task is replaced on the next broadcast; it re-subscribes to every
-                // channel of the registry anyway.
-                let _ = tx.send(command());
+                // A closed task is replaced on the next broadcast; a new one reconciles with
+                // the whole registry anyway.
+                let _ = tx.send(Changed);
             }
         }
     }
@@ -163,9 +168,7 @@ impl Drop for Subscription {
         match registry.get_mut(&self.channel) {
             Some(entry) if entry.waiters <= 1 => {
                 registry.remove(&self.channel);
-                let channel = Arc::clone(&self.channel);
-                self.notifier
-                    .broadcast(|| Command::Unsubscribe(Arc::clone(&channel)));
+                self.notifier.broadcast();
             }
             Some(entry) => entry.waiters = entry.waiters.saturating_sub(1),
             None => {}
@@ -173,19 +176,22 @@ impl Drop for Subscription {
     }
 }
 
-/// One master's subscriber: (re)connects, subscribes to the registry's channels, follows the
-/// commands, and wakes waiters on messages. Ends on shutdown or when the manager is gone.
+/// One master's subscriber: (re)connects, keeps its subscriptions equal to the registry's
+/// channels (one SUBSCRIBE / UNSUBSCRIBE per batch of changes), and wakes waiters on messages.
+/// Once a SUBSCRIBE is acknowledged it wakes that channel's waiters too: a release published
+/// before the subscription took effect would otherwise be missed, so they try once more.
+/// Ends on shutdown or when the manager is gone.
 async fn subscriber(
     node: Arc<Node>,
     notifier: Weak<Notifier>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut changes: mpsc::UnboundedReceiver<Changed>,
     shutdown: CancellationToken,
     connect_timeout: Duration,
 ) {
     loop {
-        // A (re)connect subscribes from the registry itself, so commands queued while this
+        // A (re)connect reconciles with the registry itself, so changes signalled while this
         // master was away are moot: drop them, keeping memory bounded during an outage.
-        while commands.try_recv().is_ok() {}
+        while changes.try_recv().is_ok() {}
         let connect = tokio::time::timeout(connect_timeout, node.pubsub());
         let pubsub = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -203,36 +209,25 @@ async fn subscriber(
             },
         };
         let (mut sink, mut stream) = pubsub.split();
-        // Subscribe to every channel with waiters now (commands queued meanwhile are
-        // applied again below; SUBSCRIBE and UNSUBSCRIBE are idempotent).
-        let Some(current) = notifier.upgrade().map(|n| n.all_channels()) else {
-            return;
-        };
-        if !current.is_empty() {
-            let names: Vec<&[u8]> = current.iter().map(|c| &**c).collect();
-            if tokio::time::timeout(connect_timeout, sink.subscribe(names))
-                .await
-                .map_or(true, |r| r.is_err())
-            {
-                if pause_or_stop(&shutdown).await {
-                    return;
-                }
-                continue;
-            }
-        }
+        let mut subscribed: HashSet<Arc<[u8]>> = HashSet::new();
         loop {
+            let Some(live) = notifier.upgrade() else {
+                return;
+            };
+            match reconcile(&live, &mut sink, &mut subscribed, connect_timeout).await {
+                Ok(()) => {}
+                Err(()) => {
+                    tracing::debug!(master = %node.address(), "subscriber: (un)subscribe failed; reconnecting");
+                    break;
+                }
+            }
+            drop(live);
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                command = commands.recv() => {
-                    let (result, what) = match command {
-                        None => return,
-                        Some(Command::Subscribe(c)) => (tokio::time::timeout(connect_timeout, sink.subscribe(&*c)).await, c),
-                        Some(Command::Unsubscribe(c)) => (tokio::time::timeout(connect_timeout, sink.unsubscribe(&*c)).await, c),
-                    };
-                    if !matches!(result, Ok(Ok(()))) {
-                        tracing::debug!(master = %node.address(), channel = %Printable(&what), "subscriber: command failed; reconnecting");
-                        break;
-                    }
+                change = changes.recv() => {
+                    if change.is_none() { return }
+                    // Coalesce a burst of changes into one reconciliation.
+                    while changes.try_recv().is_ok() {}
                 }
                 message = stream.next() => {
                     let Some(message) = message else { break };
@@ -247,6 +242,40 @@ async fn subscriber(
             return;
         }
     }
+}
+
+/// Brings one subscriber connection's subscriptions in line with the registry.
+async fn reconcile(
+    notifier: &Notifier,
+    sink: &mut redis::aio::PubSubSink,
+    subscribed: &mut HashSet<Arc<[u8]>>,
+    budget: Duration,
+) -> Result<(), ()> {
+    let wanted: HashSet<Arc<[u8]>> = notifier.all_channels().into_iter().collect();
+    let add: Vec<Arc<[u8]>> = wanted.difference(subscribed).cloned().collect();
+    let remove: Vec<Arc<[u8]>> = subscribed.difference(&wanted).cloned().collect();
+    if !add.is_empty() {
+        let names: Vec<&[u8]> = add.iter().map(|c| &**c).collect();
+        match tokio::time::timeout(budget, sink.subscribe(names)).await {
+            Ok(Ok(())) => {}
+            _ => return Err(()),
+        }
+        for channel in add {
+            notifier.wake(&channel);
+            subscribed.insert(channel);
+        }
+    }
+    if !remove.is_empty() {
+        let names: Vec<&[u8]> = remove.iter().map(|c| &**c).collect();
+        match tokio::time::timeout(budget, sink.unsubscribe(names)).await {
+            Ok(Ok(())) => {}
+            _ => return Err(()),
+        }
+        for channel in &remove {
+            subscribed.remove(channel);
+        }
+    }
+    Ok(())
 }
 
 /// Waits before a reconnect; true when the manager shut down meanwhile.
