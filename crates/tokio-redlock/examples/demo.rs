@@ -257,9 +257,8 @@ async fn contend(masters: &mut [Master], stats: &Arc<Stats>) -> Result<Duration,
         let manager = LockManager::builder()
             .servers(urls.clone())
             .ttl(TTL)
-            .retry_count(u32::MAX)
-            .retry_delay(Duration::from_millis(4))
-            .retry_jitter(Duration::from_millis(3))
+            // Waiters wake on the holder's release notification (or its expiry); the
+            // retry delay is only the fallback.
             .build()
             .map_err(|e| format!("bad demo configuration: {e}"))?;
         for task in 0..TASKS_PER_CLIENT {
@@ -293,7 +292,7 @@ async fn contend(masters: &mut [Master], stats: &Arc<Stats>) -> Result<Duration,
 async fn worker_round(manager: &LockManager, stats: &Stats, r: usize, started: Instant) {
     let resource = format!("demo:resource:{r}");
     let t0 = Instant::now();
-    let mut lock = match manager.lock(&resource).await {
+    let mut lock = match manager.lock(&resource).wait_forever().await {
         Ok(lock) => lock,
         Err(e) => {
             let (counter, kind) = if e.is_conflict() {

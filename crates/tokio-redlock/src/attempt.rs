@@ -44,10 +44,16 @@ pub(crate) enum Patience {
     Forever,
 }
 
+/// The longest backoff after a split vote (capped by the retry delay).
+const SPLIT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// Why one attempt failed, with the per-master outcomes of its round.
 enum Failure {
     /// Held elsewhere (possibly with some failures): worth retrying.
     Conflict(Vec<NodeOutcome>),
+    /// A split vote: too few refusals for anyone to hold a majority (contenders took a
+    /// minority each, or masters failed). Retried after a short random backoff.
+    Split(Vec<NodeOutcome>),
     /// A quorum agreed too late.
     TooSlow { elapsed: Duration },
     /// Too few masters reachable: not retried.
@@ -189,8 +195,9 @@ pub(crate) async fn acquire(
                 });
             }
             Failure::Conflict(outcomes) => earliest_expiry(outcomes),
-            Failure::TooSlow { .. } | Failure::FencingContention(_) => None,
+            Failure::Split(_) | Failure::TooSlow { .. } | Failure::FencingContention(_) => None,
         };
+        let split = matches!(failure, Failure::Split(_));
         // A TTL at or below the drift never leaves validity: trying again cannot help.
         let hopeless = quorum::lease(options.ttl, shared.settings.drift_factor).is_none();
         if out_of_patience || hopeless {
@@ -232,6 +239,21 @@ pub(crate) async fn acquire(
             shared.settings.retry_jitter,
             rand::random::<f64>(),
         );
+        if split {
+            // Nobody holds the lock: contenders split the masters. Retry after a short random
+            // backoff so they fall out of step (Redlock's "retry on failure"), without waiting
+            // for a notification (our own cleanup just published one).
+            let cap = SPLIT_BACKOFF
+                .min(shared.settings.retry_delay)
+                .max(Duration::from_millis(1));
+            let backoff = cap.mul_f64(rand::random::<f64>());
+            let wake_at = Instant::now()
+                .checked_add(backoff)
+                .unwrap_or_else(Instant::now);
+            tokio::time::sleep_until(deadline.map_or(wake_at, |d| wake_at.min(d))).await;
+            shared.check_open()?;
+            continue;
+        }
         if let Some(hint) = hint {
             // Wake just after the holder's keys expire: a lock released by a client that
             // publishes nothing (or an expiry) is taken at once.
@@ -295,6 +317,7 @@ fn give_up(
         },
         Failure::FencingContention(outcomes) => LockError::FencingContention { resource, outcomes },
         Failure::Conflict(outcomes)
+        | Failure::Split(outcomes)
         | Failure::Unavailable(outcomes)
         | Failure::NotALock(outcomes) => LockError::Conflict {
             resource,
@@ -413,6 +436,14 @@ async fn attempt_once(
         Some(outcomes) => Failure::FencingContention(outcomes),
         None => classify(&round, verdict, elapsed, &shared.nodes),
     };
+    // Only a split vote's cleanup tells the waiters (they may retry at once); the cleanup of
+    // an attempt refused by a holder frees nothing they could take, and would only wake this
+    // waiter itself.
+    let publish = if matches!(failure, Failure::Split(_)) {
+        Publish::Yes
+    } else {
+        Publish::No
+    };
     let granted: Vec<bool> = (0..shared.nodes.len())
         .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
         .collect();
@@ -422,12 +453,12 @@ async fn attempt_once(
     // A failed request is over (its future ended), so whatever it sent is ahead of this
     // release on the connection.
     shared
-        .release_round(key, &token, Publish::No, |i| failed.get(i) == Some(&true))
+        .release_round(key, &token, publish, |i| failed.get(i) == Some(&true))
         .finish_in_background(&shared.tasks);
     // A request not answered yet gets its release right after its reply, never before it.
-    shared.release_after_replies(round.into_pending(), key, &token, Publish::No, may_hold_key);
+    shared.release_after_replies(round.into_pending(), key, &token, publish, may_hold_key);
     shared
-        .release_round(key, &token, Publish::No, |i| granted.get(i) == Some(&true))
+        .release_round(key, &token, publish, |i| granted.get(i) == Some(&true))
         .settle()
         .await;
     cleanup.disarm();
@@ -544,6 +575,9 @@ fn classify(
         .count();
     if permanent > tolerable {
         return Failure::Unavailable(outcomes);
+    }
+    if tally.no() < quorum::quorum(nodes.len()) {
+        return Failure::Split(outcomes);
     }
     Failure::Conflict(outcomes)
 }

@@ -34,6 +34,8 @@ struct Entry {
     notify: Arc<Notify>,
     turns: Arc<Semaphore>,
     waiters: usize,
+    /// Whether some master has confirmed the subscription (its waiters were woken then).
+    confirmed: bool,
 }
 
 /// Channel registry and subscriber tasks of one manager.
@@ -85,6 +87,7 @@ impl Notifier {
                 notify: Arc::new(Notify::new()),
                 turns: Arc::new(Semaphore::new(ATTEMPTING)),
                 waiters: 0,
+                confirmed: false,
             });
         entry.waiters = entry.waiters.saturating_add(1);
         let (notify, turns) = (Arc::clone(&entry.notify), Arc::clone(&entry.turns));
@@ -144,6 +147,19 @@ impl Notifier {
         }
     }
 
+    /// Wakes the waiters of `channel` the first time a master confirms its subscription: a
+    /// release published before then may have been missed, so they try once more. Releases
+    /// are published on every master, so one live subscription is enough from then on.
+    fn confirmed(&self, channel: &[u8]) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = registry.get_mut(channel)
+            && !entry.confirmed
+        {
+            entry.confirmed = true;
+            entry.notify.notify_waiters();
+        }
+    }
+
     /// Wakes the waiters of `channel`.
     fn wake(&self, channel: &[u8]) {
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,8 +194,9 @@ impl Drop for Subscription {
 
 /// One master's subscriber: (re)connects, keeps its subscriptions equal to the registry's
 /// channels (one SUBSCRIBE / UNSUBSCRIBE per batch of changes), and wakes waiters on messages.
-/// Once a SUBSCRIBE is acknowledged it wakes that channel's waiters too: a release published
-/// before the subscription took effect would otherwise be missed, so they try once more.
+/// The first acknowledged SUBSCRIBE of a channel (on any master) wakes its waiters too: a
+/// release published before the subscription took effect would otherwise be missed, so they
+/// try once more.
 /// Ends on shutdown or when the manager is gone.
 async fn subscriber(
     node: Arc<Node>,
@@ -261,7 +278,7 @@ async fn reconcile(
             _ => return Err(()),
         }
         for channel in add {
-            notifier.wake(&channel);
+            notifier.confirmed(&channel);
             subscribed.insert(channel);
         }
     }

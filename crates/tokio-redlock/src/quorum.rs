@@ -83,6 +83,11 @@ impl Tally {
         self.yes
     }
 
+    /// Definite "no" votes so far.
+    pub(crate) const fn no(&self) -> usize {
+        self.no
+    }
+
     /// The verdict as soon as it is known: `Won` once a quorum said yes, `Lost` once the yes
     /// votes still possible cannot reach a quorum; `None` while it is open.
     pub(crate) const fn verdict(&self) -> Option<Verdict> {
