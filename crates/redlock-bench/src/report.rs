@@ -1,0 +1,576 @@
+//! The collected figures, and what is made of them: the table (with ratios to the floor),
+//! the `RESULT` lines, the issue's targets, `BENCHMARKS.md` and the plot.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::BenchError;
+use crate::client::{FLOOR_TIMEOUT, TTL};
+use crate::machine::Machine;
+use crate::options::BenchOptions;
+use crate::runner::RunOutput;
+use crate::scenario::{Contender, Metric, Scenario};
+use crate::stats::Summary;
+
+/// File name of the latency plot written next to `BENCHMARKS.md`.
+pub const PLOT_FILE: &str = "benchmarks-s1-latency.svg";
+
+/// Everything one benchmark run measured.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Report {
+    /// Rounds run.
+    pub rounds: usize,
+    /// Time per contender and round in S2/S3.
+    pub duration: Duration,
+    /// Time per contender and round in S1/S4/S5.
+    pub latency_duration: Duration,
+    /// Whether the masters were started by the run (else given).
+    pub started_masters: bool,
+    /// Whether each S2 run had a child process of its own (see
+    /// [`BenchOptions::isolate_s2`]).
+    pub isolated_s2: bool,
+    /// The host.
+    pub machine: Machine,
+    /// Per-round values of each figure.
+    pub figures: BTreeMap<(Scenario, Contender, Metric), Vec<f64>>,
+    /// Cycle latencies (µs) of the latency scenarios, all rounds pooled.
+    pub samples: BTreeMap<(Scenario, Contender), Vec<u64>>,
+    /// Failed cycles or set-ups, with the first message.
+    pub errors: BTreeMap<(Scenario, Contender), (u64, String)>,
+    /// S3: per-round "fewest acquisitions of a task / mean per task".
+    pub min_over_mean: BTreeMap<Contender, Vec<f64>>,
+    /// S3: mean measured hold time per run, µs.
+    pub hold_us: Vec<f64>,
+    /// The commit measured (and whether tokio-redlock had uncommitted changes).
+    pub source: String,
+    /// Scenarios not run, and why.
+    pub skipped: Vec<(Scenario, String)>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+}
+
+/// One figure as a `RESULT` line: its median over rounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultLine {
+    /// Contender name (`floor`, `quorum_floor`, `ours`, `ours_poll_10ms`, `ours_poll_default`,
+    /// `rslock`, `rslock_10ms`).
+    pub lib: &'static str,
+    /// Scenario id.
+    pub scenario: Scenario,
+    /// Metric.
+    pub metric: Metric,
+    /// Median over rounds.
+    pub value: f64,
+}
+
+impl std::fmt::Display for ResultLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RESULT lib={} scenario={} metric={} value={}",
+            self.lib,
+            self.scenario,
+            self.metric,
+            plain(self.metric, self.value)
+        )
+    }
+}
+
+/// One target of issue 9, checked against this run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetCheck {
+    /// The target, in words.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// `Some(true)` met, `Some(false)` missed, `None` not measured.
+    pub met: Option<bool>,
+}
+
+impl Report {
+    pub(crate) fn new(options: &BenchOptions, started_masters: bool) -> Self {
+        Self {
+            rounds: options.rounds,
+            duration: options.duration,
+            latency_duration: options.latency_duration,
+            started_masters,
+            isolated_s2: options.isolate_s2,
+            machine: Machine::default(),
+            figures: BTreeMap::new(),
+            samples: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            min_over_mean: BTreeMap::new(),
+            hold_us: Vec::new(),
+            source: String::new(),
+            skipped: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn record(&mut self, scenario: Scenario, contender: Contender, out: RunOutput) {
+        for (metric, value) in out.values {
+            self.figures
+                .entry((scenario, contender, metric))
+                .or_default()
+                .push(value);
+        }
+        if !out.samples.is_empty() {
+            self.samples
+                .entry((scenario, contender))
+                .or_default()
+                .extend(out.samples);
+        }
+        if out.errors > 0 {
+            let entry = self
+                .errors
+                .entry((scenario, contender))
+                .or_insert_with(|| (0, out.first_error.clone().unwrap_or_default()));
+            entry.0 = entry.0.saturating_add(out.errors);
+        }
+        if let Some(r) = out.min_over_mean {
+            self.min_over_mean.entry(contender).or_default().push(r);
+        }
+        if let Some(h) = out.hold_us {
+            self.hold_us.push(h);
+        }
+    }
+
+    pub(crate) fn skip(&mut self, scenario: Scenario, why: &str) {
+        if !self.skipped.iter().any(|(s, _)| *s == scenario) {
+            self.skipped.push((scenario, why.to_owned()));
+        }
+    }
+
+    /// Median and range of a figure over rounds.
+    pub fn summary(
+        &self,
+        scenario: Scenario,
+        contender: Contender,
+        metric: Metric,
+    ) -> Option<Summary> {
+        Summary::of(self.figures.get(&(scenario, contender, metric))?)
+    }
+
+    /// A figure's median over the floor's median in the same scenario.
+    pub fn ratio_to_floor(
+        &self,
+        scenario: Scenario,
+        contender: Contender,
+        metric: Metric,
+    ) -> Option<f64> {
+        let own = self.summary(scenario, contender, metric)?.median;
+        let floor = self.summary(scenario, Contender::Floor, metric)?.median;
+        (floor != 0.0).then(|| own / floor)
+    }
+
+    /// The contenders with anything recorded for `scenario`, in a fixed order.
+    fn contenders(&self, scenario: Scenario) -> Vec<Contender> {
+        scenario
+            .contenders()
+            .into_iter()
+            .filter(|c| {
+                self.figures
+                    .keys()
+                    .any(|(s, k, _)| *s == scenario && k == c)
+                    || self.errors.contains_key(&(scenario, *c))
+            })
+            .collect()
+    }
+
+    /// The scenarios with anything recorded.
+    fn scenarios(&self) -> Vec<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .filter(|s| !self.contenders(*s).is_empty())
+            .collect()
+    }
+
+    /// Every figure's median, as `RESULT` lines.
+    pub fn results(&self) -> Vec<ResultLine> {
+        let mut lines = Vec::new();
+        for scenario in self.scenarios() {
+            for contender in self.contenders(scenario) {
+                for &metric in scenario.metrics() {
+                    if let Some(s) = self.summary(scenario, contender, metric) {
+                        lines.push(ResultLine {
+                            lib: contender.name(),
+                            scenario,
+                            metric,
+                            value: s.median,
+                        });
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    /// The `RESULT` lines as text, one per line.
+    pub fn result_text(&self) -> String {
+        self.results().iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// The results as Markdown tables, one per scenario: each cell is
+    /// `median [min–max] ratio-to-floor×`.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for scenario in self.scenarios() {
+            let metrics = scenario.metrics();
+            let _ = writeln!(out, "**{}** — {}\n", scenario.id(), scenario.title());
+            let mut header = String::from("| contender |");
+            let mut rule = String::from("|---|");
+            for m in metrics {
+                let _ = write!(header, " {} |", m.header());
+                rule.push_str("---:|");
+            }
+            header.push_str(" errors |");
+            rule.push_str("---:|");
+            let _ = writeln!(out, "{header}\n{rule}");
+            for contender in self.contenders(scenario) {
+                let _ = write!(out, "| {} |", contender.label(scenario));
+                for &m in metrics {
+                    let cell = match self.summary(scenario, contender, m) {
+                        Some(s) => {
+                            let ratio = self
+                                .ratio_to_floor(scenario, contender, m)
+                                .map(|r| format!(" · {r:.2}×"))
+                                .unwrap_or_default();
+                            if s.rounds > 1 {
+                                format!(
+                                    "{} [{}–{}]{ratio}",
+                                    shown(m, s.median),
+                                    shown(m, s.min),
+                                    shown(m, s.max)
+                                )
+                            } else {
+                                format!("{}{ratio}", shown(m, s.median))
+                            }
+                        }
+                        None => "—".to_owned(),
+                    };
+                    let _ = write!(out, " {cell} |");
+                }
+                let errors = self
+                    .errors
+                    .get(&(scenario, contender))
+                    .map_or(0, |(n, _)| *n);
+                let _ = writeln!(out, " {errors} |");
+            }
+            out.push('\n');
+        }
+        if !self.errors.is_empty() {
+            out.push_str("Errors (first message of each):\n\n");
+            for ((s, c), (n, first)) in &self.errors {
+                let _ = writeln!(out, "- {s} {c}: {n} × `{first}`");
+            }
+            out.push('\n');
+        }
+        for (s, why) in &self.skipped {
+            let _ = writeln!(out, "- {s} skipped: {why}");
+        }
+        out
+    }
+
+    fn median(&self, s: Scenario, c: Contender, m: Metric) -> Option<f64> {
+        self.summary(s, c, m).map(|x| x.median)
+    }
+
+    /// The targets of issue 9, as ratios within this run.
+    pub fn targets(&self) -> Vec<TargetCheck> {
+        use Contender::{Floor, Ours, QuorumFloor};
+        use Metric::{HandoffPct, OpsPerS, P50Us};
+        let mut checks = Vec::new();
+        let mut ratio_check = |target: String,
+                               num: Option<f64>,
+                               den: Option<f64>,
+                               ok: &dyn Fn(f64) -> bool,
+                               what: &str| {
+            let ratio = num.zip(den).filter(|(_, d)| *d != 0.0).map(|(n, d)| n / d);
+            checks.push(TargetCheck {
+                target,
+                measured: match (ratio, num, den) {
+                    (Some(r), Some(n), Some(d)) => format!("{r:.2}× ({what}: {n:.0} vs {d:.0})"),
+                    _ => "not measured".to_owned(),
+                },
+                met: ratio.map(ok),
+            });
+        };
+        for s in [Scenario::S1Three, Scenario::S1One] {
+            ratio_check(
+                format!("{s} p50 ≤ 1.0 × floor"),
+                self.median(s, Ours, P50Us),
+                self.median(s, Floor, P50Us),
+                &|r| r <= 1.0,
+                "µs",
+            );
+            ratio_check(
+                format!("{s} p50 ≤ 1.10 × quorum floor"),
+                self.median(s, Ours, P50Us),
+                self.median(s, QuorumFloor, P50Us),
+                &|r| r <= 1.10,
+                "µs",
+            );
+        }
+        ratio_check(
+            "S2 ≥ 1.0 × floor (cycles/s)".to_owned(),
+            self.median(Scenario::S2, Ours, OpsPerS),
+            self.median(Scenario::S2, Floor, OpsPerS),
+            &|r| r >= 1.0,
+            "ops/s",
+        );
+        ratio_check(
+            "S3 ≥ 1.3 × floor (acquisitions/s)".to_owned(),
+            self.median(Scenario::S3, Ours, OpsPerS),
+            self.median(Scenario::S3, Floor, OpsPerS),
+            &|r| r >= 1.3,
+            "acq/s",
+        );
+        ratio_check(
+            "S4 p50 ≤ 1.5 × S1_3m p50".to_owned(),
+            self.median(Scenario::S4, Ours, P50Us),
+            self.median(Scenario::S1Three, Ours, P50Us),
+            &|r| r <= 1.5,
+            "µs",
+        );
+        ratio_check(
+            "S5 fencing adds ≤ 5 % to p50 (vs ours without fencing, interleaved)".to_owned(),
+            self.median(Scenario::S5, Ours, P50Us),
+            self.median(Scenario::S5, Contender::OursNoFencing, P50Us),
+            &|r| r <= 1.05,
+            "µs",
+        );
+        let handoff = self.median(Scenario::S3, Ours, HandoffPct);
+        checks.push(TargetCheck {
+            target: "S3 ≥ 90 % hand-offs".to_owned(),
+            measured: handoff.map_or_else(|| "not measured".to_owned(), |h| format!("{h:.1} %")),
+            met: handoff.map(|h| h >= 90.0),
+        });
+        let fairness = self
+            .min_over_mean
+            .get(&Ours)
+            .and_then(|v| Summary::of(v))
+            .map(|s| s.min);
+        checks.push(TargetCheck {
+            target: "S3 no task below half the mean".to_owned(),
+            measured: fairness.map_or_else(
+                || "not measured".to_owned(),
+                |f| format!("fewest/mean = {f:.2} in the worst round"),
+            ),
+            met: fairness.map(|f| f >= 0.5),
+        });
+        checks
+    }
+
+    /// The targets as a Markdown table.
+    pub fn targets_table(&self) -> String {
+        let mut out =
+            String::from("| target (ours = tokio-redlock) | measured | |\n|---|---|---|\n");
+        for t in self.targets() {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "n/a",
+            };
+            let _ = writeln!(out, "| {} | {} | {verdict} |", t.target, t.measured);
+        }
+        out
+    }
+
+    /// `1 / (mean hold + floor's S1_3m p50)`: the most acquisitions per second S3 allows.
+    pub fn s3_limit(&self) -> Option<(f64, f64, f64)> {
+        let hold = Summary::of(&self.hold_us)?.median;
+        let cycle = self.median(Scenario::S1Three, Contender::Floor, Metric::P50Us)?;
+        let limit = 1e6 / (hold + cycle);
+        Some((hold, cycle, limit))
+    }
+
+    /// The whole `BENCHMARKS.md`.
+    pub fn markdown(&self, date: &str) -> String {
+        let m = &self.machine;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Benchmarks\n\n\
+             Generated by `redlock-bench` (crates/redlock-bench) on {date}; do not edit by hand, \
+             run it again (below). Issue 9 asks for these numbers; speed is measured here and \
+             never asserted in tests.\n"
+        );
+        out.push_str(
+            "## Reproduce\n\n\
+             Needs `redis-server` on the `PATH` (the run starts its own three masters on free \
+             loopback ports, without persistence, and stops them at the end).\n\n\
+             ```sh\n\
+             cargo run --release -p redlock-bench                       # table and RESULT lines (a few minutes)\n\
+             cargo run --release -p redlock-bench -- --write-docs docs  # the same, and rewrites this file and the plot\n\
+             cargo run --release -p redlock-bench -- --quick            # one short round\n\
+             cargo run --release -p redlock-bench -- --duration 5s      # S2/S3 for 5 s per round, as in issue 9\n\
+             cargo bench -p redlock-bench                               # criterion: one lock+unlock cycle, 1 local master\n\
+             ```\n\n\
+             `--masters URL,URL,URL` uses given masters instead (S4 is then skipped: it freezes \
+             a master). `--help` lists every option.\n\n",
+        );
+        let _ = writeln!(
+            out,
+            "## Machine\n\n\
+             | | |\n|---|---|\n\
+             | CPUs (nproc) | {} |\n| CPU | {} |\n| kernel | {} |\n| redis-server | {} |\n\
+             | source measured | {} |\n\
+             | load average before / after | {} / {} |\n\
+             | rounds | {} (S1/S4/S5: {:?} per contender and round; S2/S3: {:?}) |\n\
+             | whole run | {:.0} s |\n",
+            m.cpus,
+            m.cpu_model,
+            m.kernel,
+            m.redis_version,
+            if self.source.is_empty() {
+                "unknown"
+            } else {
+                &self.source
+            },
+            m.load_before,
+            m.load_after,
+            self.rounds,
+            self.latency_duration,
+            self.duration,
+            self.elapsed.as_secs_f64()
+        );
+        out.push_str(
+            "The masters, the benchmark's tokio runtime (one worker per CPU) and anything else \
+             running share these CPUs: on this 2-core development machine other builds and \
+             tests may run at the same time. Compare figures **within one run** (the ratios); \
+             absolute numbers move with the load. To spread that load over all contenders alike, \
+             S1 and S5 interleave them cycle by cycle (one cycle each in turn, the first of \
+             each turn rotating), and S2, S3 and S4 run them one after the other in an order \
+             rotated from round to round.\n\n",
+        );
+        out.push_str("## Results\n\n");
+        out.push_str(
+            "Each cell: median over rounds [lowest–highest round] · ratio of the median to the \
+             floor's median in the same scenario (for latencies, waits and memory lower is \
+             better; for rates higher is better).\n\n",
+        );
+        out.push_str(&self.table());
+        if let Some((hold, cycle, limit)) = self.s3_limit() {
+            let _ = writeln!(
+                out,
+                "S3's physical limit on this run: 1 / (measured hold {hold:.0} µs + floor's S1_3m \
+                 cycle {cycle:.0} µs) ≈ {limit:.0} acquisitions/s (the hold is a tokio sleep of 1 ms, \
+                 which the timer rounds up).\n"
+            );
+        }
+        out.push_str("## Targets (issue 9)\n\n");
+        out.push_str(&self.targets_table());
+        let _ = writeln!(
+            out,
+            "\n## Latency percentiles (S1)\n\n![S1 latency percentiles per contender]({PLOT_FILE})\n\n\
+             All rounds pooled; each line is one contender, from the 1st to the 99.9th percentile \
+             of one lock+unlock cycle.\n"
+        );
+        let _ = writeln!(
+            out,
+            "## Method\n\n\
+             - **ours**: tokio-redlock, `LockManager::builder()` with TTL {ttl:?} and every other \
+             setting at its default (per-master timeout {timeout:?}); `lock(r).await` then \
+             `unlock(&mut lock)` (release notifications on, the default: the release script \
+             also publishes). S5 adds `.fencing(true)`, beside **ours_no_fencing**, the same \
+             without it, interleaved cycle by cycle: their ratio is the cost of fencing.\n\
+             - **floor**: the Redlock wire work by hand with `redis`, one multiplexed connection \
+             per master: `SET key token NX PX 10000` on all masters in parallel, waiting for \
+             every reply, then the compare-and-delete script (`EVALSHA`, preloaded) on all in \
+             parallel. Each request is bounded by {timeout:?}, as ours. A lost attempt deletes \
+             its token where it may have been set. In S3 it retries after a random 0–10 ms. In \
+             S5 the acquire is one script: `SET NX PX` then `INCR` of a counter key.\n\
+             - **quorum_floor**: the floor, but each step returns as soon as a quorum decided it; \
+             the requests still out finish in a background task (dropping them would make \
+             redis-rs skip the ones not yet written, and a skipped release leaves its key).\n\
+             - **rslock** {rslock}: `LockManager::from_clients`, `lock(r, ttl)` then \
+             `unlock(&lock)`; in S3 `acquire_no_guard` at its defaults (3 tries, random 0–200 ms \
+             apart, then again) and with `set_retry(3, 10 ms)`. It has no fencing tokens, so it \
+             is not in S5.\n\
+             - S1/S4/S5 run one client per contender doing sequential cycles, each on a new \
+             resource, after {warm} unmeasured warm-up cycles; p50/p99 are per round, then the \
+             median over rounds. S2 runs 64 tasks doing the same. S3 runs 16 tasks on one resource: each \
+             asks, holds 1 ms, releases and asks again; a hand-off is an acquisition by another \
+             task than the previous holder (share of all transitions); the longest wait \
+             includes a wait cut short by the end of the run. The 16 tasks share one client \
+             (one manager, one connection per master), as tasks of one process would. Ours \
+             waits with `lock(r).wait_forever()`: at its defaults (**ours**) a waiter is woken \
+             by the release notification and the waiters of one manager take turns in arrival \
+             order; **ours_poll_10ms** and **ours_poll_default** turn notifications off and poll \
+             every 10 ms ± 5 ms or 200 ms ± 100 ms. The hold is a 1 ms thread sleep on the \
+             blocking pool (a tokio sleep would round up to the next millisecond tick).\n\
+             - S4 freezes the third master (SIGSTOP) after the warm-up and thaws it (SIGCONT) \
+             after the measurement.\n\
+             - Memory: {memory} Bytes allocated per cycle are not measured: a counting global \
+             allocator needs \
+             `unsafe`, which the workspace forbids.\n",
+            ttl = TTL,
+            timeout = FLOOR_TIMEOUT,
+            rslock = if cfg!(feature = "compare") {
+                "0.10"
+            } else {
+                "(not built: feature `compare` off)"
+            },
+            warm = crate::runner::WARMUP_CYCLES,
+            memory = if self.isolated_s2 {
+                "each S2 run happens in a child process of its own (the same executable), and \
+                 `rss_kb` is that process's peak resident set (`VmHWM`): runtime, connections, \
+                 64 tasks and the library, nothing else."
+            } else {
+                "peak resident set of the whole benchmark process during each S2 run (`VmHWM` \
+                 after a reset through `/proc/self/clear_refs`, and `VmRSS` sampled every \
+                 10 ms); it includes whatever the allocator kept from earlier runs."
+            },
+        );
+        out.push_str("## RESULT lines\n\n```text\n");
+        out.push_str(&self.result_text());
+        out.push_str("```\n");
+        out
+    }
+
+    /// Writes `dir/BENCHMARKS.md` and `dir/benchmarks-s1-latency.svg`.
+    ///
+    /// # Errors
+    ///
+    /// [`BenchError::Output`] when a file cannot be written.
+    pub fn write_docs(&self, dir: &Path) -> Result<(), BenchError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BenchError::Output(format!("{}: {e}", dir.display())))?;
+        crate::plot::latency_svg(self, &dir.join(PLOT_FILE))?;
+        let md = dir.join("BENCHMARKS.md");
+        std::fs::write(&md, self.markdown(&today()))
+            .map_err(|e| BenchError::Output(format!("{}: {e}", md.display())))
+    }
+}
+
+/// Today's UTC date (`date -u +%F`), or "an unknown date".
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "an unknown date".to_owned())
+}
+
+/// A value for the table.
+fn shown(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::HandoffPct | Metric::MaxWaitMs => format!("{v:.1}"),
+        _ => format!("{v:.0}"),
+    }
+}
+
+/// A value for a `RESULT` line (plain number).
+fn plain(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::HandoffPct | Metric::MaxWaitMs => format!("{v:.2}"),
+        Metric::MinTask | Metric::MaxTask | Metric::RssKb => format!("{v:.0}"),
+        _ => format!("{v:.1}"),
+    }
+}

@@ -1,0 +1,343 @@
+//! The command line: subcommands, options, their defaults, and the value parsers (durations
+//! as flock takes them, signal names).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use nix::sys::signal::Signal;
+
+/// The default master when neither `-s` nor `REDLOCK_SERVERS` names one.
+pub(crate) const DEFAULT_SERVER: &str = "redis://127.0.0.1:6379";
+
+const ROOT_AFTER_HELP: &str = "\
+Examples:
+  redlock exec nightly-report -- ./report.sh            # wait for the lock, then run
+  redlock exec -n -s redis://a:6379 -s redis://b:6379 -s redis://c:6379 deploy -- make deploy
+  redlock status deploy                                 # who holds it, on each master
+  redlock bench                                         # lock/unlock latency on your masters
+
+Exit codes (exec): the command's status; 1 (or -E N) on conflict or wait expiry; 64 bad usage;
+69 no quorum of masters reachable; 75 (or --lost-exit-code) lock lost while the command ran;
+126 command not executable; 127 command not found; 128+N killed by (or redlock got) signal N.
+See docs/cli.md for the full reference.";
+
+const EXEC_AFTER_HELP: &str = "\
+The command runs in its own process group with stdin, stdout and stderr passed through, and
+with REDLOCK_RESOURCE, REDLOCK_TOKEN, REDLOCK_VALIDITY_MS (and REDLOCK_FENCING_TOKEN with
+--fencing) in its environment. The lock is extended every --extend-every while it runs and
+released when it exits; redlock then exits with the command's status.
+
+SIGINT, SIGTERM and SIGHUP sent to redlock are forwarded to the command's process group; once
+the command has exited the lock is released and redlock exits 128+N.
+
+If the lock is lost while the command runs (no extension reached a quorum of masters), the
+group gets --kill-signal BEFORE the lock's validity ends (when less than a safety margin of
+max(node timeout + clock drift, 100ms), capped at ttl/4, is left), SIGKILL after
+--kill-after, the lock is released best-effort, and redlock exits 75 (--lost-exit-code),
+naming the masters that failed. A command that must not outlive the lock should stop
+promptly on that signal; fencing tokens (--fencing) let the protected resource itself refuse
+a late writer.
+
+There is no --no-fork (-F) or --close (-o) as in flock: redlock must stay alive to extend the
+lock, and there is no file descriptor to pass on.
+
+Exit codes: the command's status; 1 or -E N on conflict or wait expiry; 64 bad usage; 65 the
+key holds a value that is not a lock; 69 no quorum reachable; 75 or --lost-exit-code lock lost;
+126 not executable; 127 not found; 128+N the command was killed by signal N, or redlock
+received signal N and forwarded it.
+
+Examples:
+  # cron: run on one host at a time, skip this round if another host is still running it
+  */5 * * * * redlock exec -q -n -s redis://10.0.0.1 -s redis://10.0.0.2 -s redis://10.0.0.3 sync -- /opt/sync.sh
+
+  # deploy step: wait up to 10 minutes for the previous deploy, fail with 3 if it is still running
+  REDLOCK_SERVERS=redis://a:6379,redis://b:6379,redis://c:6379 \\
+    redlock exec -w 10m -E 3 --ttl 1m deploy:prod -- ./deploy.sh v1.2.3
+
+  # a shell command, with a fencing token for the database to check
+  redlock exec --fencing migrate -c 'psql -v fence=$REDLOCK_FENCING_TOKEN -f migrate.sql'";
+
+const STATUS_AFTER_HELP: &str = "\
+For each resource: on each master, whether the key exists, the first 8 characters of the
+holder's token and the key's PTTL; then the quorum view (free, held, or unsettled). Exits 0,
+or 69 when too few masters answered for some resource.
+
+Examples:
+  redlock status deploy:prod
+  redlock status --json jobs:a jobs:b | jq '.resources[].state'";
+
+const BENCH_AFTER_HELP: &str = "\
+Runs lock/unlock cycles one after another against your masters on a resource of its own
+(default `redlock-bench:<pid>`), and prints the p50/p99 latency of each and the cycles per
+second. Exits 69 when no quorum of masters is reachable.
+
+Examples:
+  redlock bench -s redis://10.0.0.1 -s redis://10.0.0.2 -s redis://10.0.0.3
+  redlock bench --cycles 5000 --json";
+
+/// `redlock`: run a command under a distributed lock held on a quorum of independent Redis
+/// masters (the Redlock algorithm) — flock(1) across machines.
+#[derive(Debug, Parser)]
+#[command(
+    name = "redlock",
+    version,
+    about = "Run a command under a distributed Redlock lock: flock(1) across machines",
+    after_help = ROOT_AFTER_HELP,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub(crate) struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// A Redis master, `redis://[user:password@]host:port[/db]` (repeatable; a quorum is
+    /// N/2+1 of them). Default: redis://127.0.0.1:6379
+    #[arg(
+        short = 's',
+        long = "server",
+        value_name = "URL",
+        env = "REDLOCK_SERVERS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub(crate) servers: Vec<String>,
+
+    /// Budget for one request to one master; a master that does not answer in time counts as
+    /// unreachable for that attempt.
+    // 200 ms rather than the library's 50 ms: every run is a fresh process on a host that
+    // may be busy (CI runners, cron bursts), and a request kept from its CPU for 50 ms would
+    // read as "no quorum reachable" (69). With a 30 s TTL the cost is nil.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "200ms", global = true)]
+    pub(crate) node_timeout: Duration,
+
+    /// Print acquisition time and per-master outcomes on stderr (-vv: also the library's
+    /// debug log).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    /// Print nothing but errors: no conflict message, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+}
+
+impl Common {
+    /// The configured masters, or the default one.
+    pub(crate) fn server_urls(&self) -> Vec<String> {
+        let servers: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if servers.is_empty() {
+            vec![DEFAULT_SERVER.to_owned()]
+        } else {
+            servers
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Acquire the lock, run a command while holding it, release it when the command exits.
+    #[command(after_help = EXEC_AFTER_HELP)]
+    Exec(ExecArgs),
+    /// Show who holds resources, on each master and in the quorum's view.
+    #[command(after_help = STATUS_AFTER_HELP)]
+    Status(StatusArgs),
+    /// Measure lock/unlock latency and throughput against your masters.
+    #[command(after_help = BENCH_AFTER_HELP)]
+    Bench(BenchArgs),
+}
+
+/// `redlock exec`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Fail at once (exit 1 or -E) if the lock is held by someone else.
+    #[arg(short = 'n', long = "nonblock", visible_alias = "nb")]
+    pub(crate) nonblock: bool,
+
+    /// Wait at most DUR for the lock (`0` = --nonblock; a bare number means seconds).
+    /// Default: wait forever.
+    #[arg(short = 'w', long = "wait", visible_alias = "timeout", value_name = "DUR", value_parser = parse_duration)]
+    pub(crate) wait: Option<Duration>,
+
+    /// Exit status on conflict or when --wait expires.
+    #[arg(
+        short = 'E',
+        long = "conflict-exit-code",
+        value_name = "N",
+        default_value_t = crate::exit::CONFLICT
+    )]
+    pub(crate) conflict_exit_code: u8,
+
+    /// Lock time-to-live; the lock is extended by this much while the command runs.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) ttl: Duration,
+
+    /// Extension period (at most ttl/2). Default: ttl/3.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub(crate) extend_every: Option<Duration>,
+
+    /// Signal sent to the command's process group when the lock is lost (name or number).
+    #[arg(long, value_name = "SIG", value_parser = parse_signal, default_value = "TERM")]
+    pub(crate) kill_signal: Signal,
+
+    /// After --kill-signal, SIGKILL the group if it is still running after DUR.
+    #[arg(short = 'k', long, value_name = "DUR", value_parser = parse_duration, default_value = "5s")]
+    pub(crate) kill_after: Duration,
+
+    /// Exit status when the lock was lost while the command ran.
+    #[arg(long, value_name = "N", default_value_t = crate::exit::LOST)]
+    pub(crate) lost_exit_code: u8,
+
+    /// Issue a fencing token with the lock, passed as REDLOCK_FENCING_TOKEN.
+    #[arg(long)]
+    pub(crate) fencing: bool,
+
+    /// Run this shell command with `/bin/sh -c` instead of COMMAND.
+    #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
+    pub(crate) shell_command: Option<String>,
+
+    /// The lock's name (its Redis key, shared with other Redlock clients).
+    #[arg(value_name = "RESOURCE")]
+    pub(crate) resource: String,
+
+    /// The command and its arguments (put `--` before it when it starts with `-`).
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        conflicts_with = "shell_command",
+        required_unless_present = "shell_command"
+    )]
+    pub(crate) command: Vec<String>,
+}
+
+/// `redlock status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON (one object) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// The resources to show.
+    #[arg(value_name = "RESOURCE", required = true)]
+    pub(crate) resources: Vec<String>,
+}
+
+/// `redlock bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Lock/unlock cycles to run.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub(crate) cycles: u32,
+
+    /// Stop after DUR even if fewer cycles ran.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) duration: Duration,
+
+    /// The resource locked and unlocked. Default: `redlock-bench:<pid>`
+    #[arg(short = 'r', long, value_name = "NAME")]
+    pub(crate) resource: Option<String>,
+
+    /// TTL of each lock.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
+    pub(crate) ttl: Duration,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A duration as `500ms`, `10s`, `1m`, `1h 30m`; a bare number (decimal fractions allowed)
+/// means seconds, as flock's `-w`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = s
+            .parse()
+            .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` seconds is out of range"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}`: {e} (use e.g. 500ms, 10s, 1m, or a number of seconds)"))
+}
+
+/// A signal as `TERM`, `SIGTERM`, `term` or `15`.
+pub(crate) fn parse_signal(s: &str) -> Result<Signal, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| format!("no signal number {n}"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("unknown signal `{s}` (use e.g. TERM, INT, KILL or a number)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn durations_accept_units_and_bare_seconds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("1.2.3").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("sigint"), Ok(Signal::SIGINT));
+        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
+        assert!(parse_signal("FOO").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_takes_the_rest_as_the_command() {
+        let cli = Cli::try_parse_from(["redlock", "exec", "-n", "r", "ls", "-l", "-n"]).unwrap();
+        let Command::Exec(exec) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(exec.nonblock);
+        assert_eq!(exec.resource, "r");
+        assert_eq!(exec.command, ["ls", "-l", "-n"]);
+        assert!(Cli::try_parse_from(["redlock", "exec", "r"]).is_err());
+        assert!(Cli::try_parse_from(["redlock", "exec", "r", "-c", "x", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["redlock", "exec", "r", "-c", "x"]).is_ok());
+    }
+}

@@ -1,0 +1,740 @@
+//! The `redlock` binary against real `redis-server` masters (started by the library's test
+//! harness): exit codes, the command's environment and stdio, waiting, signals, loss of the
+//! lock while the command runs, concurrency, `status --json`, `bench`, and `--help`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+#[path = "../../tokio-redlock/tests/support/servers.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod servers;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use assert_cmd::Command;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use predicates::prelude::*;
+use servers::Masters;
+
+const BIN: &str = env!("CARGO_BIN_EXE_redlock");
+
+/// The per-master budget of tests that are not about timeouts. The 50 ms default is "no
+/// quorum" (exit 69) as soon as a loaded CI machine keeps a request from its CPU that long.
+const RELAXED_NODE_TIMEOUT: &str = "1s";
+/// The budget of the loss tests: short enough that paused masters are noticed well within
+/// the test's TTL, and long enough to widen the safety margin (max(node timeout + drift,
+/// 100 ms), capped at ttl/4) to 422 ms with `--ttl 2s`. The test times the command's *trap*,
+/// which on a loaded machine can run a few hundred milliseconds after the signal arrived.
+const LOSS_NODE_TIMEOUT: &str = "400ms";
+
+/// Serialises the tests whose timing matters (the loss tests) with the one that loads the
+/// machine most (twenty concurrent processes).
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`HEAVY`], also after another test panicked while holding it.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `redlock` with `-s` for every master, `--node-timeout 1s`, and no `REDLOCK_SERVERS` from
+/// the environment.
+fn redlock(masters: &Masters) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("REDLOCK_SERVERS").env_remove("REDLOCK_LOG");
+    for url in masters.urls() {
+        cmd.arg("-s").arg(url);
+    }
+    cmd.args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    cmd.timeout(Duration::from_secs(20));
+    cmd
+}
+
+/// The same as a `std::process::Command` with the given node timeout, for tests that
+/// signal or time the process.
+fn redlock_std(masters: &Masters, node_timeout: &str) -> StdCommand {
+    let mut cmd = StdCommand::new(BIN);
+    cmd.env_remove("REDLOCK_SERVERS").env_remove("REDLOCK_LOG");
+    for url in masters.urls() {
+        cmd.arg("-s").arg(url);
+    }
+    cmd.args(["--node-timeout", node_timeout]);
+    cmd
+}
+
+/// A resource name unique to this process and call site.
+fn name(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+/// Whether the key exists on any master.
+fn held_anywhere(masters: &Masters, key: &str) -> bool {
+    masters.iter().any(|m| m.exists(key.as_bytes()))
+}
+
+/// Sets `key` to another holder's token on every master.
+fn hold_elsewhere(masters: &Masters, key: &str, ttl_ms: u64) {
+    for m in masters.iter() {
+        m.cmd(&[
+            "SET",
+            key,
+            "0ther0holder0token0000000000000",
+            "PX",
+            &ttl_ms.to_string(),
+        ]);
+    }
+}
+
+/// Waits for `child` up to `limit`; kills it and panics when it does not exit.
+fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redlock did not exit within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `file` contains `needle`.
+fn wait_for_line(file: &Path, needle: &str, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if fs::read_to_string(file).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "{} never contained {needle:?}: {:?}",
+        file.display(),
+        fs::read_to_string(file)
+    );
+}
+
+/// Wall-clock nanoseconds since the epoch, as `date +%s%N` prints them.
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// The nanosecond timestamp on the first line of `text` that starts with `tag`.
+fn stamp(text: &str, tag: &str) -> u128 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(tag))
+        .unwrap_or_else(|| panic!("no {tag:?} line in:\n{text}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Loopback ports where nothing listens.
+fn closed_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+#[test]
+fn help_for_every_subcommand_and_version_exit_0() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["exec", "--help"],
+        &["status", "--help"],
+        &["bench", "--help"],
+        &["help", "exec"],
+    ] {
+        Command::new(BIN)
+            .args(args)
+            .assert()
+            .code(0)
+            .stdout(predicate::str::contains("Usage: redlock"))
+            .stdout(predicate::str::contains("Examples:"));
+    }
+    Command::new(BIN)
+        .args(["exec", "--help"])
+        .assert()
+        .stdout(predicate::str::contains("--kill-after"))
+        .stdout(predicate::str::contains("Exit codes"));
+    Command::new(BIN)
+        .arg("--version")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("redlock "));
+}
+
+#[test]
+fn bad_usage_exits_64() {
+    let cases: &[&[&str]] = &[
+        &[],
+        &["bogus"],
+        &["exec"],
+        &["exec", "r"],
+        &["exec", "--ttl", "abc", "r", "true"],
+        &["exec", "-w", "soon", "r", "true"],
+        &["exec", "-c", "true", "r", "ls"],
+        &["exec", "--kill-signal", "NOPE", "r", "true"],
+        &["exec", "-E", "300", "r", "true"],
+        &["exec", "-q", "-v", "r", "true"],
+        &["exec", "--ttl", "30s", "--extend-every", "20s", "r", "true"],
+        &["exec", "--ttl", "1s", "--node-timeout", "1m", "r", "true"],
+        &["status"],
+    ];
+    for args in cases {
+        Command::new(BIN)
+            .env_remove("REDLOCK_SERVERS")
+            .args(*args)
+            .timeout(Duration::from_secs(10))
+            .assert()
+            .code(64)
+            .stderr(predicate::str::is_empty().not());
+    }
+    // An unparsable server URL is a usage error, and its password is not shown.
+    Command::new(BIN)
+        .args(["exec", "-s", "redis://:hunter2@[bad", "r", "true"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("hunter2").not());
+}
+
+#[test]
+fn command_gets_env_and_stdio_and_its_status_is_passed_through() {
+    let masters = Masters::start(3);
+    let r = name("env");
+    let out = redlock(&masters)
+        .args(["exec", "-v", "--fencing", &r, "--", "sh", "-c"])
+        .arg(
+            "echo res=$REDLOCK_RESOURCE; echo toklen=${#REDLOCK_TOKEN}; \
+             echo validity=$REDLOCK_VALIDITY_MS; echo fence=$REDLOCK_FENCING_TOKEN; \
+             read line; echo stdin=$line; echo to-stderr >&2; exit 3",
+        )
+        .write_stdin("hello\n")
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stdout.contains(&format!("res={r}\n")), "{stdout}");
+    assert!(stdout.contains("toklen=32\n"), "{stdout}");
+    assert!(stdout.contains("fence=1\n"), "{stdout}");
+    assert!(stdout.contains("stdin=hello\n"), "{stdout}");
+    let validity: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("validity="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((25_000..=30_000).contains(&validity), "{validity}");
+    // -v: acquisition time and per-master outcomes; never the whole token.
+    assert!(stderr.contains("to-stderr"), "{stderr}");
+    assert!(stderr.contains(&format!("acquired `{r}` in")), "{stderr}");
+    for url in masters.urls() {
+        assert!(stderr.contains(&url), "{stderr}");
+    }
+    assert!(stderr.contains(": ok"), "{stderr}");
+    assert!(!held_anywhere(&masters, &r), "released after the command");
+
+    // -c runs a shell command; REDLOCK_SERVERS (comma-separated) names the masters; no
+    // fencing token without --fencing.
+    Command::new(BIN)
+        .env("REDLOCK_SERVERS", masters.urls().join(","))
+        .args(["--node-timeout", RELAXED_NODE_TIMEOUT])
+        .args([
+            "exec",
+            &r,
+            "-c",
+            "echo \"[$REDLOCK_FENCING_TOKEN]\"; exit 0",
+        ])
+        .assert()
+        .code(0)
+        .stdout("[]\n");
+    // A second fencing run gets a larger token.
+    redlock(&masters)
+        .args(["exec", "--fencing", &r, "-c", "echo $REDLOCK_FENCING_TOKEN"])
+        .assert()
+        .code(0)
+        .stdout("2\n");
+}
+
+#[test]
+fn command_killed_by_a_signal_gives_128_plus_n() {
+    let masters = Masters::start(3);
+    let r = name("sig");
+    redlock(&masters)
+        .args(["exec", &r, "--", "sh", "-c", "kill -USR1 $$"])
+        .assert()
+        .code(128 + 10);
+    redlock(&masters)
+        .args(["exec", &r, "-c", "kill -KILL $$"])
+        .assert()
+        .code(128 + 9);
+    assert!(!held_anywhere(&masters, &r));
+}
+
+#[test]
+fn command_not_found_127_and_not_executable_126() {
+    let masters = Masters::start(3);
+    let r = name("run");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("not-executable.sh");
+    fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    redlock(&masters)
+        .args(["exec", &r, "--", "redlock-no-such-command-xyz"])
+        .assert()
+        .code(127)
+        .stderr(predicate::str::contains("redlock-no-such-command-xyz"));
+    redlock(&masters)
+        .args(["exec", &r, "--"])
+        .arg(dir.path().join("missing"))
+        .assert()
+        .code(127);
+    redlock(&masters)
+        .args(["exec", &r, "--"])
+        .arg(&script)
+        .assert()
+        .code(126);
+    redlock(&masters)
+        .args(["exec", &r, "--"])
+        .arg(dir.path())
+        .assert()
+        .code(126);
+    // The shell form reports the shell's own 127.
+    redlock(&masters)
+        .args(["exec", &r, "-c", "redlock-no-such-command-xyz"])
+        .assert()
+        .code(127);
+    assert!(!held_anywhere(&masters, &r), "the lock is released");
+}
+
+#[test]
+fn conflict_exits_1_or_the_e_code_and_the_wait_gives_up() {
+    let masters = Masters::start(3);
+    let r = name("conflict");
+    hold_elsewhere(&masters, &r, 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+
+    redlock(&masters)
+        .args(["exec", "-n", &r, "-c", &touch])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("held by another holder"));
+    redlock(&masters)
+        .args(["exec", "-n", "-E", "7", &r, "-c", &touch])
+        .assert()
+        .code(7);
+    redlock(&masters)
+        .args(["exec", "-w", "0", &r, "-c", &touch])
+        .assert()
+        .code(1);
+    redlock(&masters)
+        .args(["exec", "-q", "-n", &r, "-c", &touch])
+        .assert()
+        .code(1)
+        .stderr("");
+
+    let start = Instant::now();
+    redlock(&masters)
+        .args(["exec", "-w", "300ms", &r, "-c", &touch])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gave up waiting"));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // A bare number means seconds; -E applies to wait expiry too.
+    redlock(&masters)
+        .args(["exec", "-w", "0.2", "-E", "9", &r, "-c", &touch])
+        .assert()
+        .code(9);
+    assert!(!marker.exists(), "the command never ran");
+    // The other holder's key is untouched.
+    assert!(masters.iter().all(|m| m.exists(r.as_bytes())));
+}
+
+#[test]
+fn waiting_acquires_once_the_holder_lets_go() {
+    let masters = Masters::start(3);
+    let r = name("wait");
+    hold_elsewhere(&masters, &r, 600);
+    let start = Instant::now();
+    redlock(&masters)
+        .args(["exec", "-w", "5s", &r, "-c", "echo ran"])
+        .assert()
+        .code(0)
+        .stdout("ran\n");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // Without -w: waits as long as it takes.
+    hold_elsewhere(&masters, &r, 400);
+    redlock(&masters)
+        .args(["exec", &r, "-c", "echo ran"])
+        .assert()
+        .code(0)
+        .stdout("ran\n");
+}
+
+#[test]
+fn no_master_reachable_exits_69_without_showing_passwords() {
+    let ports = closed_ports(3);
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("REDLOCK_SERVERS")
+        .timeout(Duration::from_secs(20));
+    for p in &ports {
+        cmd.arg("-s")
+            .arg(format!("redis://:s3cretpw@127.0.0.1:{p}"));
+    }
+    cmd.args(["exec", "r", "--", "true"])
+        .assert()
+        .code(69)
+        .stderr(predicate::str::contains("no quorum"))
+        .stderr(predicate::str::contains("s3cretpw").not());
+    // Also when waiting: unreachable masters end the wait at once.
+    let start = Instant::now();
+    Command::new(BIN)
+        .env(
+            "REDLOCK_SERVERS",
+            ports
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .args(["exec", "-w", "10s", "r", "--", "true"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(69);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    for sub in [&["status", "r"][..], &["bench", "--cycles", "5"]] {
+        let mut cmd = Command::new(BIN);
+        cmd.env_remove("REDLOCK_SERVERS")
+            .timeout(Duration::from_secs(20));
+        for p in &ports {
+            cmd.arg("-s")
+                .arg(format!("redis://:s3cretpw@127.0.0.1:{p}"));
+        }
+        cmd.args(sub)
+            .assert()
+            .code(69)
+            .stdout(predicate::str::contains("s3cretpw").not())
+            .stderr(predicate::str::contains("s3cretpw").not());
+    }
+}
+
+/// The command of the loss tests: records its start, starts a grandchild that records
+/// SIGTERM, records its own SIGTERM, and says when it is ready.
+const LOSS_CHILD: &str = r#"
+echo "start $(date +%s%N)" >> "$F"
+sh -c 'trap "echo grandchild-term \$(date +%s%N) >> \"\$F\"; exit 143" TERM; echo gc-ready >> "$F"; sleep 30 & wait' &
+trap 'echo child-term $(date +%s%N) >> "$F"; exit 143' TERM
+echo ready >> "$F"
+sleep 30 & wait
+"#;
+
+#[test]
+fn majority_paused_signals_child_and_grandchild_before_validity_ends_and_exits_75() {
+    let masters = Masters::start(3);
+    let r = name("lost");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let ttl = Duration::from_secs(2);
+    let _serial = heavy();
+    let mut child = redlock_std(&masters, LOSS_NODE_TIMEOUT)
+        .args([
+            "exec", "--ttl", "2s", "-k", "2s", &r, "--", "sh", "-c", LOSS_CHILD,
+        ])
+        .env("F", &log)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "\nready", Duration::from_secs(10));
+    wait_for_line(&log, "gc-ready", Duration::from_secs(10));
+    // Let at least one extension happen, then freeze a majority.
+    thread::sleep(Duration::from_millis(800));
+    let paused_at = now_ns();
+    masters[1].pause();
+    masters[2].pause();
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    let exited_at = now_ns();
+    masters[1].resume();
+    masters[2].resume();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let text = fs::read_to_string(&log).unwrap();
+
+    assert_eq!(status.code(), Some(75), "{stderr}\n{text}");
+    let child_term = stamp(&text, "child-term ");
+    let grandchild_term = stamp(&text, "grandchild-term ");
+    // The last extension that succeeded started before the pause, so the validity ended
+    // no later than pause + ttl: both got SIGTERM before that, and after the pause.
+    let validity_end = paused_at + ttl.as_nanos();
+    for (who, at) in [("child", child_term), ("grandchild", grandchild_term)] {
+        assert!(
+            at > paused_at && at < validity_end,
+            "{who} got SIGTERM {} ms after the pause (validity ended by {} ms)\n{text}\n{stderr}",
+            (at as i128 - paused_at as i128) / 1_000_000,
+            ttl.as_millis()
+        );
+    }
+    assert!(exited_at - paused_at < Duration::from_secs(5).as_nanos());
+    // stderr says what happened and names the paused masters.
+    assert!(stderr.contains("lost the lock"), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    let failed = stderr
+        .lines()
+        .find(|l| l.contains("failed masters:"))
+        .unwrap_or_else(|| panic!("no failed masters line:\n{stderr}"));
+    let (failed_part, ours_part) = failed.split_once("still ours on:").unwrap_or((failed, ""));
+    assert!(failed_part.contains(&masters[1].url()), "{stderr}");
+    assert!(failed_part.contains(&masters[2].url()), "{stderr}");
+    assert!(ours_part.contains(&masters[0].url()), "{stderr}");
+}
+
+#[test]
+fn lost_lock_sigkills_a_group_that_ignores_the_signal() {
+    let masters = Masters::start(3);
+    let r = name("lost-kill");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let _serial = heavy();
+    let mut child = redlock_std(&masters, LOSS_NODE_TIMEOUT)
+        .args([
+            "exec",
+            "--ttl",
+            "1s",
+            "-k",
+            "300ms",
+            "--kill-signal",
+            "INT",
+            "--lost-exit-code",
+            "9",
+            &r,
+            "-c",
+            r#"trap '' INT TERM; echo ready >> "$F"; sleep 30 & wait; sleep 30"#,
+        ])
+        .env("F", &log)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_line(&log, "ready", Duration::from_secs(10));
+    let paused_at = Instant::now();
+    masters[0].pause();
+    masters[1].pause();
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    let took = paused_at.elapsed();
+    masters[0].resume();
+    masters[1].resume();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("sent SIGINT"), "{stderr}");
+    assert!(stderr.contains("sent SIGKILL"), "{stderr}");
+    // Loss within ~1 s, SIGKILL 300 ms later.
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
+#[test]
+fn signals_to_redlock_reach_the_child_group_and_the_lock_is_released() {
+    let masters = Masters::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let r = name(&format!("fwd-{signal}"));
+        let log = dir.path().join(format!("log-{signal}"));
+        // A non-interactive sh starts background jobs with SIGINT ignored (and then cannot
+        // trap it), so the grandchild can only show SIGTERM and SIGHUP.
+        let script = r#"
+            echo "pgid $(ps -o pgid= $$) pid $$" >> "$F"
+            sh -c 'trap "echo grandchild-got >> \"\$F\"; exit 1" TERM HUP; echo gc-ready >> "$F"; sleep 10 & wait' &
+            trap 'echo child-got >> "$F"; exit 0' TERM INT HUP
+            echo ready >> "$F"
+            sleep 10 & wait
+        "#;
+        let mut child = redlock_std(&masters, RELAXED_NODE_TIMEOUT)
+            .args(["exec", &r, "-c", script])
+            .env("F", &log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_line(&log, "\nready", Duration::from_secs(10));
+        wait_for_line(&log, "gc-ready", Duration::from_secs(10));
+        assert!(held_anywhere(&masters, &r), "held while the command runs");
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = wait_timeout(&mut child, Duration::from_secs(10));
+        let text = fs::read_to_string(&log).unwrap();
+        // 128+N even though the command itself exited 0 after handling the signal.
+        assert_eq!(status.code(), Some(128 + signal as i32), "{signal}: {text}");
+        assert!(text.contains("child-got"), "{signal}: {text}");
+        if signal != Signal::SIGINT {
+            // The grandchild got it too (its trap may finish after redlock exited: redlock
+            // waits for the command, not for what the command left behind).
+            wait_for_line(&log, "grandchild-got", Duration::from_secs(10));
+        }
+        // The command ran in its own process group, led by itself.
+        let line = text.lines().find(|l| l.starts_with("pgid")).unwrap();
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(parts[1], parts[3], "{line}");
+        assert_ne!(parts[1], child.id().to_string(), "{line}");
+        // What ignored the signal (the SIGINT case) is not redlock's to clean up: the test's.
+        let _ = nix::sys::signal::killpg(Pid::from_raw(parts[1].parse().unwrap()), Signal::SIGKILL);
+        assert!(
+            !held_anywhere(&masters, &r),
+            "{signal}: the lock is released"
+        );
+    }
+}
+
+#[test]
+fn twenty_concurrent_execs_append_without_interleaving() {
+    let masters = Masters::start(3);
+    let r = name("append");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out");
+    fs::write(&file, "").unwrap();
+    // Read-modify-write: read the last number, pause, append begin and end lines.
+    let section = r#"last=$(tail -n 1 "$F" | cut -d' ' -f1); n=$(( ${last:-0} + 1 ));
+        echo "$n begin $$" >> "$F"; sleep 0.02; echo "$n end $$" >> "$F""#;
+    let _serial = heavy();
+    let children: Vec<Child> = (0..20)
+        .map(|_| {
+            redlock_std(&masters, RELAXED_NODE_TIMEOUT)
+                .args(["exec", "-w", "30s", &r, "-c", section])
+                .env("F", &file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        let status = wait_timeout(&mut child, Duration::from_secs(40));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(status.success(), "{status}: {stderr}");
+    }
+    let text = fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 40, "{text}");
+    let mut pids = std::collections::HashSet::new();
+    for (k, pair) in lines.chunks(2).enumerate() {
+        let n = k + 1;
+        let begin: Vec<&str> = pair[0].split(' ').collect();
+        let end: Vec<&str> = pair[1].split(' ').collect();
+        assert_eq!(begin[..2], [n.to_string().as_str(), "begin"], "{text}");
+        assert_eq!(end[..2], [n.to_string().as_str(), "end"], "{text}");
+        assert_eq!(begin[2], end[2], "interleaved at {n}:\n{text}");
+        assert!(pids.insert(begin[2].to_owned()), "{text}");
+    }
+    assert!(!held_anywhere(&masters, &r));
+}
+
+#[test]
+fn status_shows_each_master_and_the_quorum_view_as_json() {
+    let masters = Masters::start(3);
+    let held = name("status-held");
+    let free = name("status-free");
+    let token = "abcdef0123456789abcdef0123456789";
+    for m in [&masters[0], &masters[1]] {
+        m.cmd(&["SET", &held, token, "PX", "20000"]);
+    }
+    let out = redlock(&masters)
+        .args(["status", "--json", &held, &free])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["masters"], 3);
+    assert_eq!(doc["quorum"], 2);
+    let h = &doc["resources"][0];
+    assert_eq!(h["resource"], held.as_str());
+    assert_eq!(h["state"], "held");
+    assert_eq!(h["holder_prefix"], "abcdef01");
+    let remaining = h["remaining_ms"].as_u64().unwrap();
+    assert!((15_000..=20_000).contains(&remaining), "{remaining}");
+    let per_master = h["masters"].as_array().unwrap();
+    assert_eq!(per_master.len(), 3);
+    for (i, m) in per_master.iter().enumerate() {
+        assert_eq!(m["master"], masters[i].url().as_str());
+        assert_eq!(m["reachable"], true);
+    }
+    assert_eq!(per_master[0]["exists"], true);
+    assert_eq!(per_master[0]["token_prefix"], "abcdef01");
+    assert!(per_master[0]["pttl_ms"].as_i64().unwrap() > 15_000);
+    assert_eq!(per_master[2]["exists"], false);
+    assert_eq!(per_master[2]["pttl_ms"], -2);
+    assert_eq!(doc["resources"][1]["state"], "free");
+    // The full token never appears.
+    assert!(!String::from_utf8_lossy(&out).contains(token));
+
+    // Text form.
+    redlock(&masters)
+        .args(["status", &held])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!(
+            "{held}: held by abcdef01…"
+        )))
+        .stdout(predicate::str::contains("PTTL"))
+        .stdout(predicate::str::contains("no key"))
+        .stdout(predicate::str::contains(token).not());
+}
+
+#[test]
+fn bench_prints_latency_percentiles_and_throughput() {
+    let masters = Masters::start(3);
+    redlock(&masters)
+        .args(["bench", "--cycles", "50"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("p50"))
+        .stdout(predicate::str::contains("p99"))
+        .stdout(predicate::str::contains("cycles/s"));
+    let out = redlock(&masters)
+        .args(["bench", "--cycles", "20", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["cycles"], 20);
+    assert!(doc["lock_p99_us"].as_u64().unwrap() >= doc["lock_p50_us"].as_u64().unwrap());
+    assert!(doc["cycles_per_sec"].as_f64().unwrap() > 0.0);
+}
