@@ -8,8 +8,8 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio_util::task::TaskTracker;
 
 use crate::error::{NodeError, NodeOutcome, NodeStatus};
@@ -69,15 +69,28 @@ impl<T: Send + 'static> Round<T> {
         Some(i)
     }
 
-    /// Waits until the verdict is known (a quorum said yes, or can no longer).
+    /// Waits until the verdict is known (a quorum said yes, or can no longer), then takes in
+    /// the replies that have already arrived without waiting for more: on a fast network the
+    /// last master has usually answered too, and then no background task is needed for it.
     pub(crate) async fn decide(&mut self) -> Verdict {
         loop {
             if let Some(verdict) = self.tally.verdict() {
+                self.take_ready();
                 return verdict;
             }
             if self.next_reply().await.is_none() {
                 // Unreachable: with every reply in, the tally always has a verdict.
                 return self.tally.verdict().unwrap_or(Verdict::Lost);
+            }
+        }
+    }
+
+    /// Records every reply that is ready now, without waiting.
+    fn take_ready(&mut self) {
+        while let Some(Some((i, reply))) = self.pending.next().now_or_never() {
+            self.tally.record((self.vote)(&reply));
+            if let Some(slot) = self.replies.get_mut(i) {
+                *slot = Some(reply);
             }
         }
     }
