@@ -16,8 +16,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
-use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -30,7 +28,6 @@ use support::{
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_redlock::{LockError, LockManager};
-use tracing_subscriber::{Layer, filter::LevelFilter, layer::SubscriberExt};
 
 // ---------------------------------------------------------------------------------------
 // Diagnostics: ERROR events and panics on runtime threads, for the whole test binary.
@@ -44,62 +41,9 @@ use tracing_subscriber::{Layer, filter::LevelFilter, layer::SubscriberExt};
 // entry is a failure of the cancellation contract.
 // ---------------------------------------------------------------------------------------
 
-static ERROR_EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static WORKER_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static INSTALL: Once = Once::new();
-
-/// Records every ERROR-level event as `LEVEL target: field=value ...`.
-struct ErrorRecorder;
-
-impl<S: tracing::Subscriber> Layer<S> for ErrorRecorder {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let meta = event.metadata();
-        let mut text = format!("{} {}:", meta.level(), meta.target());
-        event.record(&mut FieldText(&mut text));
-        ERROR_EVENTS.lock().unwrap().push(text);
-    }
-}
-
-struct FieldText<'a>(&'a mut String);
-
-impl tracing::field::Visit for FieldText<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-fn install_diagnostics() {
-    INSTALL.call_once(|| {
-        let subscriber =
-            tracing_subscriber::registry().with(ErrorRecorder.with_filter(LevelFilter::ERROR));
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("no other global tracing subscriber in this test binary");
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let on_worker = std::thread::current()
-                .name()
-                .is_some_and(|n| n.starts_with("tokio-"));
-            if on_worker {
-                WORKER_PANICS.lock().unwrap().push(info.to_string());
-            }
-            previous(info);
-        }));
-    });
-}
-
-fn assert_no_error_log_and_no_worker_panic() {
-    let errors = ERROR_EVENTS.lock().unwrap().clone();
-    assert!(errors.is_empty(), "ERROR events were logged: {errors:#?}");
-    let panics = WORKER_PANICS.lock().unwrap().clone();
-    assert!(
-        panics.is_empty(),
-        "tasks panicked on runtime threads: {panics:#?}"
-    );
-}
+use support::diagnostics::{
+    assert_no_error_log_and_no_worker_panic, install as install_diagnostics,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers

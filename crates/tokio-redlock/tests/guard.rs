@@ -16,11 +16,10 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -35,59 +34,12 @@ use support::{
 };
 use tokio::time::Instant;
 use tokio_redlock::{LockError, LockHandle, LockManager};
-use tracing_subscriber::{Layer, filter::LevelFilter, layer::SubscriberExt};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// WARN (and above) events of the whole test binary, as `LEVEL target: field=value ...`.
-/// Global: the library's watchdogs log on tokio's worker threads.
-static WARN_EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static INSTALL: Once = Once::new();
-
-struct WarnRecorder;
-
-impl<S: tracing::Subscriber> Layer<S> for WarnRecorder {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let meta = event.metadata();
-        let mut text = format!("{} {}:", meta.level(), meta.target());
-        event.record(&mut FieldText(&mut text));
-        WARN_EVENTS.lock().unwrap().push(text);
-    }
-}
-
-struct FieldText<'a>(&'a mut String);
-
-impl tracing::field::Visit for FieldText<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-fn install_warn_recorder() {
-    INSTALL.call_once(|| {
-        let subscriber =
-            tracing_subscriber::registry().with(WarnRecorder.with_filter(LevelFilter::WARN));
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("no other global tracing subscriber in this test binary");
-    });
-}
-
-/// Recorded WARN/ERROR events that mention `needle`.
-fn warnings_about(needle: &str) -> Vec<String> {
-    WARN_EVENTS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| e.contains(needle))
-        .cloned()
-        .collect()
-}
+use support::diagnostics::{install as install_warn_recorder, warnings_about};
 
 /// A manager over `urls` with the relaxed per-master budget of a loaded CI box (timeouts are
 /// not what these tests are about), everything else at its default.

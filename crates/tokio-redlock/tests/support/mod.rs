@@ -17,6 +17,7 @@
 )]
 
 pub mod checks;
+pub mod diagnostics;
 pub mod proxy;
 pub mod servers;
 
