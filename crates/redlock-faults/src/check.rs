@@ -1,0 +1,1166 @@
+//! Checkers over a merged history (design note §4.2).
+//!
+//! | check | what must hold |
+//! |---|---|
+//! | `lease` | per resource, holders' leases `[acquire-ok, min(release-invoke, last granted deadline)]` never overlap |
+//! | `cs-overlap` | per resource, critical sections `[cs-enter, cs-exit]` never overlap |
+//! | `cs-deadline` | every `cs-exit` is before the holder's last granted deadline |
+//! | `grant-bounds` | every grant's deadline ≤ acquire-ok + TTL − drift, and had not passed when it was returned |
+//! | `token-unique` | fencing tokens are present and unique per resource |
+//! | `token-order` | if A's grant returned before B's acquisition was invoked, token(A) < token(B) |
+//! | `register-aba` | the fenced register never accepts A, B, A (holders' accepted writes form blocks) |
+//! | `register-order` | the register's accepted tokens never go down |
+//! | `liveness-no-fault` | with no fault, every acquisition succeeds within its budget |
+//! | `liveness-after-heal` | after a fault heals, every resource is granted (or held) again within TTL + retry budget |
+//! | `grant-during-outage` | no grant while a majority of masters cannot grant |
+//! | `leftover-key` | no lock key left after the run (fencing counters excepted) |
+//! | `leak` | no background task or release subscription left in any manager |
+//! | `noscript` | no `NOSCRIPT` error ever reaches the caller |
+//!
+//! A process that the nemesis paused (SIGSTOP of a `lock-worker`) may overrun its deadline:
+//! that is the failure no lease can prevent. Such overruns are *excused* for `cs-deadline`
+//! and `cs-overlap` (and counted), and the fencing checks must then show the stale writes
+//! rejected.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::{ms_between, nanos};
+use crate::history::{Event, History, Op, Phase, show};
+
+/// A check of the table above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// Lease intervals overlap.
+    Lease,
+    /// Critical sections overlap.
+    CsOverlap,
+    /// A critical section ended after its deadline.
+    CsDeadline,
+    /// A grant's deadline is out of bounds.
+    GrantBounds,
+    /// A fencing token is missing or was issued twice.
+    TokenUnique,
+    /// Tokens went backwards in real time.
+    TokenOrder,
+    /// The register accepted A, B, A.
+    RegisterAba,
+    /// The register's accepted tokens went down.
+    RegisterOrder,
+    /// An acquisition failed or was slow with no fault.
+    LivenessNoFault,
+    /// Grants did not resume after a heal.
+    LivenessAfterHeal,
+    /// A grant during a majority outage.
+    GrantDuringOutage,
+    /// A lock key outlived the run.
+    LeftoverKey,
+    /// A manager leaked a task or subscription.
+    Leak,
+    /// NOSCRIPT reached the caller.
+    Noscript,
+}
+
+impl Check {
+    /// Every check.
+    pub const ALL: [Self; 14] = [
+        Self::Lease,
+        Self::CsOverlap,
+        Self::CsDeadline,
+        Self::GrantBounds,
+        Self::TokenUnique,
+        Self::TokenOrder,
+        Self::RegisterAba,
+        Self::RegisterOrder,
+        Self::LivenessNoFault,
+        Self::LivenessAfterHeal,
+        Self::GrantDuringOutage,
+        Self::LeftoverKey,
+        Self::Leak,
+        Self::Noscript,
+    ];
+
+    /// The mutual-exclusion family: what a lease-violating fault is expected to trip.
+    pub const LEASE_FAMILY: [Self; 3] = [Self::Lease, Self::CsOverlap, Self::CsDeadline];
+
+    /// The fencing family.
+    pub const TOKEN_FAMILY: [Self; 4] = [
+        Self::TokenUnique,
+        Self::TokenOrder,
+        Self::RegisterAba,
+        Self::RegisterOrder,
+    ];
+
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lease => "lease",
+            Self::CsOverlap => "cs-overlap",
+            Self::CsDeadline => "cs-deadline",
+            Self::GrantBounds => "grant-bounds",
+            Self::TokenUnique => "token-unique",
+            Self::TokenOrder => "token-order",
+            Self::RegisterAba => "register-aba",
+            Self::RegisterOrder => "register-order",
+            Self::LivenessNoFault => "liveness-no-fault",
+            Self::LivenessAfterHeal => "liveness-after-heal",
+            Self::GrantDuringOutage => "grant-during-outage",
+            Self::LeftoverKey => "leftover-key",
+            Self::Leak => "leak",
+            Self::Noscript => "noscript",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One violation, with the events that show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Violation {
+    /// Which check.
+    pub check: Check,
+    /// What went wrong.
+    pub message: String,
+    /// Relevant events, rendered.
+    pub excerpt: Vec<String>,
+}
+
+/// Parameters of the checks.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Drift factor of the managers (for `grant-bounds`).
+    pub drift_factor: f64,
+    /// Fencing was on: every grant must carry a token.
+    pub fencing: bool,
+    /// Check `liveness-no-fault` (only for runs without faults).
+    pub no_fault_liveness: bool,
+    /// Budget of one acquisition for `liveness-no-fault`.
+    pub acquire_budget: Duration,
+    /// TTL + retry budget + slack: how soon grants must resume after a heal.
+    pub recovery_bound: Duration,
+    /// Grace after a majority outage starts before a grant counts as a violation (replies
+    /// already on their way when it started).
+    pub outage_grace: Duration,
+    /// Stamp at which the workload was told to stop (liveness is not judged past it).
+    pub run_end: u64,
+}
+
+/// Lock keys found after the run: `(node, key, pttl)`.
+pub type Leftovers = Vec<(usize, String, i64)>;
+
+/// Figures of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// `acquire-invoke` events.
+    pub acquire_invokes: u64,
+    /// Grants.
+    pub acquisitions: u64,
+    /// Failed acquisitions by reason.
+    pub acquire_failures: BTreeMap<String, u64>,
+    /// Successful extensions (explicit, or seen on a guard).
+    pub extends: u64,
+    /// Failed extensions.
+    pub extend_failures: u64,
+    /// Guards reported lost.
+    pub lost: u64,
+    /// Successful releases.
+    pub releases: u64,
+    /// Failed releases by reason.
+    pub release_failures: BTreeMap<String, u64>,
+    /// Critical sections.
+    pub critical_sections: u64,
+    /// Critical sections cut short at the deadline.
+    pub cs_cut: u64,
+    /// Fenced writes accepted by the register.
+    pub writes_accepted: u64,
+    /// Fenced writes rejected by the register (stale holders fenced off).
+    pub writes_rejected: u64,
+    /// Deadline overruns of paused processes (excused, must be fenced).
+    pub excused_overruns: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Heals after which recovery was measured.
+    pub heals_measured: u64,
+    /// Longest time from a heal to the first new grant, ms.
+    pub max_recovery_ms: f64,
+}
+
+/// The verdict material of one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Every violation found (messages capped at 20 per check; `counts` has the totals).
+    pub violations: Vec<Violation>,
+    /// Violations per check.
+    pub counts: BTreeMap<Check, u64>,
+    /// Figures.
+    pub stats: Stats,
+}
+
+impl Report {
+    /// Violations of `check`.
+    pub fn count(&self, check: Check) -> u64 {
+        self.counts.get(&check).copied().unwrap_or(0)
+    }
+
+    /// Violations of any check in `checks`.
+    pub fn count_any(&self, checks: &[Check]) -> u64 {
+        checks.iter().map(|c| self.count(*c)).sum()
+    }
+
+    fn add(&mut self, check: Check, message: String, excerpt: Vec<String>) {
+        let n = self.counts.entry(check).or_insert(0);
+        *n = n.saturating_add(1);
+        if *n <= 20 {
+            self.violations.push(Violation {
+                check,
+                message,
+                excerpt,
+            });
+        }
+    }
+}
+
+/// What one holder (one acquisition) did.
+#[derive(Clone, Debug, Default)]
+struct Holder {
+    process: String,
+    id: u64,
+    res: String,
+    invoke: Option<u64>,
+    ok: Option<u64>,
+    ttl_ms: u64,
+    fence: Option<u64>,
+    /// Granted deadlines with the stamp at which each became known.
+    grants: Vec<(u64, u64)>,
+    cs: Vec<(u64, Option<u64>)>,
+    release: Option<u64>,
+    /// A failed acquisition: the event.
+    fail: Option<Event>,
+}
+
+impl Holder {
+    fn name(&self) -> String {
+        format!("{}#{}", self.process, self.id)
+    }
+
+    /// The last deadline granted at or before `t`.
+    fn deadline_at(&self, t: u64) -> Option<u64> {
+        self.grants
+            .iter()
+            .filter(|(at, _)| *at <= t)
+            .map(|(_, d)| *d)
+            .max()
+    }
+
+    /// The lease: from the grant to the release or the last granted deadline.
+    fn lease(&self) -> Option<(u64, u64)> {
+        let ok = self.ok?;
+        let until = self.release.unwrap_or(u64::MAX);
+        let deadline = self.deadline_at(until)?;
+        Some((ok, deadline.min(until)))
+    }
+}
+
+/// A fault interval from the nemesis events.
+#[derive(Clone, Debug)]
+struct Fault {
+    kind: String,
+    start: u64,
+    heal: Option<u64>,
+    end: Option<u64>,
+    targets: Vec<String>,
+    outage: bool,
+}
+
+fn faults_of(history: &History) -> Vec<Fault> {
+    let mut open: HashMap<(String, Vec<String>), usize> = HashMap::new();
+    let mut out: Vec<Fault> = Vec::new();
+    for e in &history.events {
+        if let Op::Nemesis {
+            fault,
+            phase,
+            targets,
+            outage,
+            ..
+        } = &e.op
+        {
+            let key = (fault.clone(), targets.clone());
+            match phase {
+                Phase::Start => {
+                    open.insert(key, out.len());
+                    out.push(Fault {
+                        kind: fault.clone(),
+                        start: e.t,
+                        heal: None,
+                        end: None,
+                        targets: targets.clone(),
+                        outage: *outage,
+                    });
+                }
+                Phase::Heal => {
+                    if let Some(f) = open.get(&key).and_then(|i| out.get_mut(*i)) {
+                        f.heal = Some(e.t);
+                    }
+                }
+                Phase::End => {
+                    if let Some(f) = open.remove(&key).and_then(|i| out.get_mut(i)) {
+                        f.end = Some(e.t);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn holders_of(history: &History) -> BTreeMap<(String, u64), Holder> {
+    let mut holders: BTreeMap<(String, u64), Holder> = BTreeMap::new();
+    for e in &history.events {
+        let Some((res, id)) = e.op.holder_op() else {
+            continue;
+        };
+        let h = holders
+            .entry((e.process.clone(), id))
+            .or_insert_with(|| Holder {
+                process: e.process.clone(),
+                id,
+                res: res.to_owned(),
+                ..Holder::default()
+            });
+        match &e.op {
+            Op::AcquireInvoke { .. } => h.invoke = Some(e.t),
+            Op::AcquireOk {
+                deadline,
+                ttl_ms,
+                fence,
+                ..
+            } => {
+                h.ok = Some(e.t);
+                h.ttl_ms = *ttl_ms;
+                h.fence = *fence;
+                h.grants.push((e.t, *deadline));
+            }
+            Op::ExtendOk { deadline, .. } => h.grants.push((e.t, *deadline)),
+            Op::AcquireFail { .. } => h.fail = Some(e.clone()),
+            Op::CsEnter { .. } => h.cs.push((e.t, None)),
+            Op::CsExit { .. } => {
+                if let Some(last) = h.cs.last_mut() {
+                    last.1 = Some(e.t);
+                }
+            }
+            Op::ReleaseInvoke { .. } if h.release.is_none() => h.release = Some(e.t),
+            _ => {}
+        }
+    }
+    holders
+}
+
+fn excerpt(history: &History, holders: &[&Holder], origin: u64) -> Vec<String> {
+    holders
+        .iter()
+        .flat_map(|h| history.of_holder(&h.process, h.id))
+        .map(|e| show(&e, origin))
+        .collect()
+}
+
+/// Whether `process` was paused by the nemesis at some point in `[from, to]`.
+fn paused_during(faults: &[Fault], process: &str, from: u64, to: u64) -> bool {
+    faults.iter().any(|f| {
+        f.kind == "client-pause"
+            && f.targets.iter().any(|t| t == process)
+            && f.start <= to
+            && f.end.unwrap_or(u64::MAX) >= from
+    })
+}
+
+/// Runs every check over `history` (which includes the register's log and the leak
+/// checks) and the keys left after the run.
+pub fn check(history: &History, leftovers: &Leftovers, opts: &CheckOptions) -> Report {
+    let mut report = Report::default();
+    let origin = history.events.first().map_or(0, |e| e.t);
+    let holders = holders_of(history);
+    let faults = faults_of(history);
+    stats(history, &holders, &faults, &mut report.stats);
+    let mut by_res: BTreeMap<&str, Vec<&Holder>> = BTreeMap::new();
+    for h in holders.values() {
+        by_res.entry(h.res.as_str()).or_default().push(h);
+    }
+    for (res, hs) in &by_res {
+        check_leases(history, res, hs, origin, &mut report);
+        check_sections(history, res, hs, &faults, origin, &mut report);
+        check_tokens(history, res, hs, opts, origin, &mut report);
+    }
+    check_grant_bounds(history, &holders, opts, origin, &mut report);
+    check_register(history, origin, &mut report);
+    check_liveness(
+        history,
+        &holders,
+        &by_res,
+        &faults,
+        opts,
+        origin,
+        &mut report,
+    );
+    check_hygiene(history, leftovers, origin, &mut report);
+    report
+}
+
+fn stats(
+    history: &History,
+    holders: &BTreeMap<(String, u64), Holder>,
+    faults: &[Fault],
+    s: &mut Stats,
+) {
+    for e in &history.events {
+        match &e.op {
+            Op::AcquireInvoke { .. } => s.acquire_invokes = s.acquire_invokes.saturating_add(1),
+            Op::AcquireOk { .. } => s.acquisitions = s.acquisitions.saturating_add(1),
+            Op::AcquireFail { reason, .. } => bump(&mut s.acquire_failures, reason),
+            Op::ExtendOk { .. } => s.extends = s.extends.saturating_add(1),
+            Op::ExtendFail { .. } => s.extend_failures = s.extend_failures.saturating_add(1),
+            Op::Lost { .. } => s.lost = s.lost.saturating_add(1),
+            Op::ReleaseOk { .. } => s.releases = s.releases.saturating_add(1),
+            Op::ReleaseFail { reason, .. } => bump(&mut s.release_failures, reason),
+            Op::CsExit { cut, .. } => {
+                s.critical_sections = s.critical_sections.saturating_add(1);
+                if *cut {
+                    s.cs_cut = s.cs_cut.saturating_add(1);
+                }
+            }
+            Op::RegisterWrite { accepted, .. } => {
+                if *accepted {
+                    s.writes_accepted = s.writes_accepted.saturating_add(1);
+                } else {
+                    s.writes_rejected = s.writes_rejected.saturating_add(1);
+                }
+            }
+            _ => {}
+        }
+    }
+    for f in faults {
+        bump(&mut s.faults, &f.kind);
+    }
+    let _ = holders;
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    let n = map.entry(key.to_owned()).or_insert(0);
+    *n = n.saturating_add(1);
+}
+
+fn check_leases(history: &History, res: &str, hs: &[&Holder], origin: u64, report: &mut Report) {
+    let mut leases: Vec<(u64, u64, &Holder)> = hs
+        .iter()
+        .filter_map(|h| h.lease().map(|(s, e)| (s, e, *h)))
+        .collect();
+    leases.sort_by_key(|(s, _, _)| *s);
+    let mut current: Option<(u64, &Holder)> = None;
+    for (s, e, h) in leases {
+        if let Some((end, prev)) = current
+            && s < end
+        {
+            report.add(
+                    Check::Lease,
+                    format!(
+                        "{res}: {} was granted at {:+.3}ms while {} held the lease until {:+.3}ms ({:.3}ms of overlap; tokens {:?} and {:?})",
+                        h.name(),
+                        ms_between(origin, s),
+                        prev.name(),
+                        ms_between(origin, end),
+                        ms_between(s, end.min(e)),
+                        prev.fence,
+                        h.fence,
+                    ),
+                    excerpt(history, &[prev, h], origin),
+                );
+        }
+        match current {
+            Some((end, _)) if end >= e => {}
+            _ => current = Some((e, h)),
+        }
+    }
+}
+
+fn check_sections(
+    history: &History,
+    res: &str,
+    hs: &[&Holder],
+    faults: &[Fault],
+    origin: u64,
+    report: &mut Report,
+) {
+    // (enter, exit, holder, excused overrun)
+    let mut sections: Vec<(u64, u64, &Holder, bool)> = Vec::new();
+    for h in hs {
+        for (enter, exit) in &h.cs {
+            let Some(deadline) = h.deadline_at(exit.unwrap_or(u64::MAX)) else {
+                continue;
+            };
+            let exit = exit.unwrap_or(deadline);
+            let mut excused = false;
+            if exit > deadline {
+                if paused_during(faults, &h.process, *enter, exit) {
+                    excused = true;
+                    report.stats.excused_overruns = report.stats.excused_overruns.saturating_add(1);
+                } else {
+                    report.add(
+                        Check::CsDeadline,
+                        format!(
+                            "{res}: {} left its critical section {:.3}ms after its deadline",
+                            h.name(),
+                            ms_between(deadline, exit)
+                        ),
+                        excerpt(history, &[h], origin),
+                    );
+                }
+            }
+            sections.push((*enter, exit, h, excused));
+        }
+    }
+    sections.sort_by_key(|(s, _, _, _)| *s);
+    let mut current: Option<(u64, &Holder, bool)> = None;
+    for (s, e, h, excused) in sections {
+        if let Some((end, prev, prev_excused)) = current
+            && s < end
+            && prev.name() != h.name()
+        {
+            // The overlap is excused when it lies past a paused stale holder's deadline.
+            let stale_past_deadline =
+                |x: &Holder, ex: bool| ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= s);
+            if !(stale_past_deadline(prev, prev_excused) || stale_past_deadline(h, excused)) {
+                report.add(
+                        Check::CsOverlap,
+                        format!(
+                            "{res}: {} entered its critical section at {:+.3}ms while {} was inside until {:+.3}ms",
+                            h.name(),
+                            ms_between(origin, s),
+                            prev.name(),
+                            ms_between(origin, end)
+                        ),
+                        excerpt(history, &[prev, h], origin),
+                    );
+            }
+        }
+        match current {
+            Some((end, _, _)) if end >= e => {}
+            _ => current = Some((e, h, excused)),
+        }
+    }
+}
+
+fn check_tokens(
+    history: &History,
+    res: &str,
+    hs: &[&Holder],
+    opts: &CheckOptions,
+    origin: u64,
+    report: &mut Report,
+) {
+    let granted: Vec<&Holder> = hs.iter().filter(|h| h.ok.is_some()).copied().collect();
+    let mut seen: HashMap<u64, &Holder> = HashMap::new();
+    for h in &granted {
+        match h.fence {
+            None if opts.fencing => report.add(
+                Check::TokenUnique,
+                format!("{res}: {} was granted without a fencing token", h.name()),
+                excerpt(history, &[h], origin),
+            ),
+            None => {}
+            Some(f) => {
+                if let Some(other) = seen.insert(f, h) {
+                    report.add(
+                        Check::TokenUnique,
+                        format!(
+                            "{res}: fencing token {f} was issued to both {} and {}",
+                            other.name(),
+                            h.name()
+                        ),
+                        excerpt(history, &[other, h], origin),
+                    );
+                }
+            }
+        }
+    }
+    // Real-time order: a grant returned before another acquisition was invoked has a
+    // smaller token.
+    let mut by_ok: Vec<(u64, u64, &Holder)> = granted
+        .iter()
+        .filter_map(|h| Some((h.ok?, h.fence?, *h)))
+        .collect();
+    by_ok.sort_by_key(|(ok, _, _)| *ok);
+    let mut by_invoke: Vec<(u64, u64, &Holder)> = granted
+        .iter()
+        .filter_map(|h| Some((h.invoke?, h.fence?, *h)))
+        .collect();
+    by_invoke.sort_by_key(|(inv, _, _)| *inv);
+    let mut i = 0usize;
+    let mut best: Option<(u64, &Holder)> = None;
+    for (invoke, fence, b) in by_invoke {
+        while let Some((ok, f, a)) = by_ok.get(i) {
+            if *ok >= invoke {
+                break;
+            }
+            if best.is_none_or(|(bf, _)| *f > bf) {
+                best = Some((*f, *a));
+            }
+            i = i.saturating_add(1);
+        }
+        if let Some((bf, a)) = best
+            && bf >= fence
+            && a.name() != b.name()
+        {
+            report.add(
+                    Check::TokenOrder,
+                    format!(
+                        "{res}: {} got token {fence} although {} had been granted token {bf} before it was invoked",
+                        b.name(),
+                        a.name()
+                    ),
+                    excerpt(history, &[a, b], origin),
+                );
+        }
+    }
+}
+
+fn check_grant_bounds(
+    history: &History,
+    holders: &BTreeMap<(String, u64), Holder>,
+    opts: &CheckOptions,
+    origin: u64,
+    report: &mut Report,
+) {
+    // Stamps are taken around the library call, and the deadline is converted between two
+    // clock reads: 1 ms of tolerance on the upper bound, 5 ms on "not already passed".
+    let tolerance = 1_000_000u64;
+    for h in holders.values() {
+        let (Some(ok), Some((_, deadline))) = (h.ok, h.grants.first()) else {
+            continue;
+        };
+        let ttl = Duration::from_millis(h.ttl_ms);
+        let drift = ttl
+            .mul_f64(opts.drift_factor)
+            .saturating_add(Duration::from_millis(2));
+        let lease = nanos(ttl.saturating_sub(drift));
+        let max = ok.saturating_add(lease).saturating_add(tolerance);
+        if *deadline > max {
+            report.add(
+                Check::GrantBounds,
+                format!(
+                    "{}: deadline {:.3}ms after the grant returned, more than TTL − drift ({:.3}ms)",
+                    h.name(),
+                    ms_between(ok, *deadline),
+                    ms_between(0, lease)
+                ),
+                excerpt(history, &[h], origin),
+            );
+        }
+        if deadline.saturating_add(5_000_000) < ok {
+            report.add(
+                Check::GrantBounds,
+                format!(
+                    "{}: the grant was returned {:.3}ms after its deadline had passed",
+                    h.name(),
+                    ms_between(*deadline, ok)
+                ),
+                excerpt(history, &[h], origin),
+            );
+        }
+    }
+}
+
+fn check_register(history: &History, origin: u64, report: &mut Report) {
+    let mut writes: Vec<(u64, &Event)> = history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::RegisterWrite { seq, .. } => Some((*seq, e)),
+            _ => None,
+        })
+        .collect();
+    writes.sort_by_key(|(seq, _)| *seq);
+    // Per resource: current holder, holders whose block ended, largest accepted token.
+    let mut state: HashMap<&str, (Option<&str>, HashSet<&str>, u64)> = HashMap::new();
+    for (_, e) in writes {
+        let Op::RegisterWrite {
+            res,
+            holder,
+            fence,
+            accepted,
+            ..
+        } = &e.op
+        else {
+            continue;
+        };
+        if !accepted {
+            continue;
+        }
+        let (current, ended, max) = state.entry(res.as_str()).or_default();
+        if *fence < *max {
+            report.add(
+                Check::RegisterOrder,
+                format!("{res}: the register accepted token {fence} after {max}"),
+                vec![show(e, origin)],
+            );
+        }
+        *max = (*max).max(*fence);
+        if *current != Some(holder.as_str()) {
+            if ended.contains(holder.as_str()) {
+                report.add(
+                    Check::RegisterAba,
+                    format!(
+                        "{res}: the register accepted a write of {holder} (token {fence}) after another holder's writes had followed its own"
+                    ),
+                    vec![show(e, origin)],
+                );
+            }
+            if let Some(prev) = current.take() {
+                ended.insert(prev);
+            }
+            *current = Some(holder.as_str());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_liveness(
+    history: &History,
+    holders: &BTreeMap<(String, u64), Holder>,
+    by_res: &BTreeMap<&str, Vec<&Holder>>,
+    faults: &[Fault],
+    opts: &CheckOptions,
+    origin: u64,
+    report: &mut Report,
+) {
+    if opts.no_fault_liveness {
+        let budget = nanos(opts.acquire_budget);
+        for h in holders.values() {
+            let Some(invoke) = h.invoke else { continue };
+            let failed = h.fail.as_ref().filter(
+                |e| !matches!(&e.op, Op::AcquireFail { reason, .. } if reason == "cancelled"),
+            );
+            if let Some(e) = failed {
+                report.add(
+                    Check::LivenessNoFault,
+                    format!("{}: acquisition failed with no fault injected", h.name()),
+                    vec![show(e, origin)],
+                );
+            } else if let Some(ok) = h.ok
+                && ok.saturating_sub(invoke) > budget
+            {
+                report.add(
+                    Check::LivenessNoFault,
+                    format!(
+                        "{}: acquisition took {:.3}ms, over its {:?} budget",
+                        h.name(),
+                        ms_between(invoke, ok),
+                        opts.acquire_budget
+                    ),
+                    excerpt(history, &[h], origin),
+                );
+            }
+        }
+    }
+    // Recovery after heals.
+    let bound = nanos(opts.recovery_bound);
+    let mut max_recovery = 0u64;
+    for f in faults {
+        let Some(heal) = f.end else { continue };
+        let until = heal.saturating_add(bound);
+        // The window closes early when the next fault starts (or the run ends): a grant in
+        // the shorter window still shows recovery; none in it proves nothing either way.
+        let next = faults
+            .iter()
+            .filter(|g| g.start > heal)
+            .map(|g| g.start)
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(opts.run_end);
+        let window = until.min(next);
+        let complete = window == until;
+        let mut measured = false;
+        for (res, hs) in by_res {
+            if res.starts_with("victim") {
+                continue;
+            }
+            let first = hs.iter().filter_map(|h| h.ok).filter(|ok| *ok > heal).min();
+            let held_through = hs
+                .iter()
+                .filter_map(|h| h.lease())
+                .any(|(s, e)| s <= window && e > heal);
+            match first {
+                Some(ok) if ok <= window => {
+                    measured = true;
+                    max_recovery = max_recovery.max(ok.saturating_sub(heal));
+                }
+                _ if held_through => measured = true,
+                _ if !complete => {}
+                _ => report.add(
+                    Check::LivenessAfterHeal,
+                    format!(
+                        "{res}: no grant within {:?} after `{}` on {:?} healed at {:+.3}ms (first grant after: {})",
+                        opts.recovery_bound,
+                        f.kind,
+                        f.targets,
+                        ms_between(origin, heal),
+                        first.map_or("none".to_owned(), |t| format!("{:+.3}ms", ms_between(origin, t)))
+                    ),
+                    Vec::new(),
+                ),
+            }
+        }
+        if measured {
+            report.stats.heals_measured = report.stats.heals_measured.saturating_add(1);
+        }
+    }
+    report.stats.max_recovery_ms = ms_between(0, max_recovery);
+    // No grant while a majority cannot grant.
+    let grace = nanos(opts.outage_grace);
+    for f in faults.iter().filter(|f| f.outage) {
+        let from = f.start.saturating_add(grace);
+        // Until healing begins: a healed node may complete a quorum before `end` is stamped.
+        let to = f.heal.or(f.end).unwrap_or(opts.run_end);
+        for h in holders.values() {
+            if let Some(ok) = h.ok
+                && ok > from
+                && ok < to
+            {
+                report.add(
+                        Check::GrantDuringOutage,
+                        format!(
+                            "{} was granted at {:+.3}ms while `{}` on {:?} left no quorum ({:+.3}ms..{:+.3}ms)",
+                            h.name(),
+                            ms_between(origin, ok),
+                            f.kind,
+                            f.targets,
+                            ms_between(origin, f.start),
+                            ms_between(origin, to)
+                        ),
+                        excerpt(history, &[h], origin),
+                    );
+            }
+        }
+    }
+}
+
+fn check_hygiene(history: &History, leftovers: &Leftovers, origin: u64, report: &mut Report) {
+    for (node, key, pttl) in leftovers {
+        report.add(
+            Check::LeftoverKey,
+            format!("lock key {key:?} still on n{node} after the run (pttl {pttl} ms)"),
+            Vec::new(),
+        );
+    }
+    for e in &history.events {
+        match &e.op {
+            Op::LeakCheck {
+                background_tasks,
+                subscribed,
+            } if *background_tasks > 0 || *subscribed > 0 => report.add(
+                Check::Leak,
+                format!(
+                    "{}: {background_tasks} background task(s) and {subscribed} subscribed resource(s) left after the run",
+                    e.process
+                ),
+                vec![show(e, origin)],
+            ),
+            Op::AcquireFail { detail, .. } | Op::ReleaseFail { detail, .. }
+                if detail.contains("NOSCRIPT") =>
+            {
+                report.add(
+                    Check::Noscript,
+                    format!("{}: NOSCRIPT reached the caller", e.process),
+                    vec![show(e, origin)],
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn ev(t: u64, process: &str, op: Op) -> Event {
+        Event {
+            t: t * MS,
+            process: process.to_owned(),
+            op,
+        }
+    }
+
+    fn grant(t: u64, p: &str, id: u64, deadline: u64, fence: u64) -> Vec<Event> {
+        vec![
+            ev(
+                t.saturating_sub(1),
+                p,
+                Op::AcquireInvoke {
+                    res: "r".into(),
+                    id,
+                },
+            ),
+            ev(
+                t,
+                p,
+                Op::AcquireOk {
+                    res: "r".into(),
+                    id,
+                    start: (t - 1) * MS,
+                    deadline: deadline * MS,
+                    ttl_ms: 1_000,
+                    token: "x".into(),
+                    fence: Some(fence),
+                },
+            ),
+        ]
+    }
+
+    fn cs(enter: u64, exit: u64, p: &str, id: u64) -> Vec<Event> {
+        vec![
+            ev(
+                enter,
+                p,
+                Op::CsEnter {
+                    res: "r".into(),
+                    id,
+                },
+            ),
+            ev(
+                exit,
+                p,
+                Op::CsExit {
+                    res: "r".into(),
+                    id,
+                    deadline: 0,
+                    cut: false,
+                },
+            ),
+        ]
+    }
+
+    fn release(t: u64, p: &str, id: u64) -> Event {
+        ev(
+            t,
+            p,
+            Op::ReleaseInvoke {
+                res: "r".into(),
+                id,
+            },
+        )
+    }
+
+    fn reg(t: u64, seq: u64, holder: &str, fence: u64, accepted: bool) -> Event {
+        ev(
+            t,
+            "register",
+            Op::RegisterWrite {
+                res: "r".into(),
+                holder: holder.into(),
+                fence,
+                accepted,
+                seq,
+            },
+        )
+    }
+
+    fn opts() -> CheckOptions {
+        CheckOptions {
+            drift_factor: 0.01,
+            fencing: true,
+            no_fault_liveness: false,
+            acquire_budget: Duration::from_secs(5),
+            recovery_bound: Duration::from_secs(2),
+            outage_grace: Duration::from_millis(100),
+            run_end: u64::MAX,
+        }
+    }
+
+    fn run(parts: Vec<Vec<Event>>) -> Report {
+        check(&History::merge(parts), &Vec::new(), &opts())
+    }
+
+    #[test]
+    fn a_clean_hand_off_passes() {
+        let r = run(vec![
+            grant(10, "a", 1, 900, 1),
+            cs(11, 50, "a", 1),
+            vec![release(51, "a", 1)],
+            grant(60, "b", 1, 1000, 2),
+            cs(61, 100, "b", 1),
+            vec![release(101, "b", 1)],
+            vec![reg(20, 1, "a#1", 1, true), reg(70, 2, "b#1", 2, true)],
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.acquisitions, 2);
+    }
+
+    #[test]
+    fn overlapping_leases_and_sections_are_flagged() {
+        let r = run(vec![
+            grant(10, "a", 1, 900, 1),
+            cs(11, 300, "a", 1),
+            vec![release(301, "a", 1)],
+            grant(200, "b", 1, 1000, 2),
+            cs(201, 250, "b", 1),
+            vec![release(251, "b", 1)],
+        ]);
+        assert_eq!(r.count(Check::Lease), 1, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        assert_eq!(r.count_any(&Check::TOKEN_FAMILY), 0);
+    }
+
+    #[test]
+    fn a_lease_ends_at_its_deadline_or_release() {
+        // b is granted after a's deadline although a never released: fine for the lease,
+        // but a's section overran its deadline.
+        let r = run(vec![
+            grant(10, "a", 1, 500, 1),
+            cs(11, 700, "a", 1),
+            grant(600, "b", 1, 1500, 2),
+            vec![release(601, "b", 1)],
+        ]);
+        assert_eq!(r.count(Check::Lease), 0, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::CsDeadline), 1);
+    }
+
+    #[test]
+    fn a_paused_process_overrun_is_excused_but_counted() {
+        let mut parts = vec![
+            grant(10, "p0", 1, 500, 1),
+            cs(11, 1_200, "p0", 1),
+            grant(600, "b", 1, 1500, 2),
+            cs(601, 700, "b", 1),
+        ];
+        parts.push(vec![
+            ev(
+                100,
+                "nemesis",
+                Op::Nemesis {
+                    fault: "client-pause".into(),
+                    phase: Phase::Start,
+                    targets: vec!["p0".into()],
+                    outage: false,
+                    detail: String::new(),
+                },
+            ),
+            ev(
+                1_100,
+                "nemesis",
+                Op::Nemesis {
+                    fault: "client-pause".into(),
+                    phase: Phase::End,
+                    targets: vec!["p0".into()],
+                    outage: false,
+                    detail: String::new(),
+                },
+            ),
+            reg(20, 1, "p0#1", 1, true),
+            reg(650, 2, "b#1", 2, true),
+            reg(1_150, 3, "p0#1", 1, false),
+        ]);
+        let r = run(parts);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.excused_overruns, 1);
+        assert_eq!(r.stats.writes_rejected, 1);
+    }
+
+    #[test]
+    fn duplicate_and_regressing_tokens_are_flagged() {
+        let r = run(vec![
+            grant(10, "a", 1, 100, 5),
+            vec![release(20, "a", 1)],
+            grant(30, "b", 1, 120, 5),
+            vec![release(40, "b", 1)],
+            grant(50, "c", 1, 140, 4),
+            vec![release(60, "c", 1)],
+        ]);
+        assert_eq!(r.count(Check::TokenUnique), 1, "{:#?}", r.violations);
+        assert!(r.count(Check::TokenOrder) >= 2);
+        assert_eq!(r.count(Check::Lease), 0);
+    }
+
+    #[test]
+    fn the_register_never_accepts_a_b_a() {
+        let r = run(vec![vec![
+            reg(1, 1, "a#1", 3, true),
+            reg(2, 2, "b#1", 3, true),
+            reg(3, 3, "a#1", 3, true),
+        ]]);
+        assert_eq!(r.count(Check::RegisterAba), 1, "{:#?}", r.violations);
+        let r = run(vec![vec![
+            reg(1, 1, "a#1", 3, true),
+            reg(2, 2, "b#1", 2, true),
+        ]]);
+        assert_eq!(r.count(Check::RegisterOrder), 1);
+    }
+
+    #[test]
+    fn grants_must_resume_after_a_heal_and_not_happen_during_an_outage() {
+        let nem = |t, phase, outage| {
+            ev(
+                t,
+                "nemesis",
+                Op::Nemesis {
+                    fault: "pause".into(),
+                    phase,
+                    targets: vec!["n0".into(), "n1".into(), "n2".into()],
+                    outage,
+                    detail: String::new(),
+                },
+            )
+        };
+        let mut o = opts();
+        o.run_end = 10_000 * MS;
+        let history = History::merge(vec![
+            grant(10, "a", 1, 900, 1),
+            vec![release(20, "a", 1)],
+            vec![nem(100, Phase::Start, true), nem(1_000, Phase::End, true)],
+            grant(500, "b", 1, 1_400, 2),
+            vec![release(510, "b", 1)],
+            grant(4_000, "c", 1, 4_900, 3),
+            vec![release(4_010, "c", 1)],
+        ]);
+        let r = check(&history, &Vec::new(), &o);
+        assert_eq!(r.count(Check::GrantDuringOutage), 1, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::LivenessAfterHeal), 1);
+    }
+
+    #[test]
+    fn leftovers_leaks_and_noscript_are_flagged() {
+        let history = History::merge(vec![vec![
+            ev(
+                1,
+                "w0",
+                Op::LeakCheck {
+                    background_tasks: 1,
+                    subscribed: 0,
+                },
+            ),
+            ev(
+                2,
+                "w0",
+                Op::AcquireFail {
+                    res: "r".into(),
+                    id: 1,
+                    reason: "other".into(),
+                    detail: "NOSCRIPT No matching script".into(),
+                },
+            ),
+        ]]);
+        let r = check(&history, &vec![(0, "r".into(), 300)], &opts());
+        assert_eq!(r.count(Check::LeftoverKey), 1);
+        assert_eq!(r.count(Check::Leak), 1);
+        assert_eq!(r.count(Check::Noscript), 1);
+    }
+}
