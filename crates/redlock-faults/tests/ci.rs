@@ -22,11 +22,20 @@ use redlock_faults::check::Check;
 use redlock_faults::rng::{fresh_seed, mix};
 use redlock_faults::scenario::{Outcome, RunConfig, find, run};
 
-/// The seed of one test: `REDLOCK_FAULTS_SEED` (to replay), else fresh.
+/// The CI tier's schedules: fixed, so the gate judges the code and not the draw. The
+/// randomized exploration is the soak's job (`redlock-soak`); `REDLOCK_FAULTS_SEED=<u64>`
+/// replays a seed here, and `REDLOCK_FAULTS_SEED=random` draws a fresh one (printed).
+const CI_SEED: u64 = 20_261_129;
+
+/// The seed of one test.
 fn seed() -> u64 {
     match std::env::var("REDLOCK_FAULTS_SEED") {
-        Ok(s) => s.trim().parse().expect("REDLOCK_FAULTS_SEED must be a u64"),
-        Err(_) => fresh_seed(),
+        Ok(s) if s.trim() == "random" => fresh_seed(),
+        Ok(s) => s
+            .trim()
+            .parse()
+            .expect("REDLOCK_FAULTS_SEED must be a u64 or `random`"),
+        Err(_) => CI_SEED,
     }
 }
 
