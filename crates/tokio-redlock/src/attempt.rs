@@ -128,7 +128,12 @@ pub(crate) async fn acquire(
     };
     shared.check_open()?;
     let key = keys::lock_key(&shared.settings.key_prefix, &resource);
-    let fence_key = keys::fence_key(&key);
+    // Without fencing the script never reads KEYS[2]: pass the lock key, allocate nothing.
+    let fence_key = if shared.settings.fencing {
+        keys::fence_key(&key)
+    } else {
+        Arc::clone(&key)
+    };
     let first_start = Instant::now();
     let deadline = match options.patience {
         Patience::Wait(d) => Some(first_start.checked_add(d).unwrap_or(first_start)),
