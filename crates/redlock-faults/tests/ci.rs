@@ -125,7 +125,24 @@ async fn f03_kill_and_restart_with_aof_always() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f04_restart_without_persistence_delayed_past_the_ttl() {
     let o = ci("restart-delayed").await;
-    assert_safe(&o);
+    // A delayed restart keeps the *lease* safe: the restarted master took part in no lock
+    // that was live when it died. Its fencing counters are gone, though, so a token may be
+    // issued again: the documented limit of fencing without persistence, which the checker
+    // reports as expected. Everything but the token checks must be clean.
+    assert!(o.verdict.pass, "{}", o.summary());
+    for check in [
+        Check::Lease,
+        Check::CsOverlap,
+        Check::CsDeadline,
+        Check::GrantBounds,
+        Check::LivenessNoFault,
+        Check::LeftoverKey,
+        Check::Leak,
+        Check::Noscript,
+    ] {
+        assert_eq!(o.report.count(check), 0, "{check:?}:\n{}", o.summary());
+    }
+    assert!(o.report.stats.acquisitions >= 20, "{}", o.summary());
     assert_faulted(&o);
 }
 
