@@ -109,12 +109,11 @@ fn vote(reply: &Result<AcquireReply, NodeError>) -> Vote {
 
 /// Acquires `resource`, trying again per `options.patience` while it is held elsewhere.
 ///
-/// Between attempts a waiter sleeps until the first of: a release notification for the
-/// resource (when notifications are on), the earliest expiry of the holder's keys seen in
-/// the last attempt, or the retry delay with its jitter. A waiter (`wait`, `wait_forever`)
-/// also takes a turn on the resource's queue after its first failed attempt, so that per
-/// manager only a bounded number of waiters attempt at once, in arrival order (see
-/// `notify.rs`).
+/// Between attempts it sleeps until the first of: the earliest expiry of the holder's keys
+/// seen in the last attempt, or the retry delay with its jitter; a waiter (`wait`,
+/// `wait_forever`) also wakes on a release notification for the resource (when
+/// notifications are on) and takes a turn on the resource's queue, so that per manager only
+/// a bounded number of waiters attempt at once, in arrival order (see `notify.rs`).
 pub(crate) async fn acquire(
     shared: &Arc<Shared>,
     resource: Arc<[u8]>,
@@ -215,7 +214,10 @@ pub(crate) async fn acquire(
             ));
         }
         // Waiting: subscribe to releases (first failure only) and take a turn.
-        if shared.settings.notifications && subscription.is_none() {
+        // Notifications and turns are for waiters (`wait`, `wait_forever`), who queue in
+        // arrival order: a retry count keeps the classic randomized retry, since waking every
+        // retrying caller at each release would make them all stampede the masters.
+        if waiting && shared.settings.notifications && subscription.is_none() {
             subscription = Some(shared.notifier.subscribe(keys::release_channel(&key)));
             // Listen from now on: a release after this point wakes the first sleep too.
             listen(notified.as_mut(), subscription.as_ref());

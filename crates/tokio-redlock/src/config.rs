@@ -223,8 +223,8 @@ impl LockManagerBuilder {
         self
     }
 
-    /// Wake waiting acquisitions on release notifications: the release script publishes on a
-    /// per-resource channel, and a waiter subscribes (one subscriber connection per master,
+    /// Wake waiting acquisitions (`wait`, `wait_forever`) on release notifications: the release
+    /// script publishes on a per-resource channel, and a waiter subscribes (one subscriber connection per master,
     /// opened on first need and shared) so that a released lock changes hands in about one
     /// round trip instead of a retry delay. Off, waiters poll: they sleep the retry delay or
     /// until the holder's keys expire. Default: `true`.

@@ -858,7 +858,10 @@ impl LockRequest<'_> {
     /// Keeps trying for up to `wait` while the resource is held elsewhere, instead of a number
     /// of retries: between attempts it sleeps until the lock is released (a release
     /// notification, when [`notifications`](crate::LockManagerBuilder::notifications) are on),
-    /// until the holder's keys expire, or for the retry delay — whichever comes first. When
+    /// until the holder's keys expire, or for the retry delay — whichever comes first. (A
+    /// retry count, by contrast, sleeps the jittered retry delay or until the holder's
+    /// expiry, without notifications: many callers retrying at once would otherwise all wake
+    /// at each release.) When
     /// `wait` has passed it returns [`LockError::Conflict`] with the attempts made and the time
     /// waited. A quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
     /// `wait(Duration::ZERO)` makes one attempt.
