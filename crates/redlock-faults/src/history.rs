@@ -1,5 +1,5 @@
 //! The history: every operation of every worker, every fault of the nemesis and every write
-//! the fenced register saw, stamped with [`mono_ns`](crate::clock::mono_ns), as JSON lines.
+//! the fenced register saw, stamped with [`mono_ns`], as JSON lines.
 //!
 //! One line per event, e.g.
 //!
