@@ -17,10 +17,12 @@
 //! | `leak` | no background task or release subscription left in any manager |
 //! | `noscript` | no `NOSCRIPT` error ever reaches the caller |
 //!
-//! A process that the nemesis paused (SIGSTOP of a `lock-worker`) may overrun its deadline:
-//! that is the failure no lease can prevent. Such overruns are *excused* for `cs-deadline`
-//! and `cs-overlap` (and counted), and the fencing checks must then show the stale writes
-//! rejected.
+//! A process that was frozen — SIGSTOPped by the nemesis (a `lock-worker`), or kept off the
+//! CPU by the shared machine (seen by [`crate::stall`]) — may overrun its deadline: that is
+//! the failure no lease can prevent. Such overruns are *excused* for `cs-deadline` and
+//! `cs-overlap` (and counted apart), and the fencing checks must then show the stale writes
+//! rejected. The lease check is never relaxed: a freeze cannot make a master forget a key.
+//! Liveness is not judged across a stall (its timeouts are the machine's, not the library's).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -183,8 +185,14 @@ pub struct Stats {
     pub writes_accepted: u64,
     /// Fenced writes rejected by the register (stale holders fenced off).
     pub writes_rejected: u64,
-    /// Deadline overruns of paused processes (excused, must be fenced).
+    /// Deadline overruns of processes the nemesis paused (excused, must be fenced).
     pub excused_overruns: u64,
+    /// Deadline overruns during involuntary stalls of the process (excused, must be fenced).
+    pub stall_overruns: u64,
+    /// Stalls seen by the stall detector (gaps over its threshold).
+    pub stalls: u64,
+    /// Longest stall, ms.
+    pub max_stall_ms: f64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Heals after which recovery was measured.
@@ -371,14 +379,63 @@ fn excerpt(history: &History, holders: &[&Holder], origin: u64) -> Vec<String> {
         .collect()
 }
 
-/// Whether `process` was paused by the nemesis at some point in `[from, to]`.
-fn paused_during(faults: &[Fault], process: &str, from: u64, to: u64) -> bool {
-    faults.iter().any(|f| {
+/// A stall of some processes, seen by the stall detector.
+#[derive(Clone, Debug)]
+struct Stall {
+    from: u64,
+    to: u64,
+    processes: Vec<String>,
+}
+
+fn stalls_of(history: &History) -> Vec<Stall> {
+    history
+        .events
+        .iter()
+        .filter_map(|e| match &e.op {
+            Op::Stall {
+                from,
+                to,
+                processes,
+            } => Some(Stall {
+                from: *from,
+                to: *to,
+                processes: processes.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why a process did not run for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Frozen {
+    /// The nemesis SIGSTOPped it.
+    ClientPause,
+    /// The machine did (stall detector).
+    Stall,
+}
+
+/// Whether `process` was frozen at some point in `[from, to]`, and why.
+fn frozen_during(
+    faults: &[Fault],
+    stalls: &[Stall],
+    process: &str,
+    from: u64,
+    to: u64,
+) -> Option<Frozen> {
+    let paused = faults.iter().any(|f| {
         f.kind == "client-pause"
             && f.targets.iter().any(|t| t == process)
             && f.start <= to
             && f.end.unwrap_or(u64::MAX) >= from
-    })
+    });
+    if paused {
+        return Some(Frozen::ClientPause);
+    }
+    stalls
+        .iter()
+        .any(|s| s.from <= to && s.to >= from && s.processes.iter().any(|p| p == process))
+        .then_some(Frozen::Stall)
 }
 
 /// Runs every check over `history` (which includes the register's log and the leak
@@ -388,14 +445,20 @@ pub fn check(history: &History, leftovers: &Leftovers, opts: &CheckOptions) -> R
     let origin = history.events.first().map_or(0, |e| e.t);
     let holders = holders_of(history);
     let faults = faults_of(history);
+    let stalls = stalls_of(history);
     stats(history, &holders, &faults, &mut report.stats);
+    report.stats.stalls = u64::try_from(stalls.len()).unwrap_or(u64::MAX);
+    report.stats.max_stall_ms = stalls
+        .iter()
+        .map(|s| ms_between(s.from, s.to))
+        .fold(0.0, f64::max);
     let mut by_res: BTreeMap<&str, Vec<&Holder>> = BTreeMap::new();
     for h in holders.values() {
         by_res.entry(h.res.as_str()).or_default().push(h);
     }
     for (res, hs) in &by_res {
         check_leases(history, res, hs, origin, &mut report);
-        check_sections(history, res, hs, &faults, origin, &mut report);
+        check_sections(history, res, hs, &faults, &stalls, origin, &mut report);
         check_tokens(history, res, hs, opts, origin, &mut report);
     }
     check_grant_bounds(history, &holders, opts, origin, &mut report);
@@ -404,7 +467,7 @@ pub fn check(history: &History, leftovers: &Leftovers, opts: &CheckOptions) -> R
         history,
         &holders,
         &by_res,
-        &faults,
+        (&faults, &stalls),
         opts,
         origin,
         &mut report,
@@ -494,6 +557,7 @@ fn check_sections(
     res: &str,
     hs: &[&Holder],
     faults: &[Fault],
+    stalls: &[Stall],
     origin: u64,
     report: &mut Report,
 ) {
@@ -507,9 +571,13 @@ fn check_sections(
             let exit = exit.unwrap_or(deadline);
             let mut excused = false;
             if exit > deadline {
-                if paused_during(faults, &h.process, *enter, exit) {
+                let frozen = frozen_during(faults, stalls, &h.process, *enter, exit);
+                if frozen == Some(Frozen::ClientPause) {
                     excused = true;
                     report.stats.excused_overruns = report.stats.excused_overruns.saturating_add(1);
+                } else if frozen == Some(Frozen::Stall) {
+                    excused = true;
+                    report.stats.stall_overruns = report.stats.stall_overruns.saturating_add(1);
                 } else {
                     report.add(
                         Check::CsDeadline,
@@ -734,7 +802,7 @@ fn check_liveness(
     history: &History,
     holders: &BTreeMap<(String, u64), Holder>,
     by_res: &BTreeMap<&str, Vec<&Holder>>,
-    faults: &[Fault],
+    (faults, stalls): (&[Fault], &[Stall]),
     opts: &CheckOptions,
     origin: u64,
     report: &mut Report,
@@ -743,6 +811,11 @@ fn check_liveness(
         let budget = nanos(opts.acquire_budget);
         for h in holders.values() {
             let Some(invoke) = h.invoke else { continue };
+            // A stall of the process (timeouts while it had no CPU) is no fault of the library.
+            let end = h.fail.as_ref().map(|e| e.t).or(h.ok).unwrap_or(invoke);
+            if frozen_during(faults, stalls, &h.process, invoke, end).is_some() {
+                continue;
+            }
             let failed = h.fail.as_ref().filter(
                 |e| !matches!(&e.op, Op::AcquireFail { reason, .. } if reason == "cancelled"),
             );
@@ -784,7 +857,9 @@ fn check_liveness(
             .unwrap_or(u64::MAX)
             .min(opts.run_end);
         let window = until.min(next);
-        let complete = window == until;
+        // A stall inside the window delays everything by its length: only a grant counts.
+        let stalled = stalls.iter().any(|s| s.from < window && s.to > heal);
+        let complete = window == until && !stalled;
         let mut measured = false;
         for (res, hs) in by_res {
             if res.starts_with("victim") {
@@ -831,6 +906,7 @@ fn check_liveness(
             if let Some(ok) = h.ok
                 && ok > from
                 && ok < to
+                && frozen_during(faults, stalls, &h.process, f.start, ok).is_none()
             {
                 report.add(
                         Check::GrantDuringOutage,
@@ -1073,6 +1149,34 @@ mod tests {
         assert!(r.violations.is_empty(), "{:#?}", r.violations);
         assert_eq!(r.stats.excused_overruns, 1);
         assert_eq!(r.stats.writes_rejected, 1);
+    }
+
+    #[test]
+    fn a_machine_stall_excuses_an_overrun_but_never_a_lease_overlap() {
+        let stall = ev(
+            900,
+            "watchdog",
+            Op::Stall {
+                from: 300 * MS,
+                to: 900 * MS,
+                processes: vec!["a".into(), "b".into()],
+            },
+        );
+        let r = run(vec![
+            grant(10, "a", 1, 500, 1),
+            cs(11, 950, "a", 1),
+            vec![stall.clone()],
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.stall_overruns, 1);
+        assert_eq!(r.stats.stalls, 1);
+        let r = run(vec![
+            grant(10, "a", 1, 500, 1),
+            vec![release(450, "a", 1)],
+            grant(400, "b", 1, 900, 2),
+            vec![release(410, "b", 1), stall],
+        ]);
+        assert_eq!(r.count(Check::Lease), 1, "{:#?}", r.violations);
     }
 
     #[test]

@@ -127,7 +127,13 @@ async fn run(args: LockWorkerArgs) -> Result<(), String> {
         backoff: (ms(10), ms(50)),
         seed: args.seed,
     };
+    let stall = crate::stall::StallDetector::start(
+        rec.clone(),
+        vec![args.name.clone()],
+        crate::scenario::STALL_THRESHOLD,
+    );
     run_worker(manager.clone(), cfg, register, rec.clone(), stop_rx).await;
+    drop(stall);
     leak_check(&manager, &rec, Duration::from_secs(3)).await;
     manager.close().await;
     rec.flush();

@@ -1,5 +1,5 @@
 //! The history: every operation of every worker, every fault of the nemesis and every write
-//! the fenced register saw, stamped with [`mono_ns`], as JSON lines.
+//! the fenced register saw, stamped with [`crate::clock::mono_ns`], as JSON lines.
 //!
 //! One line per event, e.g.
 //!
@@ -197,6 +197,15 @@ pub enum Op {
         accepted: bool,
         /// Position in the register's order.
         seq: u64,
+    },
+    /// The process(es) got no CPU from `from` to `to` (seen by the stall detector).
+    Stall {
+        /// Last tick before the gap, monotonic ns.
+        from: u64,
+        /// First tick after it.
+        to: u64,
+        /// The processes (history names) that were frozen.
+        processes: Vec<String>,
     },
     /// What a manager had left running when its workers stopped.
     LeakCheck {

@@ -14,6 +14,7 @@
 //! - [`nemesis`]: the fault catalogue and seeded schedules;
 //! - [`harness`]: masters and proxies (tokio-redlock's own test support, included by path);
 //! - [`scenario`]: the scenarios, one run each, and their verdicts;
+//! - [`stall`]: a detector of involuntary process stalls (a busy shared machine);
 //! - [`cli`]: the `lock-worker` process.
 //!
 //! Two tiers run it: `tests/ci.rs` (every scenario for a few seconds, in CI) and the
@@ -28,6 +29,7 @@ pub mod nemesis;
 pub mod register;
 pub mod rng;
 pub mod scenario;
+pub mod stall;
 pub mod worker;
 
 pub use check::{Check, Report};

@@ -20,7 +20,12 @@ use crate::history::{Event, History, Op, Phase, Recorder};
 use crate::nemesis::{Family, Nemesis, Proc, ScheduleParams, Step, schedule};
 use crate::register::{self, FencedRegister, RegisterHandle};
 use crate::rng::SeededRng;
+use crate::stall::StallDetector;
 use crate::worker::{WorkerConfig, WorkerMode, detail, leak_check, reason, run_worker};
+
+/// Gaps longer than this in a process's scheduling are recorded as stalls (below every
+/// critical-section margin, so every stall that can make a holder overrun is seen).
+pub const STALL_THRESHOLD: Duration = Duration::from_millis(50);
 
 /// What a scenario may do to the lease checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -448,7 +453,7 @@ impl Outcome {
         let mut out = format!(
             "scenario {} ({}) seed {}: {} in {:.1}s\n  acquisitions {} of {} invocations; failures {:?}\n  \
              critical sections {} ({} cut at the deadline); extends {} ({} failed); lost guards {}\n  \
-             fenced writes {} accepted, {} rejected; excused overruns {}; unfenced lost updates {}\n  \
+             fenced writes {} accepted, {} rejected; overruns excused: {} paused, {} stalled ({} stalls, longest {:.0} ms); unfenced lost updates {}\n  \
              faults {:?}; heals measured {}, slowest recovery {:.0} ms\n",
             self.scenario,
             self.catalogue,
@@ -466,6 +471,9 @@ impl Outcome {
             s.writes_accepted,
             s.writes_rejected,
             s.excused_overruns,
+            s.stall_overruns,
+            s.stalls,
+            s.max_stall_ms,
             self.lost_updates,
             s.faults,
             s.heals_measured,
@@ -780,6 +788,22 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
         }
     }
 
+    // Every in-process name, for the stall detector.
+    let mut names: Vec<String> = ["nemesis", "register", "orchestrator"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    for g in 0..managers.len() {
+        names.push(format!("g{g}"));
+        for k in 0..cfg.workers_per_group {
+            names.push(format!(
+                "w{}",
+                g.saturating_mul(cfg.workers_per_group).saturating_add(k)
+            ));
+        }
+    }
+    let stall = StallDetector::start(rec.named("watchdog"), names, STALL_THRESHOLD);
+
     // Workers.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -884,6 +908,7 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
     )
     .await?;
     drop(server);
+    drop(stall);
     nemesis_result?;
     parts.push(rec.take());
     let history = History::merge(parts);
@@ -1032,6 +1057,11 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
     };
     let cluster = Arc::new(cluster);
     let nemesis_rec = rec.named("nemesis");
+    let stall = StallDetector::start(
+        rec.named("watchdog"),
+        vec!["A".to_owned(), "B".to_owned()],
+        STALL_THRESHOLD,
+    );
     let mut rng = SeededRng::new(cfg.seed).fork("targeted");
     let mut notes = Vec::new();
     let mut steps_shown = Vec::new();
@@ -1138,6 +1168,7 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
         settings.ttl.saturating_add(Duration::from_secs(1)),
     )
     .await?;
+    drop(stall);
     let history = History::merge([rec.take()]);
     let opts = check_options(&settings, false, run_end);
     let report = check(&history, &leftovers, &opts);
@@ -1190,6 +1221,14 @@ pub struct Totals {
     pub writes_rejected: u64,
     /// Unfenced lost updates.
     pub lost_updates: u64,
+    /// Overruns of holders the nemesis paused (excused, fenced).
+    pub paused_overruns: u64,
+    /// Overruns of holders during involuntary stalls (excused, fenced).
+    pub stall_overruns: u64,
+    /// Involuntary stalls seen, and the longest (ms).
+    pub stalls: u64,
+    /// Longest involuntary stall, ms.
+    pub max_stall_ms: f64,
     /// Faults by kind.
     pub faults: BTreeMap<String, u64>,
     /// Runs per scenario.
@@ -1225,6 +1264,12 @@ impl Totals {
         self.writes_accepted = self.writes_accepted.saturating_add(s.writes_accepted);
         self.writes_rejected = self.writes_rejected.saturating_add(s.writes_rejected);
         self.lost_updates = self.lost_updates.saturating_add(o.lost_updates);
+        self.paused_overruns = self.paused_overruns.saturating_add(s.excused_overruns);
+        self.stall_overruns = self.stall_overruns.saturating_add(s.stall_overruns);
+        self.stalls = self.stalls.saturating_add(s.stalls);
+        if s.max_stall_ms > self.max_stall_ms {
+            self.max_stall_ms = s.max_stall_ms;
+        }
         for (k, v) in &s.faults {
             let n = self.faults.entry(k.clone()).or_insert(0);
             *n = n.saturating_add(*v);

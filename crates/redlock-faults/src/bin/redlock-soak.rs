@@ -242,6 +242,10 @@ fn print_totals(seed: u64, elapsed: Duration, t: &Totals, harness_errors: &[Stri
     );
     println!("unfenced lost upd.  {}", t.lost_updates);
     println!(
+        "deadline overruns   {} by paused lock-workers, {} during {} machine stalls (longest {:.0} ms): excused, the fencing checks judge them",
+        t.paused_overruns, t.stall_overruns, t.stalls, t.max_stall_ms
+    );
+    println!(
         "faults injected     {} {:?}",
         t.faults.values().sum::<u64>(),
         t.faults
