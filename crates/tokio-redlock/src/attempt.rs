@@ -119,6 +119,18 @@ pub(crate) async fn acquire(
     resource: Arc<[u8]>,
     options: AcquireOptions,
 ) -> Result<Lock, LockError> {
+    let started = Instant::now();
+    let result = acquire_unrecorded(shared, resource, options).await;
+    crate::metrics::acquisition(&result, started.elapsed());
+    result
+}
+
+/// [`acquire`] without the metrics.
+async fn acquire_unrecorded(
+    shared: &Arc<Shared>,
+    resource: Arc<[u8]>,
+    options: AcquireOptions,
+) -> Result<Lock, LockError> {
     crate::error::ConfigError::check_ttl(options.ttl)
         .map_err(|e| LockError::InvalidArgument(e.to_string()))?;
     let options = AcquireOptions {
@@ -431,6 +443,7 @@ async fn attempt_once(
                     fencing_token,
                     released,
                     outcomes,
+                    acquired_at: Instant::now(),
                 });
             }
         }

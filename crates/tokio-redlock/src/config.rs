@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, redact_url};
 use crate::manager::LockManager;
-use crate::node::{Node, ServerIds};
+use crate::member::{SERVERS_ENV, parse_server_list};
+use crate::node::{Node, NodeOptions, ServerIds};
+use crate::tls::TlsSettings;
 
 /// Default lock TTL: 10 s, as aioredlock and the Redlock spec's examples.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
@@ -84,6 +86,9 @@ pub struct LockManagerBuilder {
     key_prefix: Vec<u8>,
     fencing: bool,
     notifications: bool,
+    tls: TlsSettings,
+    /// A server list that did not parse, reported by `build()`.
+    list_error: Option<ConfigError>,
 }
 
 impl Default for LockManagerBuilder {
@@ -100,6 +105,8 @@ impl Default for LockManagerBuilder {
             key_prefix: Vec::new(),
             fencing: false,
             notifications: true,
+            tls: TlsSettings::default(),
+            list_error: None,
         }
     }
 }
@@ -122,17 +129,33 @@ impl fmt::Debug for LockManagerBuilder {
             )
             .field("fencing", &self.fencing)
             .field("notifications", &self.notifications)
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl LockManagerBuilder {
-    /// Adds masters, one URL each: `redis://[user:password@]host:port[/db]`, or a Unix
-    /// socket as `redis+unix:///path` / `unix:///path`. (`rediss://`, TLS, is not supported
-    /// yet: `build()` rejects it.)
+    /// Adds quorum members, one URL each:
+    ///
+    /// - `redis://[user:password@]host:port[/db]` — a master at a fixed address;
+    /// - `rediss://…` — the same over TLS (feature `tls`; see
+    ///   [`tls_root_certificate`](Self::tls_root_certificate));
+    /// - `redis+unix:///path[?db=N&pass=…]` or `unix:///path` — a Unix socket;
+    /// - `redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>[/<db>]
+    ///   [?sentinel_username=U&sentinel_password=P]` — **one** member whose master is
+    ///   whichever server the sentinels name (`rediss+sentinel://` for TLS). `user:password`
+    ///   are the master's; the `sentinel_*` parameters are the sentinels' own.
     ///
     /// Use independent masters (no replication between them); a quorum is `N/2 + 1`. Odd
     /// counts (1, 3, 5) make the most of each server: with 3 masters one may fail, with 5 two.
+    ///
+    /// A Sentinel group is one member: its replicas add nothing to the quorum, and a failover
+    /// can lose the latest lock (replication is asynchronous, so a promoted replica may not
+    /// have the key yet — another client can then take the same resource on that member).
+    /// With 3 or 5 members one such member cannot break mutual exclusion by itself, but
+    /// independent masters without replication are the setting Redlock's argument is made
+    /// for; see the README's "Sentinel" section.
+    ///
     /// Default: none (required).
     pub fn servers<I, S>(mut self, urls: I) -> Self
     where
@@ -146,6 +169,79 @@ impl LockManagerBuilder {
     /// Adds one master. See [`servers`](Self::servers).
     pub fn server(mut self, url: impl Into<String>) -> Self {
         self.servers.push(url.into());
+        self
+    }
+
+    /// Adds the members of a comma-separated list, as in `REDLOCK_SERVERS`:
+    /// `redis://a:6379,redis://b:6379,redis+sentinel://s1:26379,s2:26379/mymaster`. Parsed by
+    /// [`parse_server_list`](crate::parse_server_list); a list that does not parse is reported
+    /// by [`build`](Self::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = tokio_redlock::LockManager::builder()
+    ///     .server_list("redis://127.0.0.1:6379, redis://127.0.0.1:6380, redis://127.0.0.1:6381")
+    ///     .build()?;
+    /// assert_eq!(manager.quorum(), 2);
+    /// # Ok::<(), tokio_redlock::ConfigError>(())
+    /// ```
+    pub fn server_list(mut self, list: &str) -> Self {
+        match parse_server_list(list) {
+            Ok(members) => self.servers.extend(members),
+            Err(e) => self.list_error = Some(e),
+        }
+        self
+    }
+
+    /// A builder with the members named by the `REDLOCK_SERVERS` environment variable (a
+    /// comma-separated list, see [`server_list`](Self::server_list)) and every other setting
+    /// at its default. The `redlock` CLI reads the same variable.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingEnv`] when the variable is unset, empty or not UTF-8;
+    /// [`ConfigError::InvalidUrl`] when the list does not parse.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let list = std::env::var(SERVERS_ENV).unwrap_or_default();
+        let members = parse_server_list(&list)?;
+        if members.is_empty() {
+            return Err(ConfigError::MissingEnv(SERVERS_ENV));
+        }
+        Ok(Self::default().servers(members))
+    }
+
+    /// Trusts this PEM root certificate (one or more `BEGIN CERTIFICATE` blocks) for TLS
+    /// members instead of the system's roots: a private CA, or a managed service's own.
+    /// Applies to every `rediss://` and `rediss+sentinel://` member.
+    /// Default: the system's roots (`rustls-native-certs`).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root_certificate = Some(pem.into());
+        self
+    }
+
+    /// Presents this PEM certificate chain and PEM private key to TLS members that require
+    /// client authentication (mutual TLS, `tls-auth-clients yes`). Default: none.
+    #[cfg(feature = "tls")]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_identity = Some((certificate_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// **Turns off verification of the servers' TLS certificates**: any certificate for
+    /// any name is accepted, so anyone on the path can impersonate a master and grant or
+    /// steal locks. For tests against self-signed servers only; prefer
+    /// [`tls_root_certificate`](Self::tls_root_certificate). This is the only way to turn
+    /// verification off (a `#insecure` URL fragment is refused), and `build()` logs a
+    /// warning when it is on. Default: `false`.
+    #[cfg(feature = "tls")]
+    pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
+        self.tls.danger_accept_invalid_certificates = accept;
         self
     }
 
@@ -241,10 +337,15 @@ impl LockManagerBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for: no server; a URL that does not parse (shown redacted); the same
-    /// master twice; a TTL below 1 ms or above [`MAX_TTL`]; a drift factor outside `[0, 1)`;
-    /// a zero node or connect timeout; a node timeout not below the TTL.
+    /// [`ConfigError`] for: no server; a URL or server list that does not parse (shown
+    /// redacted); a TLS URL without the `tls` feature, or with a `#insecure` fragment; TLS
+    /// settings with no TLS member, or certificates and keys that are not PEM; the same master twice; a TTL below 1 ms or above
+    /// [`MAX_TTL`]; a drift factor outside `[0, 1)`; a zero node or connect timeout; a node
+    /// timeout not below the TTL.
     pub fn build(self) -> Result<LockManager, ConfigError> {
+        if let Some(e) = self.list_error {
+            return Err(e);
+        }
         if self.servers.is_empty() {
             return Err(ConfigError::NoServers);
         }
@@ -270,21 +371,31 @@ impl LockManagerBuilder {
                 ttl: self.ttl,
             });
         }
+        self.tls.validate()?;
         let mut seen = HashSet::new();
         let mut nodes = Vec::with_capacity(self.servers.len());
         let servers = Arc::new(ServerIds::default());
+        let options = NodeOptions {
+            node_timeout: self.node_timeout,
+            connect_timeout: self.connect_timeout,
+            tls: &self.tls,
+        };
         for (index, url) in self.servers.iter().enumerate() {
-            let node = Node::new(
-                url,
-                index,
-                Arc::clone(&servers),
-                self.node_timeout,
-                self.connect_timeout,
-            )?;
+            let node = Node::new(url, index, Arc::clone(&servers), &options)?;
             if !seen.insert(node.identity()) {
                 return Err(ConfigError::DuplicateServer(node.address().to_string()));
             }
             nodes.push(Arc::new(node));
+        }
+        if self.tls.is_configured() && !nodes.iter().any(|n| n.is_tls()) {
+            return Err(ConfigError::TlsWithoutTlsServer);
+        }
+        #[cfg(feature = "tls")]
+        if self.tls.danger_accept_invalid_certificates {
+            tracing::warn!(
+                "danger_accept_invalid_certificates is on: TLS certificates are NOT verified, \
+                 anyone on the network path can impersonate a master"
+            );
         }
         let settings = Settings {
             ttl: self.ttl,
@@ -368,6 +479,44 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_inputs_must_be_pem_of_the_right_kind() {
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let (cert_pem, key_pem) = (ca.cert.pem(), ca.signing_key.serialize_pem());
+        let tls = || LockManager::builder().server("rediss://127.0.0.1:1");
+        assert!(tls().tls_root_certificate(cert_pem.clone()).build().is_ok());
+        assert!(
+            tls()
+                .tls_client_certificate(cert_pem.clone(), key_pem.clone())
+                .build()
+                .is_ok()
+        );
+        let der = ca.cert.der().to_vec();
+        for (builder, what) in [
+            (tls().tls_root_certificate(der), "root certificate"),
+            (tls().tls_root_certificate("hello"), "root certificate"),
+            (
+                tls().tls_client_certificate(cert_pem.clone(), cert_pem.clone()),
+                "client key",
+            ),
+            (
+                tls().tls_client_certificate(key_pem.clone(), key_pem),
+                "client certificate",
+            ),
+        ] {
+            match builder.build() {
+                Err(ConfigError::InvalidPem { what: w, .. }) => assert_eq!(w, what),
+                other => panic!("expected InvalidPem for the {what}, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            one().tls_root_certificate(cert_pem).build().err(),
+            Some(ConfigError::TlsWithoutTlsServer)
+        );
     }
 
     #[test]

@@ -51,9 +51,14 @@ pub enum NodeError {
     /// The TCP connection was refused: nothing listens at that address.
     #[error("connection refused")]
     Refused,
-    /// Connecting or talking to the master failed (reset, broken pipe, DNS, TLS handshake).
+    /// Connecting or talking to the master failed (reset, broken pipe, DNS).
     #[error("connection failed: {0}")]
     Connection(String),
+    /// The TLS handshake failed: the server's certificate is not trusted (unknown issuer,
+    /// wrong name, expired), or the server refused our client certificate. The text is
+    /// rustls's cause. Not transient: fix the certificates or the trusted root.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// The master rejected our credentials (`NOAUTH`, `WRONGPASS`). Not transient: never
     /// retried as if it were.
     #[error("authentication failed: {0}")]
@@ -67,6 +72,15 @@ pub enum NodeError {
     /// The master is a read-only replica, or refuses writes (`READONLY`, `MISCONF`).
     #[error("not writable: {0}")]
     ReadOnly(String),
+    /// The server is not a master: it answered `ROLE` as a replica (or a sentinel). A
+    /// replica never counts toward a quorum; after a failover a Sentinel group's member
+    /// moves to the new master on its next connection.
+    #[error("not a master: {0}")]
+    NotMaster(String),
+    /// No sentinel of a Sentinel group named a usable master: the master name is unknown to
+    /// them, the master they name is not a master, or no sentinel answered.
+    #[error("sentinel lookup failed: {0}")]
+    Sentinel(String),
     /// Any other error reply from the server, with its code (`ERR`, `BUSY`, `LOADING`, …).
     #[error("server error {code}: {message}")]
     Server {
@@ -87,11 +101,12 @@ pub enum NodeError {
 
 impl NodeError {
     /// True for failures that repeating the request will not cure: wrong credentials,
-    /// missing ACL permissions, or a master listed twice under two names.
+    /// missing ACL permissions, an untrusted TLS certificate, or a master listed twice under
+    /// two names.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Self::Auth(_) | Self::NoPermission(_) | Self::SameServer(_)
+            Self::Auth(_) | Self::NoPermission(_) | Self::SameServer(_) | Self::Tls(_)
         )
     }
 
@@ -447,6 +462,45 @@ pub enum ConfigError {
         /// The default TTL.
         ttl: Duration,
     },
+    /// TLS settings (a root certificate, a client certificate, or no verification) were
+    /// given, but no member uses TLS (`rediss://`, `rediss+sentinel://`): the connections
+    /// would silently be plaintext.
+    #[error(
+        "TLS settings are configured but no server URL uses TLS: write rediss:// (or \
+         rediss+sentinel://)"
+    )]
+    TlsWithoutTlsServer,
+    /// A certificate or key file named in a [`LockManagerConfig`](crate::LockManagerConfig)
+    /// could not be read.
+    #[error("cannot read {what} `{path}`: {reason}")]
+    TlsFile {
+        /// Which file: "root certificate", "client certificate" or "client key".
+        what: &'static str,
+        /// The path as configured.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A root certificate, client certificate or client key given to the builder is not
+    /// PEM of the right kind (e.g. a DER file, or a certificate given as the key).
+    #[error("the {what} is not usable PEM: {reason}")]
+    InvalidPem {
+        /// Which input: "root certificate", "client certificate" or "client key".
+        what: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// TLS settings were given but the crate was built without its `tls` feature.
+    #[error("TLS settings need the crate's `tls` feature")]
+    TlsFeatureDisabled,
+    /// A client certificate was given without its key, or a key without its certificate.
+    #[error("mutual TLS needs both a client certificate and its key")]
+    TlsClientIdentityIncomplete,
+    /// An environment variable that should name the servers is unset, empty or not UTF-8.
+    #[error(
+        "environment variable {0} is unset or empty: set it to a comma-separated list of redis:// URLs"
+    )]
+    MissingEnv(&'static str),
 }
 
 impl ConfigError {
@@ -468,7 +522,7 @@ impl ConfigError {
 pub(crate) fn is_secret_param(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
-        "pass" | "password" | "passwd" | "pwd"
+        "pass" | "password" | "passwd" | "pwd" | "sentinel_password"
     )
 }
 
@@ -500,21 +554,45 @@ pub(crate) fn redact_url(raw: &str) -> String {
         }
         return url.to_string();
     }
-    // Not a URL: cut whatever stands between the scheme and the last '@'.
+    // Not a URL (or a Sentinel URL with several hosts): cut whatever stands between the
+    // scheme and the last '@', and the values of secret query parameters.
     let start = raw.find("://").map_or(0, |i| i.saturating_add(3));
-    match raw.get(start..).and_then(|rest| rest.rfind('@')) {
+    let cut = match raw.get(start..).and_then(|rest| rest.rfind('@')) {
         Some(at) => format!(
             "{}***{}",
             raw.get(..start).unwrap_or_default(),
             raw.get(start.saturating_add(at)..).unwrap_or_default()
         ),
         None => raw.to_owned(),
+    };
+    match cut.split_once('?') {
+        Some((head, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{head}?{}", pairs.join("&"))
+        }
+        None => cut,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentinel_urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis+sentinel://u:pw@s1:1,s2:2/m?sentinel_password=sp&x=1"),
+            "redis+sentinel://***@s1:1,s2:2/m?sentinel_password=***&x=1"
+        );
+        let one = redact_url("redis+sentinel://u:pw@s1:1/m?sentinel_password=sp");
+        assert!(!one.contains("pw") && !one.contains("sp"), "{one}");
+    }
 
     #[test]
     fn redaction_hides_passwords() {

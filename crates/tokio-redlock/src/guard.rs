@@ -500,6 +500,11 @@ impl Watchdog {
         if self.shared.lost.is_cancelled() {
             return;
         }
+        // Counted before the holders are woken, so one that reads the metrics on `lost()`
+        // sees it.
+        if !self.manager.shutdown_token().is_cancelled() {
+            crate::metrics::loss();
+        }
         self.shared.lost.cancel();
         match error {
             Some(e) => tracing::warn!(

@@ -2,25 +2,60 @@
 //!
 //! # Optional features
 //!
-//! None yet: the crate depends on `redis` (with `tokio-comp`, `script`), `tokio`,
-//! `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util` and `url`.
+//! - `tls`: `rediss://` and `rediss+sentinel://` members over rustls with its `ring`
+//!   provider (installed as the process default unless the application installed one):
+//!   [`LockManagerBuilder::tls_root_certificate`], `tls_client_certificate`,
+//!   `danger_accept_invalid_certificates`.
+//! - `metrics`: counters and histograms through the [`metrics`](https://docs.rs/metrics)
+//!   facade; the names are listed under [Metrics](#metrics).
+//! - `serde`: `Deserialize`/`Serialize` for [`LockManagerConfig`].
+//!
+//! Without features the crate depends on `redis` (with `tokio-comp`, `script`, `sentinel`),
+//! `tokio`, `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util`, `url` and
+//! `percent-encoding`.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature the manager records, through whatever recorder the
+//! application installed (Prometheus exporter, StatsD, …; nothing is recorded without one):
+//!
+//! | name | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `redlock_acquisitions_total` | counter | | locks acquired (`lock`, `try_lock`, `acquire`, `with_lock`) |
+//! | `redlock_conflicts_total` | counter | | acquisitions that failed because another holder had the resource |
+//! | `redlock_no_quorum_total` | counter | | acquisitions that failed because a quorum of masters was unreachable or failed |
+//! | `redlock_acquire_failures_total` | counter | `reason` | every failed acquisition by cause: `conflict`, `no_quorum`, `validity_exhausted`, `fencing_contention`, `not_a_lock`, `closed`, `other` |
+//! | `redlock_extensions_total` | counter | `outcome` = `ok` \| `failed` | extensions, explicit and automatic (guards) |
+//! | `redlock_losses_total` | counter | | guards that lost their lock before releasing it |
+//! | `redlock_releases_total` | counter | `outcome` = `ok` \| `failed` | releases (`unlock`, guard release or drop) |
+//! | `redlock_acquire_seconds` | histogram | `outcome` = `ok` \| `failed` | time from the call to the lock (or the error), waiting included |
+//! | `redlock_hold_seconds` | histogram | | time from acquisition to release |
+//! | `redlock_master_errors_total` | counter | `master`, `kind` | failed requests per master (`master` is the configured URL, password redacted; `kind`: `timeout`, `refused`, `connection`, `tls`, `auth`, `no_permission`, `out_of_memory`, `read_only`, `not_master`, `sentinel`, `server`, `unexpected_reply`, `same_server`) |
+//!
+//! Labels are bounded: resource names never appear (a label per resource would grow
+//! without bound), and `master` takes one value per configured member.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod attempt;
 mod config;
 mod error;
+mod failover;
 mod fencing;
 mod guard;
 mod keys;
 mod lock;
 mod manager;
+mod manager_config;
+mod member;
+mod metrics;
 mod node;
 mod notify;
 mod quorum;
 mod retry;
 mod round;
 mod scripts;
+mod tls;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRIFT_FACTOR, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_COUNT,
@@ -29,5 +64,7 @@ pub use config::{
 pub use error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 pub use fencing::FencingToken;
 pub use guard::{AcquireRequest, LockGuard, LockHandle};
-pub use lock::{HolderToken, Lock, LockState};
+pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
+pub use manager_config::LockManagerConfig;
+pub use member::{SERVERS_ENV, parse_server_list};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::NodeOutcome;
+use crate::error::{NodeError, NodeOutcome};
 use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
 
@@ -48,6 +48,8 @@ pub struct Lock {
     pub(crate) released: Arc<AtomicBool>,
     /// Per-master answers of the last successful acquisition or extension.
     pub(crate) outcomes: Vec<NodeOutcome>,
+    /// When the acquisition succeeded (for the hold-time metric).
+    pub(crate) acquired_at: Instant,
 }
 
 impl Lock {
@@ -199,4 +201,34 @@ impl LockState {
             _ => None,
         }
     }
+}
+
+/// What one master holds under a resource's key, as read by
+/// [`LockManager::inspect`](crate::LockManager::inspect).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// No key on this master.
+    Absent,
+    /// A string value: a lock token (ours or another holder's, or another library's).
+    Held {
+        /// The value. Compare with [`Lock::token`]; never log it whole.
+        holder: HolderToken,
+        /// The key's remaining TTL; `None` when it has none.
+        remaining: Option<Duration>,
+    },
+    /// A value of another type (a hash, a list, …): not a lock.
+    NotALock,
+    /// The master did not answer in time, or answered with an error.
+    Failed(NodeError),
+}
+
+/// One master's answer in [`LockManager::inspect`](crate::LockManager::inspect).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MasterKey {
+    /// The master as configured, password redacted (as [`LockManager::masters`](crate::LockManager::masters)).
+    pub master: Arc<str>,
+    /// What it holds.
+    pub state: KeyState,
 }

@@ -17,7 +17,7 @@ use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
-use crate::lock::{HolderToken, Lock, LockState};
+use crate::lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 use crate::node::{AcquireReply, CasReply, Node, Peek, Publish};
 use crate::notify::Notifier;
 use crate::quorum::{self, Verdict, Vote};
@@ -501,13 +501,18 @@ impl LockManager {
             elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "release round"
         );
-        self.cas_result(
+        let result = self.cas_result(
             Operation::Release,
             verdict,
             &tally,
             &lock.resource,
             outcomes,
-        )
+        );
+        crate::metrics::release(
+            result.is_ok(),
+            Some(lock.acquired_at.elapsed()).filter(|_| result.is_ok()),
+        );
+        result
     }
 
     /// Resets the lock's TTL to `ttl` from now on every master where the key still holds our
@@ -561,6 +566,13 @@ impl LockManager {
         lock: &mut Lock,
         ttl: Duration,
     ) -> Result<(), LockError> {
+        let result = self.extend_unrecorded(lock, ttl).await;
+        crate::metrics::extension(result.is_ok());
+        result
+    }
+
+    /// [`extend_lock`](Self::extend_lock) without the metrics.
+    async fn extend_unrecorded(&self, lock: &mut Lock, ttl: Duration) -> Result<(), LockError> {
         let shared = &self.shared;
         let ttl = whole_millis(ttl);
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
@@ -715,6 +727,60 @@ impl LockManager {
             None if answered >= q => Ok(LockState::Unsettled { outcomes }),
             None => Err(self.no_quorum(Operation::Query, &resource, outcomes)),
         }
+    }
+
+    /// What each master holds under `resource`'s key, in the order of
+    /// [`masters`](Self::masters): for diagnostics (`redlock status`, a report after a lost
+    /// lock). [`is_locked`](Self::is_locked) is the quorum's view; this is every master's,
+    /// and it waits for all of them (each bounded by the node timeout, or the connect
+    /// timeout while connecting). Read-only: `PTTL` and `GET` in one `MULTI`/`EXEC`, which
+    /// answers while writes are paused.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Closed`] after [`close`](Self::close); a master's failure is its
+    /// [`KeyState::Failed`], not an error of the call.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// use tokio_redlock::KeyState;
+    /// for m in manager.inspect("orders:42").await? {
+    ///     match m.state {
+    ///         KeyState::Held { remaining, .. } => println!("{}: held, {remaining:?} left", m.master),
+    ///         KeyState::Absent => println!("{}: free", m.master),
+    ///         other => println!("{}: {other:?}", m.master),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn inspect(&self, resource: impl AsRef<[u8]>) -> Result<Vec<MasterKey>, LockError> {
+        self.shared.check_open()?;
+        let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
+        let reads = self.shared.nodes.iter().map(|node| {
+            let key = Arc::clone(&key);
+            async move {
+                let state = match node.peek(&key).await {
+                    Ok(Peek::Absent) => KeyState::Absent,
+                    Ok(Peek::Value { value, remaining }) => KeyState::Held {
+                        holder: HolderToken(value),
+                        remaining,
+                    },
+                    Ok(Peek::NotALock) => KeyState::NotALock,
+                    Err(e) => KeyState::Failed(e),
+                };
+                MasterKey {
+                    master: Arc::clone(node.address()),
+                    state,
+                }
+            }
+        });
+        Ok(futures_util::future::join_all(reads).await)
     }
 
     /// Stops the manager: new operations fail with [`LockError::Closed`], the locks of live

@@ -18,8 +18,19 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
 
 use crate::error::{ConfigError, NodeError, NodeStatus, redact_url};
+use crate::failover::FailoverWatch;
 use crate::keys;
+use crate::member::{SentinelSpec, Target, direct_client, is_sentinel_url};
 use crate::scripts::{self, LuaScript};
+use crate::tls::{TlsSettings, tls_cause};
+
+/// What every master of a manager shares: budgets and TLS settings.
+#[derive(Debug)]
+pub(crate) struct NodeOptions<'a> {
+    pub(crate) node_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) tls: &'a TlsSettings,
+}
 
 /// The answer of the acquire script on one master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +110,18 @@ pub(crate) enum Peek {
 /// Requests that time out in a row before a connection is replaced.
 const DEAD_AFTER_TIMEOUTS: u64 = 8;
 
+/// Where a connection attempt failed: asking the sentinels, or on the master itself.
+enum Phase {
+    Lookup(RedisError),
+    Master(RedisError),
+}
+
+impl From<RedisError> for Phase {
+    fn from(e: RedisError) -> Self {
+        Self::Master(e)
+    }
+}
+
 /// How one try of a request failed.
 enum Attempt {
     /// The connection was dead; the request may be sent once more on a new one.
@@ -174,6 +197,8 @@ fn run_id(info: &str) -> Option<String> {
 /// happened on (not a newer one another task opened meanwhile).
 struct Current {
     generation: u64,
+    /// The failover epoch the connection was opened under (Sentinel members; else 0).
+    epoch: u64,
     connection: MultiplexedConnection,
 }
 
@@ -185,7 +210,8 @@ pub(crate) struct Node {
     servers: Arc<ServerIds>,
     /// The URL as configured, password replaced by `***`.
     address: Arc<str>,
-    client: redis::Client,
+    /// Where connections go: a fixed server, or the master a Sentinel group names.
+    target: Target,
     /// Passwords from the URL, scrubbed from any error text.
     secrets: Vec<String>,
     node_timeout: Duration,
@@ -217,57 +243,61 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Parses a URL; never connects.
+    /// Parses a member URL (a server, or a Sentinel group); never connects.
     pub(crate) fn new(
         url: &str,
         index: usize,
         servers: Arc<ServerIds>,
-        node_timeout: Duration,
-        connect_timeout: Duration,
+        options: &NodeOptions<'_>,
     ) -> Result<Self, ConfigError> {
         let address: Arc<str> = redact_url(url).into();
-        let mut secrets = Vec::new();
-        if let Ok(parsed) = url::Url::parse(url) {
-            if let Some(pw) = parsed.password() {
-                secrets.push(pw.to_owned());
-                if let Ok(decoded) = percent_decode(pw) {
-                    secrets.push(decoded);
-                }
-            }
-            // `redis+unix:///path?pass=…` carries the password in the query.
-            for (name, value) in parsed.query_pairs() {
-                if crate::error::is_secret_param(&name) && !value.is_empty() {
-                    secrets.push(value.into_owned());
-                }
-            }
-            if let Some(query) = parsed.query() {
-                for pair in query.split('&') {
-                    if let Some((name, value)) = pair.split_once('=')
-                        && crate::error::is_secret_param(name)
-                        && !value.is_empty()
-                    {
-                        secrets.push(value.to_owned());
-                    }
-                }
-            }
-        }
-        let invalid = |e: RedisError| ConfigError::InvalidUrl {
+        let invalid = |reason: String| ConfigError::InvalidUrl {
             url: address.to_string(),
-            reason: scrub(&e.to_string(), &secrets),
+            reason,
         };
-        let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(invalid)?;
-        // TCP_NODELAY: a request queued behind an unacknowledged one must not wait for the
-        // delayed ACK (~40 ms on Linux); every lock operation is a small write.
-        let tcp = info.tcp_settings().clone().set_nodelay(true);
-        let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(invalid)?;
+        if url.contains('#') {
+            return Err(invalid(
+                "URL fragments are not accepted (`#insecure` would turn certificate checks \
+                 off): use `danger_accept_invalid_certificates` on the builder (a `#` in a \
+                 password is written %23)"
+                    .to_owned(),
+            ));
+        }
+        let (target, secrets) = if is_sentinel_url(url) {
+            let spec = SentinelSpec::parse(url).map_err(invalid)?;
+            let secrets = spec.secrets();
+            check_tls_enabled(spec.tls).map_err(invalid)?;
+            let client = spec
+                .client(options.tls)
+                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
+            let watch = FailoverWatch::new(&spec, options.tls, options.connect_timeout)
+                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
+            let target = Target::Sentinel {
+                client: Box::new(tokio::sync::Mutex::new(client)),
+                spec,
+                watch: Box::new(watch),
+            };
+            (target, secrets)
+        } else {
+            let secrets = url_secrets(url);
+            let is_tls = url
+                .get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
+            check_tls_enabled(is_tls).map_err(invalid)?;
+            let info = redis::IntoConnectionInfo::into_connection_info(url)
+                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
+            let client = direct_client(info, options.tls)
+                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
+            (Target::Direct(client), secrets)
+        };
         Ok(Self {
             index,
             servers,
             address,
-            client,
+            target,
             secrets,
-            node_timeout,
-            connect_timeout,
+            node_timeout: options.node_timeout,
+            connect_timeout: options.connect_timeout,
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(ConnectState::default()),
             attempts: AtomicU64::new(0),
@@ -280,15 +310,30 @@ impl Node {
         &self.address
     }
 
-    /// The identity of the master (host, port, db) for duplicate detection.
+    /// The identity of the member (host, port, db; or the Sentinel group) for duplicate
+    /// detection.
     pub(crate) fn identity(&self) -> String {
-        let info = self.client.get_connection_info();
-        format!("{:?}/{}", info.addr(), info.redis_settings().db())
+        self.target.identity()
+    }
+
+    /// Whether the member speaks TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.target.is_tls()
     }
 
     fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
+        let epoch = self.epoch();
         let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().map(|c| (c.generation, c.connection.clone()))
+        guard
+            .as_ref()
+            // A connection to a master the sentinels have since replaced is not used again.
+            .filter(|c| c.epoch == epoch)
+            .map(|c| (c.generation, c.connection.clone()))
+    }
+
+    /// The failover epoch of a Sentinel member (0 for a fixed address).
+    fn epoch(&self) -> u64 {
+        self.target.watch().map_or(0, FailoverWatch::epoch)
     }
 
     /// The shared connection, opened on first use (bounded by `connect_timeout`).
@@ -315,9 +360,18 @@ impl Node {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
+        // Read before the master is looked up: a switch announced meanwhile retires this
+        // connection at once.
+        let epoch = self.epoch();
+        let looked_up = std::sync::atomic::AtomicBool::new(false);
         let connect = async {
-            let connection = self
-                .client
+            // A Sentinel group names its current master here (and redis-rs checks its ROLE).
+            let client = self.target.client().await.map_err(Phase::Lookup)?;
+            looked_up.store(true, Ordering::Release);
+            if let Some(watch) = self.target.watch() {
+                watch.connected_to(&client);
+            }
+            let connection = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             // Load every script in the same budget, so the first EVALSHA on this connection
@@ -347,19 +401,29 @@ impl Node {
                     .query_async::<String>(&mut info_con)
                     .await
             };
-            let (loaded, info) =
-                futures_util::join!(futures_util::future::try_join_all(loads), info);
+            // ROLE on this very connection: a server that is (or just became) a replica is
+            // never used as a master, whatever the sentinels or the configuration say.
+            let mut role_con = connection.clone();
+            let role = async move { redis::cmd("ROLE").query_async::<Value>(&mut role_con).await };
+            let (loaded, info, role) =
+                futures_util::join!(futures_util::future::try_join_all(loads), info, role);
             loaded?;
-            Ok::<_, RedisError>((connection, info.ok().and_then(|i| run_id(&i))))
+            Ok::<_, Phase>((connection, info.ok().and_then(|i| run_id(&i)), role))
         };
         let outcome = tokio::time::timeout(self.connect_timeout, connect).await;
         let attempt = self.attempts.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let checked = match outcome {
-            Ok(Ok((connection, run_id))) => self
-                .servers
-                .register(self.index, &self.address, run_id)
+            Ok(Ok((connection, run_id, role))) => check_role(role)
+                .and_then(|()| self.servers.register(self.index, &self.address, run_id))
                 .map(|()| connection),
-            Ok(Err(e)) => Err(self.classify(&e, self.connect_timeout)),
+            Ok(Err(Phase::Master(e))) => Err(self.classify(&e, self.connect_timeout)),
+            Ok(Err(Phase::Lookup(e))) => Err(self.lookup_failure(&e)),
+            Err(_) if self.target.is_sentinel() && !looked_up.load(Ordering::Acquire) => {
+                Err(NodeError::Sentinel(format!(
+                    "no sentinel named a master within the connect timeout ({:?})",
+                    self.connect_timeout
+                )))
+            }
             Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
         };
         let connection = match checked {
@@ -375,6 +439,7 @@ impl Node {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         *current = Some(Current {
             generation,
+            epoch,
             connection: connection.clone(),
         });
         Ok((generation, connection))
@@ -390,14 +455,19 @@ impl Node {
 
     /// A dedicated publish/subscribe connection (for release notifications).
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
-        self.client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| self.classify(&e, self.connect_timeout))
+        let open = async { self.target.client().await?.get_async_pubsub().await };
+        match tokio::time::timeout(self.connect_timeout, open).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(e)) => Err(self.classify(&e, self.connect_timeout)),
+            Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
+        }
     }
 
     /// Drops the connection (used by `close`).
     pub(crate) fn disconnect(&self) {
+        if let Some(watch) = self.target.watch() {
+            watch.stop();
+        }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         *current = None;
     }
@@ -422,6 +492,12 @@ impl Node {
             .map(|(value, _)| value)
     }
 
+    /// Counts a failed request in the per-master error metric and passes the error on.
+    fn note_error(&self, error: NodeError) -> NodeError {
+        crate::metrics::master_error(&self.address, &error);
+        error
+    }
+
     /// [`eval`](Self::eval), also saying whether the request was sent a second time.
     async fn eval_noting_resend(
         &self,
@@ -439,9 +515,11 @@ impl Node {
                 self.eval_once(script, keys, args)
                     .await
                     .map(|v| (v, true))
-                    .map_err(Attempt::into_error)
+                    .map_err(|e| self.note_error(e.into_error()))
             }
-            other => other.map(|v| (v, false)).map_err(Attempt::into_error),
+            other => other
+                .map(|v| (v, false))
+                .map_err(|e| self.note_error(e.into_error())),
         }
     }
 
@@ -468,6 +546,13 @@ impl Node {
         match tokio::time::timeout(self.node_timeout, request).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if e.is_unrecoverable_error() || e.is_io_error() => {
+                self.discard(generation);
+                Err(Attempt::Dropped(self.classify(&e, self.node_timeout)))
+            }
+            // The master became a replica (a failover demoted it): the script did not run.
+            // Reconnect — a Sentinel group names its new master, a fixed address is checked
+            // by ROLE — and send once more.
+            Ok(Err(e)) if e.code() == Some("READONLY") => {
                 self.discard(generation);
                 Err(Attempt::Dropped(self.classify(&e, self.node_timeout)))
             }
@@ -630,7 +715,7 @@ impl Node {
     /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
     /// still answers while the master's writes are paused (`CLIENT PAUSE WRITE`).
     pub(crate) async fn peek(&self, key: &[u8]) -> Result<Peek, NodeError> {
-        let (generation, mut con) = self.connection().await?;
+        let (generation, mut con) = self.connection().await.map_err(|e| self.note_error(e))?;
         let request = async {
             let mut pipe = redis::pipe();
             // `ignore_errors`: a WRONGTYPE from GET comes back as that entry's value instead
@@ -643,7 +728,10 @@ impl Node {
                 .arg(key);
             pipe.query_async::<Vec<Value>>(&mut con).await
         };
-        let values = self.finish(generation, request).await?;
+        let values = self
+            .finish(generation, request)
+            .await
+            .map_err(|e| self.note_error(e))?;
         match values.as_slice() {
             [Value::Int(pttl), Value::BulkString(value)] => Ok(Peek::Value {
                 value: value.clone(),
@@ -659,9 +747,33 @@ impl Node {
         }
     }
 
+    /// A failed master lookup through a Sentinel group: credentials and certificates keep
+    /// their own kinds; anything else is reported as the lookup's failure (the sentinels, or
+    /// the master they named, could not be reached or did not answer as a master).
+    fn lookup_failure(&self, e: &RedisError) -> NodeError {
+        match self.classify(e, self.connect_timeout) {
+            error @ (NodeError::Auth(_)
+            | NodeError::Tls(_)
+            | NodeError::NoPermission(_)
+            | NodeError::Sentinel(_)) => error,
+            other => NodeError::Sentinel(format!(
+                "looking up the master through the sentinels failed: {other}"
+            )),
+        }
+    }
+
     /// Maps a client error to a [`NodeError`], scrubbing secrets from its text.
     fn classify(&self, e: &RedisError, budget: Duration) -> NodeError {
         let text = || scrub(&e.to_string(), &self.secrets);
+        if let Some(cause) = tls_cause(e) {
+            return NodeError::Tls(scrub(&cause, &self.secrets));
+        }
+        if let ErrorKind::MasterNameNotFoundBySentinel
+        | ErrorKind::NoValidReplicasFoundBySentinel
+        | ErrorKind::EmptySentinelList = e.kind()
+        {
+            return NodeError::Sentinel(text());
+        }
         let code = e.code().unwrap_or_default();
         match code {
             "NOAUTH" | "WRONGPASS" => return NodeError::Auth(text()),
@@ -680,6 +792,17 @@ impl Node {
             return NodeError::Refused;
         }
         if e.is_io_error() || e.is_connection_dropped() {
+            if self.target.is_sentinel() {
+                return NodeError::Connection(text());
+            }
+            if !self.target.is_tls() && budget == self.connect_timeout {
+                // A plaintext client at a TLS-only port: the server drops the connection at
+                // our first command.
+                return NodeError::Connection(format!(
+                    "{} (if this port only speaks TLS, use rediss://)",
+                    text()
+                ));
+            }
             return NodeError::Connection(text());
         }
         if let ErrorKind::Server(_) | ErrorKind::Extension = e.kind() {
@@ -690,6 +813,78 @@ impl Node {
         }
         NodeError::Connection(text())
     }
+}
+
+/// Refuses a TLS URL when the crate was built without the `tls` feature.
+fn check_tls_enabled(is_tls: bool) -> Result<(), String> {
+    if is_tls && !cfg!(feature = "tls") {
+        return Err(
+            "TLS URLs need the crate's `tls` feature (tokio-redlock = { features = \
+                    [\"tls\"] })"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// Accepts a `ROLE` reply that says `master`; a replica or a sentinel is refused. A user
+/// without permission for `ROLE` (or a server without it, or an odd reply) is not checked.
+fn check_role(role: Result<Value, RedisError>) -> Result<(), NodeError> {
+    let reply = match role {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::debug!(error = %e, "ROLE not answered: the master check is skipped");
+            return Ok(());
+        }
+    };
+    let first = match &reply {
+        Value::Array(items) => items.first(),
+        _ => None,
+    };
+    let role = match first {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        // Not the shape of a ROLE reply: no evidence of a replica, nothing to refuse.
+        _ => return Ok(()),
+    };
+    if role == "master" {
+        Ok(())
+    } else {
+        Err(NodeError::NotMaster(format!(
+            "the server answers ROLE `{role}`: only a master may count toward a quorum"
+        )))
+    }
+}
+
+/// The passwords of a URL (user information, or a `pass` query parameter), in the forms
+/// that can appear in error texts.
+fn url_secrets(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    if let Ok(parsed) = url::Url::parse(url) {
+        if let Some(pw) = parsed.password() {
+            secrets.push(pw.to_owned());
+            if let Ok(decoded) = percent_decode(pw) {
+                secrets.push(decoded);
+            }
+        }
+        // `redis+unix:///path?pass=…` carries the password in the query.
+        for (name, value) in parsed.query_pairs() {
+            if crate::error::is_secret_param(&name) && !value.is_empty() {
+                secrets.push(value.into_owned());
+            }
+        }
+        if let Some(query) = parsed.query() {
+            for pair in query.split('&') {
+                if let Some((name, value)) = pair.split_once('=')
+                    && crate::error::is_secret_param(name)
+                    && !value.is_empty()
+                {
+                    secrets.push(value.to_owned());
+                }
+            }
+        }
+    }
+    secrets
 }
 
 /// Decodes `%XX` escapes of a URL password (the server compares the decoded form).
@@ -762,12 +957,16 @@ mod tests {
 
     #[test]
     fn secrets_are_scrubbed_in_both_forms() {
+        let tls = TlsSettings::default();
         let node = Node::new(
             "redis://user:p%40ss@127.0.0.1:1",
             0,
             Arc::default(),
-            Duration::from_millis(50),
-            Duration::from_secs(1),
+            &NodeOptions {
+                node_timeout: Duration::from_millis(50),
+                connect_timeout: Duration::from_secs(1),
+                tls: &tls,
+            },
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(&**node.address(), "redis://user:***@127.0.0.1:1");

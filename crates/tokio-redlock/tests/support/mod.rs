@@ -19,7 +19,10 @@
 pub mod checks;
 pub mod diagnostics;
 pub mod proxy;
+pub mod sentinel;
 pub mod servers;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::time::Duration;
 

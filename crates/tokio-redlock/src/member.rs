@@ -1,0 +1,526 @@
+//! What one quorum member is — a Redis URL, or a Sentinel group that names the current
+//! master — and the parsing of a comma-separated server list (`REDLOCK_SERVERS`).
+//!
+//! A Sentinel group is written as one URL with several hosts, in the form Lettuce and
+//! Spring use:
+//!
+//! ```text
+//! redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>[/<db>]
+//!     [?sentinel_username=U&sentinel_password=P]
+//! ```
+//!
+//! `user:password` are the master's credentials; `sentinel_*` are the sentinels' own.
+//! `rediss+sentinel://` speaks TLS to the sentinels and to the master.
+
+use percent_encoding::percent_decode_str;
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+
+use crate::error::ConfigError;
+use crate::failover::FailoverWatch;
+use crate::tls::TlsSettings;
+
+/// The environment variable [`LockManagerBuilder::from_env`](crate::LockManagerBuilder::from_env)
+/// and the `redlock` CLI read the masters from: a comma-separated list of member URLs.
+pub const SERVERS_ENV: &str = "REDLOCK_SERVERS";
+
+/// The port sentinels listen on when a Sentinel URL names none.
+const SENTINEL_PORT: u16 = 26379;
+
+/// The schemes of a Sentinel group, plain and TLS.
+const SENTINEL_SCHEME: &str = "redis+sentinel://";
+const SENTINEL_TLS_SCHEME: &str = "rediss+sentinel://";
+
+/// Splits a comma-separated list of member URLs, as in `REDLOCK_SERVERS`:
+/// `redis://a:6379,redis://b:6379,redis+sentinel://s1:26379,s2:26379/mymaster`.
+///
+/// A part without a scheme right after a Sentinel URL whose host list is still open (no `/`
+/// yet) continues that host list, so Sentinel URLs keep their commas. Spaces around parts are
+/// ignored; a list of only spaces gives no member.
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidUrl`] for an empty part (`a,,b`) or a part without a scheme
+/// (`localhost:6379`); passwords are redacted in the message. The URLs themselves are
+/// checked by [`build`](crate::LockManagerBuilder::build).
+///
+/// # Examples
+///
+/// ```
+/// let members = tokio_redlock::parse_server_list(
+///     "redis://a:6379, redis+sentinel://s1:26379,s2:26379/jobs ,redis://c:6379",
+/// )?;
+/// assert_eq!(
+///     members,
+///     ["redis://a:6379", "redis+sentinel://s1:26379,s2:26379/jobs", "redis://c:6379"]
+/// );
+/// # Ok::<(), tokio_redlock::ConfigError>(())
+/// ```
+pub fn parse_server_list(list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut members: Vec<String> = Vec::new();
+    if list.trim().is_empty() {
+        return Ok(members);
+    }
+    // Whether the last member is a Sentinel URL still in its host list.
+    let mut open_hosts = false;
+    // Parts are never quoted in errors: a part may be the tail of a password that held an
+    // unencoded comma.
+    for (position, part) in list.split(',').map(str::trim).enumerate() {
+        let entry = position.saturating_add(1);
+        if part.is_empty() {
+            return Err(ConfigError::InvalidUrl {
+                url: format!("server list entry {entry}"),
+                reason: "empty entry (two commas in a row, or a comma at an end)".to_owned(),
+            });
+        }
+        if part.contains("://") {
+            open_hosts = is_sentinel_url(part) && !host_list_closed(part);
+            members.push(part.to_owned());
+            continue;
+        }
+        match members.last_mut() {
+            Some(last) if open_hosts => {
+                last.push(',');
+                last.push_str(part);
+                open_hosts = !host_list_closed(part);
+            }
+            _ => {
+                return Err(ConfigError::InvalidUrl {
+                    url: format!("server list entry {entry}"),
+                    reason: "no scheme: write redis://host:port (or rediss://, redis+unix://, \
+                             redis+sentinel://); a comma inside a password is written %2C"
+                        .to_owned(),
+                });
+            }
+        }
+    }
+    Ok(members)
+}
+
+/// Whether a URL names a Sentinel group.
+pub(crate) fn is_sentinel_url(url: &str) -> bool {
+    let lower = url.get(..SENTINEL_TLS_SCHEME.len()).unwrap_or(url);
+    lower.eq_ignore_ascii_case(SENTINEL_TLS_SCHEME)
+        || url
+            .get(..SENTINEL_SCHEME.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(SENTINEL_SCHEME))
+}
+
+/// Whether the host list of (a part of) a Sentinel URL has ended: a path or query began.
+fn host_list_closed(part: &str) -> bool {
+    let hosts = part.split_once("://").map_or(part, |(_, rest)| rest);
+    hosts.contains(['/', '?'])
+}
+
+/// A Sentinel group as configured.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SentinelSpec {
+    /// TLS to the sentinels and to the master.
+    pub(crate) tls: bool,
+    /// The sentinels, as host and port.
+    pub(crate) hosts: Vec<(String, u16)>,
+    /// The name the sentinels monitor the master under.
+    pub(crate) master_name: String,
+    /// The database on the master.
+    pub(crate) db: i64,
+    /// The master's credentials.
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// The sentinels' credentials.
+    pub(crate) sentinel_username: Option<String>,
+    pub(crate) sentinel_password: Option<String>,
+}
+
+impl SentinelSpec {
+    /// Parses `redis+sentinel://…`; the error is the reason, for `ConfigError::InvalidUrl`.
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(rest) = strip_scheme(url, SENTINEL_TLS_SCHEME) {
+            (true, rest)
+        } else if let Some(rest) = strip_scheme(url, SENTINEL_SCHEME) {
+            (false, rest)
+        } else {
+            return Err("not a redis+sentinel:// URL".to_owned());
+        };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            Some(info) => {
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                (non_empty(decode(user)?), non_empty(decode(pass)?))
+            }
+            None => (None, None),
+        };
+        let hosts = hosts
+            .split(',')
+            .map(str::trim)
+            .enumerate()
+            .map(|(i, host)| parse_host(i, host))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let master_name = match segments.next() {
+            Some(name) => decode(name)?,
+            None => {
+                return Err(
+                    "no master name: write redis+sentinel://host:port/<master-name>".to_owned(),
+                );
+            }
+        };
+        let db = match segments.next() {
+            Some(db) => db
+                .parse::<i64>()
+                .ok()
+                .filter(|db| *db >= 0)
+                .ok_or_else(|| "the database (after the master name) is not a number".to_owned())?,
+            None => 0,
+        };
+        if segments.next().is_some() {
+            return Err("too many path segments: /<master-name>[/<db>]".to_owned());
+        }
+        let mut sentinel_username = None;
+        let mut sentinel_password = None;
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*name {
+                "sentinel_username" => sentinel_username = non_empty(value.into_owned()),
+                "sentinel_password" => sentinel_password = non_empty(value.into_owned()),
+                // Not quoted: with an unencoded `?` in a password, the "name" is its tail.
+                _ => {
+                    return Err("unknown query parameter (known: sentinel_username, \
+                                sentinel_password)"
+                        .to_owned());
+                }
+            }
+        }
+        Ok(Self {
+            tls,
+            hosts,
+            master_name,
+            db,
+            username,
+            password,
+            sentinel_username,
+            sentinel_password,
+        })
+    }
+
+    /// The passwords in this spec, to scrub from error texts.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        [&self.password, &self.sentinel_password]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The group's identity for duplicate detection: the sentinels and the master's name.
+    pub(crate) fn identity(&self) -> String {
+        let mut hosts: Vec<String> = self.hosts.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        hosts.sort();
+        format!(
+            "sentinel:{}/{}/{}",
+            hosts.join(","),
+            self.master_name,
+            self.db
+        )
+    }
+
+    /// One plain client per sentinel (for the failover watch), with the sentinels'
+    /// credentials and the TLS settings.
+    pub(crate) fn sentinel_clients(
+        &self,
+        tls: &TlsSettings,
+    ) -> Result<Vec<redis::Client>, RedisError> {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        self.hosts
+            .iter()
+            .map(|(host, port)| {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let info = format!("{scheme}://{host}:{port}").into_connection_info()?;
+                let mut redis = RedisConnectionInfo::default();
+                if let Some(user) = &self.sentinel_username {
+                    redis = redis.set_username(user);
+                }
+                if let Some(pass) = &self.sentinel_password {
+                    redis = redis.set_password(pass);
+                }
+                let addr = tls.apply_to_addr(info.addr().clone());
+                tls.client(info.set_redis_settings(redis).set_addr(addr))
+            })
+            .collect()
+    }
+
+    /// A client of the group: asks the sentinels for the master each time it is asked for a
+    /// client.
+    pub(crate) fn client(&self, tls: &TlsSettings) -> Result<SentinelClient, RedisError> {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let sentinels = self
+            .hosts
+            .iter()
+            .map(|(host, port)| {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                let info = format!("{scheme}://{host}:{port}").into_connection_info()?;
+                Ok(tls.apply_to_addr(info.addr().clone()))
+            })
+            .collect::<Result<Vec<ConnectionAddr>, RedisError>>()?;
+        let nodelay = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let mut builder =
+            SentinelClientBuilder::new(sentinels, &self.master_name, SentinelServerType::Master)?
+                .set_client_to_redis_db(self.db)
+                .set_client_to_redis_tcp_settings(nodelay.clone())
+                .set_client_to_sentinel_tcp_settings(nodelay);
+        if let Some(user) = &self.username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(pass) = &self.password {
+            builder = builder.set_client_to_redis_password(pass);
+        }
+        if let Some(user) = &self.sentinel_username {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(pass) = &self.sentinel_password {
+            builder = builder.set_client_to_sentinel_password(pass);
+        }
+        if self.tls {
+            builder = tls.apply_to_sentinel(builder);
+        }
+        builder.build()
+    }
+}
+
+impl std::fmt::Debug for SentinelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelSpec")
+            .field("tls", &self.tls)
+            .field("hosts", &self.hosts)
+            .field("master_name", &self.master_name)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where one member's connections go.
+pub(crate) enum Target {
+    /// A Redis server at a fixed address.
+    Direct(redis::Client),
+    /// The master a Sentinel group names at the time of connecting.
+    Sentinel {
+        /// Asks the sentinels; behind a lock because lookups need `&mut`.
+        client: Box<tokio::sync::Mutex<SentinelClient>>,
+        /// The group, for its identity.
+        spec: SentinelSpec,
+        /// Follows the group's failovers.
+        watch: Box<FailoverWatch>,
+    },
+}
+
+impl Target {
+    /// A client for the member's current master: the fixed one, or the one the sentinels name
+    /// now (redis-rs checks that it answers `ROLE` as a master).
+    pub(crate) async fn client(&self) -> Result<redis::Client, RedisError> {
+        match self {
+            Self::Direct(client) => Ok(client.clone()),
+            Self::Sentinel { client, .. } => client.lock().await.async_get_client().await,
+        }
+    }
+
+    /// Whether the member is a Sentinel group.
+    pub(crate) fn is_sentinel(&self) -> bool {
+        matches!(self, Self::Sentinel { .. })
+    }
+
+    /// The failover watch of a Sentinel group.
+    pub(crate) fn watch(&self) -> Option<&FailoverWatch> {
+        match self {
+            Self::Direct(_) => None,
+            Self::Sentinel { watch, .. } => Some(watch),
+        }
+    }
+
+    /// The member's identity for duplicate detection at build time.
+    pub(crate) fn identity(&self) -> String {
+        match self {
+            Self::Direct(client) => {
+                let info = client.get_connection_info();
+                format!(
+                    "{:?}/{}",
+                    strip_tls(info.addr()),
+                    info.redis_settings().db()
+                )
+            }
+            Self::Sentinel { spec, .. } => spec.identity(),
+        }
+    }
+
+    /// Whether connections speak TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        match self {
+            Self::Direct(client) => matches!(
+                client.get_connection_info().addr(),
+                ConnectionAddr::TcpTls { .. }
+            ),
+            Self::Sentinel { spec, .. } => spec.tls,
+        }
+    }
+}
+
+/// The address without its TLS parameters (which hold certificates), for identities.
+fn strip_tls(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{host}:{port}")
+        }
+        ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A direct member's client: the URL's connection information with `TCP_NODELAY`, and the
+/// TLS settings when the URL is `rediss://`.
+pub(crate) fn direct_client(
+    info: ConnectionInfo,
+    tls: &TlsSettings,
+) -> Result<redis::Client, RedisError> {
+    // TCP_NODELAY: a request queued behind an unacknowledged one must not wait for the
+    // delayed ACK (~40 ms on Linux); every lock operation is a small write.
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    let info = info.set_tcp_settings(tcp);
+    let addr = tls.apply_to_addr(info.addr().clone());
+    tls.client(info.set_addr(addr))
+}
+
+fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
+    let head = url.get(..scheme.len())?;
+    head.eq_ignore_ascii_case(scheme)
+        .then(|| url.get(scheme.len()..))
+        .flatten()
+}
+
+fn decode(s: &str) -> Result<String, String> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| "percent-encoded text is not UTF-8".to_owned())
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`; `index` counts from 0.
+fn parse_host(index: usize, part: &str) -> Result<(String, u16), String> {
+    // Not quoted: with an unencoded `/` in a password, the "address" is the password's head.
+    let bad = || {
+        format!(
+            "sentinel address {} is not host:port (characters such as / ? # @ in a password are \
+             written percent-encoded)",
+            index.saturating_add(1)
+        )
+    };
+    if part.is_empty() {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(v6) = part.strip_prefix('[') {
+        let (host, rest) = v6.split_once(']').ok_or_else(bad)?;
+        match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if rest.is_empty() => (host, None),
+            None => return Err(bad()),
+        }
+    } else {
+        match part.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (part, None),
+        }
+    };
+    if host.is_empty() || host.contains(['@', ' ']) {
+        return Err(bad());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+        None => SENTINEL_PORT,
+    };
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_lists_split_on_commas_and_keep_sentinel_hosts_together() {
+        assert_eq!(parse_server_list("  "), Ok(vec![]));
+        assert_eq!(
+            parse_server_list("redis://a:1,redis://b:2"),
+            Ok(vec!["redis://a:1".to_owned(), "redis://b:2".to_owned()])
+        );
+        assert_eq!(
+            parse_server_list(
+                "redis+sentinel://s1:1,s2:2,[::1]:3/m?sentinel_password=x,redis+unix:///tmp/r.sock"
+            ),
+            Ok(vec![
+                "redis+sentinel://s1:1,s2:2,[::1]:3/m?sentinel_password=x".to_owned(),
+                "redis+unix:///tmp/r.sock".to_owned()
+            ])
+        );
+        for bad in [
+            "redis://a:1,,redis://b:2",
+            "redis://a:1,",
+            "localhost:6379",
+            "redis://a:1,b:2",
+        ] {
+            assert!(
+                matches!(parse_server_list(bad), Err(ConfigError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+        // A host after a closed sentinel list is not a continuation.
+        assert!(parse_server_list("redis+sentinel://s1:1/m,s2:2").is_err());
+        let err = parse_server_list("redis://:hunter2@a:1,,x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn sentinel_urls_parse_with_credentials_db_and_defaults() {
+        let spec = SentinelSpec::parse(
+            "rediss+sentinel://u:p%40ss@s1,[::1]:26380/my%20master/3?sentinel_password=sp",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(spec.tls);
+        assert_eq!(
+            spec.hosts,
+            [("s1".to_owned(), 26379), ("::1".to_owned(), 26380)]
+        );
+        assert_eq!(spec.master_name, "my master");
+        assert_eq!(spec.db, 3);
+        assert_eq!(spec.username.as_deref(), Some("u"));
+        assert_eq!(spec.password.as_deref(), Some("p@ss"));
+        assert_eq!(spec.sentinel_password.as_deref(), Some("sp"));
+        assert_eq!(spec.secrets(), ["p@ss", "sp"]);
+        assert!(!format!("{spec:?}").contains("p@ss"));
+        for bad in [
+            "redis+sentinel://s1:1",
+            "redis+sentinel://s1:1/",
+            "redis+sentinel://s1:x/m",
+            "redis+sentinel://s1:1,/m",
+            "redis+sentinel://s1:1/m/x",
+            "redis+sentinel://s1:1/m/1/2",
+            "redis+sentinel://s1:1/m?sentinel_pasword=typo",
+        ] {
+            assert!(SentinelSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Metrics through the `metrics` facade (feature `metrics`); without the feature every
+//! function here is empty and compiles away. The names and labels are documented in the
+//! crate docs ("Metrics"); labels are bounded: no resource names, one `master` value per
+//! configured member.
+#![cfg_attr(not(feature = "metrics"), allow(dead_code))]
+
+use std::time::Duration;
+
+use crate::error::{LockError, NodeError};
+
+/// Acquired locks.
+pub(crate) const ACQUISITIONS: &str = "redlock_acquisitions_total";
+/// Acquisitions that failed because the resource was held elsewhere.
+pub(crate) const CONFLICTS: &str = "redlock_conflicts_total";
+/// Acquisitions that failed because no quorum answered.
+pub(crate) const NO_QUORUM: &str = "redlock_no_quorum_total";
+/// Failed acquisitions by reason.
+pub(crate) const ACQUIRE_FAILURES: &str = "redlock_acquire_failures_total";
+/// Extensions by outcome.
+pub(crate) const EXTENSIONS: &str = "redlock_extensions_total";
+/// Guards that lost their lock.
+pub(crate) const LOSSES: &str = "redlock_losses_total";
+/// Releases by outcome.
+pub(crate) const RELEASES: &str = "redlock_releases_total";
+/// Time to acquire (or fail), waiting included.
+pub(crate) const ACQUIRE_SECONDS: &str = "redlock_acquire_seconds";
+/// Time from acquisition to release.
+pub(crate) const HOLD_SECONDS: &str = "redlock_hold_seconds";
+/// Failed requests per master and kind.
+pub(crate) const MASTER_ERRORS: &str = "redlock_master_errors_total";
+
+/// Records the end of an acquisition.
+pub(crate) fn acquisition<T>(result: &Result<T, LockError>, elapsed: Duration) {
+    #[cfg(feature = "metrics")]
+    match result {
+        Ok(_) => {
+            metrics::counter!(ACQUISITIONS).increment(1);
+            metrics::histogram!(ACQUIRE_SECONDS, "outcome" => "ok").record(elapsed);
+        }
+        Err(e) => {
+            let reason = match e {
+                LockError::Conflict { .. } => {
+                    metrics::counter!(CONFLICTS).increment(1);
+                    "conflict"
+                }
+                LockError::NoQuorum { .. } => {
+                    metrics::counter!(NO_QUORUM).increment(1);
+                    "no_quorum"
+                }
+                LockError::ValidityExhausted { .. } => "validity_exhausted",
+                LockError::FencingContention { .. } => "fencing_contention",
+                LockError::NotALock { .. } => "not_a_lock",
+                LockError::Closed => "closed",
+                _ => "other",
+            };
+            metrics::counter!(ACQUIRE_FAILURES, "reason" => reason).increment(1);
+            metrics::histogram!(ACQUIRE_SECONDS, "outcome" => "failed").record(elapsed);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (result, elapsed);
+}
+
+/// Records an extension.
+pub(crate) fn extension(ok: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(EXTENSIONS, "outcome" => outcome(ok)).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = ok;
+}
+
+/// Records a release; `held` is the hold time of a successful one.
+pub(crate) fn release(ok: bool, held: Option<Duration>) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!(RELEASES, "outcome" => outcome(ok)).increment(1);
+        if let Some(held) = held {
+            metrics::histogram!(HOLD_SECONDS).record(held);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (ok, held);
+}
+
+/// Records a guard's loss of its lock.
+pub(crate) fn loss() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(LOSSES).increment(1);
+}
+
+/// Records a failed request to one master.
+pub(crate) fn master_error(master: &str, error: &NodeError) {
+    #[cfg(feature = "metrics")]
+    {
+        let kind = match error {
+            NodeError::Timeout(_) => "timeout",
+            NodeError::Refused => "refused",
+            NodeError::Connection(_) => "connection",
+            NodeError::Tls(_) => "tls",
+            NodeError::Auth(_) => "auth",
+            NodeError::NoPermission(_) => "no_permission",
+            NodeError::OutOfMemory(_) => "out_of_memory",
+            NodeError::ReadOnly(_) => "read_only",
+            NodeError::NotMaster(_) => "not_master",
+            NodeError::Sentinel(_) => "sentinel",
+            NodeError::Server { .. } => "server",
+            NodeError::UnexpectedReply(_) => "unexpected_reply",
+            NodeError::SameServer(_) => "same_server",
+        };
+        metrics::counter!(MASTER_ERRORS, "master" => master.to_owned(), "kind" => kind)
+            .increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (master, error);
+}
+
+#[cfg(feature = "metrics")]
+fn outcome(ok: bool) -> &'static str {
+    if ok { "ok" } else { "failed" }
+}

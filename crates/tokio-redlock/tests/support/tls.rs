@@ -1,0 +1,500 @@
+//! TLS-only `redis-server` processes (feature `tls`), with a throw-away PKI made by `rcgen`.
+//!
+//! [`pki`] generates, once per test process, a test CA, a server certificate for
+//! `127.0.0.1` and `localhost` signed by it, a client certificate signed by it (for mutual
+//! TLS), and a second, unrelated "unknown" CA. Each [`TlsMaster`] writes the PEM files into
+//! its own temporary dir and runs `redis-server --port 0 --tls-port P`: no plaintext
+//! listener at all, so a plaintext client against [`TlsMaster::plain_url`] talks to the TLS
+//! port. Readiness is checked over TLS (trusting the test CA, presenting the client
+//! certificate) and by the process id in `INFO`, as in `servers.rs`. Dropping a master
+//! SIGKILLs its process; a server that cannot start fails the test with its log.
+
+use std::{
+    fs::File,
+    io,
+    net::{Ipv4Addr, TcpListener},
+    ops::Index,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    thread,
+    time::{Duration, Instant},
+};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use redis::{ClientTlsConfig, ErrorKind, RedisResult, TlsCertificates, Value};
+use tempfile::TempDir;
+
+const NOT_FOUND_HINT: &str = "redis-server not found: install it with \
+    `sudo apt-get install -y redis-server` (Debian/Ubuntu); the TLS tests need a real \
+    TLS-capable Redis and never skip";
+
+/// How long `start` waits for the server to answer over TLS.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect/read/write timeout of the helper commands.
+const CMD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts with a fresh port when the process dies at startup (port race).
+const START_ATTEMPTS: usize = 5;
+
+/// The test PKI, PEM-encoded.
+#[derive(Debug)]
+pub struct Pki {
+    /// The CA that signed the server and client certificates.
+    pub ca_pem: String,
+    /// Server certificate, SANs `127.0.0.1` and `localhost`, signed by the CA.
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+    /// Client certificate (mutual TLS), signed by the CA.
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+    /// A second CA that signed nothing the servers use.
+    pub unknown_ca_pem: String,
+}
+
+/// The process-wide test PKI (generated on first use).
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(generate_pki)
+}
+
+/// The unrelated CA: trusting only it, no test server's certificate verifies.
+pub fn unknown_ca_pem() -> Vec<u8> {
+    pki().unknown_ca_pem.clone().into_bytes()
+}
+
+fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    let mut params = CertificateParams::new(Vec::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "tokio-redlock tests");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate().expect("generate CA key");
+    let cert = params.self_signed(&key).expect("self-sign CA");
+    (cert.pem(), Issuer::new(params, key))
+}
+
+/// A leaf certificate and its key, signed by `issuer`.
+fn new_leaf(
+    issuer: &Issuer<'_, KeyPair>,
+    name: &str,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+) -> (String, String) {
+    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+    let mut params = CertificateParams::new(sans).expect("valid SANs");
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![usage];
+    let key = KeyPair::generate().expect("generate leaf key");
+    let cert = params.signed_by(&key, issuer).expect("sign leaf");
+    (cert.pem(), key.serialize_pem())
+}
+
+fn generate_pki() -> Pki {
+    let (ca_pem, ca) = new_ca("tokio-redlock test CA");
+    let (server_cert_pem, server_key_pem) = new_leaf(
+        &ca,
+        "localhost",
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert_pem, client_key_pem) = new_leaf(
+        &ca,
+        "tokio-redlock test client",
+        &[],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let (unknown_ca_pem, _) = new_ca("unknown CA");
+    Pki {
+        ca_pem,
+        server_cert_pem,
+        server_key_pem,
+        client_cert_pem,
+        client_key_pem,
+        unknown_ca_pem,
+    }
+}
+
+/// Startup options of a TLS test server.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// `--tls-auth-clients yes` (mutual TLS: a client certificate signed by the test CA is
+    /// required) instead of `no`.
+    pub mutual: bool,
+    /// `--requirepass`, if any (the helpers AUTH with it).
+    pub password: Option<String>,
+}
+
+/// One TLS-only `redis-server` child process on 127.0.0.1.
+pub struct TlsMaster {
+    child: Option<Child>,
+    port: u16,
+    opts: TlsOptions,
+    // Declared last: dropped after the process is killed in `Drop`.
+    dir: TempDir,
+}
+
+impl TlsMaster {
+    /// Starts a TLS-only server on a free loopback port and waits until it answers over TLS.
+    pub fn start(opts: TlsOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("redlock-redis-tls-")
+            .tempdir()
+            .expect("create temp dir for redis-server");
+        write_pem_files(dir.path());
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match spawn_and_wait(port, dir.path(), &opts) {
+                Ok(child) => {
+                    return Self {
+                        child: Some(child),
+                        port,
+                        opts,
+                        dir,
+                    };
+                }
+                Err(e) => failures.push(format!("port {port}: {e}")),
+            }
+        }
+        panic!(
+            "TLS redis-server failed to start {START_ATTEMPTS} times:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// The TLS port (the server has no plaintext port).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `rediss://127.0.0.1:PORT` (without credentials).
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://localhost:PORT` (the certificate also names `localhost`).
+    pub fn localhost_url(&self) -> String {
+        format!("rediss://localhost:{}", self.port)
+    }
+
+    /// `redis://127.0.0.1:PORT`: plaintext against the TLS-only port (field case C17 a).
+    pub fn plain_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The test CA that signed the server certificate.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        pki().ca_pem.clone().into_bytes()
+    }
+
+    /// A client certificate the server accepts (mutual TLS).
+    pub fn client_cert_pem(&self) -> Vec<u8> {
+        pki().client_cert_pem.clone().into_bytes()
+    }
+
+    /// The key of [`client_cert_pem`](Self::client_cert_pem).
+    pub fn client_key_pem(&self) -> Vec<u8> {
+        pki().client_key_pem.clone().into_bytes()
+    }
+
+    pub fn options(&self) -> &TlsOptions {
+        &self.opts
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The last lines of the server log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(self.dir.path())
+    }
+
+    /// SIGKILLs the process and reaps it. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs one command over TLS on a fresh connection; panics on any error.
+    pub fn cmd(&self, args: &[&str]) -> Value {
+        self.try_cmd(args).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} on TLS redis {} failed: {e}\n{}",
+                self.port,
+                self.log_tail()
+            )
+        })
+    }
+
+    /// Like [`cmd`](Self::cmd) with binary arguments.
+    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Value {
+        self.try_cmd_bytes(args).unwrap_or_else(|e| {
+            let shown: Vec<_> = args.iter().map(|a| String::from_utf8_lossy(a)).collect();
+            panic!("{shown:?} on TLS redis {} failed: {e}", self.port)
+        })
+    }
+
+    pub fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.try_cmd_bytes(&bytes)
+    }
+
+    /// Runs one command on a fresh sync TLS connection (trusting the test CA, presenting the
+    /// client certificate, AUTH if the server has a password, 2 s timeouts). Server error
+    /// replies become `Err`.
+    pub fn try_cmd_bytes(&self, args: &[&[u8]]) -> RedisResult<Value> {
+        let mut conn = connect(self.port, self.opts.password.as_deref(), CMD_TIMEOUT)?;
+        let mut cmd = redis::Cmd::new();
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        match cmd.query::<Value>(&mut conn)? {
+            Value::ServerError(e) => Err(e.into()),
+            v => Ok(v),
+        }
+    }
+
+    /// GET: the value, or `None` if the key does not exist.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.cmd_bytes(&[b"GET", key]) {
+            Value::Nil => None,
+            Value::BulkString(v) => Some(v),
+            other => panic!("unexpected GET reply {other:?}"),
+        }
+    }
+
+    /// PTTL in milliseconds (-2: no key, -1: no expiry).
+    pub fn pttl(&self, key: &[u8]) -> i64 {
+        expect_int(self.cmd_bytes(&[b"PTTL", key]))
+    }
+
+    pub fn dbsize(&self) -> i64 {
+        expect_int(self.cmd(&["DBSIZE"]))
+    }
+
+    /// Whether `key` holds exactly `token`.
+    pub fn holds(&self, key: &[u8], token: impl AsRef<[u8]>) -> bool {
+        self.get(key).as_deref() == Some(token.as_ref())
+    }
+
+    /// Clients connected over TLS right now (`INFO clients` `connected_clients`, the helper's
+    /// own connection included).
+    pub fn connected_clients(&self) -> i64 {
+        let info = match self.cmd(&["INFO", "clients"]) {
+            Value::BulkString(b) => String::from_utf8(b).expect("INFO is UTF-8"),
+            Value::VerbatimString { text, .. } => text,
+            other => panic!("unexpected INFO reply {other:?}"),
+        };
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("connected_clients:"))
+            .expect("connected_clients in INFO")
+            .parse()
+            .expect("connected_clients is a number")
+    }
+}
+
+impl Drop for TlsMaster {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A set of independent TLS masters sharing the test PKI.
+pub struct TlsMasters(pub Vec<TlsMaster>);
+
+impl TlsMasters {
+    /// Starts `n` masters in parallel with the same options.
+    pub fn start(n: usize, opts: TlsOptions) -> Self {
+        pki(); // generate once, before the threads race for it
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let opts = opts.clone();
+                thread::spawn(move || TlsMaster::start(opts))
+            })
+            .collect();
+        // Join all first so a failure does not leak the other servers.
+        let results: Vec<_> = handles.into_iter().map(thread::JoinHandle::join).collect();
+        let mut masters = Vec::with_capacity(n);
+        for result in results {
+            match result {
+                Ok(master) => masters.push(master),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Self(masters)
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.0.iter().map(TlsMaster::url).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, TlsMaster> {
+        self.0.iter()
+    }
+}
+
+impl Index<usize> for TlsMasters {
+    type Output = TlsMaster;
+
+    fn index(&self, i: usize) -> &TlsMaster {
+        &self.0[i]
+    }
+}
+
+fn expect_int(v: Value) -> i64 {
+    match v {
+        Value::Int(i) => i,
+        other => panic!("expected an integer reply, got {other:?}"),
+    }
+}
+
+/// A sync TLS connection to `127.0.0.1:port` trusting the test CA and presenting the test
+/// client certificate.
+fn connect(port: u16, password: Option<&str>, timeout: Duration) -> RedisResult<redis::Connection> {
+    let url = match password {
+        Some(pw) => format!("rediss://:{pw}@127.0.0.1:{port}"),
+        None => format!("rediss://127.0.0.1:{port}"),
+    };
+    let pki = pki();
+    let client = redis::Client::build_with_tls(
+        url,
+        TlsCertificates {
+            client_tls: Some(ClientTlsConfig {
+                client_cert: pki.client_cert_pem.clone().into_bytes(),
+                client_key: pki.client_key_pem.clone().into_bytes(),
+            }),
+            root_cert: Some(pki.ca_pem.clone().into_bytes()),
+        },
+    )?;
+    let conn = client.get_connection_with_timeout(timeout)?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    Ok(conn)
+}
+
+fn write_pem_files(dir: &Path) {
+    let pki = pki();
+    for (name, pem) in [
+        ("ca.crt", &pki.ca_pem),
+        ("server.crt", &pki.server_cert_pem),
+        ("server.key", &pki.server_key_pem),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp dir path is UTF-8")
+}
+
+/// Spawns a TLS-only `redis-server` on `port` and waits until it answers over TLS.
+fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<Child, String> {
+    let log = dir.join("redis.log");
+    let stderr = File::create(dir.join("redis.stderr")).expect("create redis.stderr");
+    let port_str = port.to_string();
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", "0", "--tls-port", &port_str])
+        .args(["--bind", "127.0.0.1", "--dir", path_str(dir)])
+        .args(["--tls-cert-file", path_str(&dir.join("server.crt"))])
+        .args(["--tls-key-file", path_str(&dir.join("server.key"))])
+        .args(["--tls-ca-cert-file", path_str(&dir.join("ca.crt"))])
+        .args(["--tls-auth-clients", if opts.mutual { "yes" } else { "no" }])
+        .args(["--enable-debug-command", "local", "--protected-mode", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--daemonize", "no", "--logfile", path_str(&log)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    if let Some(pw) = &opts.password {
+        command.args(["--requirepass", pw]);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => panic!("{NOT_FOUND_HINT}"),
+        Err(e) => panic!("spawning redis-server failed: {e}"),
+    };
+
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "redis-server exited early ({status})\n{}",
+                log_tail(dir)
+            ));
+        }
+        let last_error = match answers(port, pid, opts.password.as_deref()) {
+            Ok(true) => return Ok(child),
+            Ok(false) => "answered, but not ready (or not our process)".to_owned(),
+            Err(e) => e,
+        };
+        if started.elapsed() > STARTUP_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "redis-server did not answer over TLS within {STARTUP_TIMEOUT:?} \
+                 (last: {last_error})\n{}",
+                log_tail(dir)
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether *our* server (process `pid`) answers over TLS on `port` with `loading:0`.
+fn answers(port: u16, pid: u32, password: Option<&str>) -> Result<bool, String> {
+    let mut conn =
+        connect(port, password, Duration::from_millis(500)).map_err(|e| e.to_string())?;
+    match redis::cmd("INFO")
+        .arg("everything")
+        .query::<String>(&mut conn)
+    {
+        Ok(info) => {
+            let has = |line: &str| info.lines().any(|l| l.trim() == line);
+            Ok(has(&format!("process_id:{pid}")) && has("loading:0"))
+        }
+        Err(e) if e.kind() == ErrorKind::AuthenticationFailed => Ok(true),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Last 30 lines of the server's log and stderr.
+fn log_tail(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["redis.stderr", "redis.log"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(30)..];
+        out.push_str(&format!("--- {name} (tail) ---\n{}\n", tail.join("\n")));
+    }
+    out
+}

@@ -1,0 +1,383 @@
+//! TLS to the masters (feature `tls`) against real TLS-only `redis-server` processes with a
+//! throw-away PKI: a custom CA, mutual TLS, `danger_accept_invalid_certificates`, a password
+//! over TLS, and field case C17 (a) plaintext client against a TLS-only port and (c) a
+//! certificate signed by an unknown CA — each failure fast, typed, and with its cause kept.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::checks::{RELAXED, ms, render, settle, watchdog, within};
+use support::servers::{Masters, RedisServer};
+use support::tls::{TlsMaster, TlsMasters, TlsOptions, unknown_ca_pem};
+use support::{eventually, unique_name};
+use tokio::time::Instant;
+use tokio_redlock::{LockError, LockManager, LockManagerBuilder, NodeError, NodeStatus};
+
+/// Connect budget of the failure tests; "fast" means well under it plus a margin.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A failing acquire must end before this (connect budget + margin).
+const FAST: Duration = Duration::from_secs(5);
+/// Outer limit that tells a hang apart from a merely slow failure.
+const HANG: Duration = Duration::from_secs(15);
+
+const PASSWORD: &str = "tls-s3cret-Pw";
+const WRONG_PASSWORD: &str = "tls-wr0ng-Pw";
+
+/// A builder over `urls` with a relaxed per-master budget (TLS handshakes on a loaded box) and
+/// the test connect budget.
+fn tls_builder(urls: impl IntoIterator<Item = String>) -> LockManagerBuilder {
+    LockManager::builder()
+        .servers(urls)
+        .node_timeout(RELAXED)
+        .connect_timeout(CONNECT_TIMEOUT)
+}
+
+/// Waits up to 3 s until every master holds `token` under `key` (a slower master's SET may
+/// still be landing when `lock` returns).
+async fn held_on_all(masters: &[&TlsMaster], key: &[u8], token: &str) {
+    let held = eventually(ms(3_000), || masters.iter().all(|m| m.holds(key, token))).await;
+    assert!(
+        held,
+        "every TLS master must hold the token under `{}`",
+        String::from_utf8_lossy(key)
+    );
+}
+
+/// Lock, extend and unlock `resource` through `manager`, checking the keys on `masters`:
+/// value = token, a TTL set (and raised by extend), gone after unlock.
+async fn lock_extend_unlock(manager: &LockManager, masters: &[&TlsMaster], resource: &str) {
+    let key = resource.as_bytes();
+    let mut lock = watchdog("lock", manager.lock(resource).ttl(ms(5_000)))
+        .await
+        .unwrap_or_else(|e| panic!("lock over TLS: {}", render(&e)));
+    let token = lock.token().to_owned();
+    held_on_all(masters, key, &token).await;
+    for m in masters {
+        let pttl = m.pttl(key);
+        assert!(0 < pttl && pttl <= 5_000, "PTTL {pttl} after a 5 s lock");
+    }
+
+    watchdog("extend", manager.extend(&mut lock, ms(20_000)))
+        .await
+        .unwrap_or_else(|e| panic!("extend over TLS: {}", render(&e)));
+    assert!(lock.is_valid());
+    let extended = eventually(ms(3_000), || {
+        masters
+            .iter()
+            .all(|m| m.holds(key, &token) && m.pttl(key) > 5_000)
+    })
+    .await;
+    assert!(extended, "extend must raise the TTL on every master");
+    for m in masters {
+        assert!(m.pttl(key) <= 20_000);
+    }
+
+    watchdog("unlock", manager.unlock(&mut lock))
+        .await
+        .unwrap_or_else(|e| panic!("unlock over TLS: {}", render(&e)));
+    settle(manager).await;
+    for (i, m) in masters.iter().enumerate() {
+        assert_eq!(m.get(key), None, "S{} still holds the key", i + 1);
+        assert_eq!(m.dbsize(), 0, "S{} has keys left", i + 1);
+    }
+}
+
+/// An acquire of a fresh resource that must fail fast (under [`FAST`]), as "unavailable"
+/// and not "locked by someone else", on the single master of `manager`, with the per-master
+/// cause. Returns that cause and the rendered error.
+async fn single_master_failure(manager: &LockManager) -> (NodeError, String) {
+    let resource = unique_name("tls-fail");
+    let started = Instant::now();
+    let err = within(HANG, "lock", manager.lock(&resource).ttl(ms(2_000)))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    let shown = render(&err);
+    assert!(took < FAST, "took {took:?} to fail: {shown}");
+    assert!(err.is_unavailable(), "{shown}");
+    assert!(!err.is_conflict(), "{shown}");
+    assert!(matches!(err, LockError::NoQuorum { .. }), "{shown}");
+    let cause = match err.outcomes() {
+        [o] => match o.status() {
+            NodeStatus::Failed(e) => e.clone(),
+            other => panic!("expected a failed master, got {other:?}: {shown}"),
+        },
+        other => panic!("expected one outcome, got {other:?}"),
+    };
+    println!("failure after {took:?}: {cause:?}\n{shown}");
+    (cause, shown)
+}
+
+// ---------------------------------------------------------------------------------------
+// Working TLS
+// ---------------------------------------------------------------------------------------
+
+/// Three TLS-only masters (one addressed as `localhost`, the certificate's DNS name), a
+/// custom CA: lock, extend and unlock reach a quorum over TLS; the keys hold the token with
+/// a TTL and are gone after unlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_extend_unlock_over_tls_with_a_custom_ca() {
+    let masters = TlsMasters::start(3, TlsOptions::default());
+    let urls = vec![
+        masters[0].url(),
+        masters[1].url(),
+        masters[2].localhost_url(),
+    ];
+    let manager = tls_builder(urls)
+        .tls_root_certificate(masters[0].ca_pem())
+        .build()
+        .unwrap();
+    assert_eq!(manager.quorum(), 2);
+    let all: Vec<&TlsMaster> = masters.iter().collect();
+    lock_extend_unlock(&manager, &all, &unique_name("tls")).await;
+    // A second cycle reuses the TLS connections.
+    lock_extend_unlock(&manager, &all, &unique_name("tls-again")).await;
+    watchdog("close", manager.close()).await;
+}
+
+/// Mutual TLS: with the client certificate the server asks for, everything works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_a_client_certificate_works() {
+    let master = TlsMaster::start(TlsOptions {
+        mutual: true,
+        ..TlsOptions::default()
+    });
+    let manager = tls_builder([master.url()])
+        .tls_root_certificate(master.ca_pem())
+        .tls_client_certificate(master.client_cert_pem(), master.client_key_pem())
+        .build()
+        .unwrap();
+    lock_extend_unlock(&manager, &[&master], &unique_name("mtls")).await;
+}
+
+/// Mutual TLS without a client certificate: the server refuses the handshake (TLS 1.3 sends
+/// the "certificate required" alert after the client thinks it is done). The acquire fails
+/// fast, typed (TLS or connection failure), with the alert kept in the message, and no key
+/// is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_without_a_client_certificate_fails_fast_and_typed() {
+    let master = TlsMaster::start(TlsOptions {
+        mutual: true,
+        ..TlsOptions::default()
+    });
+    let manager = tls_builder([master.url()])
+        .tls_root_certificate(master.ca_pem())
+        .build()
+        .unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    match &cause {
+        NodeError::Tls(m) | NodeError::Connection(m) => assert!(
+            m.to_lowercase().contains("certificate"),
+            "the cause must name the missing certificate: {m}"
+        ),
+        other => panic!("expected a TLS or connection failure, got {other:?}: {shown}"),
+    }
+    assert_eq!(master.dbsize(), 0, "no key written");
+}
+
+/// `danger_accept_invalid_certificates(true)` connects to a server whose certificate no
+/// trusted CA signed (trusting only the unknown CA, and trusting nothing extra at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn danger_accept_invalid_certificates_connects_despite_an_unknown_ca() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let with_unknown_ca = tls_builder([master.url()])
+        .tls_root_certificate(unknown_ca_pem())
+        .danger_accept_invalid_certificates(true)
+        .build()
+        .unwrap();
+    lock_extend_unlock(&with_unknown_ca, &[&master], &unique_name("danger")).await;
+
+    let without_roots = tls_builder([master.url()])
+        .danger_accept_invalid_certificates(true)
+        .build()
+        .unwrap();
+    lock_extend_unlock(&without_roots, &[&master], &unique_name("danger2")).await;
+}
+
+/// A `#insecure` fragment (redis-rs's own switch for skipping verification) is refused by
+/// `build()`: the only way to skip verification is the explicit builder method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_url_fragment_is_rejected_by_build() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let port = master.port();
+    for url in [
+        format!("rediss://127.0.0.1:{port}/#insecure"),
+        format!("rediss://127.0.0.1:{port}#insecure"),
+        format!("rediss://127.0.0.1:{port}/0#insecure"),
+    ] {
+        let err = LockManager::builder()
+            .server(url.clone())
+            .danger_accept_invalid_certificates(false)
+            .build()
+            .expect_err(&format!("{url} must be rejected"));
+        let shown = format!("{err}\n{err:?}");
+        println!("{url}: {shown}");
+        assert!(
+            shown.to_lowercase().contains("insecure"),
+            "the error must say why: {shown}"
+        );
+    }
+    // Also with the builder's own switch on: the fragment is refused, not merged.
+    let err = LockManager::builder()
+        .server(format!("rediss://127.0.0.1:{port}/#insecure"))
+        .danger_accept_invalid_certificates(true)
+        .build()
+        .expect_err("#insecure is refused even with danger_accept_invalid_certificates");
+    println!("{err}");
+    assert_eq!(master.dbsize(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// C17 (a): plaintext against TLS, and TLS against plaintext
+// ---------------------------------------------------------------------------------------
+
+/// C17 (a): a plaintext `redis://` client against a TLS-only port. The server drops the
+/// connection when the bytes are no TLS handshake: the acquire fails fast as a connection
+/// failure with the cause (reset / closed) in the message, never hanging, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17a_plaintext_client_against_a_tls_only_port_fails_fast_and_typed() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.plain_url()]).build().unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    match &cause {
+        NodeError::Connection(m) => {
+            let m = m.to_lowercase();
+            assert!(
+                [
+                    "reset",
+                    "closed",
+                    "eof",
+                    "broken pipe",
+                    "terminated",
+                    "aborted"
+                ]
+                .iter()
+                .any(|w| m.contains(w)),
+                "the cause must say the connection was dropped: {m}"
+            );
+        }
+        other => panic!("expected a connection failure, got {other:?}: {shown}"),
+    }
+    assert!(!cause.is_timeout(), "the server answers at once: {cause:?}");
+    assert_eq!(master.dbsize(), 0, "no key written");
+}
+
+/// C17 (a), the other way round: a `rediss://` client against a plaintext-only server. Redis
+/// reads the ClientHello as the start of an inline command and waits for its end of line, so
+/// nothing comes back: the acquire ends at the connect budget as a typed timeout (or, should
+/// the server answer, a TLS/connection failure), never hanging, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17a_tls_client_against_a_plaintext_port_fails_fast_and_typed() {
+    let masters = Masters::start(1);
+    let server: &RedisServer = &masters[0];
+    let manager = tls_builder([format!("rediss://127.0.0.1:{}", server.port())])
+        .tls_root_certificate(support::tls::pki().ca_pem.clone().into_bytes())
+        .build()
+        .unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    match &cause {
+        NodeError::Timeout(budget) => assert_eq!(*budget, CONNECT_TIMEOUT, "{shown}"),
+        NodeError::Tls(m) | NodeError::Connection(m) => assert!(!m.is_empty(), "{shown}"),
+        other => panic!("expected a timeout, TLS or connection failure, got {other:?}: {shown}"),
+    }
+    assert_eq!(server.dbsize(), 0, "no key written");
+}
+
+// ---------------------------------------------------------------------------------------
+// C17 (c): a certificate signed by an unknown CA
+// ---------------------------------------------------------------------------------------
+
+/// C17 (c): the server's certificate is signed by a CA the client does not trust. The
+/// acquire fails fast with `NodeError::Tls` naming the certificate problem (unknown
+/// issuer); nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17c_unknown_ca_fails_fast_with_the_certificate_cause() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.url()])
+        .tls_root_certificate(unknown_ca_pem())
+        .build()
+        .unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    match &cause {
+        NodeError::Tls(m) => {
+            let lower = m.to_lowercase();
+            assert!(
+                lower.contains("certificate") && lower.contains("unknownissuer"),
+                "the cause must name the certificate problem: {m}"
+            );
+        }
+        other => panic!("expected NodeError::Tls, got {other:?}: {shown}"),
+    }
+    assert!(
+        shown.contains("UnknownIssuer"),
+        "the rendered error keeps it: {shown}"
+    );
+    assert_eq!(master.dbsize(), 0, "no key written");
+}
+
+/// C17 (c), default trust: without `tls_root_certificate` the system roots apply, and they
+/// do not know the test CA either: same typed, fast TLS failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c17c_system_roots_do_not_trust_the_test_ca() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.url()]).build().unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    assert!(
+        matches!(cause, NodeError::Tls(_)),
+        "expected NodeError::Tls, got {cause:?}: {shown}"
+    );
+    assert_eq!(master.dbsize(), 0, "no key written");
+}
+
+// ---------------------------------------------------------------------------------------
+// Passwords over TLS
+// ---------------------------------------------------------------------------------------
+
+/// `--requirepass` over TLS: the right password works; a wrong or missing one is a fast,
+/// typed `Auth` failure, and the password appears in no message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_over_tls_right_works_wrong_is_auth_without_the_password() {
+    let master = TlsMaster::start(TlsOptions {
+        password: Some(PASSWORD.to_owned()),
+        ..TlsOptions::default()
+    });
+    let port = master.port();
+
+    let right = tls_builder([format!("rediss://:{PASSWORD}@127.0.0.1:{port}")])
+        .tls_root_certificate(master.ca_pem())
+        .build()
+        .unwrap();
+    assert!(!format!("{right:?}").contains(PASSWORD));
+    lock_extend_unlock(&right, &[&master], &unique_name("tls-pw")).await;
+
+    for url in [
+        format!("rediss://:{WRONG_PASSWORD}@127.0.0.1:{port}"),
+        format!("rediss://127.0.0.1:{port}"),
+    ] {
+        let manager = tls_builder([url])
+            .tls_root_certificate(master.ca_pem())
+            .build()
+            .unwrap();
+        let (cause, shown) = single_master_failure(&manager).await;
+        assert!(matches!(cause, NodeError::Auth(_)), "{cause:?}: {shown}");
+        assert!(cause.is_permanent());
+        for secret in [PASSWORD, WRONG_PASSWORD] {
+            assert!(!shown.contains(secret), "secret leaked: {shown}");
+            assert!(!format!("{cause}\n{cause:?}").contains(secret));
+            assert!(!format!("{manager:?}").contains(secret));
+        }
+        assert_eq!(master.dbsize(), 0, "no key written");
+    }
+}
