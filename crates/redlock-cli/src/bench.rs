@@ -32,7 +32,7 @@ pub(crate) struct BenchReport {
 
 /// Runs `redlock bench` and returns the exit code.
 pub(crate) async fn run(args: BenchArgs, common: &Common, report: Report) -> u8 {
-    let (manager, _) = match crate::build_manager(common, args.ttl, false) {
+    let manager = match crate::build_manager(common, args.ttl, false) {
         Ok(m) => m,
         Err(e) => {
             report.error(e);

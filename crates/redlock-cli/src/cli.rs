@@ -1,10 +1,12 @@
 //! The command line: subcommands, options, their defaults, and the value parsers (durations
 //! as flock takes them, signal names).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::Signal;
+use tokio_redlock::{ConfigError, parse_server_list};
 
 /// The default master when neither `-s` nor `REDLOCK_SERVERS` names one.
 pub(crate) const DEFAULT_SERVER: &str = "redis://127.0.0.1:6379";
@@ -15,6 +17,13 @@ Examples:
   redlock exec -n -s redis://a:6379 -s redis://b:6379 -s redis://c:6379 deploy -- make deploy
   redlock status deploy                                 # who holds it, on each master
   redlock bench                                         # lock/unlock latency on your masters
+
+Servers (-s URL, repeatable or comma-separated; or REDLOCK_SERVERS=URL,URL,…):
+  redis://[user:password@]host:port[/db]     a master (default redis://127.0.0.1:6379)
+  rediss://…                                 the same over TLS (see --tls-ca-cert)
+  redis+unix:///path/redis.sock[?db=N]       a master on a Unix socket (also unix:///path)
+  redis+sentinel://h1:26379,h2:26379/name    a Sentinel group, counted as ONE member
+                                             (rediss+sentinel:// for TLS)
 
 Exit codes (exec): the command's status; 1 (or -E N) on conflict or wait expiry; 64 bad usage;
 69 no quorum of masters reachable; 75 (or --lost-exit-code) lock lost while the command ran;
@@ -98,14 +107,22 @@ pub(crate) struct Cli {
 /// Options shared by every subcommand.
 #[derive(Debug, Args)]
 pub(crate) struct Common {
-    /// A Redis master, `redis://[user:password@]host:port[/db]` (repeatable; a quorum is
-    /// N/2+1 of them). Default: redis://127.0.0.1:6379
+    /// A quorum member's URL (repeatable, or comma-separated; a quorum is N/2+1 of them).
+    /// Default: redis://127.0.0.1:6379
+    ///
+    /// Accepted forms: `redis://[user:password@]host:port[/db]`; `rediss://…` (TLS);
+    /// `redis+unix:///path[?db=N&pass=P]` or `unix:///path` (a Unix socket); a Sentinel group
+    /// as ONE member:
+    /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>[/<db>][?sentinel_username=U&sentinel_password=P]`
+    /// (`rediss+sentinel://` for TLS; user:password are the master's, sentinel_* the
+    /// sentinels').
+    // No `value_delimiter`: a Sentinel URL has commas of its own. Every value (and the
+    // variable) is split by the library's `parse_server_list`, which keeps them together.
     #[arg(
         short = 's',
         long = "server",
         value_name = "URL",
         env = "REDLOCK_SERVERS",
-        value_delimiter = ',',
         hide_env_values = true,
         global = true
     )]
@@ -119,6 +136,56 @@ pub(crate) struct Common {
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "200ms", global = true)]
     pub(crate) node_timeout: Duration,
 
+    /// Trust this PEM CA certificate (bundle) for rediss:// members instead of the system's
+    /// roots.
+    #[arg(
+        long = "tls-ca-cert",
+        value_name = "FILE",
+        env = "REDLOCK_TLS_CA_CERT",
+        hide_env_values = true,
+        global = true,
+        help_heading = "TLS"
+    )]
+    pub(crate) tls_ca_cert: Option<PathBuf>,
+
+    /// Present this PEM client certificate (chain) to rediss:// members that require client
+    /// authentication (mutual TLS); needs --tls-key.
+    #[arg(
+        long = "tls-cert",
+        value_name = "FILE",
+        env = "REDLOCK_TLS_CERT",
+        hide_env_values = true,
+        requires = "tls_key",
+        global = true,
+        help_heading = "TLS"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long = "tls-key",
+        value_name = "FILE",
+        env = "REDLOCK_TLS_KEY",
+        hide_env_values = true,
+        requires = "tls_cert",
+        global = true,
+        help_heading = "TLS"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// DANGER: do NOT verify the masters' TLS certificates: anyone on the network path can
+    /// impersonate a master and grant or steal locks.
+    ///
+    /// With this, any certificate for any name is accepted, so TLS only hides the traffic
+    /// from passive eavesdroppers. For throw-away test setups only; for a private or
+    /// self-signed CA use --tls-ca-cert instead.
+    #[arg(
+        long = "danger-accept-invalid-certs",
+        global = true,
+        help_heading = "TLS"
+    )]
+    pub(crate) danger_accept_invalid_certs: bool,
+
     /// Print acquisition time and per-master outcomes on stderr (-vv: also the library's
     /// debug log).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -130,19 +197,22 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    /// The configured masters, or the default one.
-    pub(crate) fn server_urls(&self) -> Vec<String> {
-        let servers: Vec<String> = self
-            .servers
-            .iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if servers.is_empty() {
-            vec![DEFAULT_SERVER.to_owned()]
-        } else {
-            servers
+    /// The configured members, each `-s` value (or `REDLOCK_SERVERS`) split by the library's
+    /// [`parse_server_list`], or the default master when none is given.
+    ///
+    /// # Errors
+    ///
+    /// A list that does not parse (an empty entry, a part without a scheme); the message
+    /// has its passwords redacted.
+    pub(crate) fn server_urls(&self) -> Result<Vec<String>, ConfigError> {
+        let mut servers = Vec::new();
+        for value in &self.servers {
+            servers.extend(parse_server_list(value)?);
         }
+        if servers.is_empty() {
+            servers.push(DEFAULT_SERVER.to_owned());
+        }
+        Ok(servers)
     }
 }
 
@@ -320,6 +390,29 @@ mod tests {
         assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
         assert!(parse_signal("FOO").is_err());
         assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn server_values_are_split_by_the_library_parser() {
+        let common = |args: &[&str]| {
+            let argv = ["redlock"].iter().chain(args).chain(&["status", "r"]);
+            Cli::try_parse_from(argv).unwrap().common
+        };
+        let c = common(&[
+            "-s",
+            "redis://a:1, redis+sentinel://h:1,h:2/m",
+            "-s",
+            "rediss://b:2",
+        ]);
+        assert_eq!(
+            c.server_urls().unwrap(),
+            ["redis://a:1", "redis+sentinel://h:1,h:2/m", "rediss://b:2"]
+        );
+        let bad = common(&["-s", "redis://:pw@a:1,,redis://b:2"])
+            .server_urls()
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("empty entry") && !bad.contains("pw@"), "{bad}");
     }
 
     #[test]

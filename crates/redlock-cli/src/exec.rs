@@ -24,11 +24,13 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::Instant;
-use tokio_redlock::{DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, NodeStatus};
+use tokio_redlock::{
+    DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, NodeError, NodeStatus,
+};
 
 use crate::cli::{Common, ExecArgs};
 use crate::exit;
-use crate::probe::{self, KeyState, Master, MasterKey, show_duration};
+use crate::probe::{self, KeyState, MasterKey, show_duration};
 use crate::report::Report;
 use crate::signals::Signals;
 use crate::terminal::Terminal;
@@ -43,8 +45,6 @@ const WAIT_JITTER: Duration = Duration::from_millis(25);
 const MIN_PAUSE: Duration = Duration::from_millis(5);
 /// How often the group is checked for leftover processes after a loss.
 const GROUP_POLL: Duration = Duration::from_millis(20);
-/// The shortest per-master budget of the loss report's reads.
-const MIN_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// How long to wait for the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,7 +194,7 @@ pub(crate) async fn run(args: ExecArgs, common: &Common, report: Report) -> u8 {
         ));
         return exit::USAGE;
     }
-    let (manager, masters) = match crate::build_manager(common, args.ttl, args.fencing) {
+    let manager = match crate::build_manager(common, args.ttl, args.fencing) {
         Ok(m) => m,
         Err(e) => {
             report.error(e);
@@ -205,16 +205,7 @@ pub(crate) async fn run(args: ExecArgs, common: &Common, report: Report) -> u8 {
         ttl: args.ttl,
         extend_every,
     };
-    let code = run_with(
-        &manager,
-        &masters,
-        &args,
-        spec,
-        common,
-        report,
-        &mut signals,
-    )
-    .await;
+    let code = run_with(&manager, &args, spec, common, report, &mut signals).await;
     // Awaits the background work (releases of dropped attempts), bounded by the timeouts.
     manager.close().await;
     code
@@ -222,7 +213,6 @@ pub(crate) async fn run(args: ExecArgs, common: &Common, report: Report) -> u8 {
 
 async fn run_with(
     manager: &LockManager,
-    masters: &[Master],
     args: &ExecArgs,
     spec: AcquireSpec,
     common: &Common,
@@ -306,10 +296,10 @@ async fn run_with(
         margin: safety_margin(spec.ttl, common.node_timeout),
         kill_signal: args.kill_signal,
         kill_after: args.kill_after,
-        probe_timeout: common.node_timeout.max(MIN_PROBE_TIMEOUT),
+        probe_timeout: probe::budget(common.node_timeout),
     };
     let outcome = supervise(
-        &guard, &mut child, pgid, &watch, masters, resource, signals, report,
+        &guard, &mut child, pgid, &watch, manager, resource, signals, report,
     )
     .await;
     if let Some(t) = &terminal {
@@ -322,7 +312,7 @@ async fn run_with(
             ..
         } => {
             // The reads started when the loss was noticed; the release would delete the keys
-            // they look for, so it waits for them (bounded by the probe timeout).
+            // they look for, so it waits for them (bounded by the probe budget).
             let masters = (&mut loss.probe).await.unwrap_or_default();
             let token = guard.token().to_owned();
             drop(guard.release().await);
@@ -374,6 +364,16 @@ fn acquire_failed(
         report.error(e);
         if e.is_auth() {
             report.error("check the credentials and ACL permissions in the server URLs");
+        }
+        let tls_failed = e
+            .outcomes()
+            .iter()
+            .any(|o| matches!(o.status(), NodeStatus::Failed(NodeError::Tls(_))));
+        if tls_failed {
+            report.error(
+                "check --tls-ca-cert (the CA that signed the servers' certificates) and, for \
+                 servers that require client certificates, --tls-cert and --tls-key",
+            );
         }
         return exit::UNAVAILABLE;
     }
@@ -427,6 +427,7 @@ struct Watch {
     margin: Duration,
     kill_signal: Signal,
     kill_after: Duration,
+    /// The outer bound of the loss report's per-master reads.
     probe_timeout: Duration,
 }
 
@@ -459,7 +460,7 @@ async fn supervise(
     child: &mut tokio::process::Child,
     pgid: Pid,
     watch: &Watch,
-    masters: &[Master],
+    manager: &LockManager,
     resource: &str,
     signals: &mut Signals,
     report: Report,
@@ -478,13 +479,10 @@ async fn supervise(
             watch.kill_signal,
             show_duration(watch.kill_after),
         ));
-        let (masters, key, timeout) = (
-            masters.to_vec(),
-            resource.as_bytes().to_vec(),
-            watch.probe_timeout,
-        );
+        let (manager, resource, timeout) =
+            (manager.clone(), resource.to_owned(), watch.probe_timeout);
         Loss {
-            probe: tokio::spawn(async move { probe::read_all(&masters, &key, timeout).await }),
+            probe: tokio::spawn(async move { probe::read_all(&manager, &resource, timeout).await }),
         }
     };
     let kill_group = || {
@@ -620,7 +618,7 @@ fn describe_for_loss(m: &MasterKey) -> String {
         KeyState::Held { value, .. } => {
             format!("held by another holder, {}…", probe::token_prefix(value))
         }
-        KeyState::NotALock { .. } => "the key holds a value that is not a lock".to_owned(),
+        KeyState::NotALock => "the key holds a value that is not a lock".to_owned(),
         KeyState::Failed(e) => e.clone(),
     }
 }

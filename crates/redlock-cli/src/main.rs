@@ -19,6 +19,8 @@ mod signals;
 mod status;
 mod terminal;
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,7 +28,6 @@ use clap::Parser;
 use tokio_redlock::{ConfigError, LockManager};
 
 use crate::cli::{Cli, Command, Common};
-use crate::probe::Master;
 use crate::report::Report;
 
 fn main() -> ExitCode {
@@ -86,28 +87,142 @@ fn init_logging(common: &Common) {
         .try_init();
 }
 
-/// The lock manager for the configured masters (one attempt per `lock` call: waiting is
-/// redlock's), and the masters as URLs and as shown (passwords redacted).
+/// The lock manager for the configured masters, with the TLS settings (one attempt per
+/// `lock` call: waiting is redlock's).
 pub(crate) fn build_manager(
     common: &Common,
     ttl: Duration,
     fencing: bool,
-) -> Result<(LockManager, Vec<Master>), ConfigError> {
-    let urls = common.server_urls();
-    let manager = LockManager::builder()
-        .servers(urls.iter().cloned())
+) -> Result<LockManager, SetupError> {
+    let mut builder = LockManager::builder()
+        .servers(common.server_urls()?)
         .ttl(ttl)
         .retry_count(0)
         .node_timeout(common.node_timeout)
-        .fencing(fencing)
-        .build()?;
-    let masters = urls
-        .into_iter()
-        .zip(manager.masters())
-        .map(|(url, shown)| Master {
-            url,
-            shown: shown.to_owned(),
+        .fencing(fencing);
+    if let Some(path) = &common.tls_ca_cert {
+        builder = builder.tls_root_certificate(read_pem("--tls-ca-cert", path, CERTIFICATE)?);
+    }
+    match (&common.tls_cert, &common.tls_key) {
+        (Some(cert), Some(key)) => {
+            builder = builder.tls_client_certificate(
+                read_pem("--tls-cert", cert, CERTIFICATE)?,
+                read_pem("--tls-key", key, PRIVATE_KEY)?,
+            );
+        }
+        (None, None) => {}
+        // clap's `requires` already refuses one without the other.
+        (Some(_), None) => return Err(SetupError::Pair("--tls-cert", "--tls-key")),
+        (None, Some(_)) => return Err(SetupError::Pair("--tls-key", "--tls-cert")),
+    }
+    if common.danger_accept_invalid_certs {
+        builder = builder.danger_accept_invalid_certificates(true);
+    }
+    Ok(builder.build()?)
+}
+
+/// What a PEM certificate file must contain.
+const CERTIFICATE: Pem = Pem {
+    marker: "-----BEGIN CERTIFICATE-----",
+    what: "PEM certificate",
+    convert: "openssl x509 -inform der -in FILE -out FILE.pem",
+};
+/// What a PEM private key file must contain (`PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE
+/// KEY`).
+const PRIVATE_KEY: Pem = Pem {
+    marker: "PRIVATE KEY-----",
+    what: "PEM private key",
+    convert: "openssl pkey -inform der -in FILE -out FILE.pem",
+};
+
+/// A kind of PEM file, recognised by a marker line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pem {
+    marker: &'static str,
+    what: &'static str,
+    /// How to convert a DER file.
+    convert: &'static str,
+}
+
+/// The contents of the PEM file named by `option`, which must hold a `kind` block (a DER
+/// file, or a key given for a certificate, would otherwise fail only at the TLS handshake,
+/// and as an untrusted certificate).
+fn read_pem(option: &'static str, path: &Path, kind: Pem) -> Result<Vec<u8>, SetupError> {
+    let contents = std::fs::read(path).map_err(|error| SetupError::File {
+        option,
+        path: path.to_owned(),
+        error,
+    })?;
+    let found = contents
+        .windows(kind.marker.len())
+        .any(|w| w == kind.marker.as_bytes());
+    if found {
+        Ok(contents)
+    } else {
+        Err(SetupError::NotPem {
+            option,
+            path: path.to_owned(),
+            kind,
         })
-        .collect();
-    Ok((manager, masters))
+    }
+}
+
+/// Why the lock manager could not be set up: bad usage (exit 64) in every case.
+#[derive(Debug)]
+pub(crate) enum SetupError {
+    /// The library refused the configuration (the message has passwords redacted).
+    Config(ConfigError),
+    /// A certificate or key file could not be read.
+    File {
+        /// The option that named it.
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        error: std::io::Error,
+    },
+    /// A certificate or key file holds no PEM block of the expected kind.
+    NotPem {
+        /// The option that named it.
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        kind: Pem,
+    },
+    /// The first option was given without the second.
+    Pair(&'static str, &'static str),
+}
+
+impl From<ConfigError> for SetupError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "{e}"),
+            Self::File {
+                option,
+                path,
+                error,
+            } => write!(
+                f,
+                "cannot read the {option} file `{}`: {error}",
+                path.display()
+            ),
+            Self::NotPem { option, path, kind } => write!(
+                f,
+                "the {option} file `{}` holds no {} (no `{}` line); a DER file converts with \
+                 `{}`",
+                path.display(),
+                kind.what,
+                kind.marker,
+                kind.convert
+            ),
+            Self::Pair(given, missing) => write!(f, "{given} needs {missing}"),
+        }
+    }
 }

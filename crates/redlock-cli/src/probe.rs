@@ -1,13 +1,18 @@
 //! Per-master reads of a lock key, for `status` and for the report of a lost lock: the
-//! library answers only with the quorum's view, and these tools show each master.
-//!
-//! Each read opens its own connection (bounded by a timeout), so it also works while the
-//! manager's connections are stuck. Nothing here prints a full token or a password.
+//! library's `is_locked` answers with the quorum's view, and these tools show each master,
+//! read through the manager (`LockManager::inspect`), so TLS, Unix-socket and Sentinel
+//! members are read as the lock itself is. Nothing here prints a full token or a password
+//! (the library redacts the addresses and scrubs the error texts).
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio_redlock::{DEFAULT_CONNECT_TIMEOUT, LockManager};
+
+/// Time added to the reads' own bounds before the outer bound gives up on them, so that
+/// each master's own timeout (reported per master) normally fires first.
+const SLACK: Duration = Duration::from_millis(250);
 
 /// Characters of a token shown in output.
 pub(crate) const SHOWN_TOKEN_CHARS: usize = 8;
@@ -24,11 +29,8 @@ pub(crate) enum KeyState {
         /// PTTL, `None` when the key has no expiry.
         pttl: Option<Duration>,
     },
-    /// A value of another type (a hash, a list, …): not a lock.
-    NotALock {
-        /// PTTL, `None` when the key has no expiry.
-        pttl: Option<Duration>,
-    },
+    /// A value of another type (a hash, a list, …): not a lock. (Its PTTL is not read.)
+    NotALock,
     /// The master did not answer, or answered with an error.
     Failed(String),
 }
@@ -52,81 +54,57 @@ pub(crate) fn token_prefix(value: &[u8]) -> String {
         .collect()
 }
 
-/// A configured master: the URL to connect with and the redacted address to show.
-#[derive(Clone, Debug)]
-pub(crate) struct Master {
-    /// The URL as configured (may hold a password: never print it).
-    pub(crate) url: String,
-    /// The address as the library shows it, password redacted.
-    pub(crate) shown: String,
-}
-
-/// Reads `key` on every master in parallel, each bounded by `timeout`.
-pub(crate) async fn read_all(masters: &[Master], key: &[u8], timeout: Duration) -> Vec<MasterKey> {
-    let secrets: Vec<String> = masters.iter().filter_map(|m| password(&m.url)).collect();
-    let reads = masters.iter().map(|m| {
-        let secrets = &secrets;
-        async move {
-            let state = match tokio::time::timeout(timeout, read_one(&m.url, key)).await {
-                Ok(Ok(state)) => state,
-                Ok(Err(e)) => KeyState::Failed(scrub(&describe(&e), secrets)),
-                Err(_) => KeyState::Failed(format!("no answer within {}", show_duration(timeout))),
-            };
-            MasterKey {
-                master: m.shown.clone(),
-                state,
-            }
+impl From<tokio_redlock::MasterKey> for MasterKey {
+    fn from(m: tokio_redlock::MasterKey) -> Self {
+        use tokio_redlock::KeyState as Lib;
+        let state = match m.state {
+            Lib::Absent => KeyState::Absent,
+            Lib::Held { holder, remaining } => KeyState::Held {
+                value: holder.as_bytes().to_vec(),
+                pttl: remaining,
+            },
+            Lib::NotALock => KeyState::NotALock,
+            Lib::Failed(e) => KeyState::Failed(e.to_string()),
+            // A state a newer library may add; not printed (it might hold a token).
+            _ => KeyState::Failed("an answer this redlock version does not know".to_owned()),
+        };
+        Self {
+            master: m.master.to_string(),
+            state,
         }
-    });
-    futures_util::future::join_all(reads).await
-}
-
-async fn read_one(url: &str, key: &[u8]) -> redis::RedisResult<KeyState> {
-    let client = redis::Client::open(url)?;
-    let mut con = client.get_multiplexed_async_connection().await?;
-    let kind: String = redis::cmd("TYPE").arg(key).query_async(&mut con).await?;
-    if kind == "none" {
-        return Ok(KeyState::Absent);
-    }
-    let pttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut con).await?;
-    let pttl = u64::try_from(pttl).ok().map(Duration::from_millis);
-    if kind != "string" {
-        return Ok(KeyState::NotALock { pttl });
-    }
-    let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut con).await?;
-    Ok(match value {
-        Some(value) => KeyState::Held { value, pttl },
-        // Expired between the two reads.
-        None => KeyState::Absent,
-    })
-}
-
-/// A short description of a redis error, without the server's address.
-fn describe(e: &redis::RedisError) -> String {
-    if e.is_connection_refusal() {
-        "connection refused".to_owned()
-    } else if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        e.to_string()
     }
 }
 
-/// The password in a `scheme://user:password@host…` URL, if any.
-pub(crate) fn password(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then(|| password.to_owned())
+/// The outer bound of [`read_all`]: a connect and a request on each master (the manager
+/// bounds each by its connect and node timeouts), plus [`SLACK`].
+pub(crate) fn budget(node_timeout: Duration) -> Duration {
+    DEFAULT_CONNECT_TIMEOUT
+        .saturating_add(node_timeout)
+        .saturating_add(SLACK)
 }
 
-/// `text` with every secret replaced by `***`.
-pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
+/// Reads `resource` on every master through `manager`, in the order of its masters. Each
+/// master is bounded by the manager's timeouts; the whole read by `timeout`, after which
+/// every master shows as failed.
+pub(crate) async fn read_all(
+    manager: &LockManager,
+    resource: &str,
+    timeout: Duration,
+) -> Vec<MasterKey> {
+    let failed = |why: String| -> Vec<MasterKey> {
+        manager
+            .masters()
+            .map(|master| MasterKey {
+                master: master.to_owned(),
+                state: KeyState::Failed(why.clone()),
+            })
+            .collect()
+    };
+    match tokio::time::timeout(timeout, manager.inspect(resource)).await {
+        Ok(Ok(keys)) => keys.into_iter().map(MasterKey::from).collect(),
+        Ok(Err(e)) => failed(e.to_string()),
+        Err(_) => failed(format!("no answer within {}", show_duration(timeout))),
+    }
 }
 
 /// A duration for people: `850ms`, `1.2s`, `28.4s`, `5m 3s`.
@@ -152,7 +130,7 @@ impl fmt::Display for MasterKey {
                     None => f.write_str(", no expiry"),
                 }
             }
-            KeyState::NotALock { .. } => f.write_str("holds a value that is not a lock"),
+            KeyState::NotALock => f.write_str("holds a value that is not a lock"),
             KeyState::Failed(e) => f.write_str(e),
         }
     }
@@ -166,7 +144,8 @@ pub(crate) struct MasterJson {
     exists: Option<bool>,
     is_lock: Option<bool>,
     token_prefix: Option<String>,
-    /// PTTL in ms: -1 no expiry, -2 no key, null when unknown.
+    /// PTTL in ms: -1 no expiry, -2 no key, null when unknown (the master failed, or the key
+    /// is not a lock: its PTTL is not read).
     pttl_ms: Option<i64>,
     error: Option<String>,
 }
@@ -197,13 +176,13 @@ impl From<&MasterKey> for MasterJson {
                 pttl_ms: Some(pttl_ms(*pttl)),
                 error: None,
             },
-            KeyState::NotALock { pttl } => Self {
+            KeyState::NotALock => Self {
                 master,
                 reachable: true,
                 exists: Some(true),
                 is_lock: Some(false),
                 token_prefix: None,
-                pttl_ms: Some(pttl_ms(*pttl)),
+                pttl_ms: None,
                 error: None,
             },
             KeyState::Failed(e) => Self {
@@ -222,21 +201,6 @@ impl From<&MasterKey> for MasterJson {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_found_and_scrubbed() {
-        assert_eq!(
-            password("redis://u:s3cret@h:6379/0").as_deref(),
-            Some("s3cret")
-        );
-        assert_eq!(password("redis://:pw@h").as_deref(), Some("pw"));
-        assert_eq!(password("redis://h:6379"), None);
-        assert_eq!(password("redis://u@h"), None);
-        assert_eq!(
-            scrub("WRONGPASS s3cret", &["s3cret".to_owned()]),
-            "WRONGPASS ***"
-        );
-    }
 
     #[test]
     fn token_prefixes_are_short_and_escaped() {

@@ -1,14 +1,15 @@
 //! `redlock status RESOURCE…`: on each master, whether the key exists, the holder's token
-//! prefix and the PTTL; then the quorum's view from the library (`is_locked`). Text or JSON.
+//! prefix and the PTTL (the library's `inspect`); then the quorum's view from the library
+//! (`is_locked`). Text or JSON.
 
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_redlock::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TTL, LockError, LockManager, LockState};
+use tokio_redlock::{DEFAULT_TTL, LockError, LockManager, LockState};
 
 use crate::cli::{Common, StatusArgs};
 use crate::exit;
-use crate::probe::{self, Master, MasterJson, MasterKey, show_duration};
+use crate::probe::{self, MasterJson, MasterKey, show_duration};
 use crate::report::{Report, output};
 
 /// One resource's status.
@@ -40,24 +41,24 @@ struct ResourceJson {
 
 /// Runs `redlock status` and returns the exit code.
 pub(crate) async fn run(args: StatusArgs, common: &Common, report: Report) -> u8 {
-    let (manager, masters) = match crate::build_manager(common, DEFAULT_TTL, false) {
+    let manager = match crate::build_manager(common, DEFAULT_TTL, false) {
         Ok(m) => m,
         Err(e) => {
             report.error(e);
             return exit::USAGE;
         }
     };
-    // A fresh connection per master: its connect and three short reads.
-    let budget = DEFAULT_CONNECT_TIMEOUT.saturating_add(common.node_timeout);
+    // Each master's connect and one read, bounded by the manager's timeouts.
+    let budget = probe::budget(common.node_timeout);
     let mut statuses = Vec::with_capacity(args.resources.len());
     for resource in &args.resources {
-        statuses.push(status_of(&manager, &masters, resource, budget).await);
+        statuses.push(status_of(&manager, resource, budget).await);
     }
     manager.close().await;
     let unknown = statuses.iter().any(|s| s.view.is_err());
     if args.json {
         let doc = StatusJson {
-            masters: masters.len(),
+            masters: manager.masters().count(),
             quorum: manager.quorum(),
             resources: statuses.iter().map(to_json).collect(),
         };
@@ -76,14 +77,9 @@ pub(crate) async fn run(args: StatusArgs, common: &Common, report: Report) -> u8
     if unknown { exit::UNAVAILABLE } else { exit::OK }
 }
 
-async fn status_of(
-    manager: &LockManager,
-    masters: &[Master],
-    resource: &str,
-    budget: Duration,
-) -> Status {
+async fn status_of(manager: &LockManager, resource: &str, budget: Duration) -> Status {
     let (per_master, view) = tokio::join!(
-        probe::read_all(masters, resource.as_bytes(), budget),
+        probe::read_all(manager, resource, budget),
         manager.is_locked(resource)
     );
     Status {

@@ -1,6 +1,7 @@
 //! The `redlock` binary against real `redis-server` masters (started by the library's test
 //! harness): exit codes, the command's environment and stdio, waiting, signals, loss of the
-//! lock while the command runs, concurrency, `status --json`, `bench`, and `--help`.
+//! lock while the command runs, concurrency, `status --json`, `bench`, `--help`, server lists
+//! (`-s a,b`, `REDLOCK_SERVERS`), the TLS options, and Unix-socket, TLS and Sentinel members.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,9 +13,15 @@
     clippy::print_stderr
 )]
 
+#[path = "../../tokio-redlock/tests/support/sentinel.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod sentinel;
 #[path = "../../tokio-redlock/tests/support/servers.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod servers;
+#[path = "../../tokio-redlock/tests/support/tls.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod tls;
 
 use std::fs;
 use std::net::TcpListener;
@@ -27,7 +34,9 @@ use assert_cmd::Command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use predicates::prelude::*;
-use servers::Masters;
+use sentinel::SentinelSet;
+use servers::{Masters, RedisServer, ServerOptions};
+use tls::{TlsMaster, TlsOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_redlock");
 
@@ -49,6 +58,25 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The environment variables redlock reads; the tests' own runs start without them.
+const REDLOCK_ENV: &[&str] = &[
+    "REDLOCK_SERVERS",
+    "REDLOCK_LOG",
+    "REDLOCK_TLS_CA_CERT",
+    "REDLOCK_TLS_CERT",
+    "REDLOCK_TLS_KEY",
+];
+
+/// `redlock` without any of [`REDLOCK_ENV`] from the environment, with a 20 s limit.
+fn redlock_bare() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in REDLOCK_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.timeout(Duration::from_secs(20));
+    cmd
 }
 
 /// `redlock` with `-s` for every master, `--node-timeout 1s`, and no `REDLOCK_SERVERS` from
@@ -737,4 +765,295 @@ fn bench_prints_latency_percentiles_and_throughput() {
     assert_eq!(doc["cycles"], 20);
     assert!(doc["lock_p99_us"].as_u64().unwrap() >= doc["lock_p50_us"].as_u64().unwrap());
     assert!(doc["cycles_per_sec"].as_f64().unwrap() > 0.0);
+}
+
+/// `status --json` of one resource through `cmd`: the resource's object.
+fn status_json(cmd: &mut Command, resource: &str) -> serde_json::Value {
+    let out = cmd
+        .args(["status", "--json", resource])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    doc["resources"][0].clone()
+}
+
+/// The `master` fields of a resource's per-master objects.
+fn shown_masters(resource: &serde_json::Value) -> Vec<String> {
+    resource["masters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["master"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn server_lists_in_s_and_redlock_servers_are_split_by_the_library_parser() {
+    let masters = Masters::start(3);
+    let urls = masters.urls();
+    let r = name("lists");
+    hold_elsewhere(&masters, &r, 20_000);
+
+    // `-s` given a comma list (and another -s), REDLOCK_SERVERS given one with spaces: the
+    // same three members, in order, each shown holding the key.
+    let mut by_flag = redlock_bare();
+    by_flag
+        .args(["-s", &format!("{},{}", urls[0], urls[1]), "-s", &urls[2]])
+        .args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    let mut by_env = redlock_bare();
+    by_env
+        .env(
+            "REDLOCK_SERVERS",
+            format!(" {} , {},{} ", urls[0], urls[1], urls[2]),
+        )
+        .args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    for (how, cmd) in [("-s", &mut by_flag), ("REDLOCK_SERVERS", &mut by_env)] {
+        let res = status_json(cmd, &r);
+        assert_eq!(shown_masters(&res), urls, "{how}: {res}");
+        assert_eq!(res["state"], "held", "{how}: {res}");
+        for m in res["masters"].as_array().unwrap() {
+            assert_eq!(m["exists"], true, "{how}: {res}");
+            assert_eq!(m["token_prefix"], "0ther0ho", "{how}: {res}");
+        }
+    }
+    // exec takes the lock on the three members of an env list (with a quorum of 2, a list
+    // read as one bogus member, or as two, would not need all three keys).
+    let free = name("lists-exec");
+    let check = format!(
+        "test \"$({BIN} status --json {free} | grep -c '\"exists\": true')\" = 3 && echo all-three"
+    );
+    redlock_bare()
+        .env("REDLOCK_SERVERS", urls.join(","))
+        .args([
+            "--node-timeout",
+            RELAXED_NODE_TIMEOUT,
+            "exec",
+            &free,
+            "-c",
+            &check,
+        ])
+        .assert()
+        .code(0)
+        .stdout("all-three\n");
+
+    // An empty entry, a trailing comma, or a part without a scheme is bad usage (64), with
+    // the password redacted, whether it comes from -s or from REDLOCK_SERVERS; the command
+    // never runs.
+    let with_password = format!("redis://:hunter2@127.0.0.1:{}", masters[0].port());
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    for (list, says) in [
+        (format!("{with_password},,{}", urls[1]), "empty entry"),
+        (format!("{},{with_password},", urls[1]), "empty entry"),
+        (
+            format!("{with_password},127.0.0.1:{}", masters[1].port()),
+            "no scheme",
+        ),
+    ] {
+        redlock_bare()
+            .args(["-s", &list, "exec", &r, "-c", &touch])
+            .assert()
+            .code(64)
+            .stderr(predicate::str::contains(says))
+            .stderr(predicate::str::contains("hunter2").not());
+        redlock_bare()
+            .env("REDLOCK_SERVERS", &list)
+            .args(["status", &r])
+            .assert()
+            .code(64)
+            .stdout("")
+            .stderr(predicate::str::contains(says))
+            .stderr(predicate::str::contains("hunter2").not());
+    }
+    assert!(!marker.exists(), "the command never ran");
+}
+
+#[test]
+fn tls_options_are_checked_before_anything_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let not_pem = dir.path().join("ca.der");
+    fs::write(&ca, &tls::pki().ca_pem).unwrap();
+    fs::write(&not_pem, [0x30, 0x82, 0x01, 0x0a]).unwrap();
+    let missing = dir.path().join("missing.pem");
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    // Nothing listens there: only a check made before connecting gives 64.
+    let tls_server = format!("rediss://127.0.0.1:{}", closed_ports(1)[0]);
+
+    let refused = |args: &[&Path], env: &[(&str, &Path)], says: &str| {
+        let mut cmd = redlock_bare();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args)
+            .args(["-s", &tls_server, "exec", "r", "-c", &touch])
+            .assert()
+            .code(64)
+            .stderr(predicate::str::contains(says));
+    };
+    let (cert_opt, key_opt, ca_opt) = (
+        Path::new("--tls-cert"),
+        Path::new("--tls-key"),
+        Path::new("--tls-ca-cert"),
+    );
+    // A client certificate without its key, and the reverse, by option or variable.
+    refused(&[cert_opt, &ca], &[], "--tls-key");
+    refused(&[key_opt, &ca], &[], "--tls-cert");
+    refused(&[], &[("REDLOCK_TLS_CERT", &ca)], "--tls-key");
+    refused(&[], &[("REDLOCK_TLS_KEY", &ca)], "--tls-cert");
+    // A file that cannot be read, or holds no PEM block of the right kind.
+    refused(
+        &[ca_opt, &missing],
+        &[],
+        "cannot read the --tls-ca-cert file",
+    );
+    refused(
+        &[],
+        &[("REDLOCK_TLS_CA_CERT", &not_pem)],
+        "holds no PEM certificate",
+    );
+    refused(
+        &[cert_opt, &ca, key_opt, &ca],
+        &[],
+        "holds no PEM private key",
+    );
+    // TLS settings without a TLS member would silently be plaintext: refused.
+    redlock_bare()
+        .args(["--tls-ca-cert"])
+        .arg(&ca)
+        .args(["-s", "redis://127.0.0.1:6379", "status", "r"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("no server URL uses TLS"));
+    assert!(!marker.exists(), "the command never ran");
+}
+
+#[test]
+fn unix_socket_tls_and_sentinel_members_are_locked_and_shown_by_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let unix = RedisServer::start(
+        ServerOptions::default().args(&["--unixsocket", socket.to_str().unwrap()]),
+    );
+    let tls_master = TlsMaster::start(TlsOptions {
+        mutual: true,
+        password: None,
+    });
+    let sentinels = SentinelSet::start();
+    let files = [
+        ("ca.pem", tls::pki().ca_pem.as_str()),
+        ("client.pem", tls::pki().client_cert_pem.as_str()),
+        ("client.key", tls::pki().client_key_pem.as_str()),
+    ];
+    for (file, pem) in files {
+        fs::write(dir.path().join(file), pem).unwrap();
+    }
+    // One list in REDLOCK_SERVERS: the Sentinel URL keeps its commas.
+    let members = [
+        format!("redis+unix://{}", socket.display()),
+        tls_master.url(),
+        sentinels.url(),
+    ];
+    let list = members.join(",");
+    let with_env = |cmd: &mut Command| {
+        cmd.env("REDLOCK_SERVERS", &list)
+            .env("REDLOCK_TLS_CA_CERT", dir.path().join("ca.pem"))
+            .env("REDLOCK_TLS_CERT", dir.path().join("client.pem"))
+            .env("REDLOCK_TLS_KEY", dir.path().join("client.key"))
+            .args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    };
+    let r = name("members");
+
+    // While exec holds the lock, a nested status (same environment) shows it on each of the
+    // three members, under our token.
+    let mut cmd = redlock_bare();
+    with_env(&mut cmd);
+    let out = cmd
+        .args(["exec", &r, "-c"])
+        .arg(format!(
+            "echo \"$REDLOCK_TOKEN\"; {BIN} status --json \"$REDLOCK_RESOURCE\""
+        ))
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let (token, json) = out.split_once('\n').unwrap();
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(doc["masters"], 3, "{out}");
+    let res = &doc["resources"][0];
+    assert_eq!(res["state"], "held", "{out}");
+    assert_eq!(res["holder_prefix"], &token[..8], "{out}");
+    assert_eq!(shown_masters(res), members, "{out}");
+    for m in res["masters"].as_array().unwrap() {
+        assert_eq!(m["reachable"], true, "{out}");
+        assert_eq!(m["token_prefix"], &token[..8], "{out}");
+        assert!(m["pttl_ms"].as_i64().unwrap() > 20_000, "{out}");
+    }
+    // Released on every member afterwards.
+    assert!(!unix.exists(r.as_bytes()));
+    assert!(tls_master.get(r.as_bytes()).is_none());
+    assert!(!sentinels.current_master().exists(r.as_bytes()));
+
+    // Text status of a held key names each member.
+    hold_elsewhere_on(&unix, &tls_master, &sentinels, &r);
+    let mut cmd = redlock_bare();
+    with_env(&mut cmd);
+    let text = cmd
+        .args(["status", &r])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains(&format!("{r}: held by 0ther0ho…")), "{text}");
+    for member in &members {
+        assert!(
+            text.contains(&format!("  {member}: held by 0ther0ho…, PTTL ")),
+            "{text}"
+        );
+    }
+
+    // Without the CA the TLS member's certificate is not trusted: status still answers from
+    // the other two (a quorum) and shows the TLS failure on that member's line.
+    let mut cmd = redlock_bare();
+    with_env(&mut cmd);
+    let out = cmd
+        .env_remove("REDLOCK_TLS_CA_CERT")
+        .args(["status", "--json", &r])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let tls_line = &doc["resources"][0]["masters"][1];
+    assert_eq!(tls_line["reachable"], false, "{doc}");
+    let error = tls_line["error"].as_str().unwrap();
+    assert!(error.contains("TLS handshake failed"), "{error}");
+    // --danger-accept-invalid-certs trusts it anyway (the client certificate still goes).
+    let mut cmd = redlock_bare();
+    with_env(&mut cmd);
+    let res = status_json(
+        cmd.env_remove("REDLOCK_TLS_CA_CERT")
+            .arg("--danger-accept-invalid-certs"),
+        &r,
+    );
+    assert_eq!(res["masters"][1]["reachable"], true, "{res}");
+    assert_eq!(res["masters"][1]["token_prefix"], "0ther0ho", "{res}");
+}
+
+/// Sets `key` to another holder's token on the three kinds of member.
+fn hold_elsewhere_on(unix: &RedisServer, tls: &TlsMaster, sentinels: &SentinelSet, key: &str) {
+    let set = ["SET", key, "0ther0holder0token0000000000000", "PX", "20000"];
+    unix.cmd(&set);
+    tls.cmd(&set);
+    sentinels.current_master().cmd(&set);
 }
