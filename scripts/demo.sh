@@ -10,17 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-redis.sh
 
-echo "building the demo (the first run compiles for ~2 minutes)…" >&2
+# One build for both parts (one set of features, so nothing is compiled twice).
+echo "building the demo and the CLI (the first run compiles for several minutes)…" >&2
+cargo build --release -p tokio-redlock --example demo -p redlock-cli
 library_status=0
-cargo run --release -p tokio-redlock --example demo || library_status=$?
+target/release/examples/demo || library_status=$?
 
 # --- Part 2: the CLI -------------------------------------------------------------------------
 WORKERS=6          # concurrent `redlock exec` loops
 SECTIONS=5         # critical sections per worker
 
-echo >&2
-echo "building the CLI: cargo build --release -p redlock-cli" >&2
-cargo build --release -p redlock-cli
 REDLOCK="$PWD/target/release/redlock"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/redlock-cli-demo.XXXXXX")"

@@ -30,7 +30,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Validated settings shared by every operation.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) ttl: Duration,
     pub(crate) retry_count: u32,
@@ -42,6 +42,26 @@ pub(crate) struct Settings {
     pub(crate) key_prefix: Arc<[u8]>,
     pub(crate) fencing: bool,
     pub(crate) notifications: bool,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("ttl", &self.ttl)
+            .field("retry_count", &self.retry_count)
+            .field("retry_delay", &self.retry_delay)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("drift_factor", &self.drift_factor)
+            .field("node_timeout", &self.node_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field(
+                "key_prefix",
+                &crate::keys::Printable(&self.key_prefix).to_string(),
+            )
+            .field("fencing", &self.fencing)
+            .field("notifications", &self.notifications)
+            .finish()
+    }
 }
 
 /// Builds a [`LockManager`]. Every setting has a default; only the servers are required.
@@ -215,6 +235,8 @@ impl LockManagerBuilder {
     /// members instead of the system's roots: a private CA, or a managed service's own.
     /// Applies to every `rediss://` and `rediss+sentinel://` member.
     /// Default: the system's roots (`rustls-native-certs`).
+    ///
+    /// Needs the crate's `tls` feature.
     #[cfg(feature = "tls")]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls.root_certificate = Some(pem.into());
@@ -223,6 +245,8 @@ impl LockManagerBuilder {
 
     /// Presents this PEM certificate chain and PEM private key to TLS members that require
     /// client authentication (mutual TLS, `tls-auth-clients yes`). Default: none.
+    ///
+    /// Needs the crate's `tls` feature.
     #[cfg(feature = "tls")]
     pub fn tls_client_certificate(
         mut self,
@@ -239,6 +263,8 @@ impl LockManagerBuilder {
     /// [`tls_root_certificate`](Self::tls_root_certificate). This is the only way to turn
     /// verification off (a `#insecure` URL fragment is refused), and `build()` logs a
     /// warning when it is on. Default: `false`.
+    ///
+    /// Needs the crate's `tls` feature.
     #[cfg(feature = "tls")]
     pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
         self.tls.danger_accept_invalid_certificates = accept;
@@ -496,7 +522,13 @@ mod tests {
                 .is_ok()
         );
         let der = ca.cert.der().to_vec();
+        let other = rcgen::generate_simple_self_signed(vec!["other".to_owned()])
+            .unwrap_or_else(|e| unreachable!("{e}"));
         for (builder, what) in [
+            (
+                tls().tls_client_certificate(cert_pem.clone(), other.signing_key.serialize_pem()),
+                "client certificate",
+            ),
             (tls().tls_root_certificate(der), "root certificate"),
             (tls().tls_root_certificate("hello"), "root certificate"),
             (

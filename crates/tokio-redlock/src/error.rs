@@ -384,6 +384,18 @@ impl LockError {
     /// True when some master rejected our credentials or ACL permissions: a configuration
     /// problem, not a transient one.
     pub fn is_auth(&self) -> bool {
+        self.outcomes().iter().any(|o| {
+            matches!(
+                &o.status,
+                NodeStatus::Failed(NodeError::Auth(_) | NodeError::NoPermission(_))
+            )
+        })
+    }
+
+    /// True when some master failed in a way that retrying will not cure
+    /// ([`NodeError::is_permanent`]: credentials, ACL permissions, an untrusted TLS
+    /// certificate, one server listed twice) — whatever the outcome of the call.
+    pub fn has_permanent_failure(&self) -> bool {
         self.outcomes()
             .iter()
             .any(|o| matches!(&o.status, NodeStatus::Failed(e) if e.is_permanent()))
@@ -518,16 +530,33 @@ impl ConfigError {
     }
 }
 
-/// Whether a URL query parameter carries a password (`?pass=` on unix-socket URLs).
+/// Whether a URL query parameter may carry a secret: `pass=` on unix-socket URLs,
+/// `sentinel_password=`, and anything alike (`sentinel_pasword`, `pwd`, `secret`, `token`),
+/// so that a misspelt parameter is redacted too. `name` is matched percent-decoded.
 pub(crate) fn is_secret_param(name: &str) -> bool {
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "pass" | "password" | "passwd" | "pwd" | "sentinel_password"
-    )
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase();
+    [
+        "pass", "pas", "pwd", "word", "secret", "token", "key", "auth", "cred",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+        || name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|part| part == "pw" || part == "pw2")
 }
 
-/// Replaces the password of a URL by `***`, also for strings that do not parse as URLs.
+/// Replaces the password of a URL by `***`, also for strings that do not parse as URLs: the
+/// user information's password, secret query parameters and any fragment. A Sentinel URL is
+/// shown rebuilt from its parts; a string that parses as nothing is cut to its scheme when it
+/// holds anything that could be a secret.
 pub(crate) fn redact_url(raw: &str) -> String {
+    if crate::member::is_sentinel_url(raw)
+        && let Ok(spec) = crate::member::SentinelSpec::parse(raw)
+    {
+        return spec.redacted();
+    }
     // A string like `u:pw@host` parses as a URL with scheme `u` and no host: only a parsed
     // URL with a host has its user information where `password()` finds it.
     if let Ok(mut url) = url::Url::parse(raw)
@@ -552,31 +581,30 @@ pub(crate) fn redact_url(raw: &str) -> String {
                 .collect();
             url.query_pairs_mut().clear().extend_pairs(pairs);
         }
+        // A fragment may be the tail of a password with an unencoded `#`.
+        if url.fragment().is_some() {
+            url.set_fragment(Some("***"));
+        }
         return url.to_string();
     }
-    // Not a URL (or a Sentinel URL with several hosts): cut whatever stands between the
-    // scheme and the last '@', and the values of secret query parameters.
-    let start = raw.find("://").map_or(0, |i| i.saturating_add(3));
-    let cut = match raw.get(start..).and_then(|rest| rest.rfind('@')) {
-        Some(at) => format!(
-            "{}***{}",
-            raw.get(..start).unwrap_or_default(),
-            raw.get(start.saturating_add(at)..).unwrap_or_default()
-        ),
-        None => raw.to_owned(),
-    };
-    match cut.split_once('?') {
-        Some((head, query)) => {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if is_secret_param(name) => format!("{name}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{head}?{}", pairs.join("&"))
+    // Not a URL: show it only if nothing in it could be a secret.
+    let suspicious = raw.contains(['@', '#', '%', '?', '&', '='])
+        || raw
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(is_secret_param);
+    if !suspicious {
+        return raw.to_owned();
+    }
+    match raw.split_once("://") {
+        Some((scheme, _))
+            if scheme.len() <= 20
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+        {
+            format!("{scheme}://*** (redacted: it does not parse as a URL)")
         }
-        None => cut,
+        _ => "*** (redacted: it does not parse as a URL)".to_owned(),
     }
 }
 
@@ -587,11 +615,29 @@ mod tests {
     #[test]
     fn sentinel_urls_are_redacted() {
         assert_eq!(
-            redact_url("redis+sentinel://u:pw@s1:1,s2:2/m?sentinel_password=sp&x=1"),
-            "redis+sentinel://***@s1:1,s2:2/m?sentinel_password=***&x=1"
+            redact_url("redis+sentinel://u:pw@s1:1,s2:2/m?sentinel_password=sp"),
+            "redis+sentinel://u:***@s1:1,s2:2/m?sentinel_password=***"
         );
-        let one = redact_url("redis+sentinel://u:pw@s1:1/m?sentinel_password=sp");
-        assert!(!one.contains("pw") && !one.contains("sp"), "{one}");
+        for raw in [
+            "redis+sentinel://u:US3RPW@s1:1/m?sentinel_password=S3CR3T",
+            // Unknown or misspelt parameters, encoded names, `@` and `#` in values.
+            "redis+sentinel://u:US3RPW@s1:1,s2:2/m?sentinel_password=S3CR3T&x=1",
+            "redis+sentinel://s1:1,s2:2/m?sentinel%5Fpassword=S3CR3T",
+            "redis+sentinel://s1:1,s2:2/m?sentinel_password=top@S3CR3T",
+            "redis+sentinel://s1:1,s2:2/m?sentinel_pasword=S3CR3T",
+            "redis+sentinel://s1:1,s2:2/m?sentinelPassword=S3CR3T",
+            "redis+sentinel://s1:1/m?sentinel_pw=S3CR3T",
+            "redis+sentinel://s1:1/m?sentinel_pasword=S3CR3T",
+            "redis+unix:///r.sock?pass=top#S3CR3T",
+            "redis+sentinel://s1:1/m?sentinel_password=top#S3CR3T",
+            "redis://u:US3RPW@h:1/#S3CR3T",
+        ] {
+            let shown = redact_url(raw);
+            assert!(
+                !shown.contains("S3CR3T") && !shown.contains("US3RPW"),
+                "{raw} shown as {shown}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,18 @@
-//! Following a Sentinel group's failovers: the `+switch-master` watch behind a Sentinel
-//! member's connections.
+//! Following a Sentinel group's failovers: the watch behind a Sentinel member's connections.
+//!
+//! A connection to a master the sentinels have replaced must be dropped at once, not when the
+//! old master is finally demoted: that takes the sentinels seconds (or never happens while
+//! they cannot reach it), and until then the old master still accepts writes — a lock taken
+//! there is taken on a master nobody else uses, and its key is wiped when the server
+//! resynchronises from the new master.
+//!
+//! A task subscribes to `+switch-master` on one sentinel at a time and, every second, asks
+//! that sentinel `SENTINEL GET-MASTER-ADDR-BY-NAME`: a switch it announces, or an address that
+//! differs from the one the member is connected to, bumps an epoch; a connection opened under
+//! an older epoch is not used again. A sentinel that does not answer the check in time (frozen,
+//! partitioned) or whose connection ends is left for the next one, so one dead sentinel
+//! cannot hide a failover for longer than about a check period plus a timeout. The task starts
+//! with the member's first connection and stops at `close()` or when the manager is dropped.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -7,76 +20,101 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::{ConnectionAddr, RedisError};
+use redis::ConnectionAddr;
 use tokio_util::sync::CancellationToken;
 
-use crate::member::SentinelSpec;
-use crate::tls::TlsSettings;
+/// How often the watched sentinel is asked for the master's address.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Pause before the watch moves on to the next sentinel.
+const BACKOFF: Duration = Duration::from_millis(200);
+/// The least time a sentinel is given to answer a check.
+const MIN_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Follows a Sentinel group's failovers, so that a connection to a master the sentinels have
-/// replaced is dropped at once rather than when the old master is finally demoted (which
-/// takes the sentinels seconds; until then it still accepts writes, and keys written there
-/// are wiped when it resynchronises from the new master).
-///
-/// A task subscribes to `+switch-master` on one sentinel at a time (the next one when that
-/// connection ends); right after subscribing it also asks `SENTINEL GET-MASTER-ADDR-BY-NAME`,
-/// so a switch announced before the subscription is not missed. Every switch of our master
-/// bumps an epoch; a connection opened under an older epoch is not used again. The task
-/// starts with the member's first connection and stops at `close()` or when the manager is
-/// dropped.
+/// The failover watch of one Sentinel member; see the module docs.
 pub(crate) struct FailoverWatch {
-    /// Bumped at every switch of our master.
-    epoch: Arc<AtomicU64>,
-    /// The master our current connection goes to.
-    connected: Arc<Mutex<Option<(String, u16)>>>,
-    /// Sentinel clients and the master name, for the task.
+    shared: Arc<Shared>,
     sentinels: Vec<redis::Client>,
     master_name: String,
+    /// Budget for one check of a sentinel.
+    check_timeout: Duration,
     connect_timeout: Duration,
     started: AtomicBool,
     stop: CancellationToken,
 }
 
+/// What the watch and the member share.
+struct Shared {
+    /// Bumped at every switch of our master.
+    epoch: AtomicU64,
+    /// The master the member's current connection goes to (`None` once retired).
+    connected: Mutex<Option<(String, u16)>>,
+}
+
+impl Shared {
+    /// Retires the connection to `from` (if it is still the current one).
+    fn switched(&self, master_name: &str, why: &str) {
+        let mut connected = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+        if connected.take().is_some() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            tracing::info!(master_name, "{why}: reconnecting to the new master");
+        }
+    }
+}
+
 impl FailoverWatch {
-    /// A watch for `spec`'s master; nothing runs until [`start`](Self::start).
+    /// A watch over `sentinels` for `master_name`; nothing runs until the first connection.
     pub(crate) fn new(
-        spec: &SentinelSpec,
-        tls: &TlsSettings,
+        sentinels: Vec<redis::Client>,
+        master_name: String,
+        node_timeout: Duration,
         connect_timeout: Duration,
-    ) -> Result<Self, RedisError> {
-        Ok(Self {
-            epoch: Arc::new(AtomicU64::new(0)),
-            connected: Arc::new(Mutex::new(None)),
-            sentinels: spec.sentinel_clients(tls)?,
-            master_name: spec.master_name.clone(),
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                epoch: AtomicU64::new(0),
+                connected: Mutex::new(None),
+            }),
+            sentinels,
+            master_name,
+            check_timeout: node_timeout.max(MIN_CHECK_TIMEOUT).min(connect_timeout),
             connect_timeout,
             started: AtomicBool::new(false),
             stop: CancellationToken::new(),
-        })
+        }
     }
 
-    /// The current epoch: read it before resolving the master, keep it with the connection.
+    /// The current epoch: read it before looking up the master, keep it with the connection.
     pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.shared.epoch.load(Ordering::Acquire)
     }
 
-    /// Records the master a new connection goes to, and starts the task (once).
-    pub(crate) fn connected_to(&self, client: &redis::Client) {
+    /// Records the master a new connection (opened under `epoch`) goes to, and starts the task
+    /// on the first call. A connection opened under a retired epoch is not recorded.
+    pub(crate) fn connected_to(&self, client: &redis::Client, epoch: u64) {
         let addr = match client.get_connection_info().addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                 Some((host.clone(), *port))
             }
             _ => None,
         };
-        *self.connected.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+        {
+            let mut connected = self
+                .shared
+                .connected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if self.epoch() == epoch {
+                *connected = addr;
+            }
+        }
         if self.stop.is_cancelled() || self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let task = watch_switches(
+        let task = watch(
             self.sentinels.clone(),
             self.master_name.clone(),
-            Arc::clone(&self.epoch),
-            Arc::clone(&self.connected),
+            Arc::clone(&self.shared),
+            self.check_timeout,
             self.connect_timeout,
         );
         let stop = self.stop.clone();
@@ -100,21 +138,25 @@ impl Drop for FailoverWatch {
     }
 }
 
-/// Pause before the watch moves on to the next sentinel.
-const WATCH_BACKOFF: Duration = Duration::from_millis(500);
+/// The name of the master a `+switch-master` message is about: the message is
+/// `<master-name> <old-ip> <old-port> <new-ip> <new-port>`, and the name may hold spaces.
+fn switched_master(payload: &str) -> Option<&str> {
+    let mut fields = payload.rsplitn(5, ' ');
+    let _new_port = fields.next()?;
+    let _new_ip = fields.next()?;
+    let _old_port = fields.next()?;
+    let _old_ip = fields.next()?;
+    fields.next()
+}
 
-/// The failover watch's task: see [`FailoverWatch`]. Runs until cancelled.
-async fn watch_switches(
+/// The watch's task; runs until cancelled.
+async fn watch(
     sentinels: Vec<redis::Client>,
     master_name: String,
-    epoch: Arc<AtomicU64>,
-    connected: Arc<Mutex<Option<(String, u16)>>>,
+    shared: Arc<Shared>,
+    check_timeout: Duration,
     connect_timeout: Duration,
 ) {
-    let switched = |why: &str| {
-        epoch.fetch_add(1, Ordering::AcqRel);
-        tracing::info!(master_name = %master_name, "{why}: reconnecting to the new master");
-    };
     let mut next = 0usize;
     loop {
         let Some(sentinel) = next
@@ -124,47 +166,94 @@ async fn watch_switches(
             return;
         };
         next = next.wrapping_add(1);
-        let session = async {
-            let mut pubsub = tokio::time::timeout(connect_timeout, sentinel.get_async_pubsub())
-                .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
-            pubsub
-                .subscribe("+switch-master")
-                .await
-                .map_err(|e| e.to_string())?;
-            // A switch announced before the subscription: compare with the sentinel's view.
-            let mut con =
-                tokio::time::timeout(connect_timeout, sentinel.get_multiplexed_async_connection())
-                    .await
-                    .map_err(|_| "connect timed out".to_owned())?
-                    .map_err(|e| e.to_string())?;
-            let named: Option<(String, u16)> = redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(&master_name)
-                .query_async(&mut con)
-                .await
-                .map_err(|e| e.to_string())?;
-            let ours = connected.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let (Some(named), Some(ours)) = (named, ours)
-                && named != ours
-            {
-                switched("the sentinels name another master");
-            }
-            drop(con);
-            let mut messages = pubsub.on_message();
-            while let Some(message) = messages.next().await {
-                // "<master-name> <old-ip> <old-port> <new-ip> <new-port>"
-                let payload: String = message.get_payload().unwrap_or_default();
-                if payload.split(' ').next() == Some(master_name.as_str()) {
-                    switched("the sentinels announced a failover (+switch-master)");
+        let error = watch_one(
+            sentinel,
+            &master_name,
+            &shared,
+            check_timeout,
+            connect_timeout,
+        )
+        .await;
+        tracing::debug!(master_name = %master_name, %error, "failover watch: moving to the next sentinel");
+        tokio::time::sleep(BACKOFF).await;
+    }
+}
+
+/// Watches through one sentinel until it fails; returns why.
+async fn watch_one(
+    sentinel: &redis::Client,
+    master_name: &str,
+    shared: &Shared,
+    check_timeout: Duration,
+    connect_timeout: Duration,
+) -> String {
+    let connect = async {
+        let mut pubsub = sentinel.get_async_pubsub().await?;
+        pubsub.subscribe("+switch-master").await?;
+        let con = sentinel.get_multiplexed_async_connection().await?;
+        Ok::<_, redis::RedisError>((pubsub, con))
+    };
+    let (mut pubsub, mut con) = match tokio::time::timeout(connect_timeout, connect).await {
+        Ok(Ok(connected)) => connected,
+        Ok(Err(e)) => return e.to_string(),
+        Err(_) => return format!("no connection within {connect_timeout:?}"),
+    };
+    let mut messages = pubsub.on_message();
+    loop {
+        // Checked right after subscribing too: a switch announced before it is not missed.
+        let mut check = redis::cmd("SENTINEL");
+        check.arg("GET-MASTER-ADDR-BY-NAME").arg(master_name);
+        let check = check.query_async::<Option<(String, u16)>>(&mut con);
+        match tokio::time::timeout(check_timeout, check).await {
+            Ok(Ok(named)) => {
+                let ours = shared
+                    .connected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let (Some(named), Some(ours)) = (named, ours)
+                    && named != ours
+                {
+                    shared.switched(master_name, "the sentinels name another master");
                 }
             }
-            Ok::<(), String>(())
-        };
-        if let Err(error) = session.await {
-            tracing::debug!(master_name = %master_name, %error, "failover watch: sentinel lost; trying the next");
+            Ok(Err(e)) => return e.to_string(),
+            Err(_) => return format!("no answer to a check within {check_timeout:?}"),
         }
-        tokio::time::sleep(WATCH_BACKOFF).await;
+        let wait = tokio::time::sleep(CHECK_EVERY);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                () = &mut wait => break,
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        return "the subscription ended".to_owned();
+                    };
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    if switched_master(&payload) == Some(master_name) {
+                        shared.switched(master_name, "the sentinels announced a failover");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_messages_name_their_master_even_with_spaces() {
+        assert_eq!(
+            switched_master("mymaster 127.0.0.1 1 127.0.0.1 2"),
+            Some("mymaster")
+        );
+        assert_eq!(
+            switched_master("my master 127.0.0.1 1 127.0.0.1 2"),
+            Some("my master")
+        );
+        assert_eq!(switched_master("127.0.0.1 1 127.0.0.1 2"), None);
+        assert_eq!(switched_master(""), None);
     }
 }

@@ -7,14 +7,14 @@
 //!   [`LockManagerBuilder::tls_root_certificate`], `tls_client_certificate`,
 //!   `danger_accept_invalid_certificates`.
 //! - `metrics`: counters and histograms through the [`metrics`](https://docs.rs/metrics)
-//!   facade; the names are listed under [Metrics](#metrics).
+//!   facade; the names are listed under [Metrics reference](#metrics-reference).
 //! - `serde`: `Deserialize`/`Serialize` for [`LockManagerConfig`].
 //!
 //! Without features the crate depends on `redis` (with `tokio-comp`, `script`, `sentinel`),
 //! `tokio`, `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util`, `url` and
 //! `percent-encoding`.
 //!
-//! # Metrics
+//! # Metrics reference
 //!
 //! With the `metrics` feature the manager records, through whatever recorder the
 //! application installed (Prometheus exporter, StatsD, …; nothing is recorded without one):
@@ -55,6 +55,7 @@ mod quorum;
 mod retry;
 mod round;
 mod scripts;
+mod sentinel;
 mod tls;
 
 pub use config::{

@@ -131,6 +131,11 @@ impl HolderToken {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Whether this value is `lock`'s token: the key is held by that handle.
+    pub fn is_token_of(&self, lock: &Lock) -> bool {
+        self.0 == lock.token.as_bytes()
+    }
 }
 
 impl fmt::Debug for HolderToken {

@@ -181,8 +181,6 @@ impl fmt::Debug for LockManager {
         f.debug_struct("LockManager")
             .field("masters", &masters)
             .field("settings", &self.shared.settings)
-            .field("node_timeout", &self.shared.settings.node_timeout)
-            .field("connect_timeout", &self.shared.settings.connect_timeout)
             .finish()
     }
 }
@@ -194,6 +192,7 @@ impl LockManager {
     }
 
     pub(crate) fn from_parts(settings: Settings, nodes: Vec<Arc<Node>>) -> Self {
+        crate::metrics::describe();
         let shutdown = CancellationToken::new();
         let listeners = TaskTracker::new();
         let notifier = Arc::new(Notifier::new(

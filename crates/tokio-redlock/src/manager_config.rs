@@ -12,6 +12,7 @@ use crate::config::{
 };
 use crate::error::{ConfigError, redact_url};
 use crate::manager::LockManager;
+#[cfg(feature = "serde")]
 use crate::member::parse_server_list;
 
 /// Every setting of a [`LockManagerBuilder`], as plain data: what a configuration file holds.
@@ -20,7 +21,11 @@ use crate::member::parse_server_list;
 /// `serde` feature it derives `Deserialize` and `Serialize`; missing fields take their
 /// defaults, unknown fields are errors (a typo must not fall back to a default silently),
 /// durations are `humantime` strings such as `"10s"`, `"1m 30s"`, `"200ms"`, and
-/// `servers` is a list of URLs or one comma-separated string (as `REDLOCK_SERVERS`).
+/// `servers` is a list of URLs (taken verbatim) or one comma-separated string (split as
+/// `REDLOCK_SERVERS` is).
+///
+/// The struct is `#[non_exhaustive]` (settings will be added): outside the crate, start from
+/// [`LockManagerConfig::default()`] and assign fields, or deserialize it.
 ///
 /// # Examples
 ///
@@ -41,7 +46,8 @@ use crate::member::parse_server_list;
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct LockManagerConfig {
-    /// The quorum members: see [`LockManagerBuilder::servers`]. Default: none (required).
+    /// The quorum members, one URL each: see [`LockManagerBuilder::servers`]. Default: none
+    /// (required).
     #[cfg_attr(feature = "serde", serde(deserialize_with = "servers::deserialize"))]
     pub servers: Vec<String>,
     /// See [`LockManagerBuilder::ttl`]. Default: 10 s.
@@ -136,19 +142,14 @@ impl LockManagerConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidUrl`] when an entry of `servers` is a list that does not parse;
     /// [`ConfigError::TlsFile`] when a certificate or key file cannot be read;
     /// [`ConfigError::TlsClientIdentityIncomplete`] for a certificate without its key or the
     /// reverse; [`ConfigError::TlsFeatureDisabled`] when TLS settings are given but the
     /// crate was built without the `tls` feature. Everything else is checked by
     /// [`LockManagerBuilder::build`].
     pub fn into_builder(self) -> Result<LockManagerBuilder, ConfigError> {
-        let mut members = Vec::with_capacity(self.servers.len());
-        for entry in &self.servers {
-            members.extend(parse_server_list(entry)?);
-        }
         let builder = LockManager::builder()
-            .servers(members)
+            .servers(self.servers)
             .ttl(self.ttl)
             .retry_count(self.retry_count)
             .retry_delay(self.retry_delay)
@@ -220,11 +221,13 @@ mod servers {
         One(String),
     }
 
+    /// A list is taken entry by entry, verbatim (a URL may hold an unencoded comma); one
+    /// string is split as `REDLOCK_SERVERS` is.
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        Ok(match Servers::deserialize(d)? {
-            Servers::List(list) => list,
-            Servers::One(list) => vec![list],
-        })
+        match Servers::deserialize(d)? {
+            Servers::List(list) => Ok(list),
+            Servers::One(list) => super::parse_server_list(&list).map_err(serde::de::Error::custom),
+        }
     }
 }
 

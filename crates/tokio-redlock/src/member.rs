@@ -13,16 +13,26 @@
 //! `rediss+sentinel://` speaks TLS to the sentinels and to the master.
 
 use percent_encoding::percent_decode_str;
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
 use crate::error::ConfigError;
 use crate::failover::FailoverWatch;
+use crate::sentinel::SentinelGroup;
 use crate::tls::TlsSettings;
 
 /// The environment variable [`LockManagerBuilder::from_env`](crate::LockManagerBuilder::from_env)
 /// and the `redlock` CLI read the masters from: a comma-separated list of member URLs.
 pub const SERVERS_ENV: &str = "REDLOCK_SERVERS";
+
+/// Characters of a master name written percent-encoded when a Sentinel URL is shown.
+const NAME_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'/')
+    .add(b'?')
+    .add(b'#')
+    .add(b'@')
+    .add(b',')
+    .add(b'%');
 
 /// The port sentinels listen on when a Sentinel URL names none.
 const SENTINEL_PORT: u16 = 26379;
@@ -206,6 +216,52 @@ impl SentinelSpec {
         })
     }
 
+    /// The URL rebuilt for display: passwords replaced by `***`.
+    pub(crate) fn redacted(&self) -> String {
+        let scheme = if self.tls {
+            SENTINEL_TLS_SCHEME
+        } else {
+            SENTINEL_SCHEME
+        };
+        let userinfo = match (&self.username, &self.password) {
+            (Some(user), Some(_)) => format!("{user}:***@"),
+            (None, Some(_)) => ":***@".to_owned(),
+            (Some(user), None) => format!("{user}@"),
+            (None, None) => String::new(),
+        };
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|(host, port)| {
+                if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            })
+            .collect();
+        let mut shown = format!(
+            "{scheme}{userinfo}{}/{}",
+            hosts.join(","),
+            percent_encoding::utf8_percent_encode(&self.master_name, NAME_ESCAPES)
+        );
+        if self.db != 0 {
+            shown.push_str(&format!("/{}", self.db));
+        }
+        let mut query = Vec::new();
+        if let Some(user) = &self.sentinel_username {
+            query.push(format!("sentinel_username={user}"));
+        }
+        if self.sentinel_password.is_some() {
+            query.push("sentinel_password=***".to_owned());
+        }
+        if !query.is_empty() {
+            shown.push('?');
+            shown.push_str(&query.join("&"));
+        }
+        shown
+    }
+
     /// The passwords in this spec, to scrub from error texts.
     pub(crate) fn secrets(&self) -> Vec<String> {
         [&self.password, &self.sentinel_password]
@@ -227,75 +283,66 @@ impl SentinelSpec {
         )
     }
 
-    /// One plain client per sentinel (for the failover watch), with the sentinels'
-    /// credentials and the TLS settings.
+    /// One client per sentinel, with the sentinels' credentials and the TLS settings.
     pub(crate) fn sentinel_clients(
         &self,
         tls: &TlsSettings,
     ) -> Result<Vec<redis::Client>, RedisError> {
-        let scheme = if self.tls { "rediss" } else { "redis" };
+        let credentials = RedisConnectionInfo::default();
+        let credentials = match &self.sentinel_username {
+            Some(user) => credentials.set_username(user),
+            None => credentials,
+        };
+        let credentials = match &self.sentinel_password {
+            Some(pass) => credentials.set_password(pass),
+            None => credentials,
+        };
         self.hosts
             .iter()
-            .map(|(host, port)| {
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.clone()
-                };
-                let info = format!("{scheme}://{host}:{port}").into_connection_info()?;
-                let mut redis = RedisConnectionInfo::default();
-                if let Some(user) = &self.sentinel_username {
-                    redis = redis.set_username(user);
-                }
-                if let Some(pass) = &self.sentinel_password {
-                    redis = redis.set_password(pass);
-                }
-                let addr = tls.apply_to_addr(info.addr().clone());
-                tls.client(info.set_redis_settings(redis).set_addr(addr))
-            })
+            .map(|(host, port)| server_client(self.tls, host, *port, credentials.clone(), tls))
             .collect()
     }
 
-    /// A client of the group: asks the sentinels for the master each time it is asked for a
-    /// client.
-    pub(crate) fn client(&self, tls: &TlsSettings) -> Result<SentinelClient, RedisError> {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        let sentinels = self
-            .hosts
-            .iter()
-            .map(|(host, port)| {
-                let host = if host.contains(':') {
-                    format!("[{host}]")
-                } else {
-                    host.clone()
-                };
-                let info = format!("{scheme}://{host}:{port}").into_connection_info()?;
-                Ok(tls.apply_to_addr(info.addr().clone()))
-            })
-            .collect::<Result<Vec<ConnectionAddr>, RedisError>>()?;
-        let nodelay = redis::io::tcp::TcpSettings::default().set_nodelay(true);
-        let mut builder =
-            SentinelClientBuilder::new(sentinels, &self.master_name, SentinelServerType::Master)?
-                .set_client_to_redis_db(self.db)
-                .set_client_to_redis_tcp_settings(nodelay.clone())
-                .set_client_to_sentinel_tcp_settings(nodelay);
-        if let Some(user) = &self.username {
-            builder = builder.set_client_to_redis_username(user);
-        }
-        if let Some(pass) = &self.password {
-            builder = builder.set_client_to_redis_password(pass);
-        }
-        if let Some(user) = &self.sentinel_username {
-            builder = builder.set_client_to_sentinel_username(user);
-        }
-        if let Some(pass) = &self.sentinel_password {
-            builder = builder.set_client_to_sentinel_password(pass);
-        }
-        if self.tls {
-            builder = tls.apply_to_sentinel(builder);
-        }
-        builder.build()
+    /// A client for the master at `host:port` (as a sentinel named it), with the master's
+    /// credentials and database.
+    pub(crate) fn master_client(
+        &self,
+        host: &str,
+        port: u16,
+        tls: &TlsSettings,
+    ) -> Result<redis::Client, RedisError> {
+        let credentials = RedisConnectionInfo::default().set_db(self.db);
+        let credentials = match &self.username {
+            Some(user) => credentials.set_username(user),
+            None => credentials,
+        };
+        let credentials = match &self.password {
+            Some(pass) => credentials.set_password(pass),
+            None => credentials,
+        };
+        server_client(self.tls, host, port, credentials, tls)
     }
+}
+
+/// A client for one server of a Sentinel group: TCP (or TLS) to `host:port`, with
+/// `TCP_NODELAY`, the given credentials and the TLS settings.
+fn server_client(
+    tls_on: bool,
+    host: &str,
+    port: u16,
+    credentials: RedisConnectionInfo,
+    tls: &TlsSettings,
+) -> Result<redis::Client, RedisError> {
+    let scheme = if tls_on { "rediss" } else { "redis" };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let info = format!("{scheme}://{host}:{port}")
+        .into_connection_info()?
+        .set_redis_settings(credentials);
+    direct_client(info, tls)
 }
 
 impl std::fmt::Debug for SentinelSpec {
@@ -314,36 +361,20 @@ pub(crate) enum Target {
     /// A Redis server at a fixed address.
     Direct(redis::Client),
     /// The master a Sentinel group names at the time of connecting.
-    Sentinel {
-        /// Asks the sentinels; behind a lock because lookups need `&mut`.
-        client: Box<tokio::sync::Mutex<SentinelClient>>,
-        /// The group, for its identity.
-        spec: SentinelSpec,
-        /// Follows the group's failovers.
-        watch: Box<FailoverWatch>,
-    },
+    Sentinel(SentinelGroup),
 }
 
 impl Target {
-    /// A client for the member's current master: the fixed one, or the one the sentinels name
-    /// now (redis-rs checks that it answers `ROLE` as a master).
-    pub(crate) async fn client(&self) -> Result<redis::Client, RedisError> {
-        match self {
-            Self::Direct(client) => Ok(client.clone()),
-            Self::Sentinel { client, .. } => client.lock().await.async_get_client().await,
-        }
-    }
-
     /// Whether the member is a Sentinel group.
     pub(crate) fn is_sentinel(&self) -> bool {
-        matches!(self, Self::Sentinel { .. })
+        matches!(self, Self::Sentinel(_))
     }
 
     /// The failover watch of a Sentinel group.
     pub(crate) fn watch(&self) -> Option<&FailoverWatch> {
         match self {
             Self::Direct(_) => None,
-            Self::Sentinel { watch, .. } => Some(watch),
+            Self::Sentinel(group) => Some(group.watch()),
         }
     }
 
@@ -358,7 +389,7 @@ impl Target {
                     info.redis_settings().db()
                 )
             }
-            Self::Sentinel { spec, .. } => spec.identity(),
+            Self::Sentinel(group) => group.spec().identity(),
         }
     }
 
@@ -369,7 +400,7 @@ impl Target {
                 client.get_connection_info().addr(),
                 ConnectionAddr::TcpTls { .. }
             ),
-            Self::Sentinel { spec, .. } => spec.tls,
+            Self::Sentinel(group) => group.spec().tls,
         }
     }
 }

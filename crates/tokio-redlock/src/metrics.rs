@@ -29,6 +29,55 @@ pub(crate) const HOLD_SECONDS: &str = "redlock_hold_seconds";
 /// Failed requests per master and kind.
 pub(crate) const MASTER_ERRORS: &str = "redlock_master_errors_total";
 
+/// Describes every metric (help text and unit) to the installed recorder, once per process.
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use metrics::{Unit, describe_counter, describe_histogram};
+            describe_counter!(ACQUISITIONS, Unit::Count, "Locks acquired.");
+            describe_counter!(
+                CONFLICTS,
+                Unit::Count,
+                "Acquisitions that failed because another holder had the resource."
+            );
+            describe_counter!(
+                NO_QUORUM,
+                Unit::Count,
+                "Acquisitions that failed because a quorum of masters was unreachable or failed."
+            );
+            describe_counter!(
+                ACQUIRE_FAILURES,
+                Unit::Count,
+                "Failed acquisitions, by reason."
+            );
+            describe_counter!(EXTENSIONS, Unit::Count, "Lock extensions, by outcome.");
+            describe_counter!(
+                LOSSES,
+                Unit::Count,
+                "Guards that lost their lock before releasing it."
+            );
+            describe_counter!(RELEASES, Unit::Count, "Lock releases, by outcome.");
+            describe_histogram!(
+                ACQUIRE_SECONDS,
+                Unit::Seconds,
+                "Time from the call to the lock (or the error), waiting included."
+            );
+            describe_histogram!(
+                HOLD_SECONDS,
+                Unit::Seconds,
+                "Time from acquisition to release."
+            );
+            describe_counter!(
+                MASTER_ERRORS,
+                Unit::Count,
+                "Failed requests to one master, by kind."
+            );
+        });
+    }
+}
+
 /// Records the end of an acquisition.
 pub(crate) fn acquisition<T>(result: &Result<T, LockError>, elapsed: Duration) {
     #[cfg(feature = "metrics")]

@@ -22,6 +22,7 @@ use crate::failover::FailoverWatch;
 use crate::keys;
 use crate::member::{SentinelSpec, Target, direct_client, is_sentinel_url};
 use crate::scripts::{self, LuaScript};
+use crate::sentinel::{LookupError, SentinelGroup};
 use crate::tls::{TlsSettings, tls_cause};
 
 /// What every master of a manager shares: budgets and TLS settings.
@@ -107,13 +108,18 @@ pub(crate) enum Peek {
     NotALock,
 }
 
+/// How often (ms) a live connection's server is asked `ROLE` again.
+const ROLE_EVERY_MS: u64 = 1_000;
+
 /// Requests that time out in a row before a connection is replaced.
 const DEAD_AFTER_TIMEOUTS: u64 = 8;
 
 /// Where a connection attempt failed: asking the sentinels, or on the master itself.
 enum Phase {
-    Lookup(RedisError),
+    Lookup(LookupError),
     Master(RedisError),
+    /// The server answered `ROLE` as something other than a master.
+    NotMaster(NodeError),
 }
 
 impl From<RedisError> for Phase {
@@ -223,6 +229,10 @@ pub(crate) struct Node {
     attempts: AtomicU64,
     /// Requests timed out in a row on the current connection.
     timeouts: AtomicU64,
+    /// When the node was created: the origin of `role_checked_ms`.
+    born: tokio::time::Instant,
+    /// When (ms after `born`) the server last answered `ROLE`.
+    role_checked_ms: AtomicU64,
 }
 
 /// The bookkeeping of connection attempts, behind `Node::connecting`.
@@ -267,17 +277,14 @@ impl Node {
             let spec = SentinelSpec::parse(url).map_err(invalid)?;
             let secrets = spec.secrets();
             check_tls_enabled(spec.tls).map_err(invalid)?;
-            let client = spec
-                .client(options.tls)
-                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
-            let watch = FailoverWatch::new(&spec, options.tls, options.connect_timeout)
-                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
-            let target = Target::Sentinel {
-                client: Box::new(tokio::sync::Mutex::new(client)),
+            let group = SentinelGroup::new(
                 spec,
-                watch: Box::new(watch),
-            };
-            (target, secrets)
+                options.tls,
+                options.node_timeout,
+                options.connect_timeout,
+            )
+            .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
+            (Target::Sentinel(group), secrets)
         } else {
             let secrets = url_secrets(url);
             let is_tls = url
@@ -302,6 +309,8 @@ impl Node {
             connecting: tokio::sync::Mutex::new(ConnectState::default()),
             attempts: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            born: tokio::time::Instant::now(),
+            role_checked_ms: AtomicU64::new(0),
         })
     }
 
@@ -366,10 +375,10 @@ impl Node {
         let looked_up = std::sync::atomic::AtomicBool::new(false);
         let connect = async {
             // A Sentinel group names its current master here (and redis-rs checks its ROLE).
-            let client = self.target.client().await.map_err(Phase::Lookup)?;
+            let client = self.resolve().await.map_err(Phase::Lookup)?;
             looked_up.store(true, Ordering::Release);
             if let Some(watch) = self.target.watch() {
-                watch.connected_to(&client);
+                watch.connected_to(&client, epoch);
             }
             let connection = client
                 .get_multiplexed_async_connection_with_config(&config)
@@ -407,6 +416,13 @@ impl Node {
             let role = async move { redis::cmd("ROLE").query_async::<Value>(&mut role_con).await };
             let (loaded, info, role) =
                 futures_util::join!(futures_util::future::try_join_all(loads), info, role);
+            // A server that is not a master (a replica, a sentinel) is reported as such, not
+            // by whatever else it refused.
+            if let Ok(Value::Array(items)) = &role
+                && !items.is_empty()
+            {
+                check_role(role.clone()).map_err(Phase::NotMaster)?;
+            }
             loaded?;
             Ok::<_, Phase>((connection, info.ok().and_then(|i| run_id(&i)), role))
         };
@@ -417,7 +433,8 @@ impl Node {
                 .and_then(|()| self.servers.register(self.index, &self.address, run_id))
                 .map(|()| connection),
             Ok(Err(Phase::Master(e))) => Err(self.classify(&e, self.connect_timeout)),
-            Ok(Err(Phase::Lookup(e))) => Err(self.lookup_failure(&e)),
+            Ok(Err(Phase::NotMaster(e))) => Err(e),
+            Ok(Err(Phase::Lookup(e))) => Err(self.lookup_failure(e)),
             Err(_) if self.target.is_sentinel() && !looked_up.load(Ordering::Acquire) => {
                 Err(NodeError::Sentinel(format!(
                     "no sentinel named a master within the connect timeout ({:?})",
@@ -434,6 +451,11 @@ impl Node {
             }
         };
         state.last_failure = None;
+        // ROLE was just checked on this connection.
+        self.role_checked_ms.store(
+            u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         state.generation = state.generation.wrapping_add(1);
         let generation = state.generation;
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
@@ -455,11 +477,24 @@ impl Node {
 
     /// A dedicated publish/subscribe connection (for release notifications).
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
-        let open = async { self.target.client().await?.get_async_pubsub().await };
+        let open = async {
+            let client = self.resolve().await.map_err(Phase::Lookup)?;
+            Ok::<_, Phase>(client.get_async_pubsub().await?)
+        };
         match tokio::time::timeout(self.connect_timeout, open).await {
             Ok(Ok(pubsub)) => Ok(pubsub),
-            Ok(Err(e)) => Err(self.classify(&e, self.connect_timeout)),
+            Ok(Err(Phase::Master(e))) => Err(self.classify(&e, self.connect_timeout)),
+            Ok(Err(Phase::NotMaster(e))) => Err(e),
+            Ok(Err(Phase::Lookup(e))) => Err(self.lookup_failure(e)),
             Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
+        }
+    }
+
+    /// A client for the member's master: the fixed one, or the one its sentinels name now.
+    async fn resolve(&self) -> Result<redis::Client, LookupError> {
+        match &self.target {
+            Target::Direct(client) => Ok(client.clone()),
+            Target::Sentinel(group) => group.master(self.connect_timeout).await,
         }
     }
 
@@ -530,6 +565,14 @@ impl Node {
         args: &[&[u8]],
     ) -> Result<Value, Attempt> {
         let (generation, mut con) = self.connection().await.map_err(Attempt::Failed)?;
+        // At most once a second, ROLE goes along with the request (same connection, no extra
+        // round trip): a master turned into a replica while we were connected — writable
+        // replicas (`replica-read-only no`) even accept the script — stops counting within
+        // a second instead of at the next reconnection.
+        let role = self.role_due().then(|| {
+            let mut con = con.clone();
+            async move { redis::cmd("ROLE").query_async::<Value>(&mut con).await }
+        });
         let request = async {
             let mut evalsha = redis::cmd("EVALSHA");
             evalsha.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
@@ -543,7 +586,25 @@ impl Node {
                 other => other,
             }
         };
-        match tokio::time::timeout(self.node_timeout, request).await {
+        let with_role = async {
+            match role {
+                Some(role) => {
+                    let (reply, role) = futures_util::join!(request, role);
+                    (reply, Some(role))
+                }
+                None => (request.await, None),
+            }
+        };
+        let outcome = tokio::time::timeout(self.node_timeout, with_role).await;
+        if let Ok((_, Some(role))) = &outcome
+            && let Err(not_master) = check_role(role.clone())
+        {
+            // Whatever the script did there, this server does not count: the caller treats
+            // the failure as "may hold the key" and releases it.
+            self.discard(generation);
+            return Err(Attempt::Failed(not_master));
+        }
+        match outcome.map(|(reply, _)| reply) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if e.is_unrecoverable_error() || e.is_io_error() => {
                 self.discard(generation);
@@ -566,6 +627,17 @@ impl Node {
             }
         }
         .inspect(|_| self.timeouts.store(0, Ordering::Relaxed))
+    }
+
+    /// Whether a `ROLE` check is due (a second since the last), claiming it if so.
+    fn role_due(&self) -> bool {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.role_checked_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= ROLE_EVERY_MS
+            && self
+                .role_checked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Counts a timeout on connection `generation`; after [`DEAD_AFTER_TIMEOUTS`] in a row the
@@ -750,8 +822,14 @@ impl Node {
     /// A failed master lookup through a Sentinel group: credentials and certificates keep
     /// their own kinds; anything else is reported as the lookup's failure (the sentinels, or
     /// the master they named, could not be reached or did not answer as a master).
-    fn lookup_failure(&self, e: &RedisError) -> NodeError {
-        match self.classify(e, self.connect_timeout) {
+    fn lookup_failure(&self, e: LookupError) -> NodeError {
+        let e = match e {
+            LookupError::Sentinel(message) => {
+                return NodeError::Sentinel(scrub(&message, &self.secrets));
+            }
+            LookupError::Redis(e) => e,
+        };
+        match self.classify(&e, self.connect_timeout) {
             error @ (NodeError::Auth(_)
             | NodeError::Tls(_)
             | NodeError::NoPermission(_)
@@ -767,6 +845,11 @@ impl Node {
         let text = || scrub(&e.to_string(), &self.secrets);
         if let Some(cause) = tls_cause(e) {
             return NodeError::Tls(scrub(&cause, &self.secrets));
+        }
+        // redis-rs reports a TLS set-up it could not build (e.g. a client certificate rustls
+        // refuses) as a client-configuration error with the cause in its text.
+        if e.kind() == ErrorKind::InvalidClientConfig && self.target.is_tls() {
+            return NodeError::Tls(format!("the TLS settings were refused: {}", text()));
         }
         if let ErrorKind::MasterNameNotFoundBySentinel
         | ErrorKind::NoValidReplicasFoundBySentinel

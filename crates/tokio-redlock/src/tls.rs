@@ -3,7 +3,6 @@
 //! turns verification off. Without the feature the settings are empty and TLS URLs are
 //! refused by `build()`.
 
-use redis::sentinel::SentinelClientBuilder;
 use redis::{ConnectionAddr, ConnectionInfo, RedisError};
 
 use crate::error::ConfigError;
@@ -82,10 +81,30 @@ impl TlsSettings {
             }
             if let Some((cert, key)) = &self.client_identity {
                 certificates("client certificate", cert)?;
-                PrivateKeyDer::from_pem_slice(key).map_err(|e| ConfigError::InvalidPem {
-                    what: "client key",
-                    reason: e.to_string(),
-                })?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(key).map_err(|e| ConfigError::InvalidPem {
+                        what: "client key",
+                        reason: e.to_string(),
+                    })?;
+                // What rustls itself will refuse at the first handshake (a key that does not
+                // match the certificate, an X.509 v1 certificate), refused here instead.
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ConfigError::InvalidPem {
+                        what: "client certificate",
+                        reason: e.to_string(),
+                    })?;
+                install_ring_provider();
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| ConfigError::InvalidPem {
+                        what: "client certificate",
+                        reason: format!(
+                            "{e} (client certificates must be X.509 v3, and the key must be \
+                             the certificate's)"
+                        ),
+                    })?;
             }
         }
         Ok(())
@@ -120,33 +139,6 @@ impl TlsSettings {
             }
         }
         redis::Client::open(info)
-    }
-
-    /// Applies the settings to a TLS Sentinel group (sentinels and master alike).
-    pub(crate) fn apply_to_sentinel(
-        &self,
-        builder: SentinelClientBuilder,
-    ) -> SentinelClientBuilder {
-        #[cfg(feature = "tls")]
-        {
-            install_ring_provider();
-            let mode = if self.danger_accept_invalid_certificates {
-                redis::TlsMode::Insecure
-            } else {
-                redis::TlsMode::Secure
-            };
-            let mut builder = builder
-                .set_client_to_redis_tls_mode(mode)
-                .set_client_to_sentinel_tls_mode(mode);
-            if let Some(certificates) = self.certificates() {
-                builder = builder
-                    .set_client_to_redis_certificates(certificates.clone())
-                    .set_client_to_sentinel_certificates(certificates);
-            }
-            builder
-        }
-        #[cfg(not(feature = "tls"))]
-        builder
     }
 
     #[cfg(feature = "tls")]
