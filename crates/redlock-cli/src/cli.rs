@@ -210,6 +210,14 @@ impl Common {
             servers.extend(parse_server_list(value)?);
         }
         if servers.is_empty() {
+            // Given but blank: an error, never a silent fall-back to a local server that
+            // the other hosts do not use.
+            if std::env::var_os(tokio_redlock::SERVERS_ENV).is_some() {
+                return Err(ConfigError::MissingEnv(tokio_redlock::SERVERS_ENV));
+            }
+            if !self.servers.is_empty() {
+                return Err(ConfigError::NoServers);
+            }
             servers.push(DEFAULT_SERVER.to_owned());
         }
         Ok(servers)

@@ -246,6 +246,18 @@ async fn run_with(
     for outcome in guard.outcomes() {
         report.info(format_args!("  {outcome}"));
     }
+    // A master that cannot count until its configuration is fixed (credentials, TLS
+    // certificates): said even without -v, since the quorum is now one failure from lost.
+    for outcome in guard.outcomes() {
+        if let NodeStatus::Failed(e) = outcome.status()
+            && e.is_permanent()
+        {
+            report.warn(format_args!(
+                "master {} does not count toward the quorum until fixed: {e}",
+                outcome.master()
+            ));
+        }
+    }
 
     let mut command = match build_command(args) {
         Some(c) => c,

@@ -869,6 +869,26 @@ fn server_lists_in_s_and_redlock_servers_are_split_by_the_library_parser() {
             .stderr(predicate::str::contains(says))
             .stderr(predicate::str::contains("hunter2").not());
     }
+    // A blank REDLOCK_SERVERS or -s is an error too, never a silent fall-back to the
+    // default local server (which the other hosts would not be using).
+    for blank in ["", " ", " , "] {
+        let env_says = if blank.contains(',') {
+            "empty entry"
+        } else {
+            "REDLOCK_SERVERS"
+        };
+        redlock_bare()
+            .env("REDLOCK_SERVERS", blank)
+            .args(["exec", &r, "-c", &touch])
+            .assert()
+            .code(64)
+            .stderr(predicate::str::contains(env_says));
+    }
+    redlock_bare()
+        .args(["-s", " ", "exec", &r, "-c", &touch])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("no Redis master"));
     assert!(!marker.exists(), "the command never ran");
 }
 
@@ -942,7 +962,7 @@ fn unix_socket_tls_and_sentinel_members_are_locked_and_shown_by_status() {
     );
     let tls_master = TlsMaster::start(TlsOptions {
         mutual: true,
-        password: None,
+        ..TlsOptions::default()
     });
     let sentinels = SentinelSet::start();
     let files = [
@@ -1056,4 +1076,26 @@ fn hold_elsewhere_on(unix: &RedisServer, tls: &TlsMaster, sentinels: &SentinelSe
     unix.cmd(&set);
     tls.cmd(&set);
     sentinels.current_master().cmd(&set);
+}
+
+/// A master that fails permanently (here, a wrong password) is named on stderr even without
+/// -v when the lock is taken anyway: the quorum is one more failure from lost, and only a fix
+/// of the configuration brings that master back. The password is not shown.
+#[test]
+fn a_permanently_failing_master_is_reported_without_verbose() {
+    let masters = Masters::start(2);
+    let locked = RedisServer::start(ServerOptions::default().args(&["--requirepass", "right"]));
+    let wrong = format!("redis://:n0tTheP4ss@127.0.0.1:{}", locked.port());
+    let list = format!("{},{},{wrong}", masters[0].url(), masters[1].url());
+    redlock_bare()
+        .env("REDLOCK_SERVERS", &list)
+        .args(["--node-timeout", RELAXED_NODE_TIMEOUT])
+        .args(["exec", "-n", "permanent", "-c", "true"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(
+            "does not count toward the quorum until fixed",
+        ))
+        .stderr(predicate::str::contains("authentication failed"))
+        .stderr(predicate::str::contains("n0tTheP4ss").not());
 }

@@ -3,8 +3,9 @@
 //! a child process so that no test mutates its own environment), `LockManagerConfig` from JSON
 //! (feature `serde`: humantime durations, servers as a list or one string, unknown fields
 //! refused, defaults, round trip, a manager built from it locking real masters), TLS settings
-//! without a TLS member, `#insecure` fragments, and bad Sentinel URLs — every error typed, no
-//! password in any message or `Debug` output.
+//! without a TLS member, `#insecure` fragments, bad Sentinel URLs, passwords in odd places of
+//! a URL, and odd or huge inputs — every error typed, no panic, no hang, no password in any
+//! message or `Debug` output.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,6 +21,7 @@
 mod support;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::checks::{RELAXED, held_everywhere, ms, settle, watchdog};
 use support::servers::{Masters, RedisServer, ServerOptions};
@@ -189,6 +191,27 @@ async fn server_list_members_lock_over_tcp_and_unix_sockets() {
         .build()
         .unwrap();
     assert_eq!(manager.quorum(), 2);
+}
+
+/// One sentinel group written twice, with its sentinels in another order, is one member
+/// listed twice (`DuplicateServer`), and two groups over the same sentinels but different
+/// master names or databases are distinct.
+#[test]
+fn the_same_sentinel_group_twice_is_a_duplicate() {
+    let err = LockManager::builder()
+        .server("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m")
+        .server("redis+sentinel://127.0.0.1:2,127.0.0.1:1/m")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::DuplicateServer(_)), "{err}");
+    assert!(
+        LockManager::builder()
+            .server("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m")
+            .server("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m/1")
+            .server("redis+sentinel://127.0.0.1:1,127.0.0.1:2/n")
+            .build()
+            .is_ok()
+    );
 }
 
 // ---- from_env, in a child process -------------------------------------------------------
@@ -380,6 +403,27 @@ fn tls_settings_without_a_tls_member_are_refused() {
     }
 }
 
+/// A plain Sentinel URL never speaks TLS, so TLS settings with only Sentinel (or only plain)
+/// members are refused rather than silently unused; a `rediss+sentinel://` member counts as
+/// a TLS member.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_settings_need_a_tls_member_sentinel_included() {
+    let err = LockManager::builder()
+        .server("redis+sentinel://127.0.0.1:1/m")
+        .danger_accept_invalid_certificates(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, ConfigError::TlsWithoutTlsServer);
+    assert!(
+        LockManager::builder()
+            .server("rediss+sentinel://127.0.0.1:1/m")
+            .danger_accept_invalid_certificates(true)
+            .build()
+            .is_ok()
+    );
+}
+
 #[cfg(not(feature = "tls"))]
 #[test]
 fn tls_urls_without_the_feature_name_it() {
@@ -482,7 +526,12 @@ fn bad_sentinel_urls_are_typed_errors_with_passwords_redacted() {
             text.contains(why),
             "{url}: the reason names the fault ({why}): {text}"
         );
-        assert!(text.contains("s1"), "{url}: the URL is quoted: {text}");
+        // The URL is quoted, password redacted; one whose sentinel addresses do not parse
+        // (so its password cannot be told apart from them) only by its scheme.
+        assert!(
+            text.contains("s1") || text.contains("redis+sentinel://*** (redacted"),
+            "{url}: the URL is quoted: {text}"
+        );
     }
 
     // A good one with every credential: built, shown redacted everywhere.
@@ -497,13 +546,215 @@ fn bad_sentinel_urls_are_typed_errors_with_passwords_redacted() {
     assert!(text.contains("s2:26380/mymaster/2"), "{text}");
 }
 
+// ---- Passwords in odd places of a URL ---------------------------------------------------
+
+/// The text of every place a member's address shows up without connecting: `masters()`,
+/// the manager's and the builder's `Debug`, or the build error.
+fn shown_for(url: &str) -> String {
+    let builder = LockManager::builder().server(url);
+    let mut out = format!("{builder:?}\n");
+    match builder.build() {
+        Ok(m) => {
+            out.push_str(&format!("{:?}\n{m:?}\n", m.masters().collect::<Vec<_>>()));
+        }
+        Err(e) => out.push_str(&format!("{e}\n{e:?}\n")),
+    }
+    out
+}
+
+/// A Sentinel URL with several `host:port` sentinels (the normal form) whose query names the
+/// parameter percent-encoded — `sentinel%5Fpassword=` — is accepted: the parser decodes
+/// names, so the sentinels get the password. The redaction matches names decoded too, so the
+/// password shows nowhere the address does: not in `masters()`, any `Debug`, any
+/// `NodeOutcome` (hence any `LockError` text), nor the CLI's stderr
+/// (`REDLOCK_SERVERS=... redlock status r`); the `master` metrics label is checked in
+/// `metrics.rs`.
+#[test]
+fn a_percent_encoded_sentinel_password_name_is_redacted() {
+    let url = "redis+sentinel://127.0.0.1:1,127.0.0.1:2/m?sentinel%5Fpassword=TOPSECRET";
+    // Accepted: the password is in use.
+    assert!(LockManager::builder().server(url).build().is_ok());
+    let shown = shown_for(url);
+    assert!(
+        !shown.contains("TOPSECRET"),
+        "the sentinel password shows in masters()/Debug:\n{shown}"
+    );
+}
+
+/// An unencoded `@` inside the `sentinel_password` of a multi-sentinel URL is accepted
+/// (form-decoding keeps it), and no part of the password shows: the address is rebuilt from
+/// its parsed parts, not cut at the last `@` of the whole string — which lies inside the
+/// query and would show `redis+sentinel://***@<tail of the password>` everywhere the address
+/// is (and lose the sentinels and the master name).
+#[test]
+fn an_at_sign_in_a_sentinel_password_shows_no_part_of_it() {
+    let url = "redis+sentinel://127.0.0.1:1,127.0.0.1:2/m?sentinel_password=top@SECRETTAIL";
+    assert!(LockManager::builder().server(url).build().is_ok());
+    let shown = shown_for(url);
+    assert!(
+        !shown.contains("SECRETTAIL"),
+        "the tail of the sentinel password shows:\n{shown}"
+    );
+}
+
+/// A `#` inside a query password (`redis+unix://…?pass=`, or the `sentinel_password` of a
+/// one-sentinel URL) makes the rest a URL fragment. `build()` rightly refuses fragments, and
+/// its error quotes the URL with the query value starred and the fragment — the tail of the
+/// password — starred as well.
+#[test]
+fn a_fragment_after_a_query_password_is_not_echoed_in_the_error() {
+    for url in [
+        "redis+unix:///tmp/r.sock?pass=top#SECRETTAIL",
+        "redis+sentinel://127.0.0.1:26379/m?sentinel_password=top#SECRETTAIL",
+    ] {
+        let err = LockManager::builder().server(url).build().unwrap_err();
+        let shown = format!("{err}\n{err:?}");
+        assert!(
+            !shown.contains("SECRETTAIL"),
+            "{url}: the password's tail shows in the error:\n{shown}"
+        );
+    }
+}
+
+/// A misspelt or differently spelt password parameter of a multi-sentinel URL
+/// (`sentinel_pasword=`, `sentinelPassword=`, `sentinel_pass=`, `sentinel_pw=`) is rightly
+/// refused as an unknown parameter, and the refusal does not quote its value: build errors
+/// go to logs and to the CLI's stderr.
+#[test]
+fn a_misspelt_sentinel_password_parameter_is_not_echoed_in_the_error() {
+    for param in [
+        "sentinel_pasword",
+        "sentinelPassword",
+        "sentinel_pass",
+        "sentinel_pw",
+    ] {
+        let url = format!("redis+sentinel://127.0.0.1:1,127.0.0.1:2/m?{param}=TOPSECRET");
+        let err = LockManager::builder().server(&url).build().unwrap_err();
+        let shown = format!("{err}\n{err:?}");
+        assert!(
+            !shown.contains("TOPSECRET"),
+            "{param}: the password shows in the error:\n{shown}"
+        );
+    }
+}
+
+/// Passwords in the other odd places are redacted everywhere the address shows, and in the
+/// `parse_server_list` error: an unencoded `/`, `?` or a doubled `@` in the user
+/// information, `%`-escapes that are not UTF-8, repeated and percent-encoded `pass`
+/// parameters of unix sockets, several `sentinel_password`s, a password in a one-sentinel URL
+/// whose hosts do not parse.
+#[test]
+fn redaction_holds_for_other_odd_urls() {
+    for url in [
+        "redis://:pa/SECRET@127.0.0.1:6379",
+        "redis://:pa?SECRET@127.0.0.1:6379",
+        "redis://u:p%ZZSECRET@127.0.0.1:6379",
+        "redis://u:p%FFSECRET@127.0.0.1:6379",
+        "rediss://u:SECRET@127.0.0.1:6379",
+        "redis+unix:///tmp/r.sock?pass=SECRET&pass=SECRET2",
+        "redis+unix:///tmp/r.sock?%70ass=SECRET",
+        "redis+unix:///tmp/r.sock?PASSWORD=SECRET",
+        "unix:///tmp/r.sock?db=1&pass=SECRET",
+        "redis+sentinel://:SECRET@[::1/m",
+        "redis+sentinel://u:SECRET@s1,s2/m?sentinel_password=SECRETA&sentinel_password=SECRETB",
+        "redis+sentinel://u:SE%ZZCRET@s1,s2/m",
+        "redis+sentinel://u:SECRET@@s1,s2/m",
+        "redis+sentinel://u:SECRET@127.0.0.1:1,127.0.0.1:2/m/3?sentinel_password=SECRETC",
+        "rediss+sentinel://u:SECRET@127.0.0.1:1,[::1]:2/m",
+        "REDIS+SENTINEL://u:SECRET@127.0.0.1:1,127.0.0.1:2/m?SENTINEL_PASSWORD=SECRETE",
+    ] {
+        let shown = shown_for(url).replace("SE%ZZCRET", "");
+        assert!(!shown.contains("SECRET"), "{url}:\n{shown}");
+        let list = format!("{:?}", parse_server_list(&format!("{url},,")));
+        assert!(!list.contains("SECRET"), "{url}: {list}");
+    }
+}
+
+// ---- Odd and huge inputs ----------------------------------------------------------------
+
+/// Odd, hostile and huge inputs to `parse_server_list` and `build()` end quickly with a value
+/// or a typed error, never a panic: IPv6 forms, empty and odd master names, non-UTF-8
+/// escapes, multibyte text at scheme boundaries, 10 000 members, a Sentinel group of 10 000
+/// sentinels, a 1 MB master name.
+#[test]
+fn odd_and_huge_inputs_neither_panic_nor_hang() {
+    let started = Instant::now();
+    let odd = [
+        "",
+        ",",
+        "://",
+        "redis+sentinel://",
+        "redis+sentinel:///m",
+        "redis+sentinel://,/m",
+        "redis+sentinel://s1//",
+        "redis+sentinel://s1/%FF",
+        "redis+sentinel://s1/%",
+        "redis+sentinel://s1/m/-1",
+        "redis+sentinel://s1/m/99999999999999999999",
+        "redis+sentinel://[::1]/m",
+        "redis+sentinel://[::1]:0/m",
+        "redis+sentinel://[::1]x/m",
+        "redis+sentinel://::1/m",
+        "redis+sentinel://[/m",
+        "redis+sentinel://]/m",
+        "redis+sentinel://s1:65536/m",
+        "redis+sentinel://s 1/m",
+        "redis+sentinel://s1/m?",
+        "redis+sentinel://s1/m?&&",
+        "redis+sentinel://s1/m?sentinel_password",
+        "redis+sentinel://@/m",
+        "redis+sentinel://s1/m%20name",
+        "redis+sentinel://é:1,ü/ñ",
+        "rediss+sentinel://s1/m",
+        "redis+sentinelé://s1/m",
+        "rédis+sentinel://s1/m",
+        "redis+sentinel:/s1/m",
+        "redis://",
+        "redis://[::1",
+        "redis://[::1]:6379/0",
+        "redis://127.0.0.1:6379/x",
+        "redis+unix://",
+        "redis+unix:///",
+        "unix://",
+        "rediss://",
+        "http://127.0.0.1:6379",
+        "\u{0}redis://a:1",
+        "redis://a:1\u{0}",
+    ];
+    for input in odd {
+        let _ = parse_server_list(input);
+        let _ = LockManager::builder().server(input).build();
+        let _ = LockManager::builder().server_list(input).build();
+    }
+    let many: Vec<String> = (0..10_000)
+        .map(|i| format!("redis://127.0.0.1:{}", 10_000 + i))
+        .collect();
+    let list = many.join(",");
+    assert_eq!(parse_server_list(&list).unwrap().len(), 10_000);
+    let m = LockManager::builder().server_list(&list).build().unwrap();
+    assert_eq!(m.quorum(), 5_001);
+    let hosts: Vec<String> = (0..10_000)
+        .map(|i| format!("127.0.0.1:{}", 10_000 + i))
+        .collect();
+    let group = format!("redis+sentinel://{}/m", hosts.join(","));
+    assert_eq!(parse_server_list(&group).unwrap().len(), 1);
+    assert!(LockManager::builder().server(&group).build().is_ok());
+    let long_name = format!("redis+sentinel://s1/{}", "m".repeat(1 << 20));
+    assert!(LockManager::builder().server(&long_name).build().is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 // ---- LockManagerConfig from JSON (feature `serde`) ----------------------------------------
 
 #[cfg(feature = "serde")]
 mod serde_config {
     use std::time::Duration;
 
-    use tokio_redlock::{ConfigError, LockManagerConfig};
+    use tokio_redlock::{ConfigError, LockManager, LockManagerConfig};
 
     use super::support::checks::{RELAXED, held_everywhere, ms, settle, watchdog};
     use super::support::servers::Masters;
@@ -581,12 +832,12 @@ mod serde_config {
     }
 
     #[test]
-    fn servers_as_one_string_or_a_list_of_lists() {
+    fn servers_as_one_string_or_a_list_of_urls() {
         let one = from_json(
             r#"{"servers": "redis://a:1, redis+sentinel://s1:1,s2:2/m ,redis+unix:///r.sock"}"#,
         );
         let list = from_json(
-            r#"{"servers": ["redis://a:1,redis+sentinel://s1:1,s2:2/m", "redis+unix:///r.sock"]}"#,
+            r#"{"servers": ["redis://a:1", "redis+sentinel://s1:1,s2:2/m", "redis+unix:///r.sock"]}"#,
         );
         for config in [one, list] {
             let manager = config.build().unwrap();
@@ -595,13 +846,34 @@ mod serde_config {
             assert!(masters[1].contains("s1:1,s2:2/m"), "{masters:?}");
             assert!(masters[2].contains("r.sock"), "{masters:?}");
         }
-        // A list entry that does not parse is the builder's typed error, redacted.
+        // A list entry is one URL, taken verbatim (see
+        // `a_config_list_entry_is_one_url_even_with_a_comma_in_its_password`): one that does
+        // not parse is the builder's typed error from `build()`, redacted.
         let bad = from_json(&format!(
             r#"{{"servers": ["redis://:{SECRET}@a:1,,redis://b:2"]}}"#
         ));
-        let e = bad.into_builder().unwrap_err();
+        let e = bad.build().unwrap_err();
         assert!(matches!(e, ConfigError::InvalidUrl { .. }), "{e}");
         shown(&e);
+    }
+
+    /// `LockManagerConfig.servers` is "a list of URLs or one comma-separated string": an
+    /// entry of the list form is one URL, taken verbatim and never split again on commas. A
+    /// URL whose password holds a literal comma (legal in user information, and accepted by
+    /// `LockManagerBuilder::servers`) is therefore accepted as one list entry of a
+    /// configuration file, as it is by the builder.
+    #[test]
+    fn a_config_list_entry_is_one_url_even_with_a_comma_in_its_password() {
+        let url = "redis://:pa,ss@127.0.0.1:6379";
+        assert!(LockManager::builder().server(url).build().is_ok());
+        let config: LockManagerConfig =
+            serde_json::from_value(serde_json::json!({ "servers": [url] })).unwrap();
+        let built = config.build();
+        assert!(
+            built.is_ok(),
+            "one list entry, one URL: {:?}",
+            built.map(|m| m.quorum())
+        );
     }
 
     #[test]
@@ -628,6 +900,58 @@ mod serde_config {
             .build()
             .unwrap_err();
         assert!(matches!(e, ConfigError::TtlTooSmall(_)), "{e}");
+    }
+
+    /// Configuration edge cases are typed errors, and a round trip through JSON keeps the
+    /// settings; `Debug` of the configuration redacts the usual password forms.
+    #[test]
+    fn config_edge_cases_are_typed() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<LockManagerConfig>(v);
+        assert!(parse(serde_json::json!({"servers": "redis://a:1", "ttll": "1s"})).is_err());
+        assert!(parse(serde_json::json!({"servers": null})).is_err());
+        assert!(parse(serde_json::json!({"servers": [1]})).is_err());
+        assert!(parse(serde_json::json!({"servers": "redis://a:1", "ttl": "10"})).is_err());
+        assert!(parse(serde_json::json!({"servers": "redis://a:1", "ttl": "-1s"})).is_err());
+        assert!(
+            parse(serde_json::json!({"servers": "redis://a:1", "ttl": "99999999999999999999y"}))
+                .is_err()
+        );
+        let empty = parse(serde_json::json!({})).unwrap();
+        assert_eq!(empty.build().err(), Some(ConfigError::NoServers));
+        let zero = parse(serde_json::json!({"servers": "redis://a:1", "ttl": "0s"})).unwrap();
+        assert!(matches!(zero.build(), Err(ConfigError::TtlTooSmall(_))));
+        // One string is split as REDLOCK_SERVERS is, when it is read: a bad list is refused
+        // there.
+        let bad_list = parse(serde_json::json!({"servers": "redis://a:1,,redis://b:2"}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(bad_list.contains("empty entry"), "{bad_list}");
+        #[cfg(feature = "tls")]
+        {
+            let missing = parse(serde_json::json!({
+                "servers": "rediss://a:1",
+                "tls_root_certificate": "/nonexistent/ca.pem"
+            }))
+            .unwrap();
+            assert!(matches!(missing.build(), Err(ConfigError::TlsFile { .. })));
+        }
+        let full = parse(serde_json::json!({
+            "servers": ["redis://:hunter2@a:1", "redis+sentinel://s1:1,s2:2/m?sentinel_password=sp"],
+            "ttl": "1m 30s",
+            "node_timeout": "200ms",
+            "key_prefix": "app:",
+            "fencing": true
+        }))
+        .unwrap();
+        let again: LockManagerConfig =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert!(again == full);
+        let shown = format!("{full:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("=sp"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Faults of masters and of their configuration — script cache loss, restarts, unreachable or
 //! unresolvable masters, wrong credentials and ACLs, frozen masters, a full master, killed
-//! client connections — and a closed manager: field cases C07, C16, C17 (b) and C18.
+//! client connections, a master demoted to a replica while connected — and a closed manager:
+//! field cases C07, C16, C17 (b) and C18.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,9 +19,11 @@ mod support;
 use std::time::Duration;
 
 use support::checks::{
-    RELAXED, RELEASE_SCRIPT, builder, held_everywhere_within, ms, render, settle, watchdog,
+    RELAXED, RELEASE_SCRIPT, builder, held_everywhere_within, is_replica_failure, ms, render,
+    settle, watchdog,
 };
 use support::proxy::FaultProxy;
+use support::sentinel::{link_up, role};
 use support::servers::{Masters, Persistence, RedisServer, ServerOptions};
 use support::{eventually, unique_name};
 use tokio::time::Instant;
@@ -831,6 +834,118 @@ async fn f2_same_server_over_unix_socket_and_tcp_counts_once() {
     ];
     let mut masters = Masters(vec![s1, s2]);
     one_server_counts_once(&mut masters, &urls).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// A fixed-address master demoted to a replica while connected
+// ---------------------------------------------------------------------------------------
+
+/// Makes `server` a replica of `of` and waits until its replication link is up.
+async fn demote(server: &RedisServer, of: &RedisServer) {
+    server.cmd(&["REPLICAOF", "127.0.0.1", &of.port().to_string()]);
+    assert!(
+        eventually(ms(10_000), || role(server) == "slave" && link_up(server)).await,
+        "redis {} did not become a replica of {} with its link up",
+        server.port(),
+        of.port()
+    );
+}
+
+/// Whether a member's outcome is the failure of a replica (`ReadOnly` or `NotMaster`).
+fn failed_as_replica(status: &NodeStatus) -> bool {
+    matches!(status, NodeStatus::Failed(e) if is_replica_failure(e))
+}
+
+/// A fixed-address master that becomes a (read-only, the default) replica while the manager
+/// holds a connection to it is not counted: its `READONLY` makes the library reconnect, where
+/// `ROLE` refuses it; the lock comes from the two real masters and nothing is written on the
+/// replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_demoted_to_a_read_only_replica_while_connected_is_not_counted() {
+    let masters = Masters::start(3);
+    let upstream = RedisServer::start(ServerOptions::default());
+    let m = builder(&masters.urls())
+        .node_timeout(ms(300))
+        .build()
+        .unwrap();
+    let mut warm = watchdog("warm-up lock", m.try_lock(unique_name("warm")))
+        .await
+        .unwrap();
+    m.unlock(&mut warm).await.unwrap();
+    demote(&masters[0], &upstream).await;
+
+    let resource = unique_name("ro-replica");
+    let lock = watchdog("lock", m.try_lock(&resource)).await.unwrap();
+    let status = lock.outcomes()[0].status();
+    assert!(
+        failed_as_replica(status) || status == &NodeStatus::NotAwaited,
+        "{status:?}"
+    );
+    assert_eq!(masters[0].get(resource.as_bytes()), None);
+}
+
+/// A fixed-address master that becomes a replica while the manager is connected — with
+/// `replica-read-only no`, so no `READONLY` error comes back — stops counting toward the
+/// quorum within a second, as the crate promises ("a replica never counts toward a quorum";
+/// "a server that is (or just became) a replica is never used as a master"): at most a
+/// second after the last check, `ROLE` goes along with the next request on the same
+/// connection, and the member fails (`NotMaster`) as it does on a fresh connection. Checking
+/// `ROLE` only when a connection opens would let the writable replica grant locks on the
+/// cached connection and count until the next reconnection, although keys written on a
+/// replica are local and vanish at its next full resync.
+///
+/// With the third master stopped, the quorum (2 of 3) needs the demoted one, so its outcome
+/// is always awaited: the lock is refused and the replica's failure is in the outcomes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_demoted_to_a_writable_replica_while_connected_stops_counting() {
+    let mut masters = Masters::start(3);
+    let upstream = RedisServer::start(ServerOptions::default());
+    let m = builder(&masters.urls())
+        .node_timeout(ms(300))
+        .build()
+        .unwrap();
+    let mut warm = watchdog("warm-up lock", m.try_lock(unique_name("warm")))
+        .await
+        .unwrap();
+    m.unlock(&mut warm).await.unwrap();
+    masters[0].cmd(&["CONFIG", "SET", "replica-read-only", "no"]);
+    demote(&masters[0], &upstream).await;
+
+    // A fresh manager refuses it (ROLE on connect).
+    let fresh = builder(&masters.urls())
+        .node_timeout(ms(300))
+        .build()
+        .unwrap();
+    let probe = watchdog("fresh lock", fresh.try_lock(unique_name("fresh")))
+        .await
+        .unwrap();
+    let status = probe.outcomes()[0].status();
+    assert!(
+        failed_as_replica(status) || status == &NodeStatus::NotAwaited,
+        "fresh manager: {:?}",
+        probe.outcomes()[0]
+    );
+
+    // The connected manager asks ROLE again at most a second after its last check (with the
+    // next request, on the same connection): past that, the replica no longer counts.
+    masters[2].kill();
+    tokio::time::sleep(ms(1_100)).await;
+    let resource = unique_name("rw-replica");
+    let err = match watchdog("lock", m.try_lock(&resource)).await {
+        Ok(lock) => panic!(
+            "a replica (ROLE slave) granted the lock and counted toward the quorum: {:?}",
+            lock.outcomes()
+        ),
+        Err(e) => e,
+    };
+    assert_eq!(role(&masters[0]), "slave");
+    // The script may have run there (a writable replica accepts it; the key expires by its
+    // TTL and the failed attempt's cleanup deletes it), but the replica does not count.
+    assert!(
+        failed_as_replica(err.outcomes()[0].status()),
+        "{}",
+        render(&err)
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ use std::time::Duration;
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::checks::{RELAXED, held_everywhere, ms, render, settle, watchdog, within};
-use support::servers::{Masters, RedisServer, ServerOptions};
+use support::servers::{Masters, RedisServer, ServerOptions, free_port};
 use support::unique_name;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_redlock::{LockError, LockManager};
@@ -736,6 +736,40 @@ async fn auth_failures_are_labelled_with_the_redacted_master_and_no_password() {
     let r = m.take();
     assert!(r.all_master_errors().is_empty(), "{r:#?}");
     assert_eq!(r.counter(ACQUISITIONS, &[]), 1, "{r:#?}");
+}
+
+/// The `master` label of `redlock_master_errors_total` is the member's redacted address, so a
+/// Sentinel URL's `sentinel_password` never reaches the exported metrics — also when the
+/// query names the parameter percent-encoded (`sentinel%5Fpassword=`), which the parser
+/// decodes (the sentinels get the password) and which the redaction therefore matches
+/// decoded too. Nothing listens on the two sentinels' ports: the lookup fails and a master
+/// error is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_passwords_never_reach_the_metrics_labels() {
+    const SECRET: &str = "TOPSECRET";
+    let resource = unique_name("metrics-sentinel-resource");
+    let m = Metrics::begin(&[&resource, SECRET]).await;
+    for param in ["sentinel%5Fpassword", "sentinel_password"] {
+        let (a, b) = (free_port(), free_port());
+        let url = format!("redis+sentinel://127.0.0.1:{a},127.0.0.1:{b}/m?{param}={SECRET}");
+        let manager = watched(
+            &m,
+            LockManager::builder().server(url).connect_timeout(ms(500)),
+        );
+        let label = manager.masters().next().unwrap().to_owned();
+        assert!(!label.contains(SECRET), "{label}");
+        let e = watchdog("try_lock", manager.try_lock(&resource))
+            .await
+            .unwrap_err();
+        assert!(e.is_unavailable(), "{param}: {}", render(&e));
+        settle(&manager).await;
+        let r = m.take();
+        let errors = r.all_master_errors();
+        assert!(
+            !errors.is_empty() && errors.iter().all(|(master, ..)| *master == label),
+            "{param}: master errors of {label} only: {errors:#?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! A Sentinel group as one quorum member, against real processes: one master, one replica and
 //! three sentinels (see `support::sentinel`), plus plain masters. Locking through the group,
-//! a forced failover while locks are being taken, replicas never counted as masters, an
-//! unknown master name, and sentinels that are down or frozen.
+//! one server as a Sentinel member and a direct member, a forced failover while locks are
+//! being taken, replicas never counted as masters, an unknown master name, sentinels that are
+//! down or frozen, and the failover watch — also with a former master that is never demoted,
+//! a frozen watched sentinel and a master name with a space.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,10 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::Value;
-use support::checks::{held_everywhere, ms, render, settle, watchdog, within};
-use support::sentinel::{MASTER_NAME, SentinelSet, role};
-use support::servers::{Masters, RedisServer};
-use support::unique_name;
+use support::checks::{held_everywhere, is_replica_failure, ms, render, settle, watchdog, within};
+use support::sentinel::{MASTER_NAME, Sentinel, SentinelSet, link_up, role};
+use support::servers::{Masters, RedisServer, ServerOptions, free_port};
+use support::{eventually, unique_name};
 use tokio::time::Instant;
 use tokio_redlock::{Lock, LockError, LockManager, NodeError, NodeStatus};
 
@@ -161,6 +163,48 @@ async fn sentinel_group_member_locks_extends_and_unlocks() {
         .unwrap();
     assert_eq!(group_master.get(key), None);
     assert_eq!(masters[0].get(key), None);
+}
+
+/// The same server reached through a Sentinel group and through its own URL is not counted
+/// twice (`run_id` check). With the third member dead, a quorum (2 of 3) would need both:
+/// every attempt fails, one of the two reporting `SameServer`, never both `Done`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_as_a_sentinel_member_and_a_direct_member_counts_once() {
+    let set = SentinelSet::start();
+    let m = LockManager::builder()
+        .server(set.url())
+        .server(set.initial_master().url())
+        .server(format!("redis://127.0.0.1:{}", free_port()))
+        .node_timeout(ms(300))
+        .connect_timeout(ms(2_000))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let resource = unique_name("twice");
+        let err = match watchdog("lock", m.try_lock(&resource)).await {
+            Ok(lock) => panic!(
+                "one server counted twice toward the quorum: {:?}",
+                lock.outcomes()
+            ),
+            Err(e) => e,
+        };
+        let shown = render(&err);
+        let firsts = &err.outcomes()[..2];
+        assert!(
+            firsts
+                .iter()
+                .any(|o| matches!(o.status(), NodeStatus::Failed(NodeError::SameServer(_)))),
+            "{shown}"
+        );
+        assert!(
+            firsts
+                .iter()
+                .filter(|o| o.status() == &NodeStatus::Done)
+                .count()
+                <= 1,
+            "{shown}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -421,10 +465,6 @@ async fn forced_failover_while_locks_are_taken() {
 // Replicas never count as masters
 // ---------------------------------------------------------------------------------------
 
-fn is_replica_failure(e: &NodeError) -> bool {
-    matches!(e, NodeError::ReadOnly(_) | NodeError::NotMaster(_))
-}
-
 /// A plain `redis://` member pointing at a replica fails with a typed error (`ReadOnly` or
 /// `NotMaster`) and never counts: alone it gives no quorum; with A up and B down, neither.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,7 +594,7 @@ async fn an_unknown_master_name_is_a_sentinel_failure() {
     assert!(err.is_unavailable(), "{shown}");
     match failure_of(&err, 0) {
         NodeError::Sentinel(msg) => assert!(
-            msg.to_lowercase().contains("not found"),
+            msg.contains("no master named `nosuchmaster`"),
             "the message does not name the cause: {msg}"
         ),
         other => panic!("expected NodeError::Sentinel, got {other:?}: {shown}"),
@@ -652,22 +692,62 @@ async fn sentinels_down_fail_fast_with_a_typed_failure() {
     }
 }
 
+/// One frozen sentinel (SIGSTOP: TCP connects, nothing answers) listed first does not take
+/// the member out while the two other sentinels of three name the master, with the library's
+/// defaults (but a relaxed per-request budget): every sentinel is asked at once, and the
+/// lookup ends as soon as a majority has answered. Taking the answers in the configured order,
+/// as redis-rs does, held every lookup for redis-rs's own per-sentinel connect timeout (1 s) —
+/// as long as the library's default `connect_timeout` (1 s), which bounds the whole lookup —
+/// and every attempt failed "no sentinel named a master within the connect timeout". Sentinel
+/// exists to survive one sentinel going away; a hung host (no RST) is the common way it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_frozen_sentinel_listed_first_does_not_take_the_member_out() {
+    let set = SentinelSet::start();
+    set.sentinels()[0].pause();
+    // The library's defaults, except a relaxed per-request budget.
+    let m = LockManager::builder()
+        .server(set.url())
+        .node_timeout(ms(300))
+        .build()
+        .unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        let started = Instant::now();
+        match within(ms(5_000), "lock with one frozen sentinel", m.try_lock("r")).await {
+            Ok(mut lock) => {
+                m.unlock(&mut lock).await.unwrap();
+                outcomes.push(format!("ok after {:?}", started.elapsed()));
+            }
+            Err(e) => outcomes.push(format!("FAILED after {:?}: {e}", started.elapsed())),
+        }
+    }
+    set.sentinels()[0].resume();
+    assert!(
+        outcomes.iter().all(|o| o.starts_with("ok")),
+        "two of three sentinels answer, yet locks failed:\n{}",
+        outcomes.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The failover watch
+// ---------------------------------------------------------------------------------------
+
+/// Clients of `sentinel` with a subscription (the failover watch's, to `+switch-master`).
+fn watch_subscriptions_on(sentinel: &Sentinel) -> usize {
+    let list = match sentinel.cmd(&["CLIENT", "LIST"]) {
+        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::VerbatimString { text, .. } => text,
+        other => panic!("CLIENT LIST: {other:?}"),
+    };
+    list.lines()
+        .filter(|l| l.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
+        .count()
+}
+
 /// Sentinel clients subscribed (to `+switch-master`) across the group's sentinels.
 fn watch_subscriptions(set: &SentinelSet) -> usize {
-    set.sentinels()
-        .iter()
-        .map(|s| match s.cmd(&["CLIENT", "LIST"]) {
-            Value::BulkString(b) => String::from_utf8_lossy(&b)
-                .lines()
-                .filter(|l| l.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
-                .count(),
-            Value::VerbatimString { text, .. } => text
-                .lines()
-                .filter(|l| l.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
-                .count(),
-            other => panic!("CLIENT LIST: {other:?}"),
-        })
-        .sum()
+    set.sentinels().iter().map(watch_subscriptions_on).sum()
 }
 
 /// The failover watch (a subscription to `+switch-master` on one sentinel) starts with the
@@ -704,4 +784,190 @@ async fn the_failover_watch_starts_on_use_and_stops_at_close_and_drop() {
             watch_subscriptions(&set)
         );
     }
+}
+
+/// Forbids the sentinels to demote `server` (`REPLICAOF`/`SLAVEOF` refused for the default
+/// user): after a failover it keeps answering as a writable master, as a former master does
+/// while the sentinels cannot reach it. Everything the library sends stays allowed.
+fn block_demotion(server: &RedisServer) {
+    server.cmd(&["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
+}
+
+/// A manager over the one Sentinel member `url`, connected: it has locked and unlocked once,
+/// and its failover watch is subscribed on `watched` (the group's first sentinel).
+async fn connected_sentinel_manager(url: String, watched: &Sentinel) -> LockManager {
+    let m = LockManager::builder()
+        .server(url)
+        .node_timeout(ms(300))
+        .connect_timeout(ms(2_000))
+        .build()
+        .unwrap();
+    let mut lock = watchdog("first lock", m.try_lock(unique_name("warm")))
+        .await
+        .unwrap();
+    m.unlock(&mut lock).await.unwrap();
+    assert!(
+        eventually(ms(5_000), || watch_subscriptions_on(watched) == 1).await,
+        "the failover watch did not subscribe on the first sentinel"
+    );
+    m
+}
+
+/// With its sentinel healthy, the failover watch does its job even when the former master is
+/// never demoted (the sentinels cannot reconfigure it): right after the failover a connected
+/// manager writes to the new master, not to the old one that still answers as a master. The
+/// control of `a_frozen_watched_sentinel_does_not_hide_a_failover`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_moves_a_connected_manager_to_the_new_master() {
+    let set = SentinelSet::start();
+    let old = set.initial_master();
+    let new = set.initial_replica();
+    let m = connected_sentinel_manager(set.url(), &set.sentinels()[0]).await;
+    block_demotion(old);
+    assert_eq!(tokio::task::block_in_place(|| set.failover()), new.port());
+    tokio::time::sleep(ms(1_000)).await;
+    assert_eq!(role(old), "master", "the old master was demoted anyway");
+
+    let resource = unique_name("after");
+    let lock = watchdog("lock after failover", m.try_lock(&resource))
+        .await
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(new.holds(resource.as_bytes(), lock.token()));
+    assert!(!old.holds(resource.as_bytes(), lock.token()));
+}
+
+/// A frozen watched sentinel does not hide a failover. The failover watch listens on one
+/// sentinel; when that sentinel hangs (SIGSTOP here; a partitioned or frozen host in the
+/// field) its subscription stays open and silent, and the failover the other sentinels
+/// perform is announced to nobody. So the watch also asks its sentinel for the master's
+/// address every second and moves on to the next sentinel when no answer comes in time: the
+/// next one names the new master, and the connected manager's next lock goes there. Without
+/// that, the manager kept its connection to the former master for as long as that server
+/// accepted writes — here for good, as the sentinels cannot demote it — and two holders owned
+/// the same resource on this member: the stale manager (on the old master) and any fresh
+/// manager (on the new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_watched_sentinel_does_not_hide_a_failover() {
+    let set = SentinelSet::start();
+    let old = set.initial_master();
+    let new = set.initial_replica();
+    let m = connected_sentinel_manager(set.url(), &set.sentinels()[0]).await;
+    block_demotion(old);
+
+    set.sentinels()[0].pause();
+    let others = &set.sentinels()[1..];
+    tokio::task::block_in_place(|| others[0].force_failover(MASTER_NAME))
+        .unwrap_or_else(|e| panic!("SENTINEL FAILOVER refused: {e}"));
+    assert!(
+        eventually(ms(20_000), || {
+            others
+                .iter()
+                .all(|s| s.master_port().ok().flatten() == Some(new.port()))
+                && role(new) == "master"
+        })
+        .await,
+        "the failover did not happen\n{}",
+        set.logs()
+    );
+    tokio::time::sleep(ms(1_500)).await;
+    assert_eq!(role(old), "master", "the old master was demoted anyway");
+
+    let resource = unique_name("stale");
+    let stale = watchdog("lock through the stale member", m.try_lock(&resource)).await;
+    let fresh = LockManager::builder()
+        .server(set.url())
+        .node_timeout(ms(300))
+        .connect_timeout(ms(5_000))
+        .build()
+        .unwrap();
+    // The fresh manager's lookup skips the frozen sentinel only after its own timeouts.
+    let other = within(ms(8_000), "fresh lock", fresh.try_lock(&resource)).await;
+    set.sentinels()[0].resume();
+
+    let stale = stale.unwrap_or_else(|e| panic!("{}", render(&e)));
+    let on_old = old.holds(resource.as_bytes(), stale.token());
+    assert!(
+        !on_old,
+        "after the failover the connected manager locked on the former master (ROLE master, \
+         named by no sentinel); a fresh manager's lock on the same resource: {}",
+        match &other {
+            Ok(l) => format!(
+                "ALSO GRANTED (on the new master: {})",
+                new.holds(resource.as_bytes(), l.token())
+            ),
+            Err(e) => format!("refused: {e}"),
+        }
+    );
+}
+
+/// A master name with a space does not hide its failover. Sentinel accepts such names
+/// (`SENTINEL MONITOR "my master" …`) and so does the URL parser (`/my%20master`). The watch
+/// reads the name of a `+switch-master` payload (`<name> <old-ip> <old-port> <new-ip>
+/// <new-port>`) from the right, so the switch of "my master" is recognised — matching the
+/// payload's first space-separated word missed it (and would bump a master named "my"
+/// instead) — and the connected manager's next lock goes to the new master, not to the former
+/// one that still answers as a master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_name_with_a_space_does_not_hide_its_failover() {
+    let name = "my master";
+    let no_delay = ServerOptions::default().args(&["--repl-diskless-sync-delay", "0"]);
+    let old = RedisServer::start(no_delay.clone());
+    let new =
+        RedisServer::start(no_delay.args(&["--replicaof", "127.0.0.1", &old.port().to_string()]));
+    assert!(
+        eventually(ms(10_000), || link_up(&new)).await,
+        "the replica's link is not up"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sentinel = Sentinel::monitoring(dir.path().to_path_buf(), name, &old);
+    sentinel.cmd(&[
+        "SENTINEL",
+        "DEBUG",
+        "INFO-PERIOD",
+        "500",
+        "PUBLISH-PERIOD",
+        "500",
+    ]);
+    let replica_port = new.port().to_string();
+    assert!(
+        eventually(ms(10_000), || {
+            sentinel
+                .instances_of("REPLICAS", name)
+                .is_ok_and(|replicas| {
+                    replicas
+                        .iter()
+                        .any(|r| r.get("port") == Some(&replica_port))
+                })
+        })
+        .await,
+        "the sentinel does not know the replica\n{}",
+        sentinel.log_tail()
+    );
+    let url = format!("redis+sentinel://{}/my%20master", sentinel.host_port());
+    let m = connected_sentinel_manager(url, &sentinel).await;
+    block_demotion(&old);
+
+    tokio::task::block_in_place(|| sentinel.force_failover(name))
+        .unwrap_or_else(|e| panic!("SENTINEL FAILOVER refused: {e}"));
+    assert!(
+        eventually(ms(20_000), || {
+            sentinel.master_port_of(name).ok().flatten() == Some(new.port())
+                && role(&new) == "master"
+        })
+        .await,
+        "the failover did not happen\n{}",
+        sentinel.log_tail()
+    );
+    tokio::time::sleep(ms(1_000)).await;
+    assert_eq!(role(&old), "master", "the old master was demoted anyway");
+
+    let resource = unique_name("spaced");
+    let lock = watchdog("lock after the failover", m.try_lock(&resource))
+        .await
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(
+        !old.holds(resource.as_bytes(), lock.token()),
+        "the `+switch-master` of \"{name}\" was missed: the lock went to the former master"
+    );
+    assert!(new.holds(resource.as_bytes(), lock.token()));
 }

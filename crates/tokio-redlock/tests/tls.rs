@@ -1,7 +1,8 @@
 //! TLS to the masters (feature `tls`) against real TLS-only `redis-server` processes with a
 //! throw-away PKI: a custom CA, mutual TLS, `danger_accept_invalid_certificates`, a password
-//! over TLS, and field case C17 (a) plaintext client against a TLS-only port and (c) a
-//! certificate signed by an unknown CA — each failure fast, typed, and with its cause kept.
+//! over TLS, field case C17 (a) plaintext client against a TLS-only port and (c) a
+//! certificate signed by an unknown CA, and certificates of the trusted CA for another name or
+//! expired — each failure fast, typed, and with its cause kept.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use support::checks::{RELAXED, ms, render, settle, watchdog, within};
 use support::servers::{Masters, RedisServer};
-use support::tls::{TlsMaster, TlsMasters, TlsOptions, unknown_ca_pem};
+use support::tls::{ServerCertificate, TlsMaster, TlsMasters, TlsOptions, unknown_ca_pem};
 use support::{eventually, unique_name};
 use tokio::time::Instant;
 use tokio_redlock::{LockError, LockManager, LockManagerBuilder, NodeError, NodeStatus};
@@ -339,6 +340,49 @@ async fn c17c_system_roots_do_not_trust_the_test_ca() {
         "expected NodeError::Tls, got {cause:?}: {shown}"
     );
     assert_eq!(master.dbsize(), 0, "no key written");
+}
+
+// ---------------------------------------------------------------------------------------
+// Certificates of the trusted CA that must not verify
+// ---------------------------------------------------------------------------------------
+
+/// A certificate of the trusted CA for another name (the client dials 127.0.0.1, the
+/// certificate names only `redis.example.invalid`) and an expired one (valid from 2020 to
+/// 2021) both fail the handshake fast with a typed `Tls` error naming the cause; nothing is
+/// written. With `danger_accept_invalid_certificates` both connect and lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_name_and_expired_certificates_are_typed_tls_failures() {
+    for (certificate, cause) in [
+        (ServerCertificate::OtherName, "name"),
+        (ServerCertificate::Expired, "expired"),
+    ] {
+        let master = TlsMaster::start(TlsOptions {
+            certificate,
+            ..TlsOptions::default()
+        });
+        let manager = tls_builder([master.url()])
+            .tls_root_certificate(master.ca_pem())
+            .build()
+            .unwrap();
+        let (failure, shown) = single_master_failure(&manager).await;
+        match &failure {
+            NodeError::Tls(m) => {
+                let m = m.to_lowercase();
+                assert!(
+                    m.contains(cause) || m.contains("notvalid"),
+                    "{cause}: the cause must name the certificate problem: {m}"
+                );
+            }
+            other => panic!("{cause}: expected NodeError::Tls, got {other:?}: {shown}"),
+        }
+        assert_eq!(master.dbsize(), 0, "{cause}: no key written");
+
+        let insecure = tls_builder([master.url()])
+            .danger_accept_invalid_certificates(true)
+            .build()
+            .unwrap();
+        lock_extend_unlock(&insecure, &[&master], &unique_name("tls-insecure")).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use tokio_redlock::{LockError, LockManager, LockManagerBuilder};
+use tokio_redlock::{LockError, LockManager, LockManagerBuilder, NodeError};
 
 use super::eventually;
 use super::proxy::FaultProxy;
@@ -62,6 +62,12 @@ pub fn render(e: &LockError) -> String {
     let shown = format!("{e}\n{e:?}");
     assert!(!shown.is_empty());
     shown
+}
+
+/// Whether a master's failure says it is a replica: `ReadOnly` (a write refused by a
+/// read-only replica) or `NotMaster` (`ROLE` answered `slave`).
+pub fn is_replica_failure(e: &NodeError) -> bool {
+    matches!(e, NodeError::ReadOnly(_) | NodeError::NotMaster(_))
 }
 
 /// Runs `fut` under the outer [`WATCHDOG`]; a hang fails the test.

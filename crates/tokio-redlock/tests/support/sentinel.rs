@@ -9,6 +9,9 @@
 //! INFO-PERIOD 1000 PUBLISH-PERIOD 500`, instead of 10 s and 2 s): discovery is faster, and
 //! after a failover the demoted master, which keeps answering as a writable master until a
 //! sentinel reconfigures it, is turned into a replica after about 2–3 s instead of 10–20 s.
+//!
+//! [`Sentinel::monitoring`] starts a lone sentinel for a master name of a test's own (one
+//! with a space, say) over servers the test starts itself.
 
 use std::{
     collections::HashMap,
@@ -52,14 +55,27 @@ pub struct Sentinel {
 }
 
 impl Sentinel {
-    /// Writes `sentinel.conf` under `dir` and starts a sentinel monitoring `master_port`,
-    /// retrying on a fresh port if the process dies (somebody else took the port).
+    /// Writes `sentinel.conf` under `dir` and starts a sentinel monitoring `master_port` as
+    /// [`MASTER_NAME`] with quorum 2, retrying on a fresh port if the process dies (somebody
+    /// else took the port).
     fn start(dir: PathBuf, master_port: u16) -> Self {
+        Self::start_monitoring(dir, MASTER_NAME, master_port, 2)
+    }
+
+    /// A lone sentinel monitoring `master` as `name` with quorum 1, for a master name other
+    /// than [`MASTER_NAME`] (one with a space, say). Its configuration and log go under `dir`,
+    /// which the caller keeps until the sentinel is dropped. It does not wait for the sentinel
+    /// to discover the master's replicas.
+    pub fn monitoring(dir: PathBuf, name: &str, master: &RedisServer) -> Self {
+        Self::start_monitoring(dir, name, master.port(), 1)
+    }
+
+    fn start_monitoring(dir: PathBuf, name: &str, master_port: u16, quorum: u32) -> Self {
         fs::create_dir_all(&dir).expect("create sentinel dir");
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match spawn_sentinel(port, &dir, master_port) {
+            match spawn_sentinel(port, &dir, name, master_port, quorum) {
                 Ok(child) => {
                     return Self {
                         child: Some(child),
@@ -98,7 +114,12 @@ impl Sentinel {
 
     /// `SENTINEL GET-MASTER-ADDR-BY-NAME mymaster` → the port of the master it names.
     pub fn master_port(&self) -> RedisResult<Option<u16>> {
-        let reply = self.try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME])?;
+        self.master_port_of(MASTER_NAME)
+    }
+
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME name` → the port of the master it names.
+    pub fn master_port_of(&self, name: &str) -> RedisResult<Option<u16>> {
+        let reply = self.try_cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name])?;
         Ok(match reply {
             Value::Nil => None,
             Value::Array(items) => match items.as_slice() {
@@ -111,11 +132,33 @@ impl Sentinel {
 
     /// `SENTINEL REPLICAS mymaster` (or `SENTINELS`) as one field map per instance.
     pub fn instances(&self, what: &str) -> RedisResult<Vec<HashMap<String, String>>> {
-        Ok(field_maps(self.try_cmd(&[
-            "SENTINEL",
-            what,
-            MASTER_NAME,
-        ])?))
+        self.instances_of(what, MASTER_NAME)
+    }
+
+    /// `SENTINEL REPLICAS name` (or `SENTINELS`) as one field map per instance.
+    pub fn instances_of(
+        &self,
+        what: &str,
+        name: &str,
+    ) -> RedisResult<Vec<HashMap<String, String>>> {
+        Ok(field_maps(self.try_cmd(&["SENTINEL", what, name])?))
+    }
+
+    /// `SENTINEL FAILOVER name`, retried every 100 ms while this sentinel refuses it
+    /// (`NOGOODSLAVE`, `INPROG`: its view is not ready) for up to 30 s; `Err` holds the last
+    /// refusal. Does not wait for the failover itself.
+    pub fn force_failover(&self, name: &str) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let refusal = match self.try_cmd(&["SENTINEL", "FAILOVER", name]) {
+                Ok(_) => return Ok(()),
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() > FAILOVER_TIMEOUT {
+                return Err(refusal);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The last lines of the sentinel's log.
@@ -308,19 +351,10 @@ impl SentinelSet {
             .find(|p| *p != old)
             .expect("two servers");
         let started = Instant::now();
-        // A sentinel refuses (NOGOODSLAVE, INPROG) while its view is not ready; retry.
-        loop {
-            let last_refusal =
-                match self.sentinels[0].try_cmd(&["SENTINEL", "FAILOVER", MASTER_NAME]) {
-                    Ok(_) => break,
-                    Err(e) => e.to_string(),
-                };
-            if started.elapsed() > FAILOVER_TIMEOUT {
-                self.fail(&format!(
-                    "SENTINEL FAILOVER kept being refused for {FAILOVER_TIMEOUT:?}: {last_refusal}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(100));
+        if let Err(last_refusal) = self.sentinels[0].force_failover(MASTER_NAME) {
+            self.fail(&format!(
+                "SENTINEL FAILOVER kept being refused for {FAILOVER_TIMEOUT:?}: {last_refusal}"
+            ));
         }
         let remaining = FAILOVER_TIMEOUT.saturating_sub(started.elapsed());
         self.wait_until(
@@ -420,7 +454,7 @@ pub fn role(server: &RedisServer) -> String {
 }
 
 /// Whether `server`'s replication link to its master is up.
-fn link_up(server: &RedisServer) -> bool {
+pub fn link_up(server: &RedisServer) -> bool {
     info_field(server, "replication", "master_link_status").as_deref() == Some("up")
 }
 
@@ -493,7 +527,14 @@ fn free_port() -> u16 {
 }
 
 /// Writes the sentinel's configuration, spawns it and waits until *this* process answers.
-fn spawn_sentinel(port: u16, dir: &Path, master_port: u16) -> Result<Child, String> {
+/// The master name is quoted in the configuration, so it may hold spaces.
+fn spawn_sentinel(
+    port: u16,
+    dir: &Path,
+    name: &str,
+    master_port: u16,
+    quorum: u32,
+) -> Result<Child, String> {
     let conf = dir.join("sentinel.conf");
     let log = dir.join("sentinel.log");
     // A previous attempt's files (another port) must not leak into this one.
@@ -504,9 +545,9 @@ fn spawn_sentinel(port: u16, dir: &Path, master_port: u16) -> Result<Child, Stri
             "port {port}\n\
              bind 127.0.0.1\n\
              daemonize no\n\
-             sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-             sentinel failover-timeout {MASTER_NAME} 10000\n\
+             sentinel monitor \"{name}\" 127.0.0.1 {master_port} {quorum}\n\
+             sentinel down-after-milliseconds \"{name}\" 1000\n\
+             sentinel failover-timeout \"{name}\" 10000\n\
              dir {}\n\
              logfile {}\n",
             dir.display(),

@@ -384,8 +384,8 @@ fn expect_int(v: Value) -> i64 {
     }
 }
 
-/// A port that was free a moment ago (bind :0, read it, release it).
-fn free_port() -> u16 {
+/// A port that was free a moment ago (bind :0, read it, release it): nothing listens there.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
 }

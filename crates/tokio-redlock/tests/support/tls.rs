@@ -2,12 +2,15 @@
 //!
 //! [`pki`] generates, once per test process, a test CA, a server certificate for
 //! `127.0.0.1` and `localhost` signed by it, a client certificate signed by it (for mutual
-//! TLS), and a second, unrelated "unknown" CA. Each [`TlsMaster`] writes the PEM files into
-//! its own temporary dir and runs `redis-server --port 0 --tls-port P`: no plaintext
-//! listener at all, so a plaintext client against [`TlsMaster::plain_url`] talks to the TLS
-//! port. Readiness is checked over TLS (trusting the test CA, presenting the client
-//! certificate) and by the process id in `INFO`, as in `servers.rs`. Dropping a master
-//! SIGKILLs its process; a server that cannot start fails the test with its log.
+//! TLS), two server certificates signed by it that must not verify (one for another name, one
+//! expired; see [`ServerCertificate`]), and a second, unrelated "unknown" CA. Each
+//! [`TlsMaster`] writes the PEM files into its own temporary dir and runs `redis-server
+//! --port 0 --tls-port P`: no plaintext listener at all, so a plaintext client against
+//! [`TlsMaster::plain_url`] talks to the TLS port. Readiness is checked over TLS (trusting
+//! the test CA, presenting the client certificate; without verification for a server whose
+//! certificate must not verify) and by the process id in `INFO`, as in `servers.rs`.
+//! Dropping a master SIGKILLs its process; a server that cannot start fails the test with
+//! its log.
 
 use std::{
     fs::File,
@@ -23,7 +26,7 @@ use std::{
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, date_time_ymd,
 };
 use redis::{ClientTlsConfig, ErrorKind, RedisResult, TlsCertificates, Value};
 use tempfile::TempDir;
@@ -50,6 +53,14 @@ pub struct Pki {
     /// Client certificate (mutual TLS), signed by the CA.
     pub client_cert_pem: String,
     pub client_key_pem: String,
+    /// Server certificate signed by the CA for `redis.example.invalid` only: it names no
+    /// address the tests dial.
+    pub other_name_cert_pem: String,
+    pub other_name_key_pem: String,
+    /// Server certificate signed by the CA for `127.0.0.1` and `localhost`, expired (valid
+    /// from 2020 to 2021).
+    pub expired_cert_pem: String,
+    pub expired_key_pem: String,
     /// A second CA that signed nothing the servers use.
     pub unknown_ca_pem: String,
 }
@@ -82,12 +93,14 @@ fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     (cert.pem(), Issuer::new(params, key))
 }
 
-/// A leaf certificate and its key, signed by `issuer`.
+/// A leaf certificate and its key, signed by `issuer`; valid from January 1st of the first
+/// year to January 1st of the second when `years` is given (else rcgen's default validity).
 fn new_leaf(
     issuer: &Issuer<'_, KeyPair>,
     name: &str,
     sans: &[&str],
     usage: ExtendedKeyUsagePurpose,
+    years: Option<(i32, i32)>,
 ) -> (String, String) {
     let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
     let mut params = CertificateParams::new(sans).expect("valid SANs");
@@ -95,6 +108,10 @@ fn new_leaf(
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![usage];
+    if let Some((from, to)) = years {
+        params.not_before = date_time_ymd(from, 1, 1);
+        params.not_after = date_time_ymd(to, 1, 1);
+    }
     let key = KeyPair::generate().expect("generate leaf key");
     let cert = params.signed_by(&key, issuer).expect("sign leaf");
     (cert.pem(), key.serialize_pem())
@@ -107,12 +124,28 @@ fn generate_pki() -> Pki {
         "localhost",
         &["127.0.0.1", "localhost"],
         ExtendedKeyUsagePurpose::ServerAuth,
+        None,
     );
     let (client_cert_pem, client_key_pem) = new_leaf(
         &ca,
         "tokio-redlock test client",
         &[],
         ExtendedKeyUsagePurpose::ClientAuth,
+        None,
+    );
+    let (other_name_cert_pem, other_name_key_pem) = new_leaf(
+        &ca,
+        "redis.example.invalid",
+        &["redis.example.invalid"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        None,
+    );
+    let (expired_cert_pem, expired_key_pem) = new_leaf(
+        &ca,
+        "localhost",
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        Some((2020, 2021)),
     );
     let (unknown_ca_pem, _) = new_ca("unknown CA");
     Pki {
@@ -121,7 +154,41 @@ fn generate_pki() -> Pki {
         server_key_pem,
         client_cert_pem,
         client_key_pem,
+        other_name_cert_pem,
+        other_name_key_pem,
+        expired_cert_pem,
+        expired_key_pem,
         unknown_ca_pem,
+    }
+}
+
+/// The certificate, signed by the test CA, a TLS test server presents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServerCertificate {
+    /// For `127.0.0.1` and `localhost`, valid now.
+    #[default]
+    Valid,
+    /// For `redis.example.invalid` only: it does not name the address a client dials.
+    OtherName,
+    /// For `127.0.0.1` and `localhost`, expired (valid from 2020 to 2021).
+    Expired,
+}
+
+impl ServerCertificate {
+    /// The certificate and key PEMs.
+    fn pems(self) -> (&'static str, &'static str) {
+        let pki = pki();
+        match self {
+            Self::Valid => (&pki.server_cert_pem, &pki.server_key_pem),
+            Self::OtherName => (&pki.other_name_cert_pem, &pki.other_name_key_pem),
+            Self::Expired => (&pki.expired_cert_pem, &pki.expired_key_pem),
+        }
+    }
+
+    /// Whether a client trusting the test CA accepts it (else the helpers connect without
+    /// verification).
+    fn verifies(self) -> bool {
+        self == Self::Valid
     }
 }
 
@@ -133,6 +200,8 @@ pub struct TlsOptions {
     pub mutual: bool,
     /// `--requirepass`, if any (the helpers AUTH with it).
     pub password: Option<String>,
+    /// The certificate the server presents.
+    pub certificate: ServerCertificate,
 }
 
 /// One TLS-only `redis-server` child process on 127.0.0.1.
@@ -151,7 +220,7 @@ impl TlsMaster {
             .prefix("redlock-redis-tls-")
             .tempdir()
             .expect("create temp dir for redis-server");
-        write_pem_files(dir.path());
+        write_pem_files(dir.path(), opts.certificate);
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
@@ -253,11 +322,12 @@ impl TlsMaster {
         self.try_cmd_bytes(&bytes)
     }
 
-    /// Runs one command on a fresh sync TLS connection (trusting the test CA, presenting the
-    /// client certificate, AUTH if the server has a password, 2 s timeouts). Server error
-    /// replies become `Err`.
+    /// Runs one command on a fresh sync TLS connection (trusting the test CA, or without
+    /// verification for a certificate that must not verify; presenting the client
+    /// certificate, AUTH if the server has a password, 2 s timeouts). Server error replies
+    /// become `Err`.
     pub fn try_cmd_bytes(&self, args: &[&[u8]]) -> RedisResult<Value> {
-        let mut conn = connect(self.port, self.opts.password.as_deref(), CMD_TIMEOUT)?;
+        let mut conn = connect(self.port, &self.opts, CMD_TIMEOUT)?;
         let mut cmd = redis::Cmd::new();
         for arg in args {
             cmd.arg(*arg);
@@ -370,13 +440,17 @@ fn expect_int(v: Value) -> i64 {
     }
 }
 
-/// A sync TLS connection to `127.0.0.1:port` trusting the test CA and presenting the test
-/// client certificate.
-fn connect(port: u16, password: Option<&str>, timeout: Duration) -> RedisResult<redis::Connection> {
-    let url = match password {
+/// A sync TLS connection to `127.0.0.1:port` trusting the test CA (no verification at all,
+/// redis-rs's `#insecure`, when the server's certificate must not verify), presenting the
+/// test client certificate, with the server's password if any.
+fn connect(port: u16, opts: &TlsOptions, timeout: Duration) -> RedisResult<redis::Connection> {
+    let mut url = match &opts.password {
         Some(pw) => format!("rediss://:{pw}@127.0.0.1:{port}"),
         None => format!("rediss://127.0.0.1:{port}"),
     };
+    if !opts.certificate.verifies() {
+        url.push_str("/#insecure");
+    }
     let pki = pki();
     let client = redis::Client::build_with_tls(
         url,
@@ -394,12 +468,12 @@ fn connect(port: u16, password: Option<&str>, timeout: Duration) -> RedisResult<
     Ok(conn)
 }
 
-fn write_pem_files(dir: &Path) {
-    let pki = pki();
+fn write_pem_files(dir: &Path, certificate: ServerCertificate) {
+    let (cert_pem, key_pem) = certificate.pems();
     for (name, pem) in [
-        ("ca.crt", &pki.ca_pem),
-        ("server.crt", &pki.server_cert_pem),
-        ("server.key", &pki.server_key_pem),
+        ("ca.crt", pki().ca_pem.as_str()),
+        ("server.crt", cert_pem),
+        ("server.key", key_pem),
     ] {
         std::fs::write(dir.join(name), pem).unwrap_or_else(|e| panic!("write {name}: {e}"));
     }
@@ -452,7 +526,7 @@ fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<Child, Str
                 log_tail(dir)
             ));
         }
-        let last_error = match answers(port, pid, opts.password.as_deref()) {
+        let last_error = match answers(port, pid, opts) {
             Ok(true) => return Ok(child),
             Ok(false) => "answered, but not ready (or not our process)".to_owned(),
             Err(e) => e,
@@ -471,9 +545,8 @@ fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<Child, Str
 }
 
 /// Whether *our* server (process `pid`) answers over TLS on `port` with `loading:0`.
-fn answers(port: u16, pid: u32, password: Option<&str>) -> Result<bool, String> {
-    let mut conn =
-        connect(port, password, Duration::from_millis(500)).map_err(|e| e.to_string())?;
+fn answers(port: u16, pid: u32, opts: &TlsOptions) -> Result<bool, String> {
+    let mut conn = connect(port, opts, Duration::from_millis(500)).map_err(|e| e.to_string())?;
     match redis::cmd("INFO")
         .arg("everything")
         .query::<String>(&mut conn)
