@@ -18,6 +18,7 @@
 mod sentinel;
 #[path = "../../tokio-redlock/tests/support/servers.rs"]
 #[allow(dead_code, unreachable_pub)]
+#[macro_use]
 mod servers;
 #[path = "../../tokio-redlock/tests/support/tls.rs"]
 #[allow(dead_code, unreachable_pub)]

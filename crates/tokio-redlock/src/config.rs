@@ -92,29 +92,20 @@ impl fmt::Debug for Settings {
 /// assert!(!err.to_string().contains("hunter2"));
 /// # Ok::<(), tokio_redlock::ConfigError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct LockManagerBuilder {
     servers: Vec<String>,
-    ttl: Duration,
-    retry_count: u32,
-    retry_delay: Duration,
-    retry_jitter: Duration,
-    drift_factor: f64,
-    node_timeout: Duration,
-    connect_timeout: Duration,
-    key_prefix: Vec<u8>,
-    fencing: bool,
-    notifications: bool,
+    /// Every other setting, validated by `build()`.
+    settings: Settings,
     tls: TlsSettings,
     /// A server list that did not parse, reported by `build()`.
     list_error: Option<ConfigError>,
 }
 
-impl Default for LockManagerBuilder {
+impl Default for Settings {
     fn default() -> Self {
         Self {
-            servers: Vec::new(),
             ttl: DEFAULT_TTL,
             retry_count: DEFAULT_RETRY_COUNT,
             retry_delay: DEFAULT_RETRY_DELAY,
@@ -122,11 +113,9 @@ impl Default for LockManagerBuilder {
             drift_factor: DEFAULT_DRIFT_FACTOR,
             node_timeout: DEFAULT_NODE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            key_prefix: Vec::new(),
+            key_prefix: Arc::from(&b""[..]),
             fencing: false,
             notifications: true,
-            tls: TlsSettings::default(),
-            list_error: None,
         }
     }
 }
@@ -136,19 +125,7 @@ impl fmt::Debug for LockManagerBuilder {
         let servers: Vec<String> = self.servers.iter().map(|s| redact_url(s)).collect();
         f.debug_struct("LockManagerBuilder")
             .field("servers", &servers)
-            .field("ttl", &self.ttl)
-            .field("retry_count", &self.retry_count)
-            .field("retry_delay", &self.retry_delay)
-            .field("retry_jitter", &self.retry_jitter)
-            .field("drift_factor", &self.drift_factor)
-            .field("node_timeout", &self.node_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field(
-                "key_prefix",
-                &crate::keys::Printable(&self.key_prefix).to_string(),
-            )
-            .field("fencing", &self.fencing)
-            .field("notifications", &self.notifications)
+            .field("settings", &self.settings)
             .field("tls", &self.tls)
             .finish()
     }
@@ -275,7 +252,7 @@ impl LockManagerBuilder {
     /// the time acquisition took minus the drift. Whole milliseconds, from 1 ms up to
     /// [`MAX_TTL`]. Default: [`DEFAULT_TTL`] (10 s).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.settings.ttl = ttl;
         self
     }
 
@@ -283,13 +260,13 @@ impl LockManagerBuilder {
     /// agreed too late; `0` means one attempt only. Attempts that fail because a quorum is
     /// unreachable are not retried. Default: [`DEFAULT_RETRY_COUNT`] (3).
     pub fn retry_count(mut self, retries: u32) -> Self {
-        self.retry_count = retries;
+        self.settings.retry_count = retries;
         self
     }
 
     /// Base sleep between attempts. Default: [`DEFAULT_RETRY_DELAY`] (200 ms).
     pub fn retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = delay;
+        self.settings.retry_delay = delay;
         self
     }
 
@@ -298,7 +275,7 @@ impl LockManagerBuilder {
     /// larger than the delay is allowed; sleeps below zero are then zero.
     /// Default: [`DEFAULT_RETRY_JITTER`] (±100 ms).
     pub fn retry_jitter(mut self, jitter: Duration) -> Self {
-        self.retry_jitter = jitter;
+        self.settings.retry_jitter = jitter;
         self
     }
 
@@ -306,7 +283,7 @@ impl LockManagerBuilder {
     /// `ttl × factor + 2 ms`, subtracted from every validity. Must lie in `[0, 1)`.
     /// Default: [`DEFAULT_DRIFT_FACTOR`] (0.01).
     pub fn drift_factor(mut self, factor: f64) -> Self {
-        self.drift_factor = factor;
+        self.settings.drift_factor = factor;
         self
     }
 
@@ -314,7 +291,7 @@ impl LockManagerBuilder {
     /// as failed for that round. Must be below the TTL. Default: [`DEFAULT_NODE_TIMEOUT`]
     /// (50 ms).
     pub fn node_timeout(mut self, timeout: Duration) -> Self {
-        self.node_timeout = timeout;
+        self.settings.node_timeout = timeout;
         self
     }
 
@@ -322,14 +299,14 @@ impl LockManagerBuilder {
     /// from the per-request budget so a first connection is not judged by it. A failed
     /// connection is retried on the next request. Default: [`DEFAULT_CONNECT_TIMEOUT`] (1 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
     /// Bytes put before every resource name to form its key. Default: empty, so the key is
     /// the resource name itself and locks interoperate with other Redlock libraries.
     pub fn key_prefix(mut self, prefix: impl AsRef<[u8]>) -> Self {
-        self.key_prefix = prefix.as_ref().to_vec();
+        self.settings.key_prefix = prefix.as_ref().into();
         self
     }
 
@@ -341,7 +318,7 @@ impl LockManagerBuilder {
     /// For the guarantee, run the masters with `appendonly yes` and `appendfsync always`.
     /// Default: `false`.
     pub fn fencing(mut self, on: bool) -> Self {
-        self.fencing = on;
+        self.settings.fencing = on;
         self
     }
 
@@ -355,7 +332,7 @@ impl LockManagerBuilder {
     /// `&redlock:released:*`) to publish and subscribe; without it releases still work, and
     /// waiters fall back to polling.
     pub fn notifications(mut self, on: bool) -> Self {
-        self.notifications = on;
+        self.settings.notifications = on;
         self
     }
 
@@ -375,26 +352,28 @@ impl LockManagerBuilder {
         if self.servers.is_empty() {
             return Err(ConfigError::NoServers);
         }
-        ConfigError::check_ttl(self.ttl)?;
-        if !(self.drift_factor.is_finite() && (0.0..1.0).contains(&self.drift_factor)) {
-            return Err(ConfigError::DriftFactor(self.drift_factor));
+        ConfigError::check_ttl(self.settings.ttl)?;
+        if !(self.settings.drift_factor.is_finite()
+            && (0.0..1.0).contains(&self.settings.drift_factor))
+        {
+            return Err(ConfigError::DriftFactor(self.settings.drift_factor));
         }
-        if self.node_timeout.is_zero() {
+        if self.settings.node_timeout.is_zero() {
             return Err(ConfigError::ZeroNodeTimeout);
         }
-        if self.connect_timeout.is_zero() {
+        if self.settings.connect_timeout.is_zero() {
             return Err(ConfigError::ZeroConnectTimeout);
         }
-        if crate::quorum::lease(self.ttl, self.drift_factor).is_none() {
+        if crate::quorum::lease(self.settings.ttl, self.settings.drift_factor).is_none() {
             return Err(ConfigError::TtlNotAboveDrift {
-                ttl: self.ttl,
-                drift: crate::quorum::drift(self.ttl, self.drift_factor),
+                ttl: self.settings.ttl,
+                drift: crate::quorum::drift(self.settings.ttl, self.settings.drift_factor),
             });
         }
-        if self.node_timeout >= self.ttl {
+        if self.settings.node_timeout >= self.settings.ttl {
             return Err(ConfigError::NodeTimeoutNotBelowTtl {
-                node_timeout: self.node_timeout,
-                ttl: self.ttl,
+                node_timeout: self.settings.node_timeout,
+                ttl: self.settings.ttl,
             });
         }
         self.tls.validate()?;
@@ -402,8 +381,8 @@ impl LockManagerBuilder {
         let mut nodes = Vec::with_capacity(self.servers.len());
         let servers = Arc::new(ServerIds::default());
         let options = NodeOptions {
-            node_timeout: self.node_timeout,
-            connect_timeout: self.connect_timeout,
+            node_timeout: self.settings.node_timeout,
+            connect_timeout: self.settings.connect_timeout,
             tls: &self.tls,
         };
         for (index, url) in self.servers.iter().enumerate() {
@@ -423,18 +402,7 @@ impl LockManagerBuilder {
                  anyone on the network path can impersonate a master"
             );
         }
-        let settings = Settings {
-            ttl: self.ttl,
-            retry_count: self.retry_count,
-            retry_delay: self.retry_delay,
-            retry_jitter: self.retry_jitter,
-            drift_factor: self.drift_factor,
-            node_timeout: self.node_timeout,
-            connect_timeout: self.connect_timeout,
-            key_prefix: self.key_prefix.into(),
-            fencing: self.fencing,
-            notifications: self.notifications,
-        };
+        let settings = self.settings;
         Ok(LockManager::from_parts(settings, nodes))
     }
 }
@@ -554,12 +522,12 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let b = LockManagerBuilder::default();
-        assert_eq!(b.ttl, Duration::from_secs(10));
-        assert_eq!(b.retry_count, 3);
-        assert_eq!(b.retry_delay, Duration::from_millis(200));
-        assert_eq!(b.retry_jitter, Duration::from_millis(100));
-        assert!((b.drift_factor - 0.01).abs() < f64::EPSILON);
-        assert_eq!(b.node_timeout, Duration::from_millis(50));
-        assert!(b.key_prefix.is_empty());
+        assert_eq!(b.settings.ttl, Duration::from_secs(10));
+        assert_eq!(b.settings.retry_count, 3);
+        assert_eq!(b.settings.retry_delay, Duration::from_millis(200));
+        assert_eq!(b.settings.retry_jitter, Duration::from_millis(100));
+        assert!((b.settings.drift_factor - 0.01).abs() < f64::EPSILON);
+        assert_eq!(b.settings.node_timeout, Duration::from_millis(50));
+        assert!(b.settings.key_prefix.is_empty());
     }
 }

@@ -7,8 +7,10 @@
 //! resynchronises from the new master.
 //!
 //! A task subscribes to `+switch-master` on one sentinel at a time and, every second, asks
-//! that sentinel `SENTINEL GET-MASTER-ADDR-BY-NAME`: a switch it announces, or an address that
-//! differs from the one the member is connected to, bumps an epoch; a connection opened under
+//! that sentinel `SENTINEL MASTER <name>`: a switch it announces, or an address that differs
+//! from the one the member is connected to in a configuration at least as new (Sentinel's
+//! `config-epoch`; a sentinel that has not heard of a failover yet still names the old master
+//! under the old epoch, and is not followed back), bumps an epoch; a connection opened under
 //! an older epoch is not used again. A sentinel that does not answer the check in time (frozen,
 //! partitioned) or whose connection ends is left for the next one, so one dead sentinel
 //! cannot hide a failover for longer than about a check period plus a timeout. The task starts
@@ -22,6 +24,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::ConnectionAddr;
 use tokio_util::sync::CancellationToken;
+
+use crate::sentinel::ask;
 
 /// How often the watched sentinel is asked for the master's address.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -42,12 +46,22 @@ pub(crate) struct FailoverWatch {
     stop: CancellationToken,
 }
 
+/// The master a connection goes to.
+#[derive(Clone, Debug)]
+struct Connected {
+    host: String,
+    port: u16,
+    /// The `config-epoch` of the sentinels' answer that named it.
+    config_epoch: u64,
+}
+
 /// What the watch and the member share.
 struct Shared {
     /// Bumped at every switch of our master.
     epoch: AtomicU64,
-    /// The master the member's current connection goes to (`None` once retired).
-    connected: Mutex<Option<(String, u16)>>,
+    /// The master the member's current connection goes to, with the Sentinel configuration
+    /// epoch it was named in (`None` once retired).
+    connected: Mutex<Option<Connected>>,
 }
 
 impl Shared {
@@ -88,12 +102,17 @@ impl FailoverWatch {
         self.shared.epoch.load(Ordering::Acquire)
     }
 
-    /// Records the master a new connection (opened under `epoch`) goes to, and starts the task
-    /// on the first call. A connection opened under a retired epoch is not recorded.
-    pub(crate) fn connected_to(&self, client: &redis::Client, epoch: u64) {
+    /// Records the master a new connection (opened under `epoch`, named in Sentinel
+    /// configuration `config_epoch`) goes to, and starts the task on the first call. A
+    /// connection opened under a retired epoch is not recorded.
+    pub(crate) fn connected_to(&self, client: &redis::Client, epoch: u64, config_epoch: u64) {
         let addr = match client.get_connection_info().addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                Some((host.clone(), *port))
+                Some(Connected {
+                    host: host.clone(),
+                    port: *port,
+                    config_epoch,
+                })
             }
             _ => None,
         };
@@ -201,10 +220,7 @@ async fn watch_one(
     let mut messages = pubsub.on_message();
     loop {
         // Checked right after subscribing too: a switch announced before it is not missed.
-        let mut check = redis::cmd("SENTINEL");
-        check.arg("GET-MASTER-ADDR-BY-NAME").arg(master_name);
-        let check = check.query_async::<Option<(String, u16)>>(&mut con);
-        match tokio::time::timeout(check_timeout, check).await {
+        match tokio::time::timeout(check_timeout, ask(&mut con, master_name)).await {
             Ok(Ok(named)) => {
                 let ours = shared
                     .connected
@@ -212,7 +228,8 @@ async fn watch_one(
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 if let (Some(named), Some(ours)) = (named, ours)
-                    && named != ours
+                    && (named.host != ours.host || named.port != ours.port)
+                    && named.epoch >= ours.config_epoch
                 {
                     shared.switched(master_name, "the sentinels name another master");
                 }

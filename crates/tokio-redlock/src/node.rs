@@ -375,10 +375,10 @@ impl Node {
         let looked_up = std::sync::atomic::AtomicBool::new(false);
         let connect = async {
             // A Sentinel group names its current master here (and redis-rs checks its ROLE).
-            let client = self.resolve().await.map_err(Phase::Lookup)?;
+            let (client, config_epoch) = self.resolve().await.map_err(Phase::Lookup)?;
             looked_up.store(true, Ordering::Release);
             if let Some(watch) = self.target.watch() {
-                watch.connected_to(&client, epoch);
+                watch.connected_to(&client, epoch, config_epoch);
             }
             let connection = client
                 .get_multiplexed_async_connection_with_config(&config)
@@ -478,7 +478,7 @@ impl Node {
     /// A dedicated publish/subscribe connection (for release notifications).
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, NodeError> {
         let open = async {
-            let client = self.resolve().await.map_err(Phase::Lookup)?;
+            let (client, _) = self.resolve().await.map_err(Phase::Lookup)?;
             Ok::<_, Phase>(client.get_async_pubsub().await?)
         };
         match tokio::time::timeout(self.connect_timeout, open).await {
@@ -490,10 +490,11 @@ impl Node {
         }
     }
 
-    /// A client for the member's master: the fixed one, or the one its sentinels name now.
-    async fn resolve(&self) -> Result<redis::Client, LookupError> {
+    /// A client for the member's master: the fixed one, or the one its sentinels name now
+    /// (with the configuration epoch of that answer; 0 for a fixed address).
+    async fn resolve(&self) -> Result<(redis::Client, u64), LookupError> {
         match &self.target {
-            Target::Direct(client) => Ok(client.clone()),
+            Target::Direct(client) => Ok((client.clone(), 0)),
             Target::Sentinel(group) => group.master(self.connect_timeout).await,
         }
     }

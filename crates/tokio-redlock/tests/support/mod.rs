@@ -20,6 +20,7 @@ pub mod checks;
 pub mod diagnostics;
 pub mod proxy;
 pub mod sentinel;
+#[macro_use]
 pub mod servers;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -27,6 +27,62 @@ const NOT_FOUND_HINT: &str = "redis-server not found: install it with \
     `sudo apt-get install -y redis-server` (Debian/Ubuntu); the tests need real \
     Redis masters and never skip";
 
+/// The command helpers every test server type has, built on its `try_cmd_bytes` and `port`
+/// fields: `cmd`, `cmd_bytes`, `try_cmd`, `get`, `pttl`, `dbsize`, `holds`.
+macro_rules! command_helpers {
+    ($what:literal) => {
+        /// Runs one command on a fresh connection; panics on any error.
+        pub fn cmd(&self, args: &[&str]) -> Value {
+            self.try_cmd(args)
+                .unwrap_or_else(|e| panic!("{args:?} on {} {} failed: {e}", $what, self.port))
+        }
+
+        /// Like [`cmd`](Self::cmd) with binary arguments.
+        pub fn cmd_bytes(&self, args: &[&[u8]]) -> Value {
+            self.try_cmd_bytes(args).unwrap_or_else(|e| {
+                let shown: Vec<_> = args.iter().map(|a| String::from_utf8_lossy(a)).collect();
+                panic!("{shown:?} on {} {} failed: {e}", $what, self.port)
+            })
+        }
+
+        /// Like `try_cmd_bytes` with text arguments.
+        pub fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
+            let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            self.try_cmd_bytes(&bytes)
+        }
+
+        /// GET: the value, or `None` if the key does not exist.
+        pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+            match self.cmd_bytes(&[b"GET", key]) {
+                Value::Nil => None,
+                Value::BulkString(v) => Some(v),
+                other => panic!("unexpected GET reply {other:?}"),
+            }
+        }
+
+        /// PTTL in milliseconds (-2: no key, -1: no expiry).
+        pub fn pttl(&self, key: &[u8]) -> i64 {
+            match self.cmd_bytes(&[b"PTTL", key]) {
+                Value::Int(i) => i,
+                other => panic!("expected an integer reply, got {other:?}"),
+            }
+        }
+
+        /// DBSIZE: the number of keys.
+        pub fn dbsize(&self) -> i64 {
+            match self.cmd(&["DBSIZE"]) {
+                Value::Int(i) => i,
+                other => panic!("expected an integer reply, got {other:?}"),
+            }
+        }
+
+        /// Whether `key` holds exactly `token` (GET compared byte for byte).
+        pub fn holds(&self, key: &[u8], token: impl AsRef<[u8]>) -> bool {
+            self.get(key).as_deref() == Some(token.as_ref())
+        }
+    };
+}
+
 /// How long `start`/`restart` wait for the server to answer PING.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connect/read/write timeout of the helper commands (`cmd` and friends).
@@ -227,24 +283,7 @@ impl RedisServer {
         }
     }
 
-    /// Runs one command on a fresh connection; panics on any error.
-    pub fn cmd(&self, args: &[&str]) -> Value {
-        self.try_cmd(args)
-            .unwrap_or_else(|e| panic!("{args:?} on redis {} failed: {e}", self.port))
-    }
-
-    /// Like [`cmd`](Self::cmd) with binary arguments.
-    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Value {
-        self.try_cmd_bytes(args).unwrap_or_else(|e| {
-            let shown: Vec<_> = args.iter().map(|a| String::from_utf8_lossy(a)).collect();
-            panic!("{shown:?} on redis {} failed: {e}", self.port)
-        })
-    }
-
-    pub fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
-        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.try_cmd_bytes(&bytes)
-    }
+    command_helpers!("redis");
 
     /// Runs one command on a fresh sync connection (2 s timeouts, AUTH if
     /// the server has `--requirepass`). Server error replies become `Err`.
@@ -261,24 +300,6 @@ impl RedisServer {
             Value::ServerError(e) => Err(e.into()),
             v => Ok(v),
         }
-    }
-
-    /// GET: the value, or `None` if the key does not exist.
-    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.cmd_bytes(&[b"GET", key]) {
-            Value::Nil => None,
-            Value::BulkString(v) => Some(v),
-            other => panic!("unexpected GET reply {other:?}"),
-        }
-    }
-
-    /// PTTL in milliseconds (-2: no key, -1: no expiry).
-    pub fn pttl(&self, key: &[u8]) -> i64 {
-        expect_int(self.cmd_bytes(&[b"PTTL", key]))
-    }
-
-    pub fn dbsize(&self) -> i64 {
-        expect_int(self.cmd(&["DBSIZE"]))
     }
 
     /// All keys (`KEYS *`), in server order.
@@ -307,11 +328,6 @@ impl RedisServer {
             1 => true,
             n => panic!("unexpected EXISTS reply {n}"),
         }
-    }
-
-    /// Whether `key` holds exactly `token` (GET compared byte for byte).
-    pub fn holds(&self, key: &[u8], token: impl AsRef<[u8]>) -> bool {
-        self.get(key).as_deref() == Some(token.as_ref())
     }
 
     /// `INFO section` as text.

@@ -298,29 +298,7 @@ impl TlsMaster {
         }
     }
 
-    /// Runs one command over TLS on a fresh connection; panics on any error.
-    pub fn cmd(&self, args: &[&str]) -> Value {
-        self.try_cmd(args).unwrap_or_else(|e| {
-            panic!(
-                "{args:?} on TLS redis {} failed: {e}\n{}",
-                self.port,
-                self.log_tail()
-            )
-        })
-    }
-
-    /// Like [`cmd`](Self::cmd) with binary arguments.
-    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Value {
-        self.try_cmd_bytes(args).unwrap_or_else(|e| {
-            let shown: Vec<_> = args.iter().map(|a| String::from_utf8_lossy(a)).collect();
-            panic!("{shown:?} on TLS redis {} failed: {e}", self.port)
-        })
-    }
-
-    pub fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
-        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.try_cmd_bytes(&bytes)
-    }
+    command_helpers!("TLS redis");
 
     /// Runs one command on a fresh sync TLS connection (trusting the test CA, or without
     /// verification for a certificate that must not verify; presenting the client
@@ -336,29 +314,6 @@ impl TlsMaster {
             Value::ServerError(e) => Err(e.into()),
             v => Ok(v),
         }
-    }
-
-    /// GET: the value, or `None` if the key does not exist.
-    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.cmd_bytes(&[b"GET", key]) {
-            Value::Nil => None,
-            Value::BulkString(v) => Some(v),
-            other => panic!("unexpected GET reply {other:?}"),
-        }
-    }
-
-    /// PTTL in milliseconds (-2: no key, -1: no expiry).
-    pub fn pttl(&self, key: &[u8]) -> i64 {
-        expect_int(self.cmd_bytes(&[b"PTTL", key]))
-    }
-
-    pub fn dbsize(&self) -> i64 {
-        expect_int(self.cmd(&["DBSIZE"]))
-    }
-
-    /// Whether `key` holds exactly `token`.
-    pub fn holds(&self, key: &[u8], token: impl AsRef<[u8]>) -> bool {
-        self.get(key).as_deref() == Some(token.as_ref())
     }
 
     /// Clients connected over TLS right now (`INFO clients` `connected_clients`, the helper's
