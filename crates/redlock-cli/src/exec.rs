@@ -38,11 +38,6 @@ use crate::terminal::Terminal;
 /// The smallest safety margin before the deadline at which a lock without a fresh extension
 /// counts as lost.
 const MIN_MARGIN: Duration = Duration::from_millis(100);
-/// Base pause between two acquisition attempts while waiting, and its spread (±).
-const WAIT_PAUSE: Duration = Duration::from_millis(50);
-const WAIT_JITTER: Duration = Duration::from_millis(25);
-/// The shortest pause between attempts (when the holder's TTL is about to end).
-const MIN_PAUSE: Duration = Duration::from_millis(5);
 /// How often the group is checked for leftover processes after a loss.
 const GROUP_POLL: Duration = Duration::from_millis(20);
 
@@ -77,60 +72,33 @@ pub(crate) struct AcquireSpec {
     pub(crate) extend_every: Duration,
 }
 
-/// An acquired lock and how it was got.
+/// An acquired lock.
 pub(crate) struct Acquired {
     /// The lock, extended by its watchdog.
     pub(crate) guard: LockGuard,
-    /// Attempts made.
-    pub(crate) attempts: u32,
 }
 
-/// Acquires `resource`, waiting per `wait`: single attempts, a short jittered pause between
-/// them (50 ms ± 25 ms, shorter when the holder's key is about to expire), until the wait
-/// ends. A conflict keeps waiting; any other error (no quorum, a non-lock value) returns at
-/// once.
-///
-/// This is the one place that knows how waiting works, so that it can become the library's
-/// blocking wait (with release notifications) when that lands.
+/// Acquires `resource`, waiting per `wait` with the library's waiting acquisition: a waiter
+/// is woken by the holder's release notification (one round trip after the release, across
+/// processes and hosts) or by the expiry of the holder's keys, and waiters of one process take
+/// turns in arrival order. `-n` makes one attempt. A conflict keeps waiting; any other error
+/// (no quorum, a non-lock value) returns at once.
 pub(crate) async fn acquire_waiting(
     manager: &LockManager,
     resource: &str,
     spec: AcquireSpec,
     wait: Wait,
 ) -> Result<Acquired, LockError> {
-    let start = Instant::now();
-    let give_up = match wait {
-        Wait::No => Some(start),
-        Wait::For(d) => Some(start.checked_add(d).unwrap_or(start)),
-        Wait::Forever => None,
+    let request = manager
+        .acquire(resource)
+        .ttl(spec.ttl)
+        .extend_every(spec.extend_every);
+    let request = match wait {
+        Wait::No => request.retry_count(0),
+        Wait::For(d) => request.wait(d),
+        Wait::Forever => request.wait_forever(),
     };
-    let mut attempts = 0u32;
-    loop {
-        attempts = attempts.saturating_add(1);
-        let result = manager
-            .acquire(resource)
-            .ttl(spec.ttl)
-            .retry_count(0)
-            .extend_every(spec.extend_every)
-            .await;
-        let error = match result {
-            Ok(guard) => return Ok(Acquired { guard, attempts }),
-            Err(e) if worth_waiting(&e) => e,
-            Err(e) => return Err(e),
-        };
-        let now = Instant::now();
-        let mut pause = jitter(WAIT_PAUSE, WAIT_JITTER);
-        if let Some(left) = holder_remaining(&error) {
-            pause = pause.min(left.max(MIN_PAUSE));
-        }
-        if let Some(give_up) = give_up {
-            if now >= give_up {
-                return Err(error);
-            }
-            pause = pause.min(give_up.saturating_duration_since(now));
-        }
-        tokio::time::sleep(pause).await;
-    }
+    request.await.map(|guard| Acquired { guard })
 }
 
 /// Errors that waiting can cure: held elsewhere, a quorum that came too late, contending
@@ -148,18 +116,6 @@ fn holder_remaining(e: &LockError) -> Option<Duration> {
             _ => None,
         })
         .min()
-}
-
-/// `base ± spread`, uniformly (from the std hasher's per-process random keys).
-fn jitter(base: Duration, spread: Duration) -> Duration {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new().hash_one(std::time::Instant::now());
-    let span = u64::try_from(spread.as_micros())
-        .unwrap_or(u64::MAX)
-        .saturating_mul(2);
-    let offset = random.checked_rem(span).unwrap_or(0);
-    base.saturating_sub(spread)
-        .saturating_add(Duration::from_micros(offset))
 }
 
 /// The safety margin before the deadline (see the module docs).
@@ -229,12 +185,12 @@ async fn run_with(
             return exit::signal_code(signal);
         }
     };
-    let Acquired { guard, attempts } = match acquired {
+    let Acquired { guard } = match acquired {
         Ok(a) => a,
         Err(e) => return acquire_failed(&e, resource, wait, started, args, report),
     };
     report.info(format_args!(
-        "acquired `{resource}` in {} ({attempts} attempt(s)); validity {}; token {}…{}",
+        "acquired `{resource}` in {}; validity {}; token {}…{}",
         show_duration(started.elapsed()),
         show_duration(guard.validity()),
         probe::token_prefix(guard.token().as_bytes()),
@@ -648,13 +604,5 @@ mod tests {
         assert_eq!(safety_margin(ms(1_000), ms(50)), ms(100));
         // 200 ms: capped at a quarter of the TTL.
         assert_eq!(safety_margin(ms(200), ms(50)), ms(50));
-    }
-
-    #[test]
-    fn jitter_stays_in_range() {
-        for _ in 0..1000 {
-            let j = jitter(WAIT_PAUSE, WAIT_JITTER);
-            assert!(j >= Duration::from_millis(25) && j < Duration::from_millis(75));
-        }
     }
 }
