@@ -149,9 +149,11 @@ impl LockManagerBuilder {
     /// A Sentinel group is one member: its replicas add nothing to the quorum, and a failover
     /// can lose the latest lock (replication is asynchronous, so a promoted replica may not
     /// have the key yet — another client can then take the same resource on that member).
-    /// With 3 or 5 members one such member cannot break mutual exclusion by itself, but
-    /// independent masters without replication are the setting Redlock's argument is made
-    /// for; see the README's "Sentinel" section.
+    /// That is Redlock's "amnesia" case: a lock held on exactly a bare quorum that included
+    /// the member can then be taken again (a lock held on every member survives). Independent
+    /// masters without replication are the setting Redlock's argument is made for; keep
+    /// Sentinel members a minority and use fencing tokens — see the README's "What a failover
+    /// costs".
     ///
     /// Default: none (required).
     pub fn servers<I, S>(mut self, urls: I) -> Self
