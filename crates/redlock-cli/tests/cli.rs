@@ -80,6 +80,11 @@ fn redlock_bare() -> Command {
     cmd
 }
 
+/// Runs `cmd` and checks that it is refused as bad usage (exit 64) with `says` in its stderr.
+fn assert_usage_error(cmd: &mut Command, says: &str) -> assert_cmd::assert::Assert {
+    cmd.assert().code(64).stderr(predicate::str::contains(says))
+}
+
 /// `redlock` with `-s` for every master, `--node-timeout 1s`, and no `REDLOCK_SERVERS` from
 /// the environment.
 fn redlock(masters: &Masters) -> Command {
@@ -855,20 +860,19 @@ fn server_lists_in_s_and_redlock_servers_are_split_by_the_library_parser() {
             "no scheme",
         ),
     ] {
-        redlock_bare()
-            .args(["-s", &list, "exec", &r, "-c", &touch])
-            .assert()
-            .code(64)
-            .stderr(predicate::str::contains(says))
-            .stderr(predicate::str::contains("hunter2").not());
-        redlock_bare()
-            .env("REDLOCK_SERVERS", &list)
-            .args(["status", &r])
-            .assert()
-            .code(64)
-            .stdout("")
-            .stderr(predicate::str::contains(says))
-            .stderr(predicate::str::contains("hunter2").not());
+        assert_usage_error(
+            redlock_bare().args(["-s", &list, "exec", &r, "-c", &touch]),
+            says,
+        )
+        .stderr(predicate::str::contains("hunter2").not());
+        assert_usage_error(
+            redlock_bare()
+                .env("REDLOCK_SERVERS", &list)
+                .args(["status", &r]),
+            says,
+        )
+        .stdout("")
+        .stderr(predicate::str::contains("hunter2").not());
     }
     // A blank REDLOCK_SERVERS or -s is an error too, never a silent fall-back to the
     // default local server (which the other hosts would not be using).
@@ -878,18 +882,17 @@ fn server_lists_in_s_and_redlock_servers_are_split_by_the_library_parser() {
         } else {
             "REDLOCK_SERVERS"
         };
-        redlock_bare()
-            .env("REDLOCK_SERVERS", blank)
-            .args(["exec", &r, "-c", &touch])
-            .assert()
-            .code(64)
-            .stderr(predicate::str::contains(env_says));
+        assert_usage_error(
+            redlock_bare()
+                .env("REDLOCK_SERVERS", blank)
+                .args(["exec", &r, "-c", &touch]),
+            env_says,
+        );
     }
-    redlock_bare()
-        .args(["-s", " ", "exec", &r, "-c", &touch])
-        .assert()
-        .code(64)
-        .stderr(predicate::str::contains("no Redis master"));
+    assert_usage_error(
+        redlock_bare().args(["-s", " ", "exec", &r, "-c", &touch]),
+        "no Redis master",
+    );
     assert!(!marker.exists(), "the command never ran");
 }
 
@@ -911,11 +914,11 @@ fn tls_options_are_checked_before_anything_connects() {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.args(args)
-            .args(["-s", &tls_server, "exec", "r", "-c", &touch])
-            .assert()
-            .code(64)
-            .stderr(predicate::str::contains(says));
+        assert_usage_error(
+            cmd.args(args)
+                .args(["-s", &tls_server, "exec", "r", "-c", &touch]),
+            says,
+        );
     };
     let (cert_opt, key_opt, ca_opt) = (
         Path::new("--tls-cert"),
@@ -944,13 +947,15 @@ fn tls_options_are_checked_before_anything_connects() {
         "holds no PEM private key",
     );
     // TLS settings without a TLS member would silently be plaintext: refused.
-    redlock_bare()
-        .args(["--tls-ca-cert"])
-        .arg(&ca)
-        .args(["-s", "redis://127.0.0.1:6379", "status", "r"])
-        .assert()
-        .code(64)
-        .stderr(predicate::str::contains("no server URL uses TLS"));
+    assert_usage_error(
+        redlock_bare().args(["--tls-ca-cert"]).arg(&ca).args([
+            "-s",
+            "redis://127.0.0.1:6379",
+            "status",
+            "r",
+        ]),
+        "no server URL uses TLS",
+    );
     assert!(!marker.exists(), "the command never ran");
 }
 

@@ -487,28 +487,27 @@ fn socket_server(dir: &Path, password: &str) -> (RedisServer, PathBuf) {
     (server, socket)
 }
 
-/// GET in database `db` of `server` (the helpers use database 0).
-fn get_in_db(server: &RedisServer, password: &str, db: u8, key: &str) -> Option<String> {
+/// A connection to database `db` of `server` (the helpers use database 0).
+fn conn_to_db(server: &RedisServer, password: &str, db: u8) -> redis::Connection {
     let client = redis::Client::open(format!(
         "redis://:{password}@127.0.0.1:{}/{db}",
         server.port()
     ))
     .unwrap();
-    let mut conn = client
+    client
         .get_connection_with_timeout(Duration::from_secs(2))
-        .unwrap();
+        .unwrap()
+}
+
+/// GET in database `db` of `server`.
+fn get_in_db(server: &RedisServer, password: &str, db: u8, key: &str) -> Option<String> {
+    let mut conn = conn_to_db(server, password, db);
     redis::cmd("GET").arg(key).query(&mut conn).unwrap()
 }
 
+/// PTTL in database `db` of `server`.
 fn pttl_in_db(server: &RedisServer, password: &str, db: u8, key: &str) -> i64 {
-    let client = redis::Client::open(format!(
-        "redis://:{password}@127.0.0.1:{}/{db}",
-        server.port()
-    ))
-    .unwrap();
-    let mut conn = client
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .unwrap();
+    let mut conn = conn_to_db(server, password, db);
     redis::cmd("PTTL").arg(key).query(&mut conn).unwrap()
 }
 

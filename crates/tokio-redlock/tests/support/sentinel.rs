@@ -17,21 +17,18 @@ use std::{
     collections::HashMap,
     fs::{self, File},
     io,
-    net::{Ipv4Addr, TcpListener},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
 use redis::{RedisResult, Value};
 use tempfile::TempDir;
 
-use super::servers::{RedisServer, ServerOptions};
+use super::servers::{
+    CMD_TIMEOUT, ChildProcess, RedisServer, ServerOptions, query_on, start_with_retries,
+};
 
 /// The monitored master's name.
 pub const MASTER_NAME: &str = "mymaster";
@@ -42,14 +39,10 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(20);
 const SENTINEL_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`SentinelSet::failover`] waits for the promotion to be visible everywhere.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connect/read/write timeout of the helper commands.
-const CMD_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts with a fresh port when a sentinel dies at startup (port race).
-const START_ATTEMPTS: usize = 5;
 
 /// One `redis-server --sentinel` child process on 127.0.0.1.
 pub struct Sentinel {
-    child: Option<Child>,
+    process: ChildProcess,
     port: u16,
     dir: PathBuf,
 }
@@ -72,24 +65,10 @@ impl Sentinel {
 
     fn start_monitoring(dir: PathBuf, name: &str, master_port: u16, quorum: u32) -> Self {
         fs::create_dir_all(&dir).expect("create sentinel dir");
-        let mut failures = Vec::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            match spawn_sentinel(port, &dir, name, master_port, quorum) {
-                Ok(child) => {
-                    return Self {
-                        child: Some(child),
-                        port,
-                        dir,
-                    };
-                }
-                Err(e) => failures.push(format!("port {port}: {e}")),
-            }
-        }
-        panic!(
-            "redis-server --sentinel failed to start {START_ATTEMPTS} times:\n{}",
-            failures.join("\n")
-        );
+        let (port, process) = start_with_retries("redis-server --sentinel", |port| {
+            spawn_sentinel(port, &dir, name, master_port, quorum)
+        });
+        Self { process, port, dir }
     }
 
     pub fn port(&self) -> u16 {
@@ -169,32 +148,17 @@ impl Sentinel {
     /// Freezes the process (SIGSTOP): connections are accepted by the kernel, nothing is
     /// answered until [`resume`](Self::resume).
     pub fn pause(&self) {
-        self.signal(Signal::SIGSTOP);
+        self.process.pause();
     }
 
     /// Undoes [`pause`](Self::pause).
     pub fn resume(&self) {
-        self.signal(Signal::SIGCONT);
-    }
-
-    fn signal(&self, signal: Signal) {
-        let child = self.child.as_ref().expect("sentinel is not running");
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits in i32"));
-        kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to sentinel: {e}"));
+        self.process.resume();
     }
 
     /// SIGKILLs the process and reaps it. Idempotent; works while paused.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -510,20 +474,7 @@ fn query(port: u16, args: &[&str]) -> RedisResult<Value> {
     let mut conn = client.get_connection_with_timeout(CMD_TIMEOUT)?;
     conn.set_read_timeout(Some(CMD_TIMEOUT))?;
     conn.set_write_timeout(Some(CMD_TIMEOUT))?;
-    let mut cmd = redis::Cmd::new();
-    for arg in args {
-        cmd.arg(*arg);
-    }
-    match cmd.query::<Value>(&mut conn)? {
-        Value::ServerError(e) => Err(e.into()),
-        v => Ok(v),
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    query_on(&mut conn, args)
 }
 
 /// Writes the sentinel's configuration, spawns it and waits until *this* process answers.
@@ -534,7 +485,7 @@ fn spawn_sentinel(
     name: &str,
     master_port: u16,
     quorum: u32,
-) -> Result<Child, String> {
+) -> Result<ChildProcess, String> {
     let conf = dir.join("sentinel.conf");
     let log = dir.join("sentinel.log");
     // A previous attempt's files (another port) must not leak into this one.
@@ -556,7 +507,7 @@ fn spawn_sentinel(
     )
     .expect("write sentinel.conf");
     let stderr = File::create(dir.join("sentinel.stderr")).expect("create sentinel.stderr");
-    let mut child = match Command::new("redis-server")
+    let child = match Command::new("redis-server")
         .arg(&conf)
         .arg("--sentinel")
         .stdin(Stdio::null())
@@ -564,42 +515,35 @@ fn spawn_sentinel(
         .stderr(stderr)
         .spawn()
     {
-        Ok(child) => child,
+        Ok(child) => ChildProcess::new(child, "sentinel"),
         Err(e) if e.kind() == io::ErrorKind::NotFound => panic!(
             "redis-server not found: install it with `sudo apt-get install -y redis-server`; \
              the sentinel tests need real processes and never skip"
         ),
         Err(e) => panic!("spawning redis-server --sentinel failed: {e}"),
     };
-    let pid = child.id();
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "sentinel exited early ({status})\n{}\n{}",
+    child.wait_ready(
+        SENTINEL_STARTUP_TIMEOUT,
+        // INFO carries the process id: a parallel test's process may have won the port.
+        |pid| match query(port, &["INFO", "server"]) {
+            Ok(v)
+                if text(&v)
+                    .lines()
+                    .any(|l| l.trim() == format!("process_id:{pid}")) =>
+            {
+                Ok(())
+            }
+            Ok(_) => Err("answered, but not our process".to_owned()),
+            Err(e) => Err(e.to_string()),
+        },
+        || {
+            format!(
+                "{}\n{}",
                 tail_of(&dir.join("sentinel.stderr"), 30),
                 tail_of(&log, 30)
-            ));
-        }
-        // INFO carries the process id: a parallel test's process may have won the port.
-        let ours = query(port, &["INFO", "server"]).is_ok_and(|v| {
-            text(&v)
-                .lines()
-                .any(|l| l.trim() == format!("process_id:{pid}"))
-        });
-        if ours {
-            return Ok(child);
-        }
-        if started.elapsed() > SENTINEL_STARTUP_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "sentinel did not answer within {SENTINEL_STARTUP_TIMEOUT:?}\n{}",
-                tail_of(&log, 30)
-            ));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+            )
+        },
+    )
 }
 
 /// The last `n` lines of a file (empty when missing).

@@ -84,11 +84,137 @@ macro_rules! command_helpers {
 }
 
 /// How long `start`/`restart` wait for the server to answer PING.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connect/read/write timeout of the helper commands (`cmd` and friends).
-const CMD_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Attempts with a fresh port when the process dies at startup (port race).
-const START_ATTEMPTS: usize = 5;
+pub const START_ATTEMPTS: usize = 5;
+
+/// A child process a test owns (a Redis server or sentinel): dropping it SIGKILLs and reaps
+/// the process, so it never outlives a (possibly panicking) test.
+pub struct ChildProcess {
+    child: Option<Child>,
+    /// What the process is, for panic messages (`"redis-server"`, `"sentinel"`).
+    what: &'static str,
+}
+
+impl ChildProcess {
+    pub fn new(child: Child, what: &'static str) -> Self {
+        Self {
+            child: Some(child),
+            what,
+        }
+    }
+
+    /// The process id, `None` once killed.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Freezes the process (SIGSTOP): the kernel still accepts connections
+    /// but nothing is answered until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Undoes [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let what = self.what;
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("{what} is not running"));
+        let pid = Pid::from_raw(i32::try_from(pid).expect("pid fits in i32"));
+        kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to {what}: {e}"));
+    }
+
+    /// SIGKILLs the process and reaps it. Idempotent; works while paused.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Errors only mean it already exited; `wait` reaps it either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is alive (a paused process counts as running).
+    pub fn is_running(&mut self) -> bool {
+        self.exited().is_none()
+    }
+
+    /// `None` while the process runs; else how it ended (it is then reaped and forgotten).
+    fn exited(&mut self) -> Option<String> {
+        let how = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => return None,
+            Some(Ok(Some(status))) => status.to_string(),
+            Some(Err(e)) => format!("wait failed: {e}"),
+            None => "killed".to_owned(),
+        };
+        self.kill();
+        Some(how)
+    }
+
+    /// Polls `ready` (given the process id) every 10 ms until it returns `Ok`. `Err`, naming
+    /// the last reason `ready` gave and followed by `logs()`, if the process exits first or
+    /// is not ready within `timeout` (the process is then killed and reaped).
+    pub fn wait_ready(
+        mut self,
+        timeout: Duration,
+        mut ready: impl FnMut(u32) -> Result<(), String>,
+        logs: impl Fn() -> String,
+    ) -> Result<Self, String> {
+        let what = self.what;
+        let pid = self.pid().expect("a process that was just spawned");
+        let started = Instant::now();
+        loop {
+            if let Some(how) = self.exited() {
+                return Err(format!("{what} exited early ({how})\n{}", logs()));
+            }
+            let last = match ready(pid) {
+                Ok(()) => return Ok(self),
+                Err(e) => e,
+            };
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "{what} did not answer within {timeout:?} (last: {last})\n{}",
+                    logs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts a process on a free loopback port: `spawn` starts it on the port it is given and
+/// waits until it answers; an `Err` (most likely somebody else took the port) is retried
+/// on a fresh port, up to [`START_ATTEMPTS`] times, after which this panics with every
+/// failure. Returns the port and the process.
+pub fn start_with_retries(
+    what: &str,
+    mut spawn: impl FnMut(u16) -> Result<ChildProcess, String>,
+) -> (u16, ChildProcess) {
+    let mut failures = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port();
+        match spawn(port) {
+            Ok(child) => return (port, child),
+            Err(e) => failures.push(format!("port {port}: {e}")),
+        }
+    }
+    panic!(
+        "{what} failed to start {START_ATTEMPTS} times:\n{}",
+        failures.join("\n")
+    );
+}
 
 /// Durability of a test server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -149,10 +275,10 @@ impl ServerOptions {
 
 /// One `redis-server` child process on 127.0.0.1.
 pub struct RedisServer {
-    child: Option<Child>,
+    process: ChildProcess,
     port: u16,
     opts: ServerOptions,
-    // Declared last: dropped after the process is killed in `Drop`.
+    // Declared last: dropped after the process is killed (dropped).
     dir: TempDir,
 }
 
@@ -163,26 +289,15 @@ impl RedisServer {
             .prefix("redlock-redis-")
             .tempdir()
             .expect("create temp dir for redis-server");
-        let mut failures = Vec::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            match spawn_and_wait(port, dir.path(), &opts) {
-                Ok(child) => {
-                    return Self {
-                        child: Some(child),
-                        port,
-                        opts,
-                        dir,
-                    };
-                }
-                // Most likely somebody else took the port; try another one.
-                Err(e) => failures.push(format!("port {port}: {e}")),
-            }
+        let (port, process) = start_with_retries("redis-server", |port| {
+            spawn_and_wait(port, dir.path(), &opts)
+        });
+        Self {
+            process,
+            port,
+            opts,
+            dir,
         }
-        panic!(
-            "redis-server failed to start {START_ATTEMPTS} times:\n{}",
-            failures.join("\n")
-        );
     }
 
     pub fn port(&self) -> u16 {
@@ -215,39 +330,22 @@ impl RedisServer {
     /// Freezes the process (SIGSTOP): the kernel still accepts connections
     /// but nothing is answered until [`resume`](Self::resume).
     pub fn pause(&self) {
-        self.signal(Signal::SIGSTOP);
+        self.process.pause();
     }
 
     /// Undoes [`pause`](Self::pause) (SIGCONT).
     pub fn resume(&self) {
-        self.signal(Signal::SIGCONT);
-    }
-
-    fn signal(&self, signal: Signal) {
-        let child = self.child.as_ref().expect("redis-server is not running");
-        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid fits in i32"));
-        kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to redis-server: {e}"));
+        self.process.resume();
     }
 
     /// SIGKILLs the process and reaps it. Idempotent; works while paused.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Errors only mean it already exited; `wait` reaps it either way.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Whether the process is alive (a paused process counts as running).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.kill(); // reap and forget
-                false
-            }
-            None => false,
-        }
+        self.process.is_running()
     }
 
     /// Starts the server again on the same port, dir and options (killing
@@ -260,8 +358,8 @@ impl RedisServer {
         let mut failures = Vec::new();
         for _ in 0..3 {
             match spawn_and_wait(self.port, self.dir.path(), &self.opts) {
-                Ok(child) => {
-                    self.child = Some(child);
+                Ok(process) => {
+                    self.process = process;
                     return;
                 }
                 Err(e) => failures.push(e),
@@ -292,14 +390,7 @@ impl RedisServer {
         let mut conn = client.get_connection_with_timeout(CMD_TIMEOUT)?;
         conn.set_read_timeout(Some(CMD_TIMEOUT))?;
         conn.set_write_timeout(Some(CMD_TIMEOUT))?;
-        let mut cmd = redis::Cmd::new();
-        for arg in args {
-            cmd.arg(*arg);
-        }
-        match cmd.query::<Value>(&mut conn)? {
-            Value::ServerError(e) => Err(e.into()),
-            v => Ok(v),
-        }
+        query_on(&mut conn, args)
     }
 
     /// All keys (`KEYS *`), in server order.
@@ -371,6 +462,21 @@ impl RedisServer {
     }
 }
 
+/// Runs one command on `conn`; server error replies become `Err`.
+pub fn query_on<A: redis::ToRedisArgs + Copy>(
+    conn: &mut redis::Connection,
+    args: &[A],
+) -> RedisResult<Value> {
+    let mut cmd = redis::Cmd::new();
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    match cmd.query::<Value>(conn)? {
+        Value::ServerError(e) => Err(e.into()),
+        v => Ok(v),
+    }
+}
+
 /// The `calls=` count of `command` in the text of `INFO commandstats` (0 when absent), for
 /// tests that also show that text.
 pub fn command_calls_in(stats: &str, command: &str) -> u64 {
@@ -385,12 +491,6 @@ pub fn command_calls_in(stats: &str, command: &str) -> u64 {
                 .parse()
                 .expect("calls= is a number")
         })
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 fn expect_int(v: Value) -> i64 {
@@ -408,7 +508,7 @@ pub fn free_port() -> u16 {
 
 /// Spawns `redis-server` on `port` and waits until it answers PING.
 /// `Err` (with the log tail) if it exits or never answers.
-fn spawn_and_wait(port: u16, dir: &Path, opts: &ServerOptions) -> Result<Child, String> {
+fn spawn_and_wait(port: u16, dir: &Path, opts: &ServerOptions) -> Result<ChildProcess, String> {
     let dir_str = dir.to_str().expect("temp dir path is UTF-8");
     let log = dir.join("redis.log");
     // Config errors are printed to stderr before the log file is opened.
@@ -429,34 +529,22 @@ fn spawn_and_wait(port: u16, dir: &Path, opts: &ServerOptions) -> Result<Child, 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let child = match command.spawn() {
+        Ok(child) => ChildProcess::new(child, "redis-server"),
         Err(e) if e.kind() == io::ErrorKind::NotFound => panic!("{NOT_FOUND_HINT}"),
         Err(e) => panic!("spawning redis-server failed: {e}"),
     };
-
-    let pid = child.id();
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "redis-server exited early ({status})\n{}",
-                log_tail(dir)
-            ));
-        }
-        if answers(port, pid) {
-            return Ok(child);
-        }
-        if started.elapsed() > STARTUP_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "redis-server did not answer within {STARTUP_TIMEOUT:?}\n{}",
-                log_tail(dir)
-            ));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    child.wait_ready(
+        STARTUP_TIMEOUT,
+        |pid| {
+            if answers(port, pid) {
+                Ok(())
+            } else {
+                Err("no answer yet (or not from our process)".to_owned())
+            }
+        },
+        || log_tail(dir),
+    )
 }
 
 /// Whether *our* server (process `pid`) answers on `port`. An auth failure
@@ -488,8 +576,8 @@ fn answers(port: u16, pid: u32) -> bool {
     }
 }
 
-/// Last 30 lines of the server's log and stderr.
-fn log_tail(dir: &Path) -> String {
+/// Last 30 lines of the server's log and stderr (`redis.log`, `redis.stderr` in `dir`).
+pub fn log_tail(dir: &Path) -> String {
     let mut out = String::new();
     for name in ["redis.stderr", "redis.log"] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
@@ -498,6 +586,31 @@ fn log_tail(dir: &Path) -> String {
         out.push_str(&format!("--- {name} (tail) ---\n{}\n", tail.join("\n")));
     }
     out
+}
+
+/// Runs `start(opts.clone())` `n` times in parallel threads and returns the `n` servers; if
+/// one panics, so does this, once all are joined (the others are dropped, hence killed).
+pub fn start_in_parallel<O, T>(n: usize, opts: &O, start: fn(O) -> T) -> Vec<T>
+where
+    O: Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let opts = opts.clone();
+            thread::spawn(move || start(opts))
+        })
+        .collect();
+    // Join all first so a failure does not leak the other servers.
+    let results: Vec<_> = handles.into_iter().map(thread::JoinHandle::join).collect();
+    let mut servers = Vec::with_capacity(n);
+    for result in results {
+        match result {
+            Ok(server) => servers.push(server),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    servers
 }
 
 /// A set of independent masters, as Redlock wants.
@@ -511,23 +624,7 @@ impl Masters {
 
     /// Starts `n` masters in parallel with the same options.
     pub fn start_with(n: usize, opts: ServerOptions) -> Self {
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                let opts = opts.clone();
-                thread::spawn(move || RedisServer::start(opts))
-            })
-            .collect();
-        // Join all first so a failure does not leak the other servers (they
-        // are dropped, hence killed, with `results`).
-        let results: Vec<_> = handles.into_iter().map(thread::JoinHandle::join).collect();
-        let mut servers = Vec::with_capacity(n);
-        for result in results {
-            match result {
-                Ok(server) => servers.push(server),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Self(servers)
+        Self(start_in_parallel(n, &opts, RedisServer::start))
     }
 
     pub fn urls(&self) -> Vec<String> {

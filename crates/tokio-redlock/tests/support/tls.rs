@@ -15,13 +15,11 @@
 use std::{
     fs::File,
     io,
-    net::{Ipv4Addr, TcpListener},
     ops::Index,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::OnceLock,
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use rcgen::{
@@ -31,16 +29,14 @@ use rcgen::{
 use redis::{ClientTlsConfig, ErrorKind, RedisResult, TlsCertificates, Value};
 use tempfile::TempDir;
 
+use super::servers::{
+    CMD_TIMEOUT, ChildProcess, STARTUP_TIMEOUT, log_tail, query_on, start_in_parallel,
+    start_with_retries,
+};
+
 const NOT_FOUND_HINT: &str = "redis-server not found: install it with \
     `sudo apt-get install -y redis-server` (Debian/Ubuntu); the TLS tests need a real \
     TLS-capable Redis and never skip";
-
-/// How long `start` waits for the server to answer over TLS.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connect/read/write timeout of the helper commands.
-const CMD_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts with a fresh port when the process dies at startup (port race).
-const START_ATTEMPTS: usize = 5;
 
 /// The test PKI, PEM-encoded.
 #[derive(Debug)]
@@ -206,10 +202,10 @@ pub struct TlsOptions {
 
 /// One TLS-only `redis-server` child process on 127.0.0.1.
 pub struct TlsMaster {
-    child: Option<Child>,
+    process: ChildProcess,
     port: u16,
     opts: TlsOptions,
-    // Declared last: dropped after the process is killed in `Drop`.
+    // Declared last: dropped after the process is killed (dropped).
     dir: TempDir,
 }
 
@@ -221,25 +217,15 @@ impl TlsMaster {
             .tempdir()
             .expect("create temp dir for redis-server");
         write_pem_files(dir.path(), opts.certificate);
-        let mut failures = Vec::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            match spawn_and_wait(port, dir.path(), &opts) {
-                Ok(child) => {
-                    return Self {
-                        child: Some(child),
-                        port,
-                        opts,
-                        dir,
-                    };
-                }
-                Err(e) => failures.push(format!("port {port}: {e}")),
-            }
+        let (port, process) = start_with_retries("TLS redis-server", |port| {
+            spawn_and_wait(port, dir.path(), &opts)
+        });
+        Self {
+            process,
+            port,
+            opts,
+            dir,
         }
-        panic!(
-            "TLS redis-server failed to start {START_ATTEMPTS} times:\n{}",
-            failures.join("\n")
-        );
     }
 
     /// The TLS port (the server has no plaintext port).
@@ -292,10 +278,7 @@ impl TlsMaster {
 
     /// SIGKILLs the process and reaps it. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     command_helpers!("TLS redis");
@@ -306,14 +289,7 @@ impl TlsMaster {
     /// become `Err`.
     pub fn try_cmd_bytes(&self, args: &[&[u8]]) -> RedisResult<Value> {
         let mut conn = connect(self.port, &self.opts, CMD_TIMEOUT)?;
-        let mut cmd = redis::Cmd::new();
-        for arg in args {
-            cmd.arg(*arg);
-        }
-        match cmd.query::<Value>(&mut conn)? {
-            Value::ServerError(e) => Err(e.into()),
-            v => Ok(v),
-        }
+        query_on(&mut conn, args)
     }
 
     /// Clients connected over TLS right now (`INFO clients` `connected_clients`, the helper's
@@ -332,12 +308,6 @@ impl TlsMaster {
     }
 }
 
-impl Drop for TlsMaster {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A set of independent TLS masters sharing the test PKI.
 pub struct TlsMasters(pub Vec<TlsMaster>);
 
@@ -345,22 +315,7 @@ impl TlsMasters {
     /// Starts `n` masters in parallel with the same options.
     pub fn start(n: usize, opts: TlsOptions) -> Self {
         pki(); // generate once, before the threads race for it
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                let opts = opts.clone();
-                thread::spawn(move || TlsMaster::start(opts))
-            })
-            .collect();
-        // Join all first so a failure does not leak the other servers.
-        let results: Vec<_> = handles.into_iter().map(thread::JoinHandle::join).collect();
-        let mut masters = Vec::with_capacity(n);
-        for result in results {
-            match result {
-                Ok(master) => masters.push(master),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Self(masters)
+        Self(start_in_parallel(n, &opts, TlsMaster::start))
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -385,13 +340,6 @@ impl Index<usize> for TlsMasters {
 
     fn index(&self, i: usize) -> &TlsMaster {
         &self.0[i]
-    }
-}
-
-fn expect_int(v: Value) -> i64 {
-    match v {
-        Value::Int(i) => i,
-        other => panic!("expected an integer reply, got {other:?}"),
     }
 }
 
@@ -434,18 +382,12 @@ fn write_pem_files(dir: &Path, certificate: ServerCertificate) {
     }
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
-}
-
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("temp dir path is UTF-8")
 }
 
 /// Spawns a TLS-only `redis-server` on `port` and waits until it answers over TLS.
-fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<Child, String> {
+fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<ChildProcess, String> {
     let log = dir.join("redis.log");
     let stderr = File::create(dir.join("redis.stderr")).expect("create redis.stderr");
     let port_str = port.to_string();
@@ -466,37 +408,20 @@ fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<Child, Str
     if let Some(pw) = &opts.password {
         command.args(["--requirepass", pw]);
     }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let child = match command.spawn() {
+        Ok(child) => ChildProcess::new(child, "TLS redis-server"),
         Err(e) if e.kind() == io::ErrorKind::NotFound => panic!("{NOT_FOUND_HINT}"),
         Err(e) => panic!("spawning redis-server failed: {e}"),
     };
-
-    let pid = child.id();
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "redis-server exited early ({status})\n{}",
-                log_tail(dir)
-            ));
-        }
-        let last_error = match answers(port, pid, opts) {
-            Ok(true) => return Ok(child),
-            Ok(false) => "answered, but not ready (or not our process)".to_owned(),
-            Err(e) => e,
-        };
-        if started.elapsed() > STARTUP_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "redis-server did not answer over TLS within {STARTUP_TIMEOUT:?} \
-                 (last: {last_error})\n{}",
-                log_tail(dir)
-            ));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    child.wait_ready(
+        STARTUP_TIMEOUT,
+        |pid| match answers(port, pid, opts) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("answered, but not ready (or not our process)".to_owned()),
+            Err(e) => Err(e),
+        },
+        || log_tail(dir),
+    )
 }
 
 /// Whether *our* server (process `pid`) answers over TLS on `port` with `loading:0`.
@@ -513,16 +438,4 @@ fn answers(port: u16, pid: u32, opts: &TlsOptions) -> Result<bool, String> {
         Err(e) if e.kind() == ErrorKind::AuthenticationFailed => Ok(true),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// Last 30 lines of the server's log and stderr.
-fn log_tail(dir: &Path) -> String {
-    let mut out = String::new();
-    for name in ["redis.stderr", "redis.log"] {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(30)..];
-        out.push_str(&format!("--- {name} (tail) ---\n{}\n", tail.join("\n")));
-    }
-    out
 }
