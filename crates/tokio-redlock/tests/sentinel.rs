@@ -733,45 +733,24 @@ async fn one_frozen_sentinel_listed_first_does_not_take_the_member_out() {
 // The failover watch
 // ---------------------------------------------------------------------------------------
 
-/// Clients of `sentinel` with a subscription (the failover watch's, to `+switch-master`).
-fn watch_subscriptions_on(sentinel: &Sentinel) -> usize {
-    let list = match sentinel.cmd(&["CLIENT", "LIST"]) {
-        Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-        Value::VerbatimString { text, .. } => text,
-        other => panic!("CLIENT LIST: {other:?}"),
-    };
-    list.lines()
-        .filter(|l| l.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
-        .count()
-}
-
-/// Sentinel clients subscribed (to `+switch-master`) across the group's sentinels.
-fn watch_subscriptions(set: &SentinelSet) -> usize {
-    set.sentinels().iter().map(watch_subscriptions_on).sum()
-}
-
 /// The failover watch (a subscription to `+switch-master` on one sentinel) starts with the
 /// member's first connection and leaves nothing behind: `close()` ends it, and so does
 /// dropping the manager without `close()`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_failover_watch_starts_on_use_and_stops_at_close_and_drop() {
     let set = SentinelSet::start();
-    assert_eq!(watch_subscriptions(&set), 0);
+    assert_eq!(set.subscribed_clients(), 0);
     for close in [true, false] {
         let m = manager(&[set.url()]);
-        assert_eq!(
-            watch_subscriptions(&set),
-            0,
-            "nothing runs before first use"
-        );
+        assert_eq!(set.subscribed_clients(), 0, "nothing runs before first use");
         let mut lock = watchdog("lock", m.try_lock(unique_name("watch")))
             .await
             .unwrap();
         m.unlock(&mut lock).await.unwrap();
         assert!(
-            support::eventually(ms(5_000), || watch_subscriptions(&set) == 1).await,
+            support::eventually(ms(5_000), || set.subscribed_clients() == 1).await,
             "one watch subscription after first use, got {}",
-            watch_subscriptions(&set)
+            set.subscribed_clients()
         );
         if close {
             m.close().await;
@@ -779,9 +758,9 @@ async fn the_failover_watch_starts_on_use_and_stops_at_close_and_drop() {
             drop(m);
         }
         assert!(
-            support::eventually(ms(5_000), || watch_subscriptions(&set) == 0).await,
+            support::eventually(ms(5_000), || set.subscribed_clients() == 0).await,
             "the watch outlived the manager (close: {close}): {} subscription(s) left",
-            watch_subscriptions(&set)
+            set.subscribed_clients()
         );
     }
 }
@@ -807,7 +786,7 @@ async fn connected_sentinel_manager(url: String, watched: &Sentinel) -> LockMana
         .unwrap();
     m.unlock(&mut lock).await.unwrap();
     assert!(
-        eventually(ms(5_000), || watch_subscriptions_on(watched) == 1).await,
+        eventually(ms(5_000), || watched.subscribed_clients() == 1).await,
         "the failover watch did not subscribe on the first sentinel"
     );
     m

@@ -2,7 +2,10 @@
 //! throw-away PKI: a custom CA, mutual TLS, `danger_accept_invalid_certificates`, a password
 //! over TLS, field case C17 (a) plaintext client against a TLS-only port and (c) a
 //! certificate signed by an unknown CA, and certificates of the trusted CA for another name or
-//! expired — each failure fast, typed, and with its cause kept.
+//! expired — each failure fast, typed, and with its cause kept. And a Sentinel group over TLS
+//! only (`rediss+sentinel://`, sentinels and data servers TLS-only): locking through it, the
+//! system roots refusing the test CA, a forced failover followed by the watch, and the watch
+//! ending at close.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,8 +23,11 @@ mod support;
 use std::time::Duration;
 
 use support::checks::{RELAXED, ms, render, settle, watchdog, within};
+use support::sentinel::role;
 use support::servers::{Masters, RedisServer};
-use support::tls::{ServerCertificate, TlsMaster, TlsMasters, TlsOptions, unknown_ca_pem};
+use support::tls::{
+    ServerCertificate, TlsMaster, TlsMasters, TlsOptions, TlsSentinelSet, unknown_ca_pem,
+};
 use support::{eventually, unique_name};
 use tokio::time::Instant;
 use tokio_redlock::{LockError, LockManager, LockManagerBuilder, NodeError, NodeStatus};
@@ -424,4 +430,135 @@ async fn password_over_tls_right_works_wrong_is_auth_without_the_password() {
         }
         assert_eq!(master.dbsize(), 0, "no key written");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// A Sentinel group over TLS (`rediss+sentinel://`)
+// ---------------------------------------------------------------------------------------
+
+/// A TLS Sentinel set (data servers and sentinels TLS-only, replication and the sentinels'
+/// links over TLS) and a manager over it trusting the test CA.
+fn tls_sentinel_manager(set: &TlsSentinelSet) -> LockManager {
+    tls_builder([set.url()])
+        .tls_root_certificate(set.initial_master().ca_pem())
+        .build()
+        .unwrap()
+}
+
+/// `rediss+sentinel://` with the test CA: the builder's TLS settings reach the sentinels and
+/// the master they name. Lock, extend and unlock work, the key lives on the TLS master; the
+/// failover watch subscribes (over TLS) on first use and is gone after `close()` — and after
+/// a drop without `close()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_group_over_tls_locks_and_its_watch_stops_at_close() {
+    let set = TlsSentinelSet::launch();
+    let url = set.url();
+    assert!(
+        url.starts_with("rediss+sentinel://127.0.0.1:")
+            && url.ends_with("/mymaster")
+            && url.matches(',').count() == 2,
+        "{url}"
+    );
+    // TLS only: a plaintext client is dropped by the sentinels and by the master.
+    let ports = set.sentinels().iter().map(|s| s.port());
+    for port in ports.chain([set.initial_master().port()]) {
+        let plain = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let reply = plain
+            .get_connection_with_timeout(ms(1_000))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        assert!(reply.is_err(), "plaintext answered on {port}: {reply:?}");
+    }
+    let master = set.current_master();
+    assert_eq!(master.port(), set.initial_master().port());
+    assert_eq!(set.subscribed_clients(), 0);
+
+    let manager = tls_sentinel_manager(&set);
+    assert_eq!(manager.quorum(), 1);
+    lock_extend_unlock(&manager, &[master], &unique_name("tls-sentinel")).await;
+    assert!(
+        eventually(ms(5_000), || set.subscribed_clients() == 1).await,
+        "one watch subscription over TLS after first use, got {}",
+        set.subscribed_clients()
+    );
+    watchdog("close", manager.close()).await;
+    assert!(
+        eventually(ms(5_000), || set.subscribed_clients() == 0).await,
+        "the watch outlived close(): {} subscription(s) left",
+        set.subscribed_clients()
+    );
+
+    let dropped = tls_sentinel_manager(&set);
+    lock_extend_unlock(&dropped, &[master], &unique_name("tls-sentinel-drop")).await;
+    assert!(eventually(ms(5_000), || set.subscribed_clients() == 1).await);
+    drop(dropped);
+    assert!(
+        eventually(ms(5_000), || set.subscribed_clients() == 0).await,
+        "the watch outlived the dropped manager: {} subscription(s) left",
+        set.subscribed_clients()
+    );
+}
+
+/// Without the test CA (the system roots apply) the sentinels' certificates do not verify:
+/// the acquire fails fast as `NodeError::Tls` naming the unknown issuer, nothing is written,
+/// and `close()` returns promptly with no subscription left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_group_over_tls_with_system_roots_fails_fast_as_tls() {
+    let set = TlsSentinelSet::launch();
+    let manager = tls_builder([set.url()]).build().unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    match &cause {
+        NodeError::Tls(m) => assert!(
+            m.to_lowercase().contains("unknownissuer"),
+            "the cause must name the certificate problem: {m}"
+        ),
+        other => panic!("expected NodeError::Tls, got {other:?}: {shown}"),
+    }
+    for server in set.servers() {
+        assert_eq!(server.dbsize(), 0, "no key written");
+    }
+    within(ms(3_000), "close", manager.close()).await;
+    assert_eq!(set.subscribed_clients(), 0);
+}
+
+/// A forced failover (`SENTINEL FAILOVER` over TLS) while a manager is connected and its
+/// watch subscribed over TLS: the former master is kept from being demoted (it goes on
+/// answering as a writable master), so only the watch can move the manager — and its next
+/// locks all land on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_group_over_tls_follows_a_forced_failover() {
+    let set = TlsSentinelSet::launch();
+    let old = set.initial_master();
+    let new = set.initial_replica();
+    let m = tls_sentinel_manager(&set);
+    let mut lock = watchdog("first lock", m.try_lock(unique_name("warm")))
+        .await
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(old.holds(lock.resource(), lock.token()));
+    m.unlock(&mut lock).await.unwrap();
+    assert!(
+        eventually(ms(5_000), || set.sentinels()[0].subscribed_clients() == 1).await,
+        "the failover watch did not subscribe on the first sentinel"
+    );
+    // Sentinels cannot demote it (REPLICAOF/SLAVEOF refused for the default user).
+    old.cmd(&["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
+
+    assert_eq!(tokio::task::block_in_place(|| set.failover()), new.port());
+
+    for i in 0..3 {
+        let resource = unique_name("after");
+        let mut lock = watchdog("lock after failover", m.try_lock(&resource))
+            .await
+            .unwrap_or_else(|e| panic!("lock {i} after the failover: {}", render(&e)));
+        assert!(
+            new.holds(resource.as_bytes(), lock.token()),
+            "lock {i} is not on the new master"
+        );
+        assert!(
+            !old.holds(resource.as_bytes(), lock.token()),
+            "lock {i} landed on the former master"
+        );
+        m.unlock(&mut lock).await.unwrap();
+    }
+    assert_eq!(role(old), "master", "the old master was demoted anyway");
+    watchdog("close", m.close()).await;
 }

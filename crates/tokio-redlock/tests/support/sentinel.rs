@@ -12,6 +12,10 @@
 //!
 //! [`Sentinel::monitoring`] starts a lone sentinel for a master name of a test's own (one
 //! with a space, say) over servers the test starts itself.
+//!
+//! The set is generic over its [`DataServer`]: plaintext [`RedisServer`]s (and plaintext
+//! sentinels) by default, or TLS-only ones (`SentinelSet<TlsMaster>`, see `tls.rs`), whose
+//! sentinels listen and talk to the data servers over TLS only.
 
 use std::{
     collections::HashMap,
@@ -40,19 +44,80 @@ const SENTINEL_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`SentinelSet::failover`] waits for the promotion to be visible everywhere.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A sync connection to a process of a set on `127.0.0.1:port`, within the timeout.
+pub type Connector = fn(u16, Duration) -> RedisResult<redis::Connection>;
+
+/// The data servers of a [`SentinelSet`] and how the set is reached: the servers through their
+/// own helpers (`try_cmd`), the sentinels — readiness checks included — through
+/// [`connect`](Self::connect).
+pub trait DataServer: Sized {
+    /// The member URL scheme of a group of such servers.
+    const SENTINEL_SCHEME: &'static str;
+    /// Starts one data server of a set (no diskless-sync delay), with `args` appended.
+    fn start_in_set(args: &[&str]) -> Self;
+    /// The port the server listens on.
+    fn port(&self) -> u16;
+    /// One command on a fresh connection; server error replies become `Err`.
+    fn try_cmd(&self, args: &[&str]) -> RedisResult<Value>;
+    /// The last lines of the server log.
+    fn log_tail(&self) -> String;
+    /// The `sentinel.conf` lines that make a sentinel listen on `port` and reach the data
+    /// servers; may write files (certificates) under the sentinel's `dir`.
+    fn sentinel_listen(port: u16, dir: &Path) -> String;
+    /// A sync connection to a sentinel (or server) of such a set.
+    fn connect(port: u16, timeout: Duration) -> RedisResult<redis::Connection>;
+}
+
+impl DataServer for RedisServer {
+    const SENTINEL_SCHEME: &'static str = "redis+sentinel";
+
+    fn start_in_set(args: &[&str]) -> Self {
+        Self::start(ServerOptions::default().args(&NO_SYNC_DELAY).args(args))
+    }
+
+    fn port(&self) -> u16 {
+        Self::port(self)
+    }
+
+    fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
+        Self::try_cmd(self, args)
+    }
+
+    fn log_tail(&self) -> String {
+        Self::log_tail(self)
+    }
+
+    fn sentinel_listen(port: u16, _dir: &Path) -> String {
+        format!("port {port}\n")
+    }
+
+    fn connect(port: u16, timeout: Duration) -> RedisResult<redis::Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let conn = client.get_connection_with_timeout(timeout)?;
+        conn.set_read_timeout(Some(timeout))?;
+        conn.set_write_timeout(Some(timeout))?;
+        Ok(conn)
+    }
+}
+
+/// No 5 s wait for more replicas before a (diskless) full sync, on either data server of a
+/// set: each is the master of the other at some point.
+pub const NO_SYNC_DELAY: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
+
 /// One `redis-server --sentinel` child process on 127.0.0.1.
 pub struct Sentinel {
     process: ChildProcess,
     port: u16,
     dir: PathBuf,
+    connect: Connector,
 }
 
 impl Sentinel {
     /// Writes `sentinel.conf` under `dir` and starts a sentinel monitoring `master_port` as
     /// [`MASTER_NAME`] with quorum 2, retrying on a fresh port if the process dies (somebody
     /// else took the port).
-    fn start(dir: PathBuf, master_port: u16) -> Self {
-        Self::start_monitoring(dir, MASTER_NAME, master_port, 2)
+    fn start<S: DataServer>(dir: PathBuf, master_port: u16) -> Self {
+        Self::start_monitoring::<S>(dir, MASTER_NAME, master_port, 2)
     }
 
     /// A lone sentinel monitoring `master` as `name` with quorum 1, for a master name other
@@ -60,15 +125,26 @@ impl Sentinel {
     /// which the caller keeps until the sentinel is dropped. It does not wait for the sentinel
     /// to discover the master's replicas.
     pub fn monitoring(dir: PathBuf, name: &str, master: &RedisServer) -> Self {
-        Self::start_monitoring(dir, name, master.port(), 1)
+        Self::start_monitoring::<RedisServer>(dir, name, master.port(), 1)
     }
 
-    fn start_monitoring(dir: PathBuf, name: &str, master_port: u16, quorum: u32) -> Self {
+    fn start_monitoring<S: DataServer>(
+        dir: PathBuf,
+        name: &str,
+        master_port: u16,
+        quorum: u32,
+    ) -> Self {
         fs::create_dir_all(&dir).expect("create sentinel dir");
         let (port, process) = start_with_retries("redis-server --sentinel", |port| {
-            spawn_sentinel(port, &dir, name, master_port, quorum)
+            let listen = S::sentinel_listen(port, &dir);
+            spawn_sentinel(port, &dir, &listen, S::connect, name, master_port, quorum)
         });
-        Self { process, port, dir }
+        Self {
+            process,
+            port,
+            dir,
+            connect: S::connect,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -82,7 +158,7 @@ impl Sentinel {
 
     /// Runs one command on a fresh connection. Server error replies become `Err`.
     pub fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
-        query(self.port, args)
+        query(self.connect, self.port, args)
     }
 
     /// Runs one command on a fresh connection; panics on any error.
@@ -140,6 +216,19 @@ impl Sentinel {
         }
     }
 
+    /// Clients with a subscription (`sub=` other than 0 in `CLIENT LIST`): the failover
+    /// watch's, to `+switch-master`.
+    pub fn subscribed_clients(&self) -> usize {
+        let list = match self.cmd(&["CLIENT", "LIST"]) {
+            Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            Value::VerbatimString { text, .. } => text,
+            other => panic!("CLIENT LIST: {other:?}"),
+        };
+        list.lines()
+            .filter(|l| l.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
+            .count()
+    }
+
     /// The last lines of the sentinel's log.
     pub fn log_tail(&self) -> String {
         tail_of(&self.dir.join("sentinel.log"), 30)
@@ -163,26 +252,29 @@ impl Sentinel {
 }
 
 /// One master, one replica and three sentinels monitoring them as [`MASTER_NAME`].
-pub struct SentinelSet {
+pub struct SentinelSet<S: DataServer = RedisServer> {
     // Field order is drop order: the sentinels go first, then the data servers, then the
     // directory holding the sentinels' configuration and logs.
     sentinels: Vec<Sentinel>,
     /// `[initial master, initial replica]`; the roles swap on failover.
-    servers: [RedisServer; 2],
+    servers: [S; 2],
     dir: TempDir,
 }
 
 impl SentinelSet {
+    /// Starts a plaintext set (see [`launch`](Self::launch)).
+    pub fn start() -> Self {
+        Self::launch()
+    }
+}
+
+impl<S: DataServer> SentinelSet<S> {
     /// Starts the master, the replica (waiting for `master_link_status:up`), and three
     /// sentinels, and waits until every sentinel knows the replica and the other sentinels.
-    pub fn start() -> Self {
-        // No 5 s wait for more replicas before a (diskless) full sync, on either server: each
-        // is the master of the other at some point.
-        let no_sync_delay = ServerOptions::default().args(&["--repl-diskless-sync-delay", "0"]);
-        let master = RedisServer::start(no_sync_delay.clone());
+    pub fn launch() -> Self {
+        let master = S::start_in_set(&[]);
         let master_port = master.port().to_string();
-        let replica =
-            RedisServer::start(no_sync_delay.args(&["--replicaof", "127.0.0.1", &master_port]));
+        let replica = S::start_in_set(&["--replicaof", "127.0.0.1", &master_port]);
         let dir = tempfile::Builder::new()
             .prefix("redlock-sentinel-")
             .tempdir()
@@ -197,7 +289,7 @@ impl SentinelSet {
         });
         for i in 0..3 {
             let sentinel =
-                Sentinel::start(set.dir.path().join(format!("s{i}")), set.servers[0].port());
+                Sentinel::start::<S>(set.dir.path().join(format!("s{i}")), set.servers[0].port());
             // Faster than the defaults (10 s, 2 s): quicker discovery, and a demoted master
             // is reconfigured as a replica about 2 s after a failover.
             sentinel.cmd(&[
@@ -233,7 +325,8 @@ impl SentinelSet {
         set
     }
 
-    /// `redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/mymaster`.
+    /// `redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/mymaster` (`rediss+sentinel`
+    /// for a TLS set).
     pub fn url(&self) -> String {
         self.url_for(MASTER_NAME)
     }
@@ -241,7 +334,7 @@ impl SentinelSet {
     /// Like [`url`](Self::url) with another master name.
     pub fn url_for(&self, master_name: &str) -> String {
         let hosts: Vec<String> = self.sentinels.iter().map(Sentinel::host_port).collect();
-        format!("redis+sentinel://{}/{master_name}", hosts.join(","))
+        format!("{}://{}/{master_name}", S::SENTINEL_SCHEME, hosts.join(","))
     }
 
     pub fn sentinels(&self) -> &[Sentinel] {
@@ -252,23 +345,31 @@ impl SentinelSet {
         &mut self.sentinels
     }
 
+    /// Clients subscribed (the failover watch's, to `+switch-master`) across the sentinels.
+    pub fn subscribed_clients(&self) -> usize {
+        self.sentinels
+            .iter()
+            .map(Sentinel::subscribed_clients)
+            .sum()
+    }
+
     /// The server that was the master at start (a replica again some time after a failover).
-    pub fn initial_master(&self) -> &RedisServer {
+    pub fn initial_master(&self) -> &S {
         &self.servers[0]
     }
 
     /// The server that was the replica at start (the master after [`failover`](Self::failover)).
-    pub fn initial_replica(&self) -> &RedisServer {
+    pub fn initial_replica(&self) -> &S {
         &self.servers[1]
     }
 
     /// Both data servers, `[initial master, initial replica]`.
-    pub fn servers(&self) -> &[RedisServer; 2] {
+    pub fn servers(&self) -> &[S; 2] {
         &self.servers
     }
 
     /// The data server on `port`.
-    pub fn server_on(&self, port: u16) -> &RedisServer {
+    pub fn server_on(&self, port: u16) -> &S {
         self.servers
             .iter()
             .find(|s| s.port() == port)
@@ -289,12 +390,12 @@ impl SentinelSet {
     }
 
     /// The data server the sentinels name as master.
-    pub fn current_master(&self) -> &RedisServer {
+    pub fn current_master(&self) -> &S {
         self.server_on(self.current_master_port())
     }
 
     /// The data server that is not [`current_master`](Self::current_master).
-    pub fn current_replica(&self) -> &RedisServer {
+    pub fn current_replica(&self) -> &S {
         let master = self.current_master_port();
         self.servers
             .iter()
@@ -311,7 +412,7 @@ impl SentinelSet {
         let new = self
             .servers
             .iter()
-            .map(RedisServer::port)
+            .map(S::port)
             .find(|p| *p != old)
             .expect("two servers");
         let started = Instant::now();
@@ -409,7 +510,7 @@ impl SentinelSet {
 }
 
 /// The first element of `ROLE` (`master`, `slave`), or the error text.
-pub fn role(server: &RedisServer) -> String {
+pub fn role(server: &impl DataServer) -> String {
     match server.try_cmd(&["ROLE"]) {
         Ok(Value::Array(items)) => items.first().map(text).unwrap_or_default(),
         Ok(other) => format!("unexpected ROLE reply {other:?}"),
@@ -418,12 +519,12 @@ pub fn role(server: &RedisServer) -> String {
 }
 
 /// Whether `server`'s replication link to its master is up.
-pub fn link_up(server: &RedisServer) -> bool {
+pub fn link_up(server: &impl DataServer) -> bool {
     info_field(server, "replication", "master_link_status").as_deref() == Some("up")
 }
 
 /// One `field:value` line of `INFO section`, if present (`None` also when INFO fails).
-fn info_field(server: &RedisServer, section: &str, name: &str) -> Option<String> {
+fn info_field(server: &impl DataServer, section: &str, name: &str) -> Option<String> {
     let info = match server.try_cmd(&["INFO", section]).ok()? {
         Value::BulkString(b) => String::from_utf8(b).ok()?,
         Value::VerbatimString { text, .. } => text,
@@ -469,19 +570,18 @@ fn field_maps(reply: Value) -> Vec<HashMap<String, String>> {
 }
 
 /// One command on a fresh sync connection to `127.0.0.1:port` (2 s timeouts).
-fn query(port: u16, args: &[&str]) -> RedisResult<Value> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
-    let mut conn = client.get_connection_with_timeout(CMD_TIMEOUT)?;
-    conn.set_read_timeout(Some(CMD_TIMEOUT))?;
-    conn.set_write_timeout(Some(CMD_TIMEOUT))?;
-    query_on(&mut conn, args)
+fn query(connect: Connector, port: u16, args: &[&str]) -> RedisResult<Value> {
+    query_on(&mut connect(port, CMD_TIMEOUT)?, args)
 }
 
-/// Writes the sentinel's configuration, spawns it and waits until *this* process answers.
-/// The master name is quoted in the configuration, so it may hold spaces.
+/// Writes the sentinel's configuration (`listen`: how it listens on `port`), spawns it and
+/// waits until *this* process answers through `connect`. The master name is quoted in the
+/// configuration, so it may hold spaces.
 fn spawn_sentinel(
     port: u16,
     dir: &Path,
+    listen: &str,
+    connect: Connector,
     name: &str,
     master_port: u16,
     quorum: u32,
@@ -493,7 +593,7 @@ fn spawn_sentinel(
     fs::write(
         &conf,
         format!(
-            "port {port}\n\
+            "{listen}\
              bind 127.0.0.1\n\
              daemonize no\n\
              sentinel monitor \"{name}\" 127.0.0.1 {master_port} {quorum}\n\
@@ -525,7 +625,7 @@ fn spawn_sentinel(
     child.wait_ready(
         SENTINEL_STARTUP_TIMEOUT,
         // INFO carries the process id: a parallel test's process may have won the port.
-        |pid| match query(port, &["INFO", "server"]) {
+        |pid| match query(connect, port, &["INFO", "server"]) {
             Ok(v)
                 if text(&v)
                     .lines()

@@ -29,6 +29,7 @@ use rcgen::{
 use redis::{ClientTlsConfig, ErrorKind, RedisResult, TlsCertificates, Value};
 use tempfile::TempDir;
 
+use super::sentinel::{DataServer, NO_SYNC_DELAY, SentinelSet};
 use super::servers::{
     CMD_TIMEOUT, ChildProcess, STARTUP_TIMEOUT, log_tail, query_on, start_in_parallel,
     start_with_retries,
@@ -198,6 +199,8 @@ pub struct TlsOptions {
     pub password: Option<String>,
     /// The certificate the server presents.
     pub certificate: ServerCertificate,
+    /// Appended verbatim to the command line, e.g. `["--tls-replication", "yes"]`.
+    pub extra_args: Vec<String>,
 }
 
 /// One TLS-only `redis-server` child process on 127.0.0.1.
@@ -308,6 +311,65 @@ impl TlsMaster {
     }
 }
 
+/// A Sentinel set over TLS only: master and replica are TLS-only servers replicating over TLS
+/// (`--tls-replication yes`), and the sentinels listen on a TLS port only and reach the data
+/// servers and each other over TLS, all with the test PKI. Its URL is
+/// `rediss+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/mymaster`; start it with
+/// `TlsSentinelSet::launch()`.
+pub type TlsSentinelSet = SentinelSet<TlsMaster>;
+
+/// `--tls-replication yes`: replication (and, in `sentinel.conf`, the sentinels' links) over
+/// TLS.
+const TLS_REPLICATION: [&str; 2] = ["--tls-replication", "yes"];
+
+impl DataServer for TlsMaster {
+    const SENTINEL_SCHEME: &'static str = "rediss+sentinel";
+
+    fn start_in_set(args: &[&str]) -> Self {
+        let extra_args = [&NO_SYNC_DELAY[..], &TLS_REPLICATION, args]
+            .concat()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Self::start(TlsOptions {
+            extra_args,
+            ..TlsOptions::default()
+        })
+    }
+
+    fn port(&self) -> u16 {
+        Self::port(self)
+    }
+
+    fn try_cmd(&self, args: &[&str]) -> RedisResult<Value> {
+        Self::try_cmd(self, args)
+    }
+
+    fn log_tail(&self) -> String {
+        Self::log_tail(self)
+    }
+
+    fn sentinel_listen(port: u16, dir: &Path) -> String {
+        write_pem_files(dir, ServerCertificate::Valid);
+        format!(
+            "port 0\n\
+             tls-port {port}\n\
+             tls-cert-file {}\n\
+             tls-key-file {}\n\
+             tls-ca-cert-file {}\n\
+             tls-auth-clients no\n\
+             tls-replication yes\n",
+            dir.join("server.crt").display(),
+            dir.join("server.key").display(),
+            dir.join("ca.crt").display(),
+        )
+    }
+
+    fn connect(port: u16, timeout: Duration) -> RedisResult<redis::Connection> {
+        connect(port, &TlsOptions::default(), timeout)
+    }
+}
+
 /// A set of independent TLS masters sharing the test PKI.
 pub struct TlsMasters(pub Vec<TlsMaster>);
 
@@ -408,6 +470,7 @@ fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<ChildProce
     if let Some(pw) = &opts.password {
         command.args(["--requirepass", pw]);
     }
+    command.args(&opts.extra_args);
     let child = match command.spawn() {
         Ok(child) => ChildProcess::new(child, "TLS redis-server"),
         Err(e) if e.kind() == io::ErrorKind::NotFound => panic!("{NOT_FOUND_HINT}"),
