@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::{
-    checks::{proxies_for, settle_within},
+    checks::{Observation, proxies_for, settle_within, spawn_poller},
     eventually,
     proxy::FaultProxy,
     servers::Masters,
@@ -129,49 +129,6 @@ async fn c08_manager_closed_after_conflict_leaves_nothing() {
 // ---------------------------------------------------------------------------------------
 // C14 — acquire dropped after the requests left, before the replies came back
 // ---------------------------------------------------------------------------------------
-
-/// One `GET r` answer seen by the poller.
-struct Observation {
-    at: Duration,
-    node: usize,
-    value: Option<Vec<u8>>,
-}
-
-/// Polls `GET key` on every master directly (not through the proxies) every `every` until
-/// `until` after `t0`. Connections are opened before it returns, so polling starts at once.
-fn spawn_poller(
-    masters: &Masters,
-    key: &'static str,
-    t0: std::time::Instant,
-    until: Duration,
-    every: Duration,
-) -> std::thread::JoinHandle<Vec<Observation>> {
-    let mut conns: Vec<redis::Connection> = masters
-        .urls()
-        .iter()
-        .map(|url| {
-            redis::Client::open(url.as_str())
-                .unwrap()
-                .get_connection_with_timeout(Duration::from_secs(2))
-                .unwrap()
-        })
-        .collect();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        while t0.elapsed() < until {
-            for (node, conn) in conns.iter_mut().enumerate() {
-                let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(conn).unwrap();
-                seen.push(Observation {
-                    at: t0.elapsed(),
-                    node,
-                    value,
-                });
-            }
-            std::thread::sleep(every);
-        }
-        seen
-    })
-}
 
 /// C14 without auto-extend (a later issue): 3 masters behind proxies delaying replies by
 /// 50 ms; A's acquire (ttl 1 000 ms) is dropped at t = 25 ms. A's keys must disappear within

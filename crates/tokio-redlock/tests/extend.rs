@@ -31,6 +31,51 @@ async fn proxied_masters() -> (Masters, Vec<FaultProxy>, LockManager) {
     (masters, proxies, manager)
 }
 
+/// Waits 50 ms (for any straggler to land), then asserts that no master has `r`.
+async fn nothing_recreated(masters: &Masters) {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for s in masters.iter() {
+        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
+    }
+}
+
+/// `manager` locks `r` for 10 s; returns once every master holds it.
+async fn held_for_10s(manager: &LockManager, masters: &Masters) -> tokio_redlock::Lock {
+    let lock = manager
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    held_everywhere(masters.iter(), b"r", lock.token()).await;
+    lock
+}
+
+/// 3 masters, each behind a proxy; A talks to the proxies with `a_node_timeout`, B to the
+/// masters directly with 500 ms.
+async fn a_proxied_b_direct(
+    a_node_timeout: Duration,
+) -> (Masters, Vec<FaultProxy>, LockManager, LockManager) {
+    let masters = Masters::start(3);
+    let proxies = proxies_for(&masters).await;
+    let a = manager(proxies.iter().map(FaultProxy::url), a_node_timeout);
+    let b = manager(masters.urls(), Duration::from_millis(500));
+    (masters, proxies, a, b)
+}
+
+/// B takes `r` over once A's handle is invalid ([`b_acquires_and_a_is_invalid`]), releases
+/// it, and the proxies are healed.
+async fn b_takes_over_then_heal(
+    b: &LockManager,
+    a_lock: &tokio_redlock::Lock,
+    proxies: &[FaultProxy],
+) {
+    let mut b_lock = b_acquires_and_a_is_invalid(b, "r", a_lock, Duration::from_secs(3)).await;
+    b.unlock(&mut b_lock).await.unwrap();
+    for p in proxies {
+        p.heal();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c02_extend_validity_counts_700ms_reply_latency() {
     let (masters, proxies, manager) = proxied_masters().await;
@@ -201,10 +246,7 @@ async fn c23a_extend_after_expiry_is_not_held_and_recreates_nothing() {
             "{o}"
         );
     }
-    tokio::time::sleep(Duration::from_millis(50)).await; // let any straggler land
-    for s in masters.iter() {
-        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
-    }
+    nothing_recreated(&masters).await; // let any straggler land
     assert!(!lock.is_valid());
 }
 
@@ -237,10 +279,7 @@ async fn c23b_extend_after_another_holder_came_and_went_is_not_held() {
         .await
         .expect_err("A's lock lapsed");
     assert!(err.is_not_held(), "expected NotHeld, got {err:?}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    for s in masters.iter() {
-        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
-    }
+    nothing_recreated(&masters).await;
     assert!(!a_lock.is_valid());
 }
 
@@ -261,10 +300,7 @@ async fn extend_never_recreates_a_deleted_key() {
         .await
         .expect_err("no key left");
     assert!(err.is_not_held(), "expected NotHeld, got {err:?}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    for s in masters.iter() {
-        assert!(!s.exists(b"r"), "extend re-created the key on {}", s.url());
-    }
+    nothing_recreated(&masters).await;
     // Its deadline was 10 s away: the NotHeld answer itself invalidated the handle.
     assert!(!lock.is_valid());
 }
@@ -314,12 +350,7 @@ async fn extend_on_5_masters_with_2_paused_succeeds_with_honest_deadline() {
 async fn extend_with_zero_ttl_is_invalid_argument_and_sends_nothing() {
     let masters = Masters::start(3);
     let manager = manager(masters.urls(), Duration::from_millis(500));
-    let mut lock = manager
-        .lock("r")
-        .ttl(Duration::from_millis(10_000))
-        .await
-        .unwrap();
-    held_everywhere(masters.iter(), b"r", lock.token()).await;
+    let mut lock = held_for_10s(&manager, &masters).await;
     let deadline = lock.deadline();
     for s in masters.iter() {
         s.cmd(&["CONFIG", "RESETSTAT"]);
@@ -399,12 +430,7 @@ async fn f1_failed_extend_to_1ms_shortens_the_deadline() {
     let masters = Masters::start(3);
     let a = manager(masters.urls(), Duration::from_millis(500));
     let b = manager(masters.urls(), Duration::from_millis(500));
-    let mut lock = a
-        .lock("r")
-        .ttl(Duration::from_millis(10_000))
-        .await
-        .unwrap();
-    held_everywhere(masters.iter(), b"r", lock.token()).await;
+    let mut lock = held_for_10s(&a, &masters).await;
 
     // No fault: every master applies PX 1, but 1 ms is below its 2 ms drift, so the extension
     // reports ValidityExhausted.
@@ -438,19 +464,8 @@ async fn f1_failed_extend_to_1ms_shortens_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f1_no_quorum_extend_to_shorter_ttl_shortens_the_deadline() {
-    let masters = Masters::start(3);
-    let proxies = proxies_for(&masters).await;
-    let a = manager(
-        proxies.iter().map(FaultProxy::url),
-        Duration::from_millis(100),
-    );
-    let b = manager(masters.urls(), Duration::from_millis(500));
-    let mut lock = a
-        .lock("r")
-        .ttl(Duration::from_millis(10_000))
-        .await
-        .unwrap();
-    held_everywhere(masters.iter(), b"r", lock.token()).await;
+    let (masters, proxies, a, b) = a_proxied_b_direct(Duration::from_millis(100)).await;
+    let mut lock = held_for_10s(&a, &masters).await;
 
     // S2 and S3 execute the PEXPIRE at once, but their replies arrive after node_timeout.
     proxies[1].set_reply_latency(Duration::from_millis(300));
@@ -482,28 +497,13 @@ async fn f1_no_quorum_extend_to_shorter_ttl_shortens_the_deadline() {
         assert!(pttl > 0 && pttl <= 400, "PTTL {pttl} on {}", s.url());
     }
 
-    let mut b_lock = b_acquires_and_a_is_invalid(&b, "r", &lock, Duration::from_secs(3)).await;
-    b.unlock(&mut b_lock).await.unwrap();
-    for p in &proxies {
-        p.heal();
-    }
+    b_takes_over_then_heal(&b, &lock, &proxies).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f1_cancelled_extend_to_shorter_ttl_shortens_the_deadline() {
-    let masters = Masters::start(3);
-    let proxies = proxies_for(&masters).await;
-    let a = manager(
-        proxies.iter().map(FaultProxy::url),
-        Duration::from_millis(1_000),
-    );
-    let b = manager(masters.urls(), Duration::from_millis(500));
-    let mut lock = a
-        .lock("r")
-        .ttl(Duration::from_millis(10_000))
-        .await
-        .unwrap();
-    held_everywhere(masters.iter(), b"r", lock.token()).await;
+    let (masters, proxies, a, b) = a_proxied_b_direct(Duration::from_millis(1_000)).await;
+    let mut lock = held_for_10s(&a, &masters).await;
 
     // The requests reach the masters at once; the replies take 200 ms, and the extend future
     // is dropped after 20 ms, mid-flight.
@@ -529,9 +529,5 @@ async fn f1_cancelled_extend_to_shorter_ttl_shortens_the_deadline() {
         masters.iter().map(|s| s.pttl(b"r")).collect::<Vec<_>>()
     );
 
-    let mut b_lock = b_acquires_and_a_is_invalid(&b, "r", &lock, Duration::from_secs(3)).await;
-    b.unlock(&mut b_lock).await.unwrap();
-    for p in &proxies {
-        p.heal();
-    }
+    b_takes_over_then_heal(&b, &lock, &proxies).await;
 }

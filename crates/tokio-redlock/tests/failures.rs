@@ -851,6 +851,37 @@ async fn demote(server: &RedisServer, of: &RedisServer) {
     );
 }
 
+/// Asserts that S1's outcome in `lock` is an `Auth` failure or not awaited (the quorum may be
+/// reached before its NOAUTH arrives).
+fn assert_s1_refused_auth_or_not_awaited(lock: &tokio_redlock::Lock) {
+    assert!(
+        matches!(
+            lock.outcomes()[0].status(),
+            NodeStatus::Failed(NodeError::Auth(_)) | NodeStatus::NotAwaited
+        ),
+        "{:?}",
+        lock.outcomes()
+    );
+}
+
+/// A manager over `masters` with a 300 ms per-master budget.
+fn manager_300(masters: &Masters) -> LockManager {
+    builder(&masters.urls())
+        .node_timeout(ms(300))
+        .build()
+        .unwrap()
+}
+
+/// A [`manager_300`] whose connections are open (one warm-up lock and unlock).
+async fn connected_manager_300(masters: &Masters) -> LockManager {
+    let m = manager_300(masters);
+    let mut warm = watchdog("warm-up lock", m.try_lock(unique_name("warm")))
+        .await
+        .unwrap();
+    m.unlock(&mut warm).await.unwrap();
+    m
+}
+
 /// Whether a member's outcome is the failure of a replica (`ReadOnly` or `NotMaster`).
 fn failed_as_replica(status: &NodeStatus) -> bool {
     matches!(status, NodeStatus::Failed(e) if is_replica_failure(e))
@@ -864,14 +895,7 @@ fn failed_as_replica(status: &NodeStatus) -> bool {
 async fn a_master_demoted_to_a_read_only_replica_while_connected_is_not_counted() {
     let masters = Masters::start(3);
     let upstream = RedisServer::start(ServerOptions::default());
-    let m = builder(&masters.urls())
-        .node_timeout(ms(300))
-        .build()
-        .unwrap();
-    let mut warm = watchdog("warm-up lock", m.try_lock(unique_name("warm")))
-        .await
-        .unwrap();
-    m.unlock(&mut warm).await.unwrap();
+    let m = connected_manager_300(&masters).await;
     demote(&masters[0], &upstream).await;
 
     let resource = unique_name("ro-replica");
@@ -900,22 +924,12 @@ async fn a_master_demoted_to_a_read_only_replica_while_connected_is_not_counted(
 async fn a_master_demoted_to_a_writable_replica_while_connected_stops_counting() {
     let mut masters = Masters::start(3);
     let upstream = RedisServer::start(ServerOptions::default());
-    let m = builder(&masters.urls())
-        .node_timeout(ms(300))
-        .build()
-        .unwrap();
-    let mut warm = watchdog("warm-up lock", m.try_lock(unique_name("warm")))
-        .await
-        .unwrap();
-    m.unlock(&mut warm).await.unwrap();
+    let m = connected_manager_300(&masters).await;
     masters[0].cmd(&["CONFIG", "SET", "replica-read-only", "no"]);
     demote(&masters[0], &upstream).await;
 
     // A fresh manager refuses it (ROLE on connect).
-    let fresh = builder(&masters.urls())
-        .node_timeout(ms(300))
-        .build()
-        .unwrap();
+    let fresh = manager_300(&masters);
     let probe = watchdog("fresh lock", fresh.try_lock(unique_name("fresh")))
         .await
         .unwrap();
@@ -1061,14 +1075,7 @@ async fn f6_one_master_with_wrong_credentials_does_not_end_contention() {
     let mut warm = watchdog("lock", a.try_lock(unique_name("f6-warm")))
         .await
         .unwrap();
-    assert!(
-        matches!(
-            warm.outcomes()[0].status(),
-            NodeStatus::Failed(NodeError::Auth(_)) | NodeStatus::NotAwaited
-        ),
-        "{:?}",
-        warm.outcomes()
-    );
+    assert_s1_refused_auth_or_not_awaited(&warm);
     a.unlock(&mut warm).await.unwrap();
     settle(&a).await;
 
@@ -1095,14 +1102,7 @@ async fn f6_one_master_with_wrong_credentials_does_not_end_contention() {
         assert!(s.holds(key, lock.token()), "{}", s.url());
     }
     // S1 never grants; the quorum may be reached before its NOAUTH arrives.
-    assert!(
-        matches!(
-            lock.outcomes()[0].status(),
-            NodeStatus::Failed(NodeError::Auth(_)) | NodeStatus::NotAwaited
-        ),
-        "{:?}",
-        lock.outcomes()
-    );
+    assert_s1_refused_auth_or_not_awaited(&lock);
     a.unlock(&mut lock).await.unwrap();
     assert_eq!(auth[0].dbsize(), 0);
 }

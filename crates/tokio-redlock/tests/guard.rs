@@ -25,7 +25,8 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::{
     checks::{
-        RELAXED, held_everywhere, manager, ms, proxies_for, settle, settle_within, watchdog, within,
+        Observation, RELAXED, held_everywhere, manager, ms, proxies_for, settle, settle_within,
+        spawn_poller, watchdog, within,
     },
     eventually,
     proxy::FaultProxy,
@@ -53,6 +54,27 @@ async fn warm_up(manager: &LockManager) {
     let guard = manager.acquire("warm-up").await.expect("warm-up acquire");
     guard.release().await.expect("warm-up release");
     settle(manager).await;
+}
+
+/// A [`manager_for`] the masters, warmed up.
+async fn warm_manager(masters: &Masters) -> LockManager {
+    let manager = manager_for(masters.urls());
+    warm_up(&manager).await;
+    manager
+}
+
+/// An auto-extended guard on `r` with `ttl`.
+async fn auto_guard(manager: &LockManager, ttl: Duration) -> tokio_redlock::LockGuard {
+    manager.acquire("r").ttl(ttl).auto_extend().await.unwrap()
+}
+
+/// Asserts that every master is empty within `limit`.
+async fn no_keys_within(masters: &Masters, limit: Duration) {
+    assert!(
+        eventually(limit, || masters.iter().all(|s| s.dbsize() == 0)).await,
+        "keys left: {:?}",
+        masters.iter().map(RedisServer::dump).collect::<Vec<_>>()
+    );
 }
 
 /// A persistent sync connection to `server`, for fast polling.
@@ -263,8 +285,7 @@ async fn c13_aborted_auto_extend_acquires_leave_no_renewal_and_no_key() {
     const LOOPS: usize = 1_000;
     let masters = Masters::start(1);
     let server = &masters[0];
-    let manager = manager_for(masters.urls());
-    warm_up(&manager).await;
+    let manager = warm_manager(&masters).await;
 
     let mut rng = StdRng::seed_from_u64(SEED);
     let (mut aborted, mut released, mut dropped) = (0usize, 0usize, 0usize);
@@ -374,39 +395,6 @@ async fn c13_aborted_auto_extend_acquires_leave_no_renewal_and_no_key() {
 // ---------------------------------------------------------------------------------------
 // C14 with auto-extend — acquire dropped after the requests left
 // ---------------------------------------------------------------------------------------
-
-/// One `GET r` answer seen by the poller.
-struct Observation {
-    at: Duration,
-    node: usize,
-    value: Option<Vec<u8>>,
-}
-
-/// Polls `GET key` on every master directly every `every` until `until` after `t0`.
-fn spawn_poller(
-    masters: &Masters,
-    key: &'static str,
-    t0: std::time::Instant,
-    until: Duration,
-    every: Duration,
-) -> std::thread::JoinHandle<Vec<Observation>> {
-    let mut conns: Vec<redis::Connection> = masters.iter().map(connect).collect();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        while t0.elapsed() < until {
-            for (node, conn) in conns.iter_mut().enumerate() {
-                let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(conn).unwrap();
-                seen.push(Observation {
-                    at: t0.elapsed(),
-                    node,
-                    value,
-                });
-            }
-            std::thread::sleep(every);
-        }
-        seen
-    })
-}
 
 /// The server's timestamp of a `MONITOR` line (seconds since the Unix epoch).
 fn server_time(line: &str) -> f64 {
@@ -1068,11 +1056,7 @@ async fn with_lock_reports_lost_and_drops_the_closure_future() {
     tokio::time::sleep(ms(700)).await;
     masters[1].resume();
     masters[2].resume();
-    assert!(
-        eventually(ms(2_000), || masters.iter().all(|s| s.dbsize() == 0)).await,
-        "keys left: {:?}",
-        masters.iter().map(RedisServer::dump).collect::<Vec<_>>()
-    );
+    no_keys_within(&masters, ms(2_000)).await;
     settle(&manager).await;
 }
 
@@ -1088,8 +1072,7 @@ async fn with_lock_reports_lost_and_drops_the_closure_future() {
 async fn thousand_dropped_guards_leave_no_watchdog_and_no_key() {
     let masters = Masters::start(1);
     let server = &masters[0];
-    let manager = manager_for(masters.urls());
-    warm_up(&manager).await;
+    let manager = warm_manager(&masters).await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline = metrics.num_alive_tasks();
 
@@ -1146,21 +1129,12 @@ async fn thousand_dropped_guards_leave_no_watchdog_and_no_key() {
 async fn release_returns_ok_and_deletes_the_keys() {
     let masters = Masters::start(3);
     let manager = manager_for(masters.urls());
-    let guard = manager
-        .acquire("r")
-        .ttl(ms(5_000))
-        .auto_extend()
-        .await
-        .unwrap();
+    let guard = auto_guard(&manager, ms(5_000)).await;
     held_everywhere(masters.iter(), b"r", guard.token()).await;
     within(ms(2_000), "release", guard.release())
         .await
         .expect("release of a held guard");
-    assert!(
-        eventually(ms(1_000), || masters.iter().all(|s| s.dbsize() == 0)).await,
-        "keys left: {:?}",
-        masters.iter().map(RedisServer::dump).collect::<Vec<_>>()
-    );
+    no_keys_within(&masters, ms(1_000)).await;
     settle(&manager).await;
 }
 
@@ -1171,12 +1145,7 @@ async fn release_returns_ok_and_deletes_the_keys() {
 async fn released_guards_handle_reports_not_held() {
     let masters = Masters::start(1);
     let manager = manager_for(masters.urls());
-    let guard = manager
-        .acquire("r")
-        .ttl(ms(5_000))
-        .auto_extend()
-        .await
-        .unwrap();
+    let guard = auto_guard(&manager, ms(5_000)).await;
     let handle = guard.handle();
     assert!(handle.is_valid());
     guard.release().await.expect("release");
@@ -1196,16 +1165,10 @@ async fn released_guards_handle_reports_not_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_after_loss_reports_error_and_leaves_no_key() {
     let masters = Masters::start(3);
-    let manager = manager_for(masters.urls());
-    warm_up(&manager).await;
+    let manager = warm_manager(&masters).await;
 
     // (a) the keys vanished
-    let guard = manager
-        .acquire("r")
-        .ttl(ms(2_000))
-        .auto_extend()
-        .await
-        .unwrap();
+    let guard = auto_guard(&manager, ms(2_000)).await;
     held_everywhere(masters.iter(), b"r", guard.token()).await;
     let deadline = guard.deadline();
     for server in masters.iter() {
@@ -1281,8 +1244,7 @@ async fn release_after_loss_reports_error_and_leaves_no_key() {
 async fn max_hold_stops_extending_and_the_lock_runs_out() {
     let masters = Masters::start(1);
     let server = &masters[0];
-    let manager = manager_for(masters.urls());
-    warm_up(&manager).await;
+    let manager = warm_manager(&masters).await;
     let called = Instant::now();
     let guard = manager
         .acquire("r")
@@ -1402,8 +1364,7 @@ async fn close_with_live_guards_loses_them_and_releases_the_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_token_is_cancelled_exactly_when_lost() {
     let masters = Masters::start(1);
-    let manager = manager_for(masters.urls());
-    warm_up(&manager).await;
+    let manager = warm_manager(&masters).await;
     let guard = manager.acquire("r").ttl(ms(600)).await.unwrap();
     let deadline = guard.deadline();
     let token = guard.cancellation_token();

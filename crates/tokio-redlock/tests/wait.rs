@@ -55,6 +55,44 @@ fn manager_with(
     .expect("valid configuration")
 }
 
+/// A manager over `masters` that polls every `delay` without jitter (see [`manager_with`]).
+fn polling_waiter(masters: &Masters, delay: Duration) -> LockManager {
+    manager_with(masters, |b| {
+        b.retry_delay(delay).retry_jitter(Duration::ZERO)
+    })
+}
+
+/// Asserts that no master holds any key.
+fn no_keys_left(masters: &Masters) {
+    for server in masters.iter() {
+        assert_eq!(server.dbsize(), 0, "keys left: {:?}", server.keys());
+    }
+}
+
+/// Closes the holder's and the waiter's managers.
+async fn close_both(holder: &LockManager, waiter: &LockManager) {
+    holder.close().await;
+    waiter.close().await;
+}
+
+/// Spawns `op(manager, resource)` (on clones) and returns its output with the moment it
+/// returned.
+fn spawn_timed<T, Fut>(
+    manager: &LockManager,
+    resource: &str,
+    op: impl FnOnce(LockManager, String) -> Fut + Send + 'static,
+) -> tokio::task::JoinHandle<(T, Instant)>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (manager, resource) = (manager.clone(), resource.to_owned());
+    tokio::spawn(async move {
+        let out = op(manager, resource).await;
+        (out, Instant::now())
+    })
+}
+
 /// Opens the manager's connections (one lock/unlock cycle on a throw-away resource), so that
 /// connection set-up does not count in a measured latency.
 async fn warm_up(manager: &LockManager) {
@@ -164,16 +202,13 @@ type Waiting = tokio::task::JoinHandle<(Result<tokio_redlock::Lock, LockError>, 
 
 /// Spawns `manager.lock(resource).wait(d)` (or `wait_forever()` for `None`).
 fn spawn_wait(manager: &LockManager, resource: &str, d: Option<Duration>) -> Waiting {
-    let manager = manager.clone();
-    let resource = resource.to_owned();
-    tokio::spawn(async move {
+    spawn_timed(manager, resource, move |manager, resource| async move {
         let request = manager.lock(&resource);
         let request = match d {
             Some(d) => request.wait(d),
             None => request.wait_forever(),
         };
-        let result = request.await;
-        (result, Instant::now())
+        request.await
     })
 }
 
@@ -217,11 +252,8 @@ async fn release_to_one_waiter(notifications: bool) -> Duration {
     subscribers_become(masters.iter(), &r, 0).await;
     settle(&waiter).await;
     settle(&holder).await;
-    for server in masters.iter() {
-        assert_eq!(server.dbsize(), 0, "keys left: {:?}", server.keys());
-    }
-    holder.close().await;
-    waiter.close().await;
+    no_keys_left(&masters);
+    close_both(&holder, &waiter).await;
     latency
 }
 
@@ -312,8 +344,7 @@ async fn release_during_subscription_setup_is_not_missed() {
              retry delay"
         );
     }
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 /// A release of another resource wakes nobody: the waiter of `r1` makes no attempt when `r2`
@@ -323,9 +354,7 @@ async fn release_wakes_only_the_waiters_of_that_resource() {
     let _serial = SERIAL.lock().await;
     let masters = Masters::start(3);
     let holder = manager_with(&masters, |b| b);
-    let waiter = manager_with(&masters, |b| {
-        b.retry_delay(ms(5_000)).retry_jitter(Duration::ZERO)
-    });
+    let waiter = polling_waiter(&masters, ms(5_000));
     warm_up(&waiter).await;
     let (r1, r2) = (unique_name("woken"), unique_name("other"));
     let mut l1 = holder.lock(&r1).await.unwrap();
@@ -355,8 +384,7 @@ async fn release_wakes_only_the_waiters_of_that_resource() {
     assert!(acquired_at - released_at < ms(500));
     waiter.unlock(&mut got).await.unwrap();
     unsubscribed(&waiter).await;
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 /// One subscriber connection per master, re-subscribing after a reconnect: the waiter's
@@ -367,9 +395,7 @@ async fn waiter_is_woken_after_its_subscriber_connections_were_killed() {
     let _serial = SERIAL.lock().await;
     let masters = Masters::start(3);
     let holder = manager_with(&masters, |b| b);
-    let waiter = manager_with(&masters, |b| {
-        b.retry_delay(ms(2_000)).retry_jitter(Duration::ZERO)
-    });
+    let waiter = polling_waiter(&masters, ms(2_000));
     warm_up(&waiter).await;
     let r = unique_name("resubscribe");
     let mut lock = holder.lock(&r).await.unwrap();
@@ -396,8 +422,7 @@ async fn waiter_is_woken_after_its_subscriber_connections_were_killed() {
     waiter.unlock(&mut got).await.unwrap();
     unsubscribed(&waiter).await;
     subscribers_become(masters.iter(), &r, 0).await;
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -412,9 +437,7 @@ async fn waiter_acquires_right_after_an_expiry_without_release() {
     let _serial = SERIAL.lock().await;
     let masters = Masters::start(3);
     let holder = manager_with(&masters, |b| b);
-    let waiter = manager_with(&masters, |b| {
-        b.retry_delay(ms(5_000)).retry_jitter(Duration::ZERO)
-    });
+    let waiter = polling_waiter(&masters, ms(5_000));
     warm_up(&holder).await;
     warm_up(&waiter).await;
     let r = unique_name("expiry");
@@ -440,8 +463,7 @@ async fn waiter_acquires_right_after_an_expiry_without_release() {
     drop(held); // expired; nothing to release
     waiter.unlock(&mut got).await.unwrap();
     unsubscribed(&waiter).await;
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 /// A foreign client holds the resource (`SET r x PX 300` on every master; it publishes
@@ -451,9 +473,7 @@ async fn waiter_acquires_right_after_an_expiry_without_release() {
 async fn waiter_on_a_foreign_lock_acquires_after_its_expiry() {
     let _serial = SERIAL.lock().await;
     let masters = Masters::start(3);
-    let waiter = manager_with(&masters, |b| {
-        b.retry_delay(ms(5_000)).retry_jitter(Duration::ZERO)
-    });
+    let waiter = polling_waiter(&masters, ms(5_000));
     warm_up(&waiter).await;
     let r = unique_name("foreign");
     let t0 = Instant::now();
@@ -562,8 +582,7 @@ async fn wait_gives_up_with_conflict_after_its_deadline() {
     settle(&waiter).await;
     only_key_is(masters.iter(), &r, lock.token());
     holder.unlock(&mut lock).await.unwrap();
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 /// `wait_forever()` (on `lock` and on `acquire`) outlasts a hold far longer than the default
@@ -591,14 +610,9 @@ async fn wait_forever_acquires_after_a_long_hold_is_released() {
     );
 
     // `acquire(..).wait_forever()` behind the first waiter.
-    let second = {
-        let waiter = waiter.clone();
-        let r = r.clone();
-        tokio::spawn(async move {
-            let guard = waiter.acquire(&r).wait_forever().await;
-            (guard, Instant::now())
-        })
-    };
+    let second = spawn_timed(&waiter, &r, |waiter, r| async move {
+        waiter.acquire(&r).wait_forever().await
+    });
     tokio::time::sleep(ms(1_500)).await;
     assert!(
         !second.is_finished(),
@@ -615,11 +629,8 @@ async fn wait_forever_acquires_after_a_long_hold_is_released() {
     guard.release().await.unwrap();
     unsubscribed(&waiter).await;
     settle(&waiter).await;
-    for server in masters.iter() {
-        assert_eq!(server.dbsize(), 0, "keys left: {:?}", server.keys());
-    }
-    holder.close().await;
-    waiter.close().await;
+    no_keys_left(&masters);
+    close_both(&holder, &waiter).await;
 }
 
 /// `manager.acquire(r).wait(d).auto_extend()`: the guard comes after the holder's release,
@@ -629,25 +640,18 @@ async fn acquire_wait_auto_extend_guard_works() {
     let _serial = SERIAL.lock().await;
     let masters = Masters::start(3);
     let holder = manager_with(&masters, |b| b);
-    let waiter = manager_with(&masters, |b| {
-        b.retry_delay(ms(2_000)).retry_jitter(Duration::ZERO)
-    });
+    let waiter = polling_waiter(&masters, ms(2_000));
     warm_up(&waiter).await;
     let r = unique_name("guard");
     let mut lock = holder.lock(&r).await.unwrap();
-    let waiting = {
-        let waiter = waiter.clone();
-        let r = r.clone();
-        tokio::spawn(async move {
-            let guard = waiter
-                .acquire(&r)
-                .ttl(ms(600))
-                .wait(ms(5_000))
-                .auto_extend()
-                .await;
-            (guard, Instant::now())
-        })
-    };
+    let waiting = spawn_timed(&waiter, &r, |waiter, r| async move {
+        waiter
+            .acquire(&r)
+            .ttl(ms(600))
+            .wait(ms(5_000))
+            .auto_extend()
+            .await
+    });
     subscribers_become(masters.iter(), &r, 1).await;
     tokio::time::sleep(ms(100)).await;
     let released_at = Instant::now();
@@ -671,11 +675,8 @@ async fn acquire_wait_auto_extend_guard_works() {
     guard.release().await.unwrap();
     settle(&waiter).await;
     unsubscribed(&waiter).await;
-    for server in masters.iter() {
-        assert_eq!(server.dbsize(), 0, "keys left: {:?}", server.keys());
-    }
-    holder.close().await;
-    waiter.close().await;
+    no_keys_left(&masters);
+    close_both(&holder, &waiter).await;
 }
 
 /// A wait never blocks forever when a quorum is unreachable (C18 stays green): with 2 of 3
@@ -782,8 +783,7 @@ async fn wait_never_blocks_forever_when_a_quorum_is_unreachable() {
     no_quorum(&result.unwrap_err());
     assert!(took < ms(1_500), "NoQuorum only {took:?} after the kill");
     unsubscribed(&waiter).await;
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -800,9 +800,7 @@ async fn dropping_a_waiting_future_unsubscribes_and_leaves_nothing() {
     let masters = Masters::start(3);
     let holder = manager_with(&masters, |b| b);
     // A 5 s retry delay and a 10 s holder TTL: a waiter only moves on notifications.
-    let waiter = manager_with(&masters, |b| {
-        b.retry_delay(ms(5_000)).retry_jitter(Duration::ZERO)
-    });
+    let waiter = polling_waiter(&masters, ms(5_000));
     warm_up(&waiter).await;
     let r = unique_name("cancel");
     let mut lock = holder.lock(&r).ttl(ms(10_000)).await.unwrap();
@@ -920,8 +918,7 @@ async fn dropping_a_waiting_future_unsubscribes_and_leaves_nothing() {
             server.keys_with_pttl()
         );
     }
-    holder.close().await;
-    waiter.close().await;
+    close_both(&holder, &waiter).await;
 }
 
 // ---------------------------------------------------------------------------------------

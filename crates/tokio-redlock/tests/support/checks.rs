@@ -139,3 +139,46 @@ pub fn assert_no_key_without_ttl_on(server: &RedisServer, which: &str) {
         assert_ne!(pttl, -1, "key {key:?} on {which} has no TTL");
     }
 }
+
+/// One `GET key` answer seen by a [`spawn_poller`] thread.
+pub struct Observation {
+    pub at: Duration,
+    pub node: usize,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Polls `GET key` on every master directly (not through any proxy) every `every` until
+/// `until` after `t0`. Connections are opened before it returns, so polling starts at once.
+pub fn spawn_poller(
+    masters: &Masters,
+    key: &'static str,
+    t0: std::time::Instant,
+    until: Duration,
+    every: Duration,
+) -> std::thread::JoinHandle<Vec<Observation>> {
+    let mut conns: Vec<redis::Connection> = masters
+        .urls()
+        .iter()
+        .map(|url| {
+            redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection_with_timeout(Duration::from_secs(2))
+                .unwrap()
+        })
+        .collect();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while t0.elapsed() < until {
+            for (node, conn) in conns.iter_mut().enumerate() {
+                let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(conn).unwrap();
+                seen.push(Observation {
+                    at: t0.elapsed(),
+                    node,
+                    value,
+                });
+            }
+            std::thread::sleep(every);
+        }
+        seen
+    })
+}
