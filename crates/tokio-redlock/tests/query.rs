@@ -19,7 +19,7 @@ use std::time::Duration;
 use support::checks::{RELAXED, held_everywhere, manager};
 use support::servers::Masters;
 use tokio::time::Instant;
-use tokio_redlock::{LockError, LockState, NodeError, NodeStatus, Operation};
+use tokio_redlock::{KeyState, LockError, LockState, NodeError, NodeStatus, Operation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c19_query_tells_mine_from_someone_elses_and_stale_release_is_refused() {
@@ -167,7 +167,14 @@ async fn foreign_key_on_one_of_three_masters_is_never_held() {
 async fn is_locked_without_quorum_is_no_quorum_error() {
     let masters = Masters::start(3);
     let manager = manager(masters.urls(), Duration::from_millis(200));
-    // Connections open, then two masters freeze.
+    // Connections open, then two masters freeze. `inspect` waits for every master (a
+    // quorum-settled `is_locked` may leave the third connection still opening, and a frozen
+    // master then costs the connect timeout, 1 s, instead of the 200 ms budget).
+    let views = manager.inspect("r").await.unwrap();
+    assert!(
+        views.iter().all(|v| v.state == KeyState::Absent),
+        "{views:?}"
+    );
     assert_eq!(manager.is_locked("r").await.unwrap(), LockState::Free);
     masters[1].pause();
     masters[2].pause();
