@@ -21,7 +21,9 @@ use crate::nemesis::{Family, Nemesis, Proc, ScheduleParams, Step, schedule};
 use crate::register::{self, FencedRegister, RegisterHandle};
 use crate::rng::SeededRng;
 use crate::stall::StallDetector;
-use crate::worker::{WorkerConfig, WorkerMode, detail, leak_check, reason, run_worker};
+use crate::worker::{
+    WorkerConfig, WorkerMode, detail, leak_check, reason, release_done, run_worker,
+};
 
 /// Gaps longer than this in a process's scheduling are recorded as stalls (below every
 /// critical-section margin, so every stall that can make a holder overrun is seen).
@@ -1017,18 +1019,8 @@ impl Client {
             res: held.res.clone(),
             id: held.id,
         });
-        match self.manager.unlock(&mut held.lock).await {
-            Ok(()) => self.rec.record(Op::ReleaseOk {
-                res: held.res.clone(),
-                id: held.id,
-            }),
-            Err(e) => self.rec.record(Op::ReleaseFail {
-                res: held.res.clone(),
-                id: held.id,
-                reason: reason(&e).to_owned(),
-                detail: detail(&e),
-            }),
-        };
+        let result = self.manager.unlock(&mut held.lock).await;
+        self.rec.record(release_done(&held.res, held.id, &result));
     }
 }
 

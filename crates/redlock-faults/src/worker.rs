@@ -97,6 +97,22 @@ pub fn detail(e: &LockError) -> String {
     s
 }
 
+/// The history entry for the end of a release of acquisition `id` of `res`.
+pub fn release_done(res: &str, id: u64, result: &Result<(), LockError>) -> Op {
+    match result {
+        Ok(()) => Op::ReleaseOk {
+            res: res.to_owned(),
+            id,
+        },
+        Err(e) => Op::ReleaseFail {
+            res: res.to_owned(),
+            id,
+            reason: reason(e).to_owned(),
+            detail: detail(e),
+        },
+    }
+}
+
 /// The first 8 characters of a token.
 fn token_prefix(token: &str) -> String {
     token.chars().take(8).collect()
@@ -247,22 +263,8 @@ impl Worker {
             res: res.to_owned(),
             id,
         });
-        match self.manager.unlock(&mut lock).await {
-            Ok(()) => {
-                self.rec.record(Op::ReleaseOk {
-                    res: res.to_owned(),
-                    id,
-                });
-            }
-            Err(e) => {
-                self.rec.record(Op::ReleaseFail {
-                    res: res.to_owned(),
-                    id,
-                    reason: reason(&e).to_owned(),
-                    detail: detail(&e),
-                });
-            }
-        }
+        let result = self.manager.unlock(&mut lock).await;
+        self.rec.record(release_done(res, id, &result));
     }
 
     /// One plain (or unchecked) round; false when the acquisition failed.
@@ -510,22 +512,8 @@ impl Worker {
             res: res.to_owned(),
             id,
         });
-        match guard.release().await {
-            Ok(()) => {
-                self.rec.record(Op::ReleaseOk {
-                    res: res.to_owned(),
-                    id,
-                });
-            }
-            Err(e) => {
-                self.rec.record(Op::ReleaseFail {
-                    res: res.to_owned(),
-                    id,
-                    reason: reason(&e).to_owned(),
-                    detail: detail(&e),
-                });
-            }
-        }
+        let result = guard.release().await;
+        self.rec.record(release_done(res, id, &result));
         true
     }
 }
