@@ -6,14 +6,14 @@
 //! there is taken on a master nobody else uses, and its key is wiped when the server
 //! resynchronises from the new master.
 //!
-//! A task subscribes to `+switch-master` on one sentinel at a time and, every second, asks
-//! that sentinel `SENTINEL MASTER <name>`: a switch it announces, or an address that differs
+//! A task subscribes to `+switch-master` on every sentinel of the group and, every second,
+//! asks each `SENTINEL MASTER <name>`: a switch it announces, or an address that differs
 //! from the one the member is connected to in a configuration at least as new (Sentinel's
 //! `config-epoch`; a sentinel that has not heard of a failover yet still names the old master
 //! under the old epoch, and is not followed back), bumps an epoch; a connection opened under
-//! an older epoch is not used again. A sentinel that does not answer the check in time (frozen,
-//! partitioned) or whose connection ends is left for the next one, so one dead sentinel
-//! cannot hide a failover for longer than about a check period plus a timeout. The task starts
+//! an older epoch is not used again. A sentinel that does not answer a check in time (frozen,
+//! partitioned) or whose connection ends is reconnected to after a pause, while the others go
+//! on watching: one dead sentinel hides nothing. The task starts
 //! with the member's first connection and stops at `close()` or when the manager is dropped.
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::sentinel::ask;
 
 /// How often the watched sentinel is asked for the master's address.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// Pause before the watch moves on to the next sentinel.
+/// Pause before the watch reconnects to a sentinel it lost.
 const BACKOFF: Duration = Duration::from_millis(200);
 /// The least time a sentinel is given to answer a check.
 const MIN_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
@@ -176,26 +176,21 @@ async fn watch(
     check_timeout: Duration,
     connect_timeout: Duration,
 ) {
-    let mut next = 0usize;
-    loop {
-        let Some(sentinel) = next
-            .checked_rem(sentinels.len())
-            .and_then(|i| sentinels.get(i))
-        else {
-            return;
-        };
-        next = next.wrapping_add(1);
-        let error = watch_one(
-            sentinel,
-            &master_name,
-            &shared,
-            check_timeout,
-            connect_timeout,
-        )
-        .await;
-        tracing::debug!(master_name = %master_name, %error, "failover watch: moving to the next sentinel");
-        tokio::time::sleep(BACKOFF).await;
-    }
+    // Every sentinel at once: a switch is seen through whichever hears of it first, and a
+    // frozen or slow sentinel leaves no gap while another is being connected to.
+    let watches = sentinels.iter().map(|sentinel| {
+        let (master_name, shared) = (&master_name, &shared);
+        async move {
+            loop {
+                let error =
+                    watch_one(sentinel, master_name, shared, check_timeout, connect_timeout)
+                        .await;
+                tracing::debug!(master_name = %master_name, %error, "failover watch: sentinel lost; reconnecting");
+                tokio::time::sleep(BACKOFF).await;
+            }
+        }
+    });
+    futures_util::future::join_all(watches).await;
 }
 
 /// Watches through one sentinel until it fails; returns why.

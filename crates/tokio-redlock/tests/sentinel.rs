@@ -733,7 +733,7 @@ async fn one_frozen_sentinel_listed_first_does_not_take_the_member_out() {
 // The failover watch
 // ---------------------------------------------------------------------------------------
 
-/// The failover watch (a subscription to `+switch-master` on one sentinel) starts with the
+/// The failover watch (a subscription to `+switch-master` on each sentinel) starts with the
 /// member's first connection and leaves nothing behind: `close()` ends it, and so does
 /// dropping the manager without `close()`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -748,8 +748,8 @@ async fn the_failover_watch_starts_on_use_and_stops_at_close_and_drop() {
             .unwrap();
         m.unlock(&mut lock).await.unwrap();
         assert!(
-            support::eventually(ms(5_000), || set.subscribed_clients() == 1).await,
-            "one watch subscription after first use, got {}",
+            support::eventually(ms(5_000), || set.subscribed_clients() == 3).await,
+            "one watch subscription per sentinel after first use, got {}",
             set.subscribed_clients()
         );
         if close {

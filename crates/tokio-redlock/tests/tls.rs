@@ -476,7 +476,7 @@ async fn sentinel_group_over_tls_locks_and_its_watch_stops_at_close() {
     assert_eq!(manager.quorum(), 1);
     lock_extend_unlock(&manager, &[master], &unique_name("tls-sentinel")).await;
     assert!(
-        eventually(ms(5_000), || set.subscribed_clients() == 1).await,
+        eventually(ms(5_000), || set.subscribed_clients() == 3).await,
         "one watch subscription over TLS after first use, got {}",
         set.subscribed_clients()
     );
@@ -489,7 +489,7 @@ async fn sentinel_group_over_tls_locks_and_its_watch_stops_at_close() {
 
     let dropped = tls_sentinel_manager(&set);
     lock_extend_unlock(&dropped, &[master], &unique_name("tls-sentinel-drop")).await;
-    assert!(eventually(ms(5_000), || set.subscribed_clients() == 1).await);
+    assert!(eventually(ms(5_000), || set.subscribed_clients() == 3).await);
     drop(dropped);
     assert!(
         eventually(ms(5_000), || set.subscribed_clients() == 0).await,
