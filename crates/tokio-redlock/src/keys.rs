@@ -9,17 +9,37 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The lock key for a resource: the configured prefix followed by the resource bytes.
-pub(crate) fn lock_key(prefix: &[u8], resource: &[u8]) -> Arc<[u8]> {
+/// The lock key for a resource: the configured
+/// [`key_prefix`](crate::LockManagerBuilder::key_prefix) followed by the resource bytes (without
+/// a prefix, the resource name itself, as other Redlock libraries name it).
+///
+/// For tools that work on the keys directly (an operator's forced release); a lock is taken
+/// and released through [`LockManager`](crate::LockManager).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(&*tokio_redlock::lock_key(b"app:", b"orders:42"), b"app:orders:42");
+/// assert_eq!(&*tokio_redlock::lock_key(b"", b"orders:42"), b"orders:42");
+/// ```
+pub fn lock_key(prefix: &[u8], resource: &[u8]) -> Arc<[u8]> {
     let mut key = Vec::with_capacity(prefix.len().saturating_add(resource.len()));
     key.extend_from_slice(prefix);
     key.extend_from_slice(resource);
     key.into()
 }
 
-/// The channel the release script publishes on when it deletes `lock_key`: waiters of the
-/// resource subscribe to it. Channels live apart from keys, so it cannot collide with one.
-pub(crate) fn release_channel(lock_key: &[u8]) -> Arc<[u8]> {
+/// The channel the release script publishes on (an empty message) when it deletes
+/// `lock_key`: waiters of the resource subscribe to it. Channels live apart from keys, so it
+/// cannot collide with one. A tool that deletes a lock key itself publishes there too, so
+/// that waiters try at once instead of at the key's expiry.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(&*tokio_redlock::release_channel(b"orders:42"), b"redlock:released:orders:42");
+/// ```
+pub fn release_channel(lock_key: &[u8]) -> Arc<[u8]> {
     const PREFIX: &[u8] = b"redlock:released:";
     let mut channel = Vec::with_capacity(PREFIX.len().saturating_add(lock_key.len()));
     channel.extend_from_slice(PREFIX);
@@ -67,9 +87,29 @@ pub(crate) fn new_token() -> Arc<str> {
 /// At most this many characters of a resource name appear in messages and logs.
 const SHOWN_CHARS: usize = 64;
 
-/// A resource name made safe to print: invalid UTF-8 and control characters are escaped,
-/// and long names are cut at 64 characters with the full length noted.
-pub(crate) struct Printable<'a>(pub(crate) &'a [u8]);
+/// A resource name made safe to print: invalid UTF-8 and control characters (escape
+/// sequences included) and Unicode bidi controls are escaped, and long names are cut at 64
+/// characters with the full length noted. The library's errors and logs show resource names
+/// this way; applications that print names from untrusted input can do the same.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_redlock::Printable;
+///
+/// assert_eq!(Printable::new(b"orders:42").to_string(), "orders:42");
+/// assert_eq!(Printable::new(b"x\x1b]0;title\x07").to_string(), "x\\u{1b}]0;title\\u{7}");
+/// assert_eq!(Printable::new(b"bad\xff").to_string(), "bad\\xff");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Printable<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Printable<'a> {
+    /// Shows `name` (any bytes) escaped and cut as described above.
+    pub fn new(name: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        Self(name.as_ref())
+    }
+}
 
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
