@@ -6,28 +6,32 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::Signal;
-use tokio_redlock::{ConfigError, parse_server_list};
-
-/// The default master when neither `-s` nor `REDLOCK_SERVERS` names one.
-pub(crate) const DEFAULT_SERVER: &str = "redis://127.0.0.1:6379";
+use tokio_redlock::{ConfigError, SERVERS_ENV, parse_server_list};
 
 const ROOT_AFTER_HELP: &str = "\
 Examples:
   redlock exec nightly-report -- ./report.sh            # wait for the lock, then run
   redlock exec -n -s redis://a:6379 -s redis://b:6379 -s redis://c:6379 deploy -- make deploy
-  redlock status deploy                                 # who holds it, on each master
+  redlock status -q deploy && echo held                 # 0 held, 1 free: see below
+  redlock release --force --yes deploy                  # an operator clears a stuck lock
   redlock bench                                         # lock/unlock latency on your masters
 
-Servers (-s URL, repeatable or comma-separated; or REDLOCK_SERVERS=URL,URL,…):
-  redis://[user:password@]host:port[/db]     a master (default redis://127.0.0.1:6379)
+Servers (-s URL, repeatable or comma-separated; or REDLOCK_SERVERS=URL,URL,…; required,
+there is no default; use an odd number of independent masters, e.g. 3 or 5):
+  redis://[user:password@]host:port[/db]     a master
   rediss://…                                 the same over TLS (see --tls-ca-cert)
   redis+unix:///path/redis.sock[?db=N]       a master on a Unix socket (also unix:///path)
   redis+sentinel://h1:26379,h2:26379/name    a Sentinel group, counted as ONE member
                                              (rediss+sentinel:// for TLS)
 
+A password in a URL given with -s shows in `ps` to every user of the host: prefer
+REDLOCK_SERVERS (readable only by your user and root). Options also come from REDLOCK_TTL,
+REDLOCK_WAIT, REDLOCK_NODE_TIMEOUT, … (each option's help names its variable).
+
 Exit codes (exec): the command's status; 1 (or -E N) on conflict or wait expiry; 64 bad usage;
 69 no quorum of masters reachable; 75 (or --lost-exit-code) lock lost while the command ran;
-126 command not executable; 127 command not found; 128+N killed by (or redlock got) signal N.
+78 the TTL left no validity; 126 command not executable; 127 command not found; 128+N killed by
+(or redlock got) signal N. Exit codes (status): 0 held, 1 free, 2 unsettled, 69 unavailable.
 See docs/cli.md for the full reference.";
 
 const EXEC_AFTER_HELP: &str = "\
@@ -36,8 +40,15 @@ with REDLOCK_RESOURCE, REDLOCK_TOKEN, REDLOCK_VALIDITY_MS (and REDLOCK_FENCING_T
 --fencing) in its environment. The lock is extended every --extend-every while it runs and
 released when it exits; redlock then exits with the command's status.
 
-SIGINT, SIGTERM and SIGHUP sent to redlock are forwarded to the command's process group; once
-the command has exited the lock is released and redlock exits 128+N.
+Every signal redlock can forward (HUP, INT, QUIT, ALRM, TERM, USR1, USR2, WINCH, …) is sent on
+to the command's process group; once the command has exited the lock is released and redlock
+exits 128+N. If redlock itself dies by a signal it cannot catch (SIGKILL, the OOM killer), the
+command gets SIGKILL from the kernel (parent-death signal).
+
+Job control works as under flock: Ctrl-Z (or SIGTSTP to redlock) stops the command, then
+redlock stops too and the shell gets the terminal back; `fg` and `bg` resume both. A stopped
+redlock cannot extend the lock: if it was lost by the time the job is resumed, the command is
+killed (SIGKILL) instead of resumed, and redlock exits 75.
 
 If the lock is lost while the command runs (no extension reached a quorum of masters), the
 group gets --kill-signal BEFORE the lock's validity ends (when less than a safety margin of
@@ -52,8 +63,9 @@ lock, and there is no file descriptor to pass on.
 
 Exit codes: the command's status; 1 or -E N on conflict or wait expiry; 64 bad usage; 65 the
 key holds a value that is not a lock; 69 no quorum reachable; 75 or --lost-exit-code lock lost;
-126 not executable; 127 not found; 128+N the command was killed by signal N, or redlock
-received signal N and forwarded it.
+78 a quorum granted the lock too late to leave any validity (raise --ttl); 126 not executable;
+127 not found; 128+N the command was killed by signal N, or redlock received signal N and
+forwarded it. --json adds a one-line JSON report as redlock's last line on stderr.
 
 Examples:
   # cron: run on one host at a time, skip this round if another host is still running it
@@ -68,12 +80,32 @@ Examples:
 
 const STATUS_AFTER_HELP: &str = "\
 For each resource: on each master, whether the key exists, the first 8 characters of the
-holder's token and the key's PTTL; then the quorum view (free, held, or unsettled). Exits 0,
-or 69 when too few masters answered for some resource.
+holder's token and the key's PTTL; then the quorum view (free, held, or unsettled).
+
+Exit codes: 0 held (every resource), 1 free, 2 unsettled (the masters disagree: an acquisition
+or expiry in progress, or a value that is not a lock), 69 unavailable (too few masters
+answered); with several resources the first of 69, 2, 1 that applies. -q prints nothing.
 
 Examples:
   redlock status deploy:prod
+  redlock status -q deploy:prod; echo $?                # 0 held, 1 free, 2 unsettled, 69
   redlock status --json jobs:a jobs:b | jq '.resources[].state'";
+
+const RELEASE_AFTER_HELP: &str = "\
+For an operator who must clear a stuck lock: on each master, deletes the resource's key if it
+still holds the value read just before (so a lock taken in the meantime is left alone), tells
+waiting redlock processes, and prints what it removed there. Keys that hold something other
+than a lock are left alone. The fencing counter is never touched (tokens keep growing).
+
+Without --yes nothing is deleted: it prints what it would remove and exits 64. A holder that
+is still running loses its lock: `redlock exec` then stops its command and exits 75.
+
+Exit codes: 0 the key is gone from every master; 69 some master could not be reached or
+changed (its key expires by its TTL); 64 bad usage or no --yes.
+
+Examples:
+  redlock release --force deploy:prod                   # show what would be removed
+  redlock release --force --yes deploy:prod";
 
 const BENCH_AFTER_HELP: &str = "\
 Runs lock/unlock cycles one after another against your masters on a resource of its own
@@ -108,7 +140,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct Common {
     /// A quorum member's URL (repeatable, or comma-separated; a quorum is N/2+1 of them).
-    /// Default: redis://127.0.0.1:6379
+    /// Required: there is no default. Not flock's -s (a shared lock).
     ///
     /// Accepted forms: `redis://[user:password@]host:port[/db]`; `rediss://…` (TLS);
     /// `redis+unix:///path[?db=N&pass=P]` or `unix:///path` (a Unix socket); a Sentinel group
@@ -133,7 +165,14 @@ pub(crate) struct Common {
     // 200 ms rather than the library's 50 ms: every run is a fresh process on a host that
     // may be busy (CI runners, cron bursts), and a request kept from its CPU for 50 ms would
     // read as "no quorum reachable" (69). With a 30 s TTL the cost is nil.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "200ms", global = true)]
+    #[arg(
+        long,
+        value_name = "DUR",
+        value_parser = parse_duration,
+        default_value = "200ms",
+        env = "REDLOCK_NODE_TIMEOUT",
+        global = true
+    )]
     pub(crate) node_timeout: Duration,
 
     /// Trust this PEM CA certificate (bundle) for rediss:// members instead of the system's
@@ -198,30 +237,88 @@ pub(crate) struct Common {
 
 impl Common {
     /// The configured members, each `-s` value (or `REDLOCK_SERVERS`) split by the library's
-    /// [`parse_server_list`], or the default master when none is given.
+    /// [`parse_server_list`].
     ///
     /// # Errors
     ///
-    /// A list that does not parse (an empty entry, a part without a scheme); the message
-    /// has its passwords redacted.
-    pub(crate) fn server_urls(&self) -> Result<Vec<String>, ConfigError> {
+    /// No member named (there is no default: a local master on every host would make each
+    /// host's lock exclusive on that host only); a value without a URL scheme (flock's `-s`
+    /// is a shared lock, ours names a server); a list the library's parser refuses. No
+    /// message shows a password.
+    pub(crate) fn server_urls(&self) -> Result<Vec<String>, ServersError> {
         let mut servers = Vec::new();
         for value in &self.servers {
-            servers.extend(parse_server_list(value)?);
+            if let Some(hint) = scheme_hint(value) {
+                return Err(ServersError::NoScheme(hint));
+            }
+            servers.extend(parse_server_list(value).map_err(ServersError::Config)?);
         }
         if servers.is_empty() {
-            // Given but blank: an error, never a silent fall-back to a local server that
-            // the other hosts do not use.
-            if std::env::var_os(tokio_redlock::SERVERS_ENV).is_some() {
-                return Err(ConfigError::MissingEnv(tokio_redlock::SERVERS_ENV));
-            }
-            if !self.servers.is_empty() {
-                return Err(ConfigError::NoServers);
-            }
-            servers.push(DEFAULT_SERVER.to_owned());
+            let from_env = self.servers.is_empty() && std::env::var_os(SERVERS_ENV).is_some();
+            return Err(ServersError::None { from_env });
         }
         Ok(servers)
     }
+}
+
+/// Why the server list is unusable (bad usage, exit 64).
+#[derive(Debug)]
+pub(crate) enum ServersError {
+    /// Neither `-s` nor `REDLOCK_SERVERS` named a master (`from_env`: the variable is set
+    /// but blank).
+    None {
+        /// `REDLOCK_SERVERS` is set, to a blank value.
+        from_env: bool,
+    },
+    /// A value has no URL scheme; the message suggests one.
+    NoScheme(String),
+    /// The library's parser refused the list (passwords redacted).
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for ServersError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None { from_env } => write!(
+                f,
+                "{}name the Redis masters that hold the lock: -s redis://HOST:PORT for each \
+                 (repeatable, or comma-separated), or {SERVERS_ENV}=redis://a:6379,redis://b:6379,\
+                 redis://c:6379; use an odd number (3 or 5) of independent masters, the same on \
+                 every host that takes the lock",
+                if *from_env {
+                    format!("{SERVERS_ENV} is set but empty; ")
+                } else {
+                    "no masters given; ".to_owned()
+                }
+            ),
+            Self::NoScheme(hint) => f.write_str(hint),
+            Self::Config(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A "did you mean …?" for a server value whose first part has no URL scheme
+/// (`localhost:6379`, or a flock user's `-s` meant as "shared"); `None` when it has one (later
+/// parts are the library parser's to check: they may continue a Sentinel URL's host list). A
+/// part that may hold a password (an `@`) is not echoed.
+pub(crate) fn scheme_hint(value: &str) -> Option<String> {
+    let first = value.split(',').map(str::trim).next()?;
+    if first.is_empty() || first.contains("://") {
+        return None;
+    }
+    let (what, url) = if first.contains('@') {
+        (
+            "the value".to_owned(),
+            "redis://[user:password@]HOST:PORT".to_owned(),
+        )
+    } else {
+        let shown: String = first.chars().flat_map(char::escape_default).collect();
+        (format!("`{shown}`"), format!("redis://{shown}"))
+    };
+    Some(format!(
+        "-s takes a server URL (here -s is --server; flock's -s, a shared lock, has no \
+         counterpart): {what} has no scheme; did you mean -s {url}?"
+    ))
 }
 
 /// The subcommands.
@@ -236,18 +333,33 @@ pub(crate) enum Command {
     /// Measure lock/unlock latency and throughput against your masters.
     #[command(after_help = BENCH_AFTER_HELP)]
     Bench(BenchArgs),
+    /// Delete a stuck lock on every master, whoever holds it (--force --yes).
+    #[command(after_help = RELEASE_AFTER_HELP)]
+    Release(ReleaseArgs),
 }
 
 /// `redlock exec`.
 #[derive(Debug, Args)]
 pub(crate) struct ExecArgs {
     /// Fail at once (exit 1 or -E) if the lock is held by someone else.
-    #[arg(short = 'n', long = "nonblock", visible_alias = "nb")]
+    #[arg(
+        short = 'n',
+        long = "nonblock",
+        visible_alias = "nb",
+        env = "REDLOCK_NONBLOCK"
+    )]
     pub(crate) nonblock: bool,
 
     /// Wait at most DUR for the lock (`0` = --nonblock; a bare number means seconds).
     /// Default: wait forever.
-    #[arg(short = 'w', long = "wait", visible_alias = "timeout", value_name = "DUR", value_parser = parse_duration)]
+    #[arg(
+        short = 'w',
+        long = "wait",
+        visible_alias = "timeout",
+        value_name = "DUR",
+        value_parser = parse_duration,
+        env = "REDLOCK_WAIT"
+    )]
     pub(crate) wait: Option<Duration>,
 
     /// Exit status on conflict or when --wait expires.
@@ -255,33 +367,52 @@ pub(crate) struct ExecArgs {
         short = 'E',
         long = "conflict-exit-code",
         value_name = "N",
-        default_value_t = crate::exit::CONFLICT
+        default_value_t = crate::exit::CONFLICT,
+        env = "REDLOCK_CONFLICT_EXIT_CODE"
     )]
     pub(crate) conflict_exit_code: u8,
 
     /// Lock time-to-live; the lock is extended by this much while the command runs.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "30s", env = "REDLOCK_TTL")]
     pub(crate) ttl: Duration,
 
     /// Extension period (at most ttl/2). Default: ttl/3.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, env = "REDLOCK_EXTEND_EVERY")]
     pub(crate) extend_every: Option<Duration>,
 
     /// Signal sent to the command's process group when the lock is lost (name or number).
-    #[arg(long, value_name = "SIG", value_parser = parse_signal, default_value = "TERM")]
+    #[arg(
+        long,
+        value_name = "SIG",
+        value_parser = parse_signal,
+        default_value = "TERM",
+        env = "REDLOCK_KILL_SIGNAL"
+    )]
     pub(crate) kill_signal: Signal,
 
     /// After --kill-signal, SIGKILL the group if it is still running after DUR.
-    #[arg(short = 'k', long, value_name = "DUR", value_parser = parse_duration, default_value = "5s")]
+    #[arg(
+        short = 'k',
+        long,
+        value_name = "DUR",
+        value_parser = parse_duration,
+        default_value = "5s",
+        env = "REDLOCK_KILL_AFTER"
+    )]
     pub(crate) kill_after: Duration,
 
     /// Exit status when the lock was lost while the command ran.
-    #[arg(long, value_name = "N", default_value_t = crate::exit::LOST)]
+    #[arg(long, value_name = "N", default_value_t = crate::exit::LOST, env = "REDLOCK_LOST_EXIT_CODE")]
     pub(crate) lost_exit_code: u8,
 
     /// Issue a fencing token with the lock, passed as REDLOCK_FENCING_TOKEN.
-    #[arg(long)]
+    #[arg(long, env = "REDLOCK_FENCING")]
     pub(crate) fencing: bool,
+
+    /// When redlock is done, write a one-line JSON report (outcome, exit code, the command's
+    /// status, times) as its last line on stderr; with -q it is the only line redlock writes.
+    #[arg(long)]
+    pub(crate) json: bool,
 
     /// Run this shell command with `/bin/sh -c` instead of COMMAND.
     #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
@@ -312,6 +443,26 @@ pub(crate) struct StatusArgs {
     /// The resources to show.
     #[arg(value_name = "RESOURCE", required = true)]
     pub(crate) resources: Vec<String>,
+}
+
+/// `redlock release`.
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    /// Delete the lock whoever holds it (required: redlock holds no token of its own here).
+    #[arg(long, required = true)]
+    pub(crate) force: bool,
+
+    /// Really delete; without it, only show what would be removed (and exit 64).
+    #[arg(long)]
+    pub(crate) yes: bool,
+
+    /// Print JSON (one object) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// The resource whose lock to delete.
+    #[arg(value_name = "RESOURCE")]
+    pub(crate) resource: String,
 }
 
 /// `redlock bench`.

@@ -17,20 +17,22 @@
 //! the next scheduled extension (at most `ttl / 2` after the last one), so a healthy lock
 //! never trips it.
 
-use std::ffi::OsString;
-use std::process::ExitStatus;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use serde::Serialize;
 use tokio::time::Instant;
 use tokio_redlock::{
-    DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, NodeError, NodeStatus,
+    DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, NodeError, NodeStatus, Printable,
 };
 
+use crate::child::{self, CommandLine};
 use crate::cli::{Common, ExecArgs};
 use crate::exit;
-use crate::probe::{self, KeyState, MasterKey, show_duration};
+use crate::probe::{self, KeyState, MasterJson, MasterKey, show_duration};
 use crate::report::Report;
 use crate::signals::Signals;
 use crate::terminal::Terminal;
@@ -129,42 +131,105 @@ pub(crate) fn safety_margin(ttl: Duration, node_timeout: Duration) -> Duration {
         .min(ttl.checked_div(4).unwrap_or_default())
 }
 
+/// How `redlock exec` ended, for the exit code and the `--json` report.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Ending {
+    /// What happened: `ran` (the command ran under the lock and exited), `conflict`,
+    /// `wait_expired`, `validity_exhausted`, `unavailable`, `not_a_lock`, `lost`, `signal`
+    /// (redlock got a signal while waiting), `usage`, `error`.
+    outcome: &'static str,
+    /// redlock's exit code.
+    exit_code: u8,
+    /// The resource, escaped for printing.
+    resource: String,
+    /// Time spent acquiring the lock (waiting included).
+    wait_ms: Option<u64>,
+    /// Time the lock was held while the command ran.
+    held_ms: Option<u64>,
+    /// The fencing token, with `--fencing`.
+    fencing_token: Option<u64>,
+    /// The command's exit code, when it exited.
+    command_exit_code: Option<i32>,
+    /// The signal that killed the command, when one did.
+    command_signal: Option<String>,
+    /// The signal redlock received and forwarded (or that ended the wait).
+    signal_received: Option<String>,
+    /// What went wrong, when something did (no password, no whole token).
+    error: Option<String>,
+    /// On a lost lock: each master's state when the loss was noticed.
+    masters: Option<Vec<MasterJson>>,
+}
+
+impl Ending {
+    fn new(outcome: &'static str, exit_code: u8, resource: &str) -> Self {
+        Self {
+            outcome,
+            exit_code,
+            resource: Printable::new(resource).to_string(),
+            ..Self::default()
+        }
+    }
+
+    fn error(mut self, e: impl std::fmt::Display) -> Self {
+        self.error = Some(e.to_string());
+        self
+    }
+}
+
+/// Whole milliseconds, for the JSON report.
+fn millis(d: Duration) -> Option<u64> {
+    Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Runs `redlock exec` and returns the exit code.
 pub(crate) async fn run(args: ExecArgs, common: &Common, report: Report) -> u8 {
+    let ending = run_checked(&args, common, report).await;
+    if args.json {
+        match serde_json::to_string(&ending) {
+            Ok(line) => crate::report::say_raw(line),
+            Err(e) => report.error(format_args!("cannot write the JSON report: {e}")),
+        }
+    }
+    ending.exit_code
+}
+
+async fn run_checked(args: &ExecArgs, common: &Common, report: Report) -> Ending {
+    let resource = args.resource.as_str();
+    let usage = |e: &dyn std::fmt::Display| {
+        report.error(e);
+        Ending::new("usage", exit::USAGE, resource).error(e)
+    };
     let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            report.error(format_args!("cannot handle signals: {e}"));
-            return exit::SOFTWARE;
+            let e = format!("cannot handle signals: {e}");
+            report.error(&e);
+            return Ending::new("error", exit::SOFTWARE, resource).error(e);
         }
     };
     let extend_every = args
         .extend_every
         .unwrap_or_else(|| args.ttl.checked_div(3).unwrap_or_default());
     if extend_every.is_zero() || extend_every > args.ttl.checked_div(2).unwrap_or_default() {
-        report.error(format_args!(
+        return usage(&format_args!(
             "--extend-every {} must be above zero and at most half the TTL ({}), so a failed \
              extension can be retried before the lock runs out",
             show_duration(extend_every),
             show_duration(args.ttl)
         ));
-        return exit::USAGE;
     }
     let manager = match crate::build_manager(common, args.ttl, args.fencing) {
         Ok(m) => m,
-        Err(e) => {
-            report.error(e);
-            return exit::USAGE;
-        }
+        Err(e) => return usage(&e),
     };
     let spec = AcquireSpec {
         ttl: args.ttl,
         extend_every,
     };
-    let code = run_with(&manager, &args, spec, common, report, &mut signals).await;
+    let ending = run_with(&manager, args, spec, common, report, &mut signals).await;
     // Awaits the background work (releases of dropped attempts), bounded by the timeouts.
     manager.close().await;
-    code
+    ending
 }
 
 async fn run_with(
@@ -174,24 +239,46 @@ async fn run_with(
     common: &Common,
     report: Report,
     signals: &mut Signals,
-) -> u8 {
+) -> Ending {
     let resource = args.resource.as_str();
+    let shown = Printable::new(resource);
     let wait = Wait::from_args(args);
+    let terminal = Terminal::of_stdin();
     let started = Instant::now();
-    let acquired = tokio::select! {
-        r = acquire_waiting(manager, resource, spec, wait) => r,
-        signal = signals.recv() => {
-            report.info(format_args!("got {signal} while waiting for `{resource}`: giving up"));
-            return exit::signal_code(signal);
+    let acquiring = acquire_waiting(manager, resource, spec, wait);
+    tokio::pin!(acquiring);
+    let acquired = loop {
+        tokio::select! {
+            r = &mut acquiring => break r,
+            signal = signals.recv() => {
+                if signal == Signal::SIGTSTP {
+                    // No command yet: stop as the default action would have.
+                    stop(terminal.as_ref());
+                    continue;
+                }
+                if !crate::signals::ends_redlock(signal) {
+                    continue;
+                }
+                report.info(format_args!("got {signal} while waiting for `{shown}`: giving up"));
+                let mut ending = Ending::new("signal", exit::signal_code(signal), resource);
+                ending.signal_received = Some(signal.to_string());
+                ending.wait_ms = millis(started.elapsed());
+                return ending;
+            }
         }
     };
     let Acquired { guard } = match acquired {
         Ok(a) => a,
-        Err(e) => return acquire_failed(&e, resource, wait, started, args, report),
+        Err(e) => {
+            let mut ending = acquire_failed(&e, resource, wait, started, args, report);
+            ending.wait_ms = millis(started.elapsed());
+            return ending;
+        }
     };
+    let wait_time = started.elapsed();
     report.info(format_args!(
-        "acquired `{resource}` in {}; validity {}; token {}…{}",
-        show_duration(started.elapsed()),
+        "acquired `{shown}` in {}; validity {}; token {}…{}",
+        show_duration(wait_time),
         show_duration(guard.validity()),
         probe::token_prefix(guard.token().as_bytes()),
         guard
@@ -214,15 +301,28 @@ async fn run_with(
             ));
         }
     }
+    let mut ending = Ending::new("ran", exit::OK, resource);
+    ending.wait_ms = millis(wait_time);
+    ending.fencing_token = guard.fencing_token().map(|t| t.get());
 
-    let mut command = match build_command(args) {
-        Some(c) => c,
-        None => {
-            report.error("no command given");
-            drop(guard.release().await);
-            return exit::USAGE;
-        }
-    };
+    let (program, rest): (&OsStr, Vec<OsString>) =
+        match (&args.shell_command, args.command.split_first()) {
+            (Some(cmd), _) => (OsStr::new("/bin/sh"), vec!["-c".into(), cmd.into()]),
+            (None, Some((p, rest))) => (OsStr::new(p), rest.iter().map(OsString::from).collect()),
+            (None, None) => {
+                report.error("no command given");
+                drop(guard.release().await);
+                return Ending::new("usage", exit::USAGE, resource).error("no command given");
+            }
+        };
+    let take_terminal = terminal.as_ref().is_some_and(Terminal::is_foreground);
+    let mut command = child::command(
+        &CommandLine {
+            program,
+            args: &rest,
+        },
+        take_terminal,
+    );
     command
         .env("REDLOCK_RESOURCE", resource)
         .env("REDLOCK_TOKEN", guard.token())
@@ -230,35 +330,31 @@ async fn run_with(
             "REDLOCK_VALIDITY_MS",
             guard.validity().as_millis().to_string(),
         )
-        .env_remove("REDLOCK_FENCING_TOKEN")
-        .process_group(0)
-        .kill_on_drop(false);
+        .env_remove("REDLOCK_FENCING_TOKEN");
     if let Some(token) = guard.fencing_token() {
         command.env("REDLOCK_FENCING_TOKEN", token.to_string());
     }
-    let terminal = Terminal::foreground();
-    let mut child = match command.spawn() {
+    // Spawned on this, the main, thread (the runtime is single-threaded): the command's
+    // parent-death signal follows the thread that forked it (see `child.rs`).
+    let held_from = Instant::now();
+    let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            report.error(format_args!(
-                "cannot run `{}`: {e}",
-                program_name(args).to_string_lossy()
-            ));
+            let e = format!("cannot start the command through redlock itself: {e}");
+            report.error(&e);
             release(guard, resource, report).await;
-            return exit::from_spawn_error(&e);
+            return Ending::new("error", exit::SOFTWARE, resource).error(e);
         }
     };
-    let Some(pgid) = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw)
-    else {
-        report.error("the command exited before its process group was known");
+    let Ok(pid) = i32::try_from(child.id()).map(Pid::from_raw) else {
+        report.error("the command's process id is out of range");
         release(guard, resource, report).await;
-        return exit::SOFTWARE;
+        return Ending::new("error", exit::SOFTWARE, resource);
     };
-    if let Some(t) = &terminal {
-        t.give_to(pgid);
+    // The std handle is not used to wait: redlock waits with `waitpid` to see stops too.
+    drop(child);
+    if take_terminal && let Some(t) = &terminal {
+        t.give_to(pid);
     }
     let watch = Watch {
         margin: safety_margin(spec.ttl, common.node_timeout),
@@ -267,12 +363,26 @@ async fn run_with(
         probe_timeout: probe::budget(common.node_timeout),
     };
     let outcome = supervise(
-        &guard, &mut child, pgid, &watch, manager, resource, signals, report,
+        &guard,
+        pid,
+        &watch,
+        terminal.as_ref(),
+        manager,
+        resource,
+        signals,
+        report,
     )
     .await;
     if let Some(t) = &terminal {
-        t.take_back();
+        t.take_back_from(pid);
     }
+    ending.held_ms = millis(held_from.elapsed());
+    match &outcome.status {
+        Ok(WaitStatus::Exited(_, code)) => ending.command_exit_code = Some(*code),
+        Ok(WaitStatus::Signaled(_, sig, _)) => ending.command_signal = Some(sig.to_string()),
+        _ => {}
+    }
+    ending.signal_received = outcome.received.map(|s| s.to_string());
 
     match outcome {
         Supervised {
@@ -285,25 +395,42 @@ async fn run_with(
             let token = guard.token().to_owned();
             drop(guard.release().await);
             report_masters(&masters, &token, report);
-            args.lost_exit_code
+            ending.outcome = "lost";
+            ending.exit_code = args.lost_exit_code;
+            ending.error = Some(loss.why);
+            ending.masters = Some(masters.iter().map(MasterJson::from).collect());
+            ending
         }
         Supervised {
             status, received, ..
         } => {
             release(guard, resource, report).await;
-            match (received, status) {
+            ending.exit_code = match (received, status) {
                 (Some(signal), _) => exit::signal_code(signal),
-                (None, Ok(status)) => exit::from_status(status),
+                (None, Ok(status)) => exit::from_wait(&status).unwrap_or(exit::SOFTWARE),
                 (None, Err(e)) => {
-                    report.error(format_args!("cannot wait for the command: {e}"));
+                    let e = format!("cannot wait for the command: {e}");
+                    report.error(&e);
+                    ending.outcome = "error";
+                    ending.error = Some(e);
                     exit::SOFTWARE
                 }
-            }
+            };
+            ending
         }
     }
 }
 
-/// The exit code and message for a failed acquisition.
+/// Stops redlock as a job would be stopped: its whole job in a terminal, itself otherwise;
+/// returns when continued.
+fn stop(terminal: Option<&Terminal>) {
+    match terminal {
+        Some(t) => t.stop_job(),
+        None => crate::terminal::stop_self(),
+    }
+}
+
+/// The exit code, message and report for a failed acquisition.
 fn acquire_failed(
     e: &LockError,
     resource: &str,
@@ -311,22 +438,44 @@ fn acquire_failed(
     started: Instant,
     args: &ExecArgs,
     report: Report,
-) -> u8 {
+) -> Ending {
+    let shown = Printable::new(resource);
+    if e.is_validity_exhausted() {
+        // Not a conflict: a quorum granted the lock, but the round took so long that the
+        // TTL minus the clock-drift allowance left nothing.
+        report.error(format_args!(
+            "could not lock `{shown}`: {e}; nobody else holds it, but the TTL ({}) is too short \
+             for the masters' round-trip time and the clock-drift allowance: use a longer --ttl",
+            show_duration(args.ttl)
+        ));
+        return Ending::new("validity_exhausted", exit::VALIDITY_EXHAUSTED, resource).error(e);
+    }
     if worth_waiting(e) {
         let held = holder_remaining(e)
-            .map(|r| format!(" (for up to {} more)", show_duration(r)))
+            .map(|r| {
+                format!(
+                    " (its keys expire in {} unless the holder extends them)",
+                    show_duration(r)
+                )
+            })
             .unwrap_or_default();
-        match wait {
-            Wait::No => report.warn(format_args!("`{resource}` is held by another holder{held}")),
-            _ => report.warn(format_args!(
-                "gave up waiting for `{resource}` after {}: it is held by another holder{held}",
-                show_duration(started.elapsed())
-            )),
-        }
+        let outcome = match wait {
+            Wait::No => {
+                report.warn(format_args!("`{shown}` is held by another holder{held}"));
+                "conflict"
+            }
+            _ => {
+                report.warn(format_args!(
+                    "gave up waiting for `{shown}` after {}: it is held by another holder{held}",
+                    show_duration(started.elapsed())
+                ));
+                "wait_expired"
+            }
+        };
         for outcome in e.outcomes() {
             report.info(format_args!("  {outcome}"));
         }
-        return args.conflict_exit_code;
+        return Ending::new(outcome, args.conflict_exit_code, resource).error(e);
     }
     if e.is_unavailable() {
         report.error(e);
@@ -343,49 +492,30 @@ fn acquire_failed(
                  servers that require client certificates, --tls-cert and --tls-key",
             );
         }
-        return exit::UNAVAILABLE;
+        return Ending::new("unavailable", exit::UNAVAILABLE, resource).error(e);
     }
     report.error(e);
-    if e.is_not_a_lock() {
-        exit::DATA
+    let (outcome, code) = if e.is_not_a_lock() {
+        ("not_a_lock", exit::DATA)
     } else if e.is_invalid_input() {
-        exit::USAGE
+        ("usage", exit::USAGE)
     } else {
-        exit::SOFTWARE
-    }
-}
-
-/// The command to run: COMMAND ARGS…, or `/bin/sh -c SHELL_COMMAND`.
-fn build_command(args: &ExecArgs) -> Option<tokio::process::Command> {
-    if let Some(shell) = &args.shell_command {
-        let mut c = tokio::process::Command::new("/bin/sh");
-        c.arg("-c").arg(shell);
-        return Some(c);
-    }
-    let (program, rest) = args.command.split_first()?;
-    let mut c = tokio::process::Command::new(program);
-    c.args(rest);
-    Some(c)
-}
-
-fn program_name(args: &ExecArgs) -> OsString {
-    match (&args.shell_command, args.command.first()) {
-        (Some(_), _) => "/bin/sh".into(),
-        (None, Some(p)) => p.into(),
-        (None, None) => OsString::new(),
-    }
+        ("error", exit::SOFTWARE)
+    };
+    Ending::new(outcome, code, resource).error(e)
 }
 
 /// Releases after a normal end; a failure is a warning (the command's status still stands).
 async fn release(guard: LockGuard, resource: &str, report: Report) {
+    let shown = Printable::new(resource);
     match guard.release().await {
-        Ok(()) => report.info(format_args!("released `{resource}`")),
+        Ok(()) => report.info(format_args!("released `{shown}`")),
         Err(e) if e.is_not_held() => report.warn(format_args!(
-            "the lock on `{resource}` was no longer held when released (it expired or was \
+            "the lock on `{shown}` was no longer held when released (it expired or was \
              deleted by someone else): {e}"
         )),
         Err(e) => report.warn(format_args!(
-            "release of `{resource}` incomplete; the remaining keys expire by their TTL: {e}"
+            "release of `{shown}` incomplete; the remaining keys expire by their TTL: {e}"
         )),
     }
 }
@@ -407,50 +537,98 @@ enum Cause {
     /// The library declared the lock lost (a majority shows it expired or taken, or the
     /// deadline passed).
     Declared,
+    /// The job was stopped (Ctrl-Z) for so long that the lock ran out, or nearly.
+    WhileStopped,
 }
 
 /// A loss in progress: the per-master reads started when it was noticed.
 struct Loss {
     probe: tokio::task::JoinHandle<Vec<MasterKey>>,
+    /// Why, for the JSON report.
+    why: String,
 }
 
 /// How the command ended.
 struct Supervised {
-    status: std::io::Result<ExitStatus>,
+    status: nix::Result<WaitStatus>,
     received: Option<Signal>,
     loss: Option<Loss>,
 }
 
-/// Waits for the command while forwarding signals and watching the lock.
+/// How often the command is checked for a state change when no SIGCHLD came (a safety net:
+/// SIGCHLD is what normally wakes the check).
+const CHILD_POLL: Duration = Duration::from_millis(200);
+
+/// What `waitpid` says of the command: ended (with its status), stopped, or nothing new.
+enum ChildState {
+    Ended(nix::Result<WaitStatus>),
+    Stopped,
+    Running,
+}
+
+/// Collects the command's state changes without blocking.
+fn check_child(pid: Pid) -> ChildState {
+    let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
+    let mut stopped = false;
+    loop {
+        match waitpid(pid, Some(flags)) {
+            Ok(WaitStatus::StillAlive) => break,
+            Ok(WaitStatus::Stopped(..)) => stopped = true,
+            Ok(WaitStatus::Continued(_)) => stopped = false,
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                return ChildState::Ended(Ok(status));
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return ChildState::Ended(Err(e)),
+        }
+    }
+    if stopped {
+        ChildState::Stopped
+    } else {
+        ChildState::Running
+    }
+}
+
+/// Waits for the command while forwarding signals, watching the lock, and following job
+/// control (a stopped command stops redlock's job; see `terminal.rs`).
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
     guard: &LockGuard,
-    child: &mut tokio::process::Child,
     pgid: Pid,
     watch: &Watch,
+    terminal: Option<&Terminal>,
     manager: &LockManager,
     resource: &str,
     signals: &mut Signals,
     report: Report,
 ) -> Supervised {
+    let shown = Printable::new(resource);
     let mut received = None;
     let mut loss: Option<Loss> = None;
     let mut kill_at: Option<Instant> = None;
-    let start_loss = |cause: Cause, kill_at: &mut Option<Instant>| {
+    let start_loss = |cause: Cause, signal: Signal, kill_at: &mut Option<Instant>| {
         let left = guard.deadline().saturating_duration_since(Instant::now());
-        signal_group(pgid, watch.kill_signal);
-        *kill_at = Instant::now().checked_add(watch.kill_after);
-        report.error(format_args!(
-            "lost the lock on `{resource}` while the command ran: {}; sent {} to process group \
-             {pgid} (SIGKILL follows after {} if it is still running)",
-            why(cause, left, watch.margin),
-            watch.kill_signal,
-            show_duration(watch.kill_after),
-        ));
+        signal_group(pgid, signal);
+        let why = why(cause, left, watch.margin);
+        if signal == Signal::SIGKILL {
+            *kill_at = None;
+            report.error(format_args!(
+                "lost the lock on `{shown}`: {why}; sent SIGKILL to process group {pgid} \
+                 instead of resuming it"
+            ));
+        } else {
+            *kill_at = Instant::now().checked_add(watch.kill_after);
+            report.error(format_args!(
+                "lost the lock on `{shown}` while the command ran: {why}; sent {signal} to \
+                 process group {pgid} (SIGKILL follows after {} if it is still running)",
+                show_duration(watch.kill_after),
+            ));
+        }
         let (manager, resource, timeout) =
             (manager.clone(), resource.to_owned(), watch.probe_timeout);
         Loss {
             probe: tokio::spawn(async move { probe::read_all(&manager, &resource, timeout).await }),
+            why,
         }
     };
     let kill_group = || {
@@ -467,30 +645,69 @@ async fn supervise(
         let watching = loss.is_none();
         tokio::select! {
             biased;
-            status = child.wait() => break status,
-            signal = signals.recv() => {
-                report.info(format_args!("got {signal}: forwarding it to process group {pgid}"));
-                signal_group(pgid, signal);
-                received.get_or_insert(signal);
+            () = tokio::time::sleep(CHILD_POLL) => {}
+            event = signals.next() => {
+                if let Some(signal) = event {
+                    report.info(format_args!("got {signal}: forwarding it to process group {pgid}"));
+                    signal_group(pgid, signal);
+                    if crate::signals::ends_redlock(signal) {
+                        received.get_or_insert(signal);
+                    }
+                    continue;
+                }
             }
             () = guard.lost(), if watching => {
-                loss = Some(start_loss(Cause::Declared, &mut kill_at));
+                loss = Some(start_loss(Cause::Declared, watch.kill_signal, &mut kill_at));
+                continue;
             }
             () = tokio::time::sleep_until(alarm), if watching => {
                 if guard.deadline() > deadline {
                     continue; // an extension moved the deadline
                 }
-                loss = Some(start_loss(Cause::Margin, &mut kill_at));
+                loss = Some(start_loss(Cause::Margin, watch.kill_signal, &mut kill_at));
+                continue;
             }
             () = sleep_until_opt(kill_at), if kill_at.is_some() => {
                 kill_group();
                 kill_at = None;
+                continue;
+            }
+        }
+        match check_child(pgid) {
+            ChildState::Ended(status) => break status,
+            ChildState::Running => {}
+            ChildState::Stopped if loss.is_some() => {
+                // Being killed already: let it go on to its end.
+                signal_group(pgid, Signal::SIGCONT);
+            }
+            ChildState::Stopped => {
+                report.info(
+                    "the command stopped: stopping redlock too (the lock is not extended while \
+                     stopped)",
+                );
+                stop(terminal);
+                // Continued (`fg`, `bg`, SIGCONT). A command must never run on after its
+                // lock was lost: resume it only with time left on the lock.
+                let left = guard.deadline().saturating_duration_since(Instant::now());
+                if guard.is_lost() || left <= watch.margin {
+                    loss = Some(start_loss(
+                        Cause::WhileStopped,
+                        Signal::SIGKILL,
+                        &mut kill_at,
+                    ));
+                    continue;
+                }
+                report.info(format_args!("continued: resuming process group {pgid}"));
+                match terminal {
+                    Some(t) if t.is_foreground() => t.give_to(pgid),
+                    _ => signal_group(pgid, Signal::SIGCONT),
+                }
             }
         }
     };
     // The command ended just as the lock was declared lost: it may have outrun the lock.
     if loss.is_none() && guard.is_lost() {
-        loss = Some(start_loss(Cause::Declared, &mut kill_at));
+        loss = Some(start_loss(Cause::Declared, watch.kill_signal, &mut kill_at));
     }
     if loss.is_some() {
         // The rest of the group got the signal too: give it until --kill-after to go.
@@ -542,6 +759,12 @@ fn why(cause: Cause, left: Duration, margin: Duration) -> String {
         Cause::Declared => {
             "the lock expired, was taken, or ran out without a successful extension".to_owned()
         }
+        Cause::WhileStopped => format!(
+            "the job was stopped and the lock could not be extended meanwhile ({} of validity \
+             left, safety margin {})",
+            show_duration(left),
+            show_duration(margin)
+        ),
     }
 }
 

@@ -3,8 +3,6 @@
 //! was killed by a signal.
 
 use std::io;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 
 use nix::sys::signal::Signal;
 
@@ -22,6 +20,15 @@ pub(crate) const UNAVAILABLE: u8 = 69;
 pub(crate) const SOFTWARE: u8 = 70;
 /// The lock was lost while the command ran (EX_TEMPFAIL), unless `--lost-exit-code`.
 pub(crate) const LOST: u8 = 75;
+/// A quorum granted the lock too late to leave any validity: the TTL is too short for the
+/// masters' round-trip time and the clock-drift allowance (EX_CONFIG).
+pub(crate) const VALIDITY_EXHAUSTED: u8 = 78;
+/// `status`: every resource is held (on a majority of masters).
+pub(crate) const STATUS_HELD: u8 = 0;
+/// `status`: a resource is free.
+pub(crate) const STATUS_FREE: u8 = 1;
+/// `status`: the masters disagree on a resource (no holder, and not free, on a majority).
+pub(crate) const STATUS_UNSETTLED: u8 = 2;
 /// The command exists but cannot be executed.
 pub(crate) const CANNOT_EXECUTE: u8 = 126;
 /// The command was not found.
@@ -44,16 +51,13 @@ fn signal_number_code(n: i32) -> u8 {
     u8::try_from(n.saturating_add(128)).unwrap_or(u8::MAX)
 }
 
-/// The exit code that reports a child's exit status: its code, or `128 + N` when signal `N`
-/// killed it.
-pub(crate) fn from_status(status: ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        // An exit status is 8 bits on Unix; `code()` is already in 0..=255.
-        u8::try_from(code & 0xff).unwrap_or(SOFTWARE)
-    } else if let Some(signal) = status.signal() {
-        signal_number_code(signal)
-    } else {
-        SOFTWARE
+/// The exit code that reports how a child ended: its exit code, or `128 + N` for signal `N`.
+pub(crate) fn from_wait(status: &nix::sys::wait::WaitStatus) -> Option<u8> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some(u8::try_from(code & 0xff).unwrap_or(SOFTWARE)),
+        WaitStatus::Signaled(_, signal, _) => Some(signal_code(*signal)),
+        _ => None,
     }
 }
 
@@ -72,10 +76,14 @@ mod tests {
 
     #[test]
     fn statuses_map_to_codes() {
-        assert_eq!(from_status(ExitStatus::from_raw(3 << 8)), 3);
-        assert_eq!(from_status(ExitStatus::from_raw(0)), OK);
-        assert_eq!(from_status(ExitStatus::from_raw(9)), 137);
-        assert_eq!(from_status(ExitStatus::from_raw(15)), 143);
+        use nix::sys::wait::WaitStatus;
+        let pid = nix::unistd::Pid::from_raw(1);
+        assert_eq!(from_wait(&WaitStatus::Exited(pid, 3)), Some(3));
+        assert_eq!(from_wait(&WaitStatus::Exited(pid, 0)), Some(OK));
+        let killed = |s| from_wait(&WaitStatus::Signaled(pid, s, false));
+        assert_eq!(killed(Signal::SIGKILL), Some(137));
+        assert_eq!(killed(Signal::SIGTERM), Some(143));
+        assert_eq!(from_wait(&WaitStatus::StillAlive), None);
         assert_eq!(signal_code(Signal::SIGHUP), 129);
         assert_eq!(
             from_spawn_error(&io::Error::from(io::ErrorKind::NotFound)),

@@ -4,16 +4,19 @@
 //! ```text
 //! redlock exec [OPTIONS] RESOURCE [--] COMMAND [ARGS...]    # or -c 'shell command'
 //! redlock status [--json] RESOURCE...
+//! redlock release --force [--yes] RESOURCE
 //! redlock bench [--cycles N]
 //! ```
 //!
 //! See `docs/cli.md` for options, exit codes and how a lost lock is handled.
 
 mod bench;
+mod child;
 mod cli;
 mod exec;
 mod exit;
 mod probe;
+mod release;
 mod report;
 mod signals;
 mod status;
@@ -31,9 +34,22 @@ use crate::cli::{Cli, Command, Common};
 use crate::report::Report;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == child::CHILD_MODE) {
+        // redlock started itself to run the command (see `child.rs`).
+        return ExitCode::from(child::exec_command(args.into_iter().skip(1)));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return ExitCode::from(usage_error(&e)),
+        Err(e) => {
+            let code = usage_error(&e);
+            if code == exit::USAGE
+                && let Some(hint) = server_hint(args.into_iter())
+            {
+                Report::new(0, false).error(hint);
+            }
+            return ExitCode::from(code);
+        }
     };
     let report = Report::new(cli.common.verbose, cli.common.quiet);
     init_logging(&cli.common);
@@ -52,6 +68,7 @@ fn main() -> ExitCode {
             Command::Exec(args) => exec::run(args, &cli.common, report).await,
             Command::Status(args) => status::run(args, &cli.common, report).await,
             Command::Bench(args) => bench::run(args, &cli.common, report).await,
+            Command::Release(args) => release::run(args, &cli.common, report).await,
         }
     });
     ExitCode::from(code)
@@ -67,6 +84,27 @@ fn usage_error(e: &clap::Error) -> u8 {
     } else {
         exit::OK
     }
+}
+
+/// A "did you mean …?" for a `-s`/`--server` value without a URL scheme, after clap refused
+/// the command line (a flock user's `redlock exec -s name cmd` takes `name` as a server and
+/// then misses an argument).
+fn server_hint(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut values = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "-s" || arg == "--server" {
+            values.extend(args.get(i.saturating_add(1)).cloned());
+        } else if let Some(v) = arg.strip_prefix("--server=") {
+            values.push(v.to_owned());
+        } else if let Some(v) = arg.strip_prefix("-s").filter(|v| !v.is_empty()) {
+            values.push(v.to_owned());
+        }
+    }
+    values.iter().find_map(|v| cli::scheme_hint(v))
 }
 
 /// The library logs through `tracing`: shown with `-v` (warnings, e.g. a lost lock's cause)
@@ -94,8 +132,10 @@ pub(crate) fn build_manager(
     ttl: Duration,
     fencing: bool,
 ) -> Result<LockManager, SetupError> {
+    let servers = common.server_urls()?;
+    warn_about_quorum_size(servers.len(), Report::new(common.verbose, common.quiet));
     let mut builder = LockManager::builder()
-        .servers(common.server_urls()?)
+        .servers(servers)
         .ttl(ttl)
         .retry_count(0)
         .node_timeout(common.node_timeout)
@@ -119,6 +159,26 @@ pub(crate) fn build_manager(
         builder = builder.danger_accept_invalid_certificates(true);
     }
     Ok(builder.build()?)
+}
+
+/// Warns (once, unless `-q`) when the member count makes a poor quorum: one master is a
+/// single point of failure and not Redlock; an even number tolerates no more failures than
+/// one fewer.
+fn warn_about_quorum_size(members: usize, report: Report) {
+    if members == 1 {
+        report.warn(
+            "only one master: the lock is as available as that one Redis and is lost with it \
+             (no failover keeps it); Redlock needs independent masters, 3 or 5",
+        );
+    } else if members.is_multiple_of(2) {
+        let quorum = members.checked_div(2).unwrap_or(0).saturating_add(1);
+        report.warn(format_args!(
+            "{members} masters (an even number): a quorum of {quorum} tolerates {} failed \
+             master(s), as {} masters would; use an odd number",
+            members.saturating_sub(quorum),
+            members.saturating_sub(1)
+        ));
+    }
 }
 
 /// What a PEM certificate file must contain.
@@ -172,6 +232,8 @@ fn read_pem(option: &'static str, path: &Path, kind: Pem) -> Result<Vec<u8>, Set
 pub(crate) enum SetupError {
     /// The library refused the configuration (the message has passwords redacted).
     Config(ConfigError),
+    /// The server list is missing or unusable.
+    Servers(cli::ServersError),
     /// A certificate or key file could not be read.
     File {
         /// The option that named it.
@@ -194,6 +256,12 @@ pub(crate) enum SetupError {
     Pair(&'static str, &'static str),
 }
 
+impl From<cli::ServersError> for SetupError {
+    fn from(e: cli::ServersError) -> Self {
+        Self::Servers(e)
+    }
+}
+
 impl From<ConfigError> for SetupError {
     fn from(e: ConfigError) -> Self {
         Self::Config(e)
@@ -204,6 +272,7 @@ impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(e) => write!(f, "{e}"),
+            Self::Servers(e) => write!(f, "{e}"),
             Self::File {
                 option,
                 path,

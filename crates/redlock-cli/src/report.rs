@@ -37,6 +37,11 @@ impl Report {
         }
     }
 
+    /// True with `-q`.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// True with `-v`.
     pub(crate) fn is_verbose(&self) -> bool {
         self.verbose > 0 && !self.quiet
@@ -53,4 +58,9 @@ fn say(message: impl Display) {
 /// quietly instead of panicking as `println!` would.
 pub(crate) fn output(text: impl Display) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// One line on stderr as it is (the `--json` report of `exec`: stdout is the command's).
+pub(crate) fn say_raw(line: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -1,11 +1,12 @@
 //! `redlock status RESOURCE…`: on each master, whether the key exists, the holder's token
 //! prefix and the PTTL (the library's `inspect`); then the quorum's view from the library
-//! (`is_locked`). Text or JSON.
+//! (`is_locked`). Text or JSON, and an exit code a script can test: 0 held, 1 free,
+//! 2 unsettled, 69 unavailable (with several resources, the first of 69, 2, 1 that applies).
 
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_redlock::{DEFAULT_TTL, LockError, LockManager, LockState};
+use tokio_redlock::{DEFAULT_TTL, LockError, LockManager, LockState, Printable};
 
 use crate::cli::{Common, StatusArgs};
 use crate::exit;
@@ -55,7 +56,7 @@ pub(crate) async fn run(args: StatusArgs, common: &Common, report: Report) -> u8
         statuses.push(status_of(&manager, resource, budget).await);
     }
     manager.close().await;
-    let unknown = statuses.iter().any(|s| s.view.is_err());
+    let code = exit_code(&statuses);
     if args.json {
         let doc = StatusJson {
             masters: manager.masters().count(),
@@ -69,12 +70,34 @@ pub(crate) async fn run(args: StatusArgs, common: &Common, report: Report) -> u8
                 return exit::SOFTWARE;
             }
         }
-    } else {
+    } else if !report.is_quiet() {
         for s in &statuses {
             print_text(s, &manager);
         }
     }
-    if unknown { exit::UNAVAILABLE } else { exit::OK }
+    code
+}
+
+/// The exit code for the statuses: 69 if some resource's state is unknown, else 2 if some
+/// is unsettled, else 1 if some is free, else 0 (all held).
+fn exit_code(statuses: &[Status]) -> u8 {
+    let code = |s: &Status| match &s.view {
+        Ok(LockState::Held { .. }) => exit::STATUS_HELD,
+        Ok(LockState::Free) => exit::STATUS_FREE,
+        Ok(_) => exit::STATUS_UNSETTLED,
+        Err(_) => exit::UNAVAILABLE,
+    };
+    let rank = |c: u8| match c {
+        exit::UNAVAILABLE => 3,
+        exit::STATUS_UNSETTLED => 2,
+        exit::STATUS_FREE => 1,
+        _ => 0,
+    };
+    statuses
+        .iter()
+        .map(code)
+        .max_by_key(|c| rank(*c))
+        .unwrap_or(exit::STATUS_HELD)
 }
 
 async fn status_of(manager: &LockManager, resource: &str, budget: Duration) -> Status {
@@ -105,7 +128,7 @@ fn print_text(s: &Status, manager: &LockManager) {
         Err(e) if e.is_unavailable() => format!("unknown: no quorum answered ({needed})"),
         Err(e) => format!("unknown: {e}"),
     };
-    output(format_args!("{}: {view}", s.resource));
+    output(format_args!("{}: {view}", Printable::new(&s.resource)));
     for m in &s.masters {
         output(format_args!("  {m}"));
     }
@@ -124,7 +147,7 @@ fn to_json(s: &Status) -> ResourceJson {
         Err(e) => ("unknown", None, None, Some(e.to_string())),
     };
     ResourceJson {
-        resource: s.resource.clone(),
+        resource: Printable::new(&s.resource).to_string(),
         state,
         holder_prefix,
         remaining_ms,
