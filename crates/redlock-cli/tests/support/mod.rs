@@ -1,0 +1,165 @@
+//! Helpers shared by the CLI's test files: the `redlock` binary pointed at real
+//! `redis-server` masters (started by the library's test harness), resource names, and
+//! waiting for files and processes.
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../../../tokio-redlock/tests/support/servers.rs"]
+#[macro_use]
+pub mod servers;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, ExitStatus};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+pub use servers::Masters;
+
+/// The `redlock` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_redlock");
+
+/// The per-master budget of tests that are not about timeouts (a loaded machine can keep a
+/// request from its CPU longer than the 200 ms default).
+pub const RELAXED_NODE_TIMEOUT: &str = "1s";
+
+/// The environment variables redlock reads; the tests' own runs start without them.
+pub const REDLOCK_ENV: &[&str] = &[
+    "REDLOCK_SERVERS",
+    "REDLOCK_LOG",
+    "REDLOCK_TLS_CA_CERT",
+    "REDLOCK_TLS_CERT",
+    "REDLOCK_TLS_KEY",
+    "REDLOCK_TTL",
+    "REDLOCK_WAIT",
+    "REDLOCK_NODE_TIMEOUT",
+    "REDLOCK_EXTEND_EVERY",
+    "REDLOCK_KILL_SIGNAL",
+    "REDLOCK_KILL_AFTER",
+    "REDLOCK_LOST_EXIT_CODE",
+    "REDLOCK_CONFLICT_EXIT_CODE",
+    "REDLOCK_NONBLOCK",
+    "REDLOCK_FENCING",
+];
+
+/// `redlock` without any of [`REDLOCK_ENV`], with a 20 s limit.
+pub fn redlock_bare() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in REDLOCK_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.timeout(Duration::from_secs(20));
+    cmd
+}
+
+/// `redlock` with `-s` for every master and `--node-timeout 1s`.
+pub fn redlock(masters: &Masters) -> Command {
+    let mut cmd = redlock_bare();
+    for url in masters.urls() {
+        cmd.arg("-s").arg(url);
+    }
+    cmd.args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    cmd
+}
+
+/// The same as a `std::process::Command`, for tests that signal or time the process.
+pub fn redlock_std(masters: &Masters) -> StdCommand {
+    let mut cmd = StdCommand::new(BIN);
+    for var in REDLOCK_ENV {
+        cmd.env_remove(var);
+    }
+    for url in masters.urls() {
+        cmd.arg("-s").arg(url);
+    }
+    cmd.args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    cmd
+}
+
+/// A resource name unique to this process and call site.
+pub fn name(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+/// Whether the key exists on any master.
+pub fn held_anywhere(masters: &Masters, key: &str) -> bool {
+    masters.iter().any(|m| m.exists(key.as_bytes()))
+}
+
+/// Sets `key` to another holder's token on every master.
+pub fn hold_elsewhere(masters: &Masters, key: &str, ttl_ms: u64) {
+    for m in masters.iter() {
+        m.cmd(&[
+            "SET",
+            key,
+            "0ther0holder0token0000000000000",
+            "PX",
+            &ttl_ms.to_string(),
+        ]);
+    }
+}
+
+/// Waits for `child` up to `limit`; kills it and panics when it does not exit.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redlock did not exit within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `file` contains `needle`; returns its text.
+pub fn wait_for_line(file: &Path, needle: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(text) = fs::read_to_string(file)
+            && text.contains(needle)
+        {
+            return text;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "{} never contained {needle:?}: {:?}",
+        file.display(),
+        fs::read_to_string(file)
+    );
+}
+
+/// Whether process `pid` still runs: it exists and is not a zombie (a dead process not yet
+/// reaped by whoever inherited it).
+pub fn process_runs(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses: `pid (comm) S …`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Waits until process `pid` no longer runs; false when it still runs after `limit`.
+pub fn wait_gone(pid: i32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !process_runs(pid) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Deletes `key` on every master.
+pub fn delete_everywhere(masters: &Masters, key: &str) {
+    for m in masters.iter() {
+        m.cmd(&["DEL", key]);
+    }
+}
