@@ -254,7 +254,9 @@ impl Common {
             servers.extend(parse_server_list(value).map_err(ServersError::Config)?);
         }
         if servers.is_empty() {
-            let from_env = self.servers.is_empty() && std::env::var_os(SERVERS_ENV).is_some();
+            // clap fills `servers` from the variable when no -s is given.
+            let from_env = std::env::var_os(SERVERS_ENV)
+                .is_some_and(|v| v.to_string_lossy().trim().is_empty());
             return Err(ServersError::None { from_env });
         }
         Ok(servers)
