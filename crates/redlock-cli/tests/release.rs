@@ -1,0 +1,118 @@
+//! `redlock release --force`: an operator clears a stuck lock. Without `--yes` nothing is
+//! deleted; with it, each master's lock value is deleted and reported, waiters are woken, a
+//! value that is not a lock and the fencing counter are left alone. Real `redis-server`
+//! masters.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+use support::{Masters, hold_elsewhere, name, redlock, redlock_std, wait_timeout};
+
+#[test]
+fn force_release_needs_yes_and_then_removes_the_lock_on_every_master() {
+    let masters = Masters::start(3);
+    let r = name("stuck");
+    hold_elsewhere(&masters, &r, 60_000);
+    // A fencing counter beside it must survive.
+    masters[0].cmd(&["SET", &format!("{{{r}}}:fence"), "41"]);
+    // `release` without --force is refused.
+    redlock(&masters)
+        .args(["release", &r])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("--force"));
+    // Without --yes: shows what it would remove, deletes nothing.
+    redlock(&masters)
+        .args(["release", "--force", &r])
+        .assert()
+        .code(64)
+        .stdout(predicate::str::contains(
+            "would remove the lock of 0ther0ho…",
+        ))
+        .stderr(predicate::str::contains("add --yes"));
+    assert!(masters.iter().all(|m| m.exists(r.as_bytes())));
+
+    // A waiter wakes when the lock is cleared, long before the 60 s TTL.
+    let mut waiter = redlock_std(&masters)
+        .args(["exec", "-w", "30s", &r, "--", "true"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let cleared = Instant::now();
+    let out = redlock(&masters)
+        .args(["release", "--force", "--yes", &r])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for url in masters.urls() {
+        assert!(
+            text.contains(&format!("{url}: removed the lock of 0ther0ho… (PTTL")),
+            "{text}"
+        );
+    }
+    assert!(
+        !text.contains("0ther0holder0token"),
+        "no whole token: {text}"
+    );
+    assert!(wait_timeout(&mut waiter, Duration::from_secs(10)).success());
+    assert!(cleared.elapsed() < Duration::from_secs(5));
+    assert!(masters.iter().all(|m| !m.exists(r.as_bytes())));
+    assert_eq!(
+        masters[0].get(format!("{{{r}}}:fence").as_bytes()),
+        Some(b"41".to_vec())
+    );
+}
+
+#[test]
+fn force_release_reports_each_master_and_leaves_non_locks_alone() {
+    let masters = Masters::start(3);
+    let r = name("mixed");
+    masters[0].cmd(&["SET", &r, "aaaaaaaaaaaa", "PX", "60000"]);
+    masters[1].cmd(&["HSET", &r, "f", "v"]);
+    let out = redlock(&masters)
+        .args(["release", "--force", "--yes", "--json", &r])
+        .assert()
+        .code(65)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["deleted"], true);
+    let actions: Vec<&str> = doc["masters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["removed", "not_a_lock", "absent"]);
+    assert!(!masters[0].exists(r.as_bytes()));
+    assert!(masters[1].exists(r.as_bytes()), "the hash is left alone");
+
+    // A master that is down: reported, and the exit code says so.
+    let mut masters = masters;
+    masters[1].cmd(&["DEL", &r]);
+    hold_elsewhere(&masters, &r, 60_000);
+    masters[2].kill();
+    let mut cmd = support::redlock_bare();
+    for url in masters.urls() {
+        cmd.arg("-s").arg(url);
+    }
+    cmd.args(["--node-timeout", "200ms", "release", "--force", "--yes", &r])
+        .assert()
+        .code(69)
+        .stdout(predicate::str::contains("removed the lock"))
+        .stdout(predicate::str::contains("not changed"));
+}
