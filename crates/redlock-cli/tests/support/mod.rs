@@ -1,7 +1,18 @@
 //! Helpers shared by the CLI's test files: the `redlock` binary pointed at real
 //! `redis-server` masters (started by the library's test harness), resource names, and
 //! waiting for files and processes.
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 #[path = "../../../tokio-redlock/tests/support/servers.rs"]
 #[macro_use]
