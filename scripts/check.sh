@@ -20,8 +20,10 @@ else
 fi
 step "doc tests"
 cargo test --workspace --all-features --locked --doc
-step "cargo doc (no warnings)"
+step "cargo doc (no warnings): every feature, then the library without features"
 cargo doc --workspace --all-features --no-deps --locked
+# What an application that depends on the crate with default features gets.
+cargo doc -p tokio-redlock --no-deps --locked
 # Nothing may outlive the run: every test stops the servers it started.
 if pgrep -f 'redis-server 127.0.0.1' >/dev/null 2>&1; then
   echo "warning: redis-server processes left running after the tests:" >&2

@@ -4,7 +4,7 @@
 //!
 //! - `tls`: `rediss://` and `rediss+sentinel://` members over rustls with its `ring`
 //!   provider (installed as the process default unless the application installed one):
-//!   [`LockManagerBuilder::tls_root_certificate`], `tls_client_certificate`,
+//!   `LockManagerBuilder::tls_root_certificate`, `tls_client_certificate`,
 //!   `danger_accept_invalid_certificates`.
 //! - `metrics`: counters and histograms through the [`metrics`](https://docs.rs/metrics)
 //!   facade; the names are listed under [Metrics reference](#metrics-reference).
@@ -34,6 +34,8 @@
 //! without bound), and `master` takes one value per configured member.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// docs.rs builds with `--cfg docsrs` (see `[package.metadata.docs.rs]`): feature badges.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attempt;
 mod config;
