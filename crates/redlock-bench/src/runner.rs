@@ -137,9 +137,7 @@ pub async fn run(
     }
     machine.load_after = machine::load_average();
     report.machine = machine;
-    report.source = tokio::task::spawn_blocking(machine::source_state)
-        .await
-        .unwrap_or_default();
+    report.source = machine::source_state();
     report.elapsed = started.elapsed();
     drop(owned);
     Ok(report)
