@@ -12,7 +12,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-step "tests (unit, property, integration against real redis-server)"
+step "tests (unit, property, integration against real redis-server, examples)"
+# Both runners build the examples with the tests; tests/examples.rs runs them.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --profile ci
 else
