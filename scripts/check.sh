@@ -12,7 +12,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-step "tests (unit, property, integration against real redis-server)"
+step "tests (unit, property, integration against real redis-server, examples)"
+# Both runners build the examples with the tests; tests/examples.rs runs them.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --profile ci
 else
@@ -20,8 +21,10 @@ else
 fi
 step "doc tests"
 cargo test --workspace --all-features --locked --doc
-step "cargo doc (no warnings)"
+step "cargo doc (no warnings): every feature, then the library without features"
 cargo doc --workspace --all-features --no-deps --locked
+# What an application that depends on the crate with default features gets.
+cargo doc -p tokio-redlock --no-deps --locked
 # Nothing may outlive the run: every test stops the servers it started.
 if pgrep -f 'redis-server 127.0.0.1' >/dev/null 2>&1; then
   echo "warning: redis-server processes left running after the tests:" >&2

@@ -8,19 +8,46 @@
 # Every redis-server started here is stopped on every exit path (end, error, Ctrl-C, TERM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { echo "usage: scripts/demo.sh [--release]" >&2; exit 64; }
+# The default is the debug build that `scripts/check.sh` (and CI, which runs both) compiles
+# anyway: same profile, same features, so the tests reuse it instead of compiling the
+# dependencies a second time. `--release` gives optimized latency figures.
+PROFILE_FLAGS=()
+PROFILE_DIR=debug
+case "${1:-}" in
+  "") ;;
+  --release) PROFILE_FLAGS=(--release); PROFILE_DIR=release ;;
+  *) usage ;;
+esac
+[ "$#" -le 1 ] || usage
+
 scripts/install-redis.sh
 
-# One build for both parts (one set of features, so nothing is compiled twice).
-echo "building the demo and the CLI (the first run compiles for several minutes)…" >&2
-cargo build --release -p tokio-redlock --example demo -p redlock-cli
+# One build for both parts: the library's examples (the demo among them) and the `redlock`
+# binary. Target filters (`--examples`, `--bins`) apply to every selected package, so the
+# whole workspace is selected; with all its features, that is the set the tests build with.
+echo "building the demo and the redlock CLI (the first run compiles for a few minutes)…" >&2
+cargo build --workspace --all-features --locked --examples --bins "${PROFILE_FLAGS[@]}"
+# Wherever cargo puts its output (CARGO_TARGET_DIR, build.target-dir, or ./target).
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+BIN_DIR="${TARGET_DIR:-target}/$PROFILE_DIR"
+for built in "$BIN_DIR/examples/demo" "$BIN_DIR/redlock"; do
+  [ -x "$built" ] || { echo "demo: the build left no $built" >&2; exit 1; }
+done
+
+if [ "$PROFILE_DIR" = debug ]; then
+  echo "(a debug build: latency figures are higher than optimized code's; scripts/demo.sh --release for those)" >&2
+fi
 library_status=0
-target/release/examples/demo || library_status=$?
+"$BIN_DIR/examples/demo" || library_status=$?
 
 # --- Part 2: the CLI -------------------------------------------------------------------------
 WORKERS=6          # concurrent `redlock exec` loops
 SECTIONS=5         # critical sections per worker
 
-REDLOCK="$PWD/target/release/redlock"
+REDLOCK="$BIN_DIR/redlock"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/redlock-cli-demo.XXXXXX")"
 SERVER_PIDS=()
@@ -138,8 +165,11 @@ else
   cli_status=1
 fi
 
-if [ "$library_status" -ne 0 ]; then
-  echo "demo: the library demo failed (status $library_status)" >&2
-  exit "$library_status"
+# The verdict of both parts; the exit status is non-zero unless it is OK.
+if [ "$library_status" -eq 0 ] && [ "$cli_status" -eq 0 ]; then
+  echo "demo verdict: OK (library and CLI)"
+  exit 0
 fi
+echo "demo verdict: FAILED (library demo status $library_status, CLI demo status $cli_status)"
+if [ "$library_status" -ne 0 ]; then exit "$library_status"; fi
 exit "$cli_status"

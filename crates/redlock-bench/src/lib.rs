@@ -1,5 +1,5 @@
 //! Benchmark scenarios for tokio-redlock, side by side with a raw-Redis floor, a quorum
-//! floor and rslock (issue 9).
+//! floor and rslock.
 //!
 //! The scenario runner ([`run`]) starts three `redis-server` masters (or takes given ones)
 //! and runs, for several rounds:
@@ -16,10 +16,10 @@
 //! each through tokio-redlock, a **floor** doing only the Redlock wire work by hand with
 //! `redis`, a **quorum floor** (each step returns at a quorum), and rslock (feature
 //! `compare`, on by default). The [`Report`] renders a Markdown table with every figure's
-//! ratio to the floor, `RESULT lib=… scenario=… metric=… value=…` lines, the issue's targets,
+//! ratio to the floor, `RESULT lib=… scenario=… metric=… value=…` lines, the targets,
 //! `BENCHMARKS.md` and an SVG plot of the S1 latency percentiles.
 //!
-//! A program that runs the benchmark from a command line ([`BenchOptions::parse_args`] sets
+//! A program that runs the benchmark from a command line ([`BenchArgs::into_options`] sets
 //! [`BenchOptions::isolate_s2`]) must call [`child_main`] first thing in `main`: each S2 run
 //! happens in a child process of the same executable, so that its peak RSS is its own.
 //!
@@ -46,7 +46,7 @@ pub mod servers;
 pub mod stats;
 
 pub use error::BenchError;
-pub use options::{BenchOptions, Command, USAGE};
+pub use options::{BenchArgs, BenchOptions, Command};
 pub use plot::latency_svg;
 pub use report::{PLOT_FILE, Report, ResultLine, TargetCheck};
 pub use runner::{child_main, run};

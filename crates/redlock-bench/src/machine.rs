@@ -80,30 +80,7 @@ fn cli_version() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The commit of this checkout and whether the library's sources differ from it, e.g.
-/// `1acd39a` or `1acd39a + uncommitted changes in crates/tokio-redlock`; empty when `git`
-/// or the checkout is not there (a published build).
+/// What was measured: `tokio-redlock <version>` (the workspace's version).
 pub fn source_state() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-    };
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
-        return String::new();
-    };
-    let commit = commit.trim();
-    let library = format!("{dir}/../tokio-redlock");
-    match git(&["status", "--porcelain", "--", &library]) {
-        Some(changes) if !changes.trim().is_empty() => {
-            format!("{commit} + uncommitted changes in crates/tokio-redlock")
-        }
-        _ => commit.to_owned(),
-    }
+    format!("tokio-redlock {}", env!("CARGO_PKG_VERSION"))
 }

@@ -4,21 +4,19 @@
 
 use std::process::ExitCode;
 
-use redlock_bench::{BenchOptions, Command, USAGE};
+use clap::Parser;
+use redlock_bench::BenchArgs;
 
 fn main() -> ExitCode {
     // S2 runs each contender in a child process of this program.
     if let Some(code) = redlock_bench::child_main() {
         return code;
     }
-    let options = match BenchOptions::parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+    // clap prints `--help` and usage errors itself (exit status 2 for the latter).
+    let options = match BenchArgs::parse().into_options() {
+        Ok(options) => options,
         Err(e) => {
-            eprintln!("redlock-bench: {e}\n\n{USAGE}");
+            eprintln!("redlock-bench: {e}");
             return ExitCode::from(2);
         }
     };
@@ -47,7 +45,7 @@ fn main() -> ExitCode {
             "S3 physical limit ≈ 1 / (hold {hold:.0} µs + floor S1_3m cycle {cycle:.0} µs) ≈ {limit:.0} acquisitions/s\n"
         );
     }
-    println!("Targets (issue 9):\n\n{}", report.targets_table());
+    println!("Targets:\n\n{}", report.targets_table());
     print!("{}", report.result_text());
     if let Some(dir) = &options.write_docs {
         if let Err(e) = report.write_docs(dir) {

@@ -1,8 +1,10 @@
-//! What to run: rounds, durations, masters, which scenarios; and the command-line parser
-//! shared by the `redlock-bench` binary and `redlock bench`.
+//! What to run: rounds, durations, masters, which scenarios; and the `redlock-bench` command
+//! line (clap; durations by humantime).
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::Parser;
 
 use crate::BenchError;
 use crate::scenario::Scenario;
@@ -47,31 +49,112 @@ impl Default for BenchOptions {
     }
 }
 
-/// The options' help text.
-pub const USAGE: &str = "\
-redlock-bench: tokio-redlock beside a raw-Redis floor, a quorum floor and rslock
+/// The command line of `redlock-bench` (clap): every field is optional and falls back to
+/// [`BenchOptions::default`] (or [`BenchOptions::quick`] with `--quick`).
+#[derive(Clone, Debug, Default, Parser)]
+#[command(
+    name = "redlock-bench",
+    about = "redlock-bench: tokio-redlock beside a raw-Redis floor, a quorum floor and rslock"
+)]
+pub struct BenchArgs {
+    /// One short round (latency 300 ms, throughput/contention 500 ms).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds per scenario (default 5).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<usize>,
+    /// Time per contender and round in S2/S3 (default 2s; e.g. 5s, 500ms).
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Time per contender and round in S1/S4/S5 (default 1s).
+    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    pub latency_duration: Option<Duration>,
+    /// Use these masters instead of starting three (S4 is then skipped).
+    #[arg(long, value_name = "URL,URL,URL", value_delimiter = ',')]
+    pub masters: Option<Vec<String>>,
+    /// Comma-separated subset of S1_1m,S1_3m,S2,S3,S4,S5.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_scenario)]
+    pub scenarios: Option<Vec<Scenario>>,
+    /// Write DIR/BENCHMARKS.md and DIR/benchmarks-s1-latency.svg.
+    #[arg(long, value_name = "DIR")]
+    pub write_docs: Option<PathBuf>,
+    /// Run S2 in this process, not one child process per contender (peak RSS then covers
+    /// everything run before it).
+    #[arg(long)]
+    pub in_process: bool,
+}
 
-USAGE: redlock-bench [OPTIONS]
+fn parse_scenario(id: &str) -> Result<Scenario, String> {
+    Scenario::from_id(id.trim()).ok_or_else(|| {
+        let ids: Vec<&str> = Scenario::ALL.iter().map(|s| s.id()).collect();
+        format!("unknown scenario {id:?} (one of {})", ids.join(", "))
+    })
+}
 
-OPTIONS:
-  --quick                 one short round (latency 300 ms, throughput/contention 500 ms)
-  --rounds N              rounds per scenario (default 5)
-  --duration D            time per contender and round in S2/S3 (default 2s; e.g. 5s, 500ms)
-  --latency-duration D    time per contender and round in S1/S4/S5 (default 1s)
-  --masters URL,URL,URL   use these masters instead of starting three (S4 is then skipped)
-  --scenarios LIST        comma-separated subset of S1_1m,S1_3m,S2,S3,S4,S5
-  --write-docs DIR        write DIR/BENCHMARKS.md and DIR/benchmarks-s1-latency.svg
-  --in-process            run S2 in this process, not one child process per contender
-                          (peak RSS then covers everything run before it)
-  -h, --help              this text
-";
+impl BenchArgs {
+    /// The options these arguments ask for. Sets [`BenchOptions::isolate_s2`] unless
+    /// `--in-process` is given: the program must call [`child_main`](crate::child_main) at
+    /// the start of `main`.
+    ///
+    /// # Errors
+    ///
+    /// [`BenchError::Usage`] for zero rounds, a zero duration or fewer than three masters.
+    pub fn into_options(self) -> Result<BenchOptions, BenchError> {
+        let mut options = if self.quick {
+            BenchOptions::quick()
+        } else {
+            BenchOptions::default()
+        };
+        // A command line belongs to a program whose `main` calls `child_main`.
+        options.isolate_s2 = !self.in_process;
+        if let Some(rounds) = self.rounds {
+            if rounds == 0 {
+                return Err(BenchError::Usage("--rounds 0: want N ≥ 1".into()));
+            }
+            options.rounds = rounds;
+        }
+        for (name, given, field) in [
+            ("--duration", self.duration, &mut options.duration),
+            (
+                "--latency-duration",
+                self.latency_duration,
+                &mut options.latency_duration,
+            ),
+        ] {
+            match given {
+                Some(d) if d.is_zero() => {
+                    return Err(BenchError::Usage(format!("{name} must be above zero")));
+                }
+                Some(d) => *field = d,
+                None => {}
+            }
+        }
+        if let Some(urls) = self.masters {
+            let urls: Vec<String> = urls
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if urls.len() < 3 {
+                return Err(BenchError::Usage("--masters wants at least 3 URLs".into()));
+            }
+            options.masters = Some(urls);
+        }
+        if let Some(scenarios) = self.scenarios {
+            options.scenarios = scenarios;
+        }
+        options.write_docs = self.write_docs;
+        Ok(options)
+    }
+}
 
 /// What the command line asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run with these options.
     Run(BenchOptions),
-    /// Print [`USAGE`].
+    /// Print the help text (`--help`, `-h`).
     Help,
 }
 
@@ -86,7 +169,7 @@ impl BenchOptions {
         }
     }
 
-    /// Parses command-line arguments (without the program name). Sets
+    /// Parses command-line arguments (without the program name) with [`BenchArgs`]. Sets
     /// [`isolate_s2`](Self::isolate_s2) unless `--in-process` is given: the program must call
     /// [`child_main`](crate::child_main) at the start of `main`.
     ///
@@ -98,88 +181,14 @@ impl BenchOptions {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let args: Vec<String> = args.into_iter().map(Into::into).collect();
-        let mut options = if args.iter().any(|a| a == "--quick") {
-            Self::quick()
-        } else {
-            Self::default()
-        };
-        // A command line belongs to a program whose `main` calls `child_main`.
-        options.isolate_s2 = true;
-        let mut it = args.into_iter();
-        while let Some(arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-                _ => (arg, None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| BenchError::Usage(format!("{name} needs a value")))
-            };
-            match name.as_str() {
-                "-h" | "--help" => return Ok(Command::Help),
-                "--quick" => {}
-                "--in-process" => options.isolate_s2 = false,
-                "--rounds" => {
-                    let v = value()?;
-                    options.rounds =
-                        v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                            BenchError::Usage(format!("--rounds {v}: want N ≥ 1"))
-                        })?;
-                }
-                "--duration" => options.duration = parse_duration(&value()?)?,
-                "--latency-duration" => options.latency_duration = parse_duration(&value()?)?,
-                "--masters" => {
-                    let urls: Vec<String> = value()?
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                    if urls.len() < 3 {
-                        return Err(BenchError::Usage("--masters wants at least 3 URLs".into()));
-                    }
-                    options.masters = Some(urls);
-                }
-                "--scenarios" => {
-                    let list = value()?;
-                    options.scenarios = list
-                        .split(',')
-                        .map(|s| {
-                            Scenario::from_id(s.trim())
-                                .ok_or_else(|| BenchError::Usage(format!("unknown scenario {s:?}")))
-                        })
-                        .collect::<Result<_, _>>()?;
-                }
-                "--write-docs" => options.write_docs = Some(PathBuf::from(value()?)),
-                other => return Err(BenchError::Usage(format!("unknown option {other:?}"))),
-            }
+        let argv =
+            std::iter::once("redlock-bench".to_owned()).chain(args.into_iter().map(Into::into));
+        match BenchArgs::try_parse_from(argv) {
+            Ok(args) => Ok(Command::Run(args.into_options()?)),
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => Ok(Command::Help),
+            Err(e) => Err(BenchError::Usage(e.to_string())),
         }
-        Ok(Command::Run(options))
     }
-}
-
-/// `5s`, `500ms`, `1.5s`, `250us`.
-fn parse_duration(text: &str) -> Result<Duration, BenchError> {
-    let bad = || BenchError::Usage(format!("bad duration {text:?} (e.g. 5s, 500ms)"));
-    let t = text.trim();
-    let (number, unit) = t
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map_or((t, "s"), |i| t.split_at(i));
-    let n: f64 = number.trim().parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => n,
-        "ms" => n / 1e3,
-        "us" | "µs" => n / 1e6,
-        "m" | "min" => n * 60.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -217,11 +226,37 @@ mod tests {
     }
 
     #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("fast").is_err());
+    fn parses_durations_with_humantime() {
+        let run = |args: &[&str]| match BenchOptions::parse_args(args.iter().copied()) {
+            Ok(Command::Run(o)) => Ok(o),
+            Ok(Command::Help) => panic!("help"),
+            Err(e) => Err(e),
+        };
+        let o = run(&["--duration", "1m 30s", "--latency-duration", "250ms"]).unwrap();
+        assert_eq!(o.duration, Duration::from_secs(90));
+        assert_eq!(o.latency_duration, Duration::from_millis(250));
+        assert!(run(&["--duration", "0s"]).is_err());
+        assert!(run(&["--duration", "fast"]).is_err());
+        assert!(run(&["--rounds", "0"]).is_err());
+        assert!(run(&["--scenarios", "S9"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_option() {
+        use clap::CommandFactory;
+        let help = BenchArgs::command().render_help().to_string();
+        for option in [
+            "--quick",
+            "--rounds",
+            "--duration",
+            "--latency-duration",
+            "--masters",
+            "--scenarios",
+            "--write-docs",
+            "--in-process",
+            "--help",
+        ] {
+            assert!(help.contains(option), "{option} missing from:\n{help}");
+        }
     }
 }

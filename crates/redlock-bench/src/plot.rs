@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::BenchError;
 use crate::report::Report;
 use crate::scenario::{Contender, Scenario};
-use crate::stats::{self, float, float64};
+use crate::stats::{Percentiles, float, float64};
 
 /// Percentiles on the x axis, evenly spaced so the tail gets room.
 const PERCENTILES: [(f64, &str); 10] = [
@@ -47,14 +47,13 @@ fn curves(report: &Report, scenario: Scenario) -> Vec<(Contender, Vec<(f64, f64)
         .contenders()
         .into_iter()
         .filter_map(|c| {
-            let mut samples = report.samples.get(&(scenario, c))?.clone();
-            samples.sort_unstable();
+            let percentiles = Percentiles::of(report.samples.get(&(scenario, c))?)?;
             let points: Vec<(f64, f64)> = PERCENTILES
                 .iter()
                 .enumerate()
-                .filter_map(|(i, (q, _))| Some((float(i), float64(stats::quantile(&samples, *q)?))))
+                .map(|(i, (q, _))| (float(i), float64(percentiles.at(*q))))
                 .collect();
-            (!points.is_empty()).then_some((c, points))
+            Some((c, points))
         })
         .collect()
 }

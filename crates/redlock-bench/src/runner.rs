@@ -15,7 +15,7 @@ use crate::options::BenchOptions;
 use crate::report::Report;
 use crate::scenario::{Contender, Metric, Scenario};
 use crate::servers::{self, RedisServer};
-use crate::stats::{self, float64};
+use crate::stats::{Percentiles, float64};
 
 /// Unmeasured cycles before each measured run (connections, script cache).
 pub(crate) const WARMUP_CYCLES: usize = 20;
@@ -137,9 +137,7 @@ pub async fn run(
     }
     machine.load_after = machine::load_average();
     report.machine = machine;
-    report.source = tokio::task::spawn_blocking(machine::source_state)
-        .await
-        .unwrap_or_default();
+    report.source = machine::source_state();
     report.elapsed = started.elapsed();
     drop(owned);
     Ok(report)
@@ -277,11 +275,9 @@ async fn interleaved(
 
 /// Adds p50 and p99 of the samples to the figures.
 fn percentiles(out: &mut RunOutput) {
-    let mut sorted = out.samples.clone();
-    sorted.sort_unstable();
-    for (metric, q) in [(Metric::P50Us, 0.5), (Metric::P99Us, 0.99)] {
-        if let Some(v) = stats::quantile(&sorted, q) {
-            out.values.push((metric, float64(v)));
+    if let Some(percentiles) = Percentiles::of(&out.samples) {
+        for (metric, q) in [(Metric::P50Us, 0.5), (Metric::P99Us, 0.99)] {
+            out.values.push((metric, float64(percentiles.at(q))));
         }
     }
 }

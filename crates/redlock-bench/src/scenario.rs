@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// One benchmark scenario (issue 9, items S1–S5).
+/// One benchmark scenario (S1–S5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scenario {
     /// S1 with one master: sequential lock+unlock cycles on distinct resources.

@@ -1,5 +1,7 @@
 //! Percentiles of samples and the median/range of per-round figures.
 
+use hdrhistogram::Histogram;
+
 /// `n` as a float, for averages and rates.
 #[allow(clippy::as_conversions)] // counts stay far below 2^52, where f64 is exact
 pub(crate) fn float(n: usize) -> f64 {
@@ -12,18 +14,27 @@ pub(crate) fn float64(n: u64) -> f64 {
     n as f64
 }
 
-/// The `q`-quantile (`0 ≤ q ≤ 1`) of **sorted** samples, nearest rank; `None` when empty.
-pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
-    let last = sorted.len().checked_sub(1)?;
-    let rank = (q.clamp(0.0, 1.0) * float(last)).round();
-    // `rank` lies in [0, last], so the conversion is exact and in range.
-    #[allow(
-        clippy::as_conversions,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let index = rank as usize;
-    sorted.get(index.min(last)).copied()
+/// The distribution of latency samples (µs) in an HDR histogram with 3 significant digits
+/// (exact below 2048 µs, within 0.1 % above) — the same implementation as `redlock bench`
+/// and the demo use.
+#[derive(Clone, Debug)]
+pub struct Percentiles(Histogram<u64>);
+
+impl Percentiles {
+    /// The distribution of `samples`; `None` when there are none.
+    pub fn of(samples: &[u64]) -> Option<Self> {
+        // 1 µs to 1 h (longer samples count as 1 h), 3 significant digits.
+        let mut histogram = Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+        for &v in samples {
+            histogram.saturating_record(v);
+        }
+        (!histogram.is_empty()).then_some(Self(histogram))
+    }
+
+    /// The `q`-quantile (`0 ≤ q ≤ 1`), nearest rank.
+    pub fn at(&self, q: f64) -> u64 {
+        self.0.value_at_quantile(q.clamp(0.0, 1.0))
+    }
 }
 
 /// Median and range of one figure over rounds.
@@ -77,12 +88,16 @@ mod tests {
 
     #[test]
     fn quantiles() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(quantile(&v, 0.5), Some(51));
-        assert_eq!(quantile(&v, 0.99), Some(99));
-        assert_eq!(quantile(&v, 1.0), Some(100));
-        assert_eq!(quantile(&[], 0.5), None);
-        assert_eq!(quantile(&[7], 0.99), Some(7));
+        let v: Vec<u64> = (1..=100).rev().collect();
+        let p = Percentiles::of(&v).unwrap();
+        assert_eq!(p.at(0.5), 50);
+        assert_eq!(p.at(0.99), 99);
+        assert_eq!(p.at(1.0), 100);
+        assert!(Percentiles::of(&[]).is_none());
+        assert_eq!(Percentiles::of(&[7]).unwrap().at(0.99), 7);
+        // Large values keep 3 significant digits (nothing is clamped).
+        let big = Percentiles::of(&[250_000, 1_000_000]).unwrap().at(1.0);
+        assert!(big.abs_diff(1_000_000) <= 1_000, "{big}");
     }
 
     #[test]

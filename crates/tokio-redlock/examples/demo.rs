@@ -3,7 +3,7 @@
 //! kill.
 //!
 //! Run it with `./scripts/demo.sh` (installs `redis-server` if missing), or directly:
-//! `cargo run --release -p tokio-redlock --example demo`. It starts its own `redis-server`
+//! `cargo run -p tokio-redlock --example demo` (add `--release` for optimized latency figures). It starts its own `redis-server`
 //! processes on free loopback ports in temporary directories, and stops them and removes the
 //! directories on every exit: at the end, on a failure, and on SIGINT or SIGTERM.
 //!
@@ -152,8 +152,21 @@ struct Stats {
     other_errors: AtomicU64,
     invalid_at_exit: AtomicU64,
     unconfirmed_unlocks: AtomicU64,
-    lock_us: std::sync::Mutex<Vec<u64>>,
-    unlock_us: std::sync::Mutex<Vec<u64>>,
+    lock_us: Latencies,
+    unlock_us: Latencies,
+}
+
+/// Latencies in µs, in an HDR histogram (3 significant digits), as `redlock bench` and
+/// `redlock-bench` keep them.
+struct Latencies(std::sync::Mutex<hdrhistogram::Histogram<u64>>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // 1 µs to 1 h (longer samples count as 1 h), 3 significant digits: valid bounds.
+        let histogram = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .unwrap_or_else(|_| unreachable!("valid histogram bounds"));
+        Self(std::sync::Mutex::new(histogram))
+    }
 }
 
 /// SIGINT and SIGTERM, installed before any master starts.
@@ -332,20 +345,18 @@ async fn worker_round(manager: &LockManager, stats: &Stats, r: usize, started: I
     push(&stats.unlock_us, t1.elapsed());
 }
 
-fn push(samples: &std::sync::Mutex<Vec<u64>>, d: Duration) {
-    if let Ok(mut s) = samples.lock() {
-        s.push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+fn push(samples: &Latencies, d: Duration) {
+    if let Ok(mut h) = samples.0.lock() {
+        h.saturating_record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 }
 
 /// The `p`-quantile of the samples, formatted with its unit.
-fn percentile(samples: &std::sync::Mutex<Vec<u64>>, p: f64) -> String {
-    let mut sorted = samples.lock().map(|v| v.clone()).unwrap_or_default();
-    sorted.sort_unstable();
-    let Some(last) = sorted.len().checked_sub(1) else {
-        return "n/a".to_owned();
+fn percentile(samples: &Latencies, p: f64) -> String {
+    let us = match samples.0.lock() {
+        Ok(h) if !h.is_empty() => h.value_at_quantile(p),
+        _ => return "n/a".to_owned(),
     };
-    let us = sorted[((last as f64 * p).round() as usize).min(last)];
     if us < 1_000 {
         format!("{us} µs")
     } else {

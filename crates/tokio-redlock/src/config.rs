@@ -135,8 +135,9 @@ impl LockManagerBuilder {
     /// Adds quorum members, one URL each:
     ///
     /// - `redis://[user:password@]host:port[/db]` — a master at a fixed address;
-    /// - `rediss://…` — the same over TLS (feature `tls`; see
-    ///   [`tls_root_certificate`](Self::tls_root_certificate));
+    /// - `rediss://…` — the same over TLS (feature `tls`, which adds the builder's
+    ///   `tls_root_certificate`, `tls_client_certificate` and
+    ///   `danger_accept_invalid_certificates`);
     /// - `redis+unix:///path[?db=N&pass=…]` or `unix:///path` — a Unix socket;
     /// - `redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>[/<db>]
     ///   [?sentinel_username=U&sentinel_password=P]` — **one** member whose master is
@@ -217,6 +218,7 @@ impl LockManagerBuilder {
     ///
     /// Needs the crate's `tls` feature.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls.root_certificate = Some(pem.into());
         self
@@ -227,6 +229,7 @@ impl LockManagerBuilder {
     ///
     /// Needs the crate's `tls` feature.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_client_certificate(
         mut self,
         certificate_pem: impl Into<Vec<u8>>,
@@ -245,6 +248,7 @@ impl LockManagerBuilder {
     ///
     /// Needs the crate's `tls` feature.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn danger_accept_invalid_certificates(mut self, accept: bool) -> Self {
         self.tls.danger_accept_invalid_certificates = accept;
         self

@@ -4,7 +4,7 @@
 //!
 //! - `tls`: `rediss://` and `rediss+sentinel://` members over rustls with its `ring`
 //!   provider (installed as the process default unless the application installed one):
-//!   [`LockManagerBuilder::tls_root_certificate`], `tls_client_certificate`,
+//!   `LockManagerBuilder::tls_root_certificate`, `tls_client_certificate`,
 //!   `danger_accept_invalid_certificates`.
 //! - `metrics`: counters and histograms through the [`metrics`](https://docs.rs/metrics)
 //!   facade; the names are listed under [Metrics reference](#metrics-reference).
@@ -22,9 +22,7 @@
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
 //! | `redlock_acquisitions_total` | counter | | locks acquired (`lock`, `try_lock`, `acquire`, `with_lock`) |
-//! | `redlock_conflicts_total` | counter | | acquisitions that failed because another holder had the resource |
-//! | `redlock_no_quorum_total` | counter | | acquisitions that failed because a quorum of masters was unreachable or failed |
-//! | `redlock_acquire_failures_total` | counter | `reason` | every failed acquisition by cause: `conflict`, `no_quorum`, `validity_exhausted`, `fencing_contention`, `not_a_lock`, `closed`, `other` |
+//! | `redlock_acquire_failures_total` | counter | `reason` | every failed acquisition by cause: `conflict` (another holder had the resource), `no_quorum` (a quorum of masters was unreachable or failed), `validity_exhausted`, `fencing_contention`, `not_a_lock`, `closed`, `other` |
 //! | `redlock_extensions_total` | counter | `outcome` = `ok` \| `failed` | extensions, explicit and automatic (guards) |
 //! | `redlock_losses_total` | counter | | guards that lost their lock before releasing it |
 //! | `redlock_releases_total` | counter | `outcome` = `ok` \| `failed` | releases (`unlock`, guard release or drop) |
@@ -36,6 +34,8 @@
 //! without bound), and `master` takes one value per configured member.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// docs.rs builds with `--cfg docsrs` (see `[package.metadata.docs.rs]`): feature badges.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attempt;
 mod config;

@@ -10,11 +10,7 @@ use crate::error::{LockError, NodeError};
 
 /// Acquired locks.
 pub(crate) const ACQUISITIONS: &str = "redlock_acquisitions_total";
-/// Acquisitions that failed because the resource was held elsewhere.
-pub(crate) const CONFLICTS: &str = "redlock_conflicts_total";
-/// Acquisitions that failed because no quorum answered.
-pub(crate) const NO_QUORUM: &str = "redlock_no_quorum_total";
-/// Failed acquisitions by reason.
+/// Failed acquisitions by reason (`conflict`, `no_quorum`, …).
 pub(crate) const ACQUIRE_FAILURES: &str = "redlock_acquire_failures_total";
 /// Extensions by outcome.
 pub(crate) const EXTENSIONS: &str = "redlock_extensions_total";
@@ -37,16 +33,6 @@ pub(crate) fn describe() {
         ONCE.call_once(|| {
             use metrics::{Unit, describe_counter, describe_histogram};
             describe_counter!(ACQUISITIONS, Unit::Count, "Locks acquired.");
-            describe_counter!(
-                CONFLICTS,
-                Unit::Count,
-                "Acquisitions that failed because another holder had the resource."
-            );
-            describe_counter!(
-                NO_QUORUM,
-                Unit::Count,
-                "Acquisitions that failed because a quorum of masters was unreachable or failed."
-            );
             describe_counter!(
                 ACQUIRE_FAILURES,
                 Unit::Count,
@@ -88,14 +74,8 @@ pub(crate) fn acquisition<T>(result: &Result<T, LockError>, elapsed: Duration) {
         }
         Err(e) => {
             let reason = match e {
-                LockError::Conflict { .. } => {
-                    metrics::counter!(CONFLICTS).increment(1);
-                    "conflict"
-                }
-                LockError::NoQuorum { .. } => {
-                    metrics::counter!(NO_QUORUM).increment(1);
-                    "no_quorum"
-                }
+                LockError::Conflict { .. } => "conflict",
+                LockError::NoQuorum { .. } => "no_quorum",
                 LockError::ValidityExhausted { .. } => "validity_exhausted",
                 LockError::FencingContention { .. } => "fencing_contention",
                 LockError::NotALock { .. } => "not_a_lock",

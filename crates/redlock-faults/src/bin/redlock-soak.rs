@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use redlock_faults::cli::{LockWorkerArgs, lock_worker_main};
-use redlock_faults::parse_duration;
 use redlock_faults::rng::{SeededRng, fresh_seed, mix};
 use redlock_faults::scenario::{RunConfig, Spec, Totals, catalogue, run};
 
@@ -28,8 +27,8 @@ use redlock_faults::scenario::{RunConfig, Spec, Totals, catalogue, run};
     about = "Long randomized fault-injection runs of tokio-redlock"
 )]
 struct Args {
-    /// Total run time (`20m`, `1h`, `90s`).
-    #[arg(long, default_value = "20m", value_parser = parse_duration)]
+    /// Total run time (`20m`, `1h`, `90s`, `1h 30m`).
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Master seed (printed; replays the same episodes and schedules). Random if absent.
     #[arg(long)]
@@ -38,7 +37,7 @@ struct Args {
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Length of one episode.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     episode: Duration,
     /// Run exactly one episode of the (first) scenario with this seed: a replay.
     #[arg(long)]

@@ -1,0 +1,143 @@
+//! The README's least-privilege ACL user ("Supported servers") is enough for every feature:
+//! the rules are read from the README itself, set on three real masters, and every operation
+//! runs as that user — then no master may have logged a denied command, key or channel
+//! (`ACL LOG`), since the library falls back quietly where a permission is missing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use redis::Value;
+use support::checks::{RELAXED, watchdog};
+use support::servers::Masters;
+use tokio::time::Instant;
+use tokio_redlock::{KeyState, LockManager, LockState};
+
+const README: &str = include_str!("../../../README.md");
+
+/// The README's `user locker on >… ~* …` line, as `ACL SETUSER` arguments, and its password.
+fn readme_acl_user() -> (Vec<&'static str>, &'static str) {
+    let line = README
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("user locker "))
+        .expect("the README has a `user locker …` ACL line");
+    let rules: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let password = rules
+        .iter()
+        .find_map(|r| r.strip_prefix('>'))
+        .expect("the ACL line sets a password");
+    (rules, password)
+}
+
+fn acl_log(master: &support::servers::RedisServer) -> Vec<Value> {
+    match master.cmd(&["ACL", "LOG"]) {
+        Value::Array(entries) => entries,
+        other => panic!("unexpected ACL LOG reply {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_least_privilege_user_can_do_everything() {
+    let masters = Masters::start(3);
+    let (rules, password) = readme_acl_user();
+    let mut setuser = vec!["ACL", "SETUSER"];
+    setuser.extend(rules.iter().copied());
+    for master in masters.iter() {
+        master.cmd(&setuser);
+        master.cmd(&["ACL", "LOG", "RESET"]);
+    }
+    let urls: Vec<String> = masters
+        .iter()
+        .map(|m| format!("redis://locker:{password}@127.0.0.1:{}", m.port()))
+        .collect();
+    let build = || {
+        LockManager::builder()
+            .servers(urls.iter().cloned())
+            .node_timeout(RELAXED)
+            // A waiter that polled would sleep 8 s: only a notification wakes it sooner.
+            .retry_delay(Duration::from_secs(8))
+            .retry_jitter(Duration::ZERO)
+            .fencing(true)
+            .build()
+            .unwrap()
+    };
+    let a = build();
+    let b = build();
+
+    // Acquire (with a fencing token), query, inspect, extend, release.
+    let mut lock = watchdog("lock", a.lock("acl:r")).await.unwrap();
+    assert!(lock.fencing_token().is_some());
+    let state = watchdog("is_locked", b.is_locked("acl:r")).await.unwrap();
+    assert!(matches!(state, LockState::Held { .. }), "{state:?}");
+    for m in watchdog("inspect", b.inspect("acl:r")).await.unwrap() {
+        assert!(matches!(m.state, KeyState::Held { .. }), "{m:?}");
+    }
+    watchdog("extend", a.extend(&mut lock, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let conflict = watchdog("try_lock", b.try_lock("acl:r")).await.unwrap_err();
+    assert!(conflict.is_conflict(), "{conflict}");
+
+    // A waiter woken by the release notification (publish and subscribe on the channel):
+    // polling, it would sleep the 8 s retry delay (the TTL is 20 s).
+    let releaser = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            a.unlock(&mut lock).await
+        })
+    };
+    let started = Instant::now();
+    let mut waited = watchdog("wait", b.lock("acl:r").wait(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the release notification woke the waiter: {:?}",
+        started.elapsed()
+    );
+    releaser.await.unwrap().unwrap();
+    watchdog("unlock", b.unlock(&mut waited)).await.unwrap();
+
+    // An empty script cache: the scripts are loaded again (or sent whole).
+    for master in masters.iter() {
+        master.flush_scripts();
+    }
+    let mut again = watchdog("lock", a.lock("acl:r")).await.unwrap();
+    watchdog("unlock", a.unlock(&mut again)).await.unwrap();
+    // An auto-extending guard.
+    let guard = watchdog(
+        "acquire",
+        a.acquire("acl:g")
+            .ttl(Duration::from_millis(600))
+            .auto_extend(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(guard.is_valid());
+    watchdog("release", guard.release()).await.unwrap();
+
+    a.close().await;
+    b.close().await;
+    for master in masters.iter() {
+        let log = acl_log(master);
+        assert!(
+            log.is_empty(),
+            "{}: the README's ACL user was denied something: {log:#?}",
+            master.url()
+        );
+    }
+}
