@@ -27,7 +27,7 @@ use crate::exit;
 use crate::probe::{self, KeyState, MasterJson, MasterKey};
 use crate::report::{Report, output};
 
-/// Deletes the key if it holds ARGV[1], and announces it on ARGV[2]. Returns 1 deleted,
+/// Deletes the key if it holds `ARGV[1]`, and announces it on `ARGV[2]`. Returns 1 deleted,
 /// 0 no key, -1 another value now, -2 not a string (not a lock).
 const DELETE_IF_SAME: &str = r"
 local v = redis.pcall('GET', KEYS[1])
