@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::fencing::{self, FencingToken};
 use crate::keys::{self, Printable};
-use crate::lock::Lock;
+use crate::lock::{Lock, MayHold};
 use crate::manager::Shared;
 use crate::node::{AcquireReply, FenceReply, Publish};
 use crate::notify::Subscription;
@@ -44,15 +44,12 @@ pub(crate) enum Patience {
     Forever,
 }
 
-/// The longest backoff after a split vote (capped by the retry delay).
-const SPLIT_BACKOFF: Duration = Duration::from_millis(10);
-
 /// Why one attempt failed, with the per-master outcomes of its round.
 enum Failure {
     /// Held elsewhere (possibly with some failures): worth retrying.
     Conflict(Vec<NodeOutcome>),
     /// A split vote: too few refusals for anyone to hold a majority (contenders took a
-    /// minority each, or masters failed). Retried after a short random backoff.
+    /// minority each, or masters failed). Retried like a conflict.
     Split(Vec<NodeOutcome>),
     /// A quorum agreed too late.
     TooSlow { elapsed: Duration },
@@ -66,19 +63,38 @@ enum Failure {
 }
 
 /// Releases an attempt's keys on every master if dropped while armed: a cancelled `lock`
-/// future leaves no key for longer than the cleanup round trip.
+/// future leaves no key for longer than the masters need to answer. The releases are parked
+/// on each master's release worker (no task per cancelled call), which resends them until
+/// they land or the keys have expired.
 pub(crate) struct ReleaseOnDrop {
     armed: Option<Armed>,
+    /// Per master, the round's sent flag (`None`: not asked). Until the round started,
+    /// `tracked` is false and every master counts as asked.
+    flags: Vec<Option<Arc<std::sync::atomic::AtomicBool>>>,
+    tracked: bool,
 }
 
-/// What a cleanup needs: the manager, the lock key and the attempt's token.
-type Armed = (Arc<Shared>, Arc<[u8]>, Arc<str>);
+/// What a cleanup needs: the manager, the lock key, the attempt's token and its TTL.
+type Armed = (Arc<Shared>, Arc<[u8]>, Arc<str>, Duration);
 
 impl ReleaseOnDrop {
-    pub(crate) fn arm(shared: &Arc<Shared>, key: &Arc<[u8]>, token: &Arc<str>) -> Self {
+    pub(crate) fn arm(
+        shared: &Arc<Shared>,
+        key: &Arc<[u8]>,
+        token: &Arc<str>,
+        ttl: Duration,
+    ) -> Self {
         Self {
-            armed: Some((Arc::clone(shared), Arc::clone(key), Arc::clone(token))),
+            armed: Some((Arc::clone(shared), Arc::clone(key), Arc::clone(token), ttl)),
+            flags: Vec::new(),
+            tracked: false,
         }
+    }
+
+    /// Follows the round's sent flags: a master whose request never left needs no release.
+    pub(crate) fn track(&mut self, flags: Vec<Option<Arc<std::sync::atomic::AtomicBool>>>) {
+        self.flags = flags;
+        self.tracked = true;
     }
 
     pub(crate) fn disarm(&mut self) {
@@ -88,13 +104,24 @@ impl ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        if let Some((shared, key, token)) = self.armed.take() {
+        if let Some((shared, key, token, ttl)) = self.armed.take() {
             tracing::debug!(
                 key = %Printable(&key),
                 token = %keys::token_prefix(token.as_bytes()),
                 "acquire dropped mid-flight: releasing in the background"
             );
-            shared.spawn_release(key, token);
+            let expires = shared.key_expiry(ttl);
+            let tracked = self.tracked;
+            for i in 0..shared.nodes.len() {
+                let sent = self
+                    .flags
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|f| f.load(Ordering::Acquire));
+                if sent || !tracked {
+                    shared.release_later(i, &key, &token, Publish::Yes, expires);
+                }
+            }
         }
     }
 }
@@ -210,10 +237,12 @@ async fn acquire_unrecorded(
                     outcomes: outcomes.clone(),
                 });
             }
-            Failure::Conflict(outcomes) => earliest_expiry(outcomes),
-            Failure::Split(_) | Failure::TooSlow { .. } | Failure::FencingContention(_) => None,
+            // A split vote backs off like a conflict: the keys it saw may be a real holder's
+            // (one we only partly see because a master failed), so it waits for that
+            // holder's expiry, a release notification or the retry delay — never a spin.
+            Failure::Conflict(outcomes) | Failure::Split(outcomes) => earliest_expiry(outcomes),
+            Failure::TooSlow { .. } | Failure::FencingContention(_) => None,
         };
-        let split = matches!(failure, Failure::Split(_));
         // A TTL at or below the drift never leaves validity: trying again cannot help.
         let hopeless = quorum::lease(options.ttl, shared.settings.drift_factor).is_none();
         if out_of_patience || hopeless {
@@ -258,21 +287,6 @@ async fn acquire_unrecorded(
             shared.settings.retry_jitter,
             rand::random::<f64>(),
         );
-        if split {
-            // Nobody holds the lock: contenders split the masters. Retry after a short random
-            // backoff so they fall out of step (Redlock's "retry on failure"), without waiting
-            // for a notification (our own cleanup just published one).
-            let cap = SPLIT_BACKOFF
-                .min(shared.settings.retry_delay)
-                .max(Duration::from_millis(1));
-            let backoff = cap.mul_f64(rand::random::<f64>());
-            let wake_at = Instant::now()
-                .checked_add(backoff)
-                .unwrap_or_else(Instant::now);
-            tokio::time::sleep_until(deadline.map_or(wake_at, |d| wake_at.min(d))).await;
-            shared.check_open()?;
-            continue;
-        }
         if let Some(hint) = hint {
             // Wake just after the holder's keys expire: a lock released by a client that
             // publishes nothing (or an expiry) is taken at once.
@@ -372,20 +386,25 @@ async fn attempt_once(
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     // Step 1: the clock is read before the first request leaves.
     let start = Instant::now();
-    let mut cleanup = ReleaseOnDrop::arm(shared, key, &token);
+    let mut cleanup = ReleaseOnDrop::arm(shared, key, &token, ttl);
+    // A request still waiting in our own queue when the TTL has passed could not leave any
+    // validity: it gives up as a backlog failure.
+    let queue_until = start.checked_add(ttl).unwrap_or(start);
     let mut round = Round::start(
         &shared.nodes,
         |_| true,
         vote,
-        |node| {
+        queue_until,
+        |node, call| {
             let (key, fence_key, token) =
                 (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
             async move {
-                node.acquire(&key, &fence_key, &token, ttl_ms, fencing)
+                node.acquire(&key, &fence_key, &token, ttl_ms, fencing, &call)
                     .await
             }
         },
     );
+    cleanup.track(round.sent_flags());
     // Step 2: decide as soon as the outcome is known.
     let verdict = round.decide().await;
     let elapsed = start.elapsed();
@@ -406,7 +425,9 @@ async fn attempt_once(
             let deadline = start.checked_add(lease).unwrap_or(start);
             let fencing_token = if fencing {
                 let (granted, seen) = fence_values(&round);
-                match issue_fencing_token(shared, granted, seen, key, fence_key, &token).await {
+                match issue_fencing_token(shared, granted, seen, key, fence_key, &token, deadline)
+                    .await
+                {
                     Ok(t) => Some(t),
                     Err(outcomes) => {
                         fencing_failed = Some(outcomes);
@@ -423,14 +444,32 @@ async fn attempt_once(
                 // of the lock now and `unlock` deletes it on every master; if one lands after
                 // the unlock, it is released when its reply comes back.
                 let outcomes = round.outcomes(&shared.nodes, |r| r.status());
+                // Masters that answered and may hold the key: a grant, or a failure after
+                // the request was sent. Requests still pending (sent, or adopted while their
+                // master connects) mark their master when their reply says so; if that comes
+                // after the unlock, they release it themselves (the unlock marks the lock
+                // released before it reads the marks).
+                let may_hold = Arc::new(MayHold::default());
+                for (i, reply) in round.replies() {
+                    if may_hold_key(reply) && (reply.is_ok() || round.was_sent(i)) {
+                        may_hold.mark(i);
+                    }
+                }
                 let released = Arc::new(AtomicBool::new(false));
-                let flag = Arc::clone(&released);
+                let (flag, marks) = (Arc::clone(&released), Arc::clone(&may_hold));
                 shared.release_after_replies(
                     round.into_pending(),
                     key,
                     &token,
                     Publish::Yes,
-                    move |reply| may_hold_key(reply) && flag.load(Ordering::SeqCst),
+                    shared.key_expiry(ttl),
+                    move |i, reply| {
+                        if !may_hold_key(reply) {
+                            return false;
+                        }
+                        marks.mark(i);
+                        flag.load(Ordering::SeqCst)
+                    },
                 );
                 cleanup.disarm();
                 return Ok(Lock {
@@ -444,43 +483,50 @@ async fn attempt_once(
                     released,
                     outcomes,
                     acquired_at: Instant::now(),
+                    may_hold,
                 });
             }
         }
     }
     // Step 4: release on every master that may hold our key: all but those that definitely
     // refused. Masters that granted answered promptly, so their release is awaited and the
-    // caller sees a clean slate; the others get theirs in the background, so a frozen master
-    // does not cost a second timeout.
+    // caller sees a clean slate; the others are parked on their master's release worker, so
+    // a frozen master does not cost a second timeout. A failed attempt's cleanup never wakes
+    // waiters: it frees nothing a waiter could take that expiry or a holder's release will
+    // not announce.
     let failure = match fencing_failed {
         Some(outcomes) => Failure::FencingContention(outcomes),
         None => classify(&round, verdict, elapsed, &shared.nodes),
     };
-    // Only a split vote's cleanup tells the waiters (they may retry at once); the cleanup of
-    // an attempt refused by a holder frees nothing they could take, and would only wake this
-    // waiter itself.
-    let publish = if matches!(failure, Failure::Split(_)) {
-        Publish::Yes
-    } else {
-        Publish::No
-    };
+    let publish = Publish::No;
+    let expires = shared.key_expiry(ttl);
     let granted: Vec<bool> = (0..shared.nodes.len())
         .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
         .collect();
-    let failed: Vec<bool> = (0..shared.nodes.len())
-        .map(|i| matches!(round.reply(i), Some(Err(_))))
-        .collect();
     // A failed request is over (its future ended), so whatever it sent is ahead of this
     // release on the connection.
-    shared
-        .release_round(key, &token, publish, |i| failed.get(i) == Some(&true))
-        .finish_in_background(&shared.tasks);
-    // A request not answered yet gets its release right after its reply, never before it.
-    shared.release_after_replies(round.into_pending(), key, &token, publish, may_hold_key);
-    shared
-        .release_round(key, &token, publish, |i| granted.get(i) == Some(&true))
-        .settle()
-        .await;
+    for (i, reply) in round.replies() {
+        if reply.is_err() && round.was_sent(i) {
+            shared.release_later(i, key, &token, publish, expires);
+        }
+    }
+    // A request not answered yet gets its release right after its reply, never before it;
+    // one never sent is dropped with the round.
+    shared.release_after_replies(
+        round.into_pending(),
+        key,
+        &token,
+        publish,
+        expires,
+        |_, reply| may_hold_key(reply),
+    );
+    if granted.contains(&true) {
+        let mut release = shared.release_round(key, &token, publish, expires, |i| {
+            granted.get(i) == Some(&true)
+        });
+        release.settle().await;
+        shared.release_what_failed(release, key, &token, publish, expires);
+    }
     cleanup.disarm();
     Err(failure)
 }
@@ -495,6 +541,7 @@ async fn issue_fencing_token(
     key: &Arc<[u8]>,
     fence_key: &Arc<[u8]>,
     token: &Arc<str>,
+    deadline: Instant,
 ) -> Result<FencingToken, Vec<NodeOutcome>> {
     let q = quorum::quorum(shared.nodes.len());
     if let Some(agreed) = fencing::agreed(&granted, q) {
@@ -508,10 +555,11 @@ async fn issue_fencing_token(
             &shared.nodes,
             |_| true,
             fence_vote,
-            |node| {
+            deadline,
+            |node, call| {
                 let (key, fence_key, token) =
                     (Arc::clone(key), Arc::clone(fence_key), Arc::clone(token));
-                async move { node.fence(&key, &fence_key, &token, t).await }
+                async move { node.fence(&key, &fence_key, &token, t, &call).await }
             },
         );
         let verdict = raise.decide().await;

@@ -97,6 +97,14 @@ pub enum NodeError {
     /// counts twice toward a quorum. Fix the server list.
     #[error("same server as {0}: one server must not count twice toward a quorum")]
     SameServer(String),
+    /// The request never left this process: our own queue for this master was full (every
+    /// in-flight slot of its connection busy) for as long as the caller could wait. Says
+    /// nothing about the master: it is our backlog, not a failure of the server. The
+    /// duration is how long the request waited for a slot.
+    #[error(
+        "not sent: this process's queue for the master stayed full for {0:?} (local backlog, not a server failure)"
+    )]
+    Backlog(Duration),
 }
 
 impl NodeError {
@@ -113,6 +121,13 @@ impl NodeError {
     /// True when the request timed out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_))
+    }
+
+    /// True when the request was never sent because this process had too many requests
+    /// queued for the master ([`NodeError::Backlog`]): overload of the caller, not of the
+    /// server.
+    pub fn is_backlog(&self) -> bool {
+        matches!(self, Self::Backlog(_))
     }
 }
 

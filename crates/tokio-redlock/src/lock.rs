@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -50,6 +50,9 @@ pub struct Lock {
     pub(crate) outcomes: Vec<NodeOutcome>,
     /// When the acquisition succeeded (for the hold-time metric).
     pub(crate) acquired_at: Instant,
+    /// Masters that may hold our key; the others never saw our token, so a release has
+    /// nothing to do there. Late acquire replies add to it.
+    pub(crate) may_hold: Arc<MayHold>,
 }
 
 impl Lock {
@@ -236,4 +239,28 @@ pub struct MasterKey {
     pub master: Arc<str>,
     /// What it holds.
     pub state: KeyState,
+}
+
+/// The masters that may hold a lock's key: those that granted it, and those whose acquire
+/// request was sent and not refused (a late reply marks its master as it comes back). Bit
+/// `i` stands for master `i`; masters past the 64th always count.
+#[derive(Debug, Default)]
+pub(crate) struct MayHold(std::sync::atomic::AtomicU64);
+
+impl MayHold {
+    fn bit(i: usize) -> Option<u64> {
+        u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i))
+    }
+
+    /// Marks master `i`.
+    pub(crate) fn mark(&self, i: usize) {
+        if let Some(bit) = Self::bit(i) {
+            self.0.fetch_or(bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether master `i` may hold the key.
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        Self::bit(i).is_none_or(|bit| self.0.load(Ordering::SeqCst) & bit != 0)
+    }
 }

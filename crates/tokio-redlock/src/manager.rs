@@ -18,7 +18,7 @@ use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, O
 use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
 use crate::lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
-use crate::node::{AcquireReply, CasReply, Node, Peek, Publish};
+use crate::node::{AcquireReply, Call, CasReply, Node, Peek, Publish};
 use crate::notify::Notifier;
 use crate::quorum::{self, Verdict, Vote};
 use crate::round::{Pending, Round};
@@ -58,6 +58,13 @@ impl Shared {
         }
     }
 
+    /// How long a read (`is_locked`, `inspect`) may wait in our own queue for a master.
+    pub(crate) fn query_queue_until(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.settings.connect_timeout)
+            .unwrap_or(now)
+    }
+
     pub(crate) fn check_open(&self) -> Result<(), LockError> {
         if self.closed.load(Ordering::Acquire) {
             Err(LockError::Closed)
@@ -66,49 +73,60 @@ impl Shared {
         }
     }
 
-    /// A compare-and-delete round on the masters for which `ask` is true.
+    /// A compare-and-delete round on the masters for which `ask` is true, each request
+    /// waiting for a slot at most until `queue_until`.
     pub(crate) fn release_round(
         &self,
         key: &Arc<[u8]>,
         token: &Arc<str>,
         publish: Publish,
+        queue_until: Instant,
         ask: impl Fn(usize) -> bool,
     ) -> Round<CasReply> {
-        Round::start(&self.nodes, ask, cas_vote, |node| {
+        Round::start(&self.nodes, ask, cas_vote, queue_until, |node, call| {
             let (key, token) = (Arc::clone(key), Arc::clone(token));
-            async move { node.release(&key, &token, publish).await }
+            async move { node.release(&key, &token, publish, &call).await }
         })
     }
 
-    /// Releases `token` on every master in a tracked background task.
-    pub(crate) fn spawn_release(self: &Arc<Self>, key: Arc<[u8]>, token: Arc<str>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!("no tokio runtime: the keys will expire by their TTL");
-            return;
-        };
-        let shared = Arc::clone(self);
-        runtime.spawn(self.tasks.track_future(async move {
-            let mut round = shared.release_round(&key, &token, Publish::Yes, |_| true);
-            round.settle().await;
-        }));
-    }
-}
-
-impl Shared {
-    /// Releases `token` on each master of a still-running acquire round right after that
-    /// master's acquire reply comes back, when `should_release` says so for the reply.
-    ///
-    /// Sending the release at once instead could overtake an acquire that is still on its
-    /// way (connecting, or re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would
-    /// then hold the key for the whole TTL.
-    pub(crate) fn release_after_replies(
-        self: &Arc<Self>,
-        mut pending: FuturesUnordered<Pending<AcquireReply>>,
+    /// Hands the release of `token` on master `i` to that master's release worker, which
+    /// resends it until it is answered or the key has expired (by `expires`).
+    pub(crate) fn release_later(
+        &self,
+        i: usize,
         key: &Arc<[u8]>,
         token: &Arc<str>,
         publish: Publish,
-        should_release: impl Fn(&Result<AcquireReply, NodeError>) -> bool + Send + 'static,
+        expires: Instant,
     ) {
+        if let Some(node) = self.nodes.get(i) {
+            node.release_later(Arc::clone(key), Arc::clone(token), publish, expires);
+        }
+    }
+
+    /// Makes sure the releases of a decided release round land: a master whose release
+    /// failed, or was never sent, gets it parked on its release worker; one whose release is
+    /// still on the wire is awaited in the background, and parked only if it fails.
+    pub(crate) fn release_what_failed(
+        self: &Arc<Self>,
+        round: Round<CasReply>,
+        key: &Arc<[u8]>,
+        token: &Arc<str>,
+        publish: Publish,
+        expires: Instant,
+    ) {
+        for (i, reply) in round.replies() {
+            if reply.as_ref().is_err_and(crate::node::worth_resending) {
+                self.release_later(i, key, token, publish, expires);
+            }
+        }
+        let unanswered = round.unanswered();
+        let mut pending = round.into_pending();
+        for i in unanswered {
+            if !pending.iter().any(|p| p.index() == i) {
+                self.release_later(i, key, token, publish, expires);
+            }
+        }
         if pending.is_empty() {
             return;
         }
@@ -118,22 +136,69 @@ impl Shared {
         let shared = Arc::clone(self);
         let (key, token) = (Arc::clone(key), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
-            let mut releases = FuturesUnordered::new();
-            loop {
-                tokio::select! {
-                    Some((i, reply)) = pending.next() => {
-                        if should_release(&reply)
-                            && let Some(node) = shared.nodes.get(i)
-                        {
-                            let (node, key, token) = (Arc::clone(node), Arc::clone(&key), Arc::clone(&token));
-                            releases.push(async move { node.release(&key, &token, publish).await });
-                        }
-                    }
-                    Some(_) = releases.next() => {}
-                    else => break,
+            while let Some((i, reply)) = pending.next().await {
+                if reply.is_err_and(|e| crate::node::worth_resending(&e)) {
+                    shared.release_later(i, &key, &token, publish, expires);
                 }
             }
         }));
+    }
+
+    /// The latest moment a key set (or extended) with `ttl` before now can still exist on a
+    /// master, allowing for the masters' clock drift.
+    pub(crate) fn key_expiry(&self, ttl: Duration) -> Instant {
+        let drift = quorum::drift(ttl, self.settings.drift_factor);
+        let now = Instant::now();
+        now.checked_add(ttl.saturating_add(drift)).unwrap_or(now)
+    }
+
+    /// Releases `token` on each master of a still-running acquire round right after that
+    /// master's acquire reply comes back, when `should_release` says so for the reply.
+    ///
+    /// Sending the release at once instead could overtake an acquire that is still on its
+    /// way (re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would then hold the key
+    /// for the whole TTL. Requests never sent are not in `pending` (see [`Round::into_pending`]).
+    pub(crate) fn release_after_replies(
+        self: &Arc<Self>,
+        mut pending: FuturesUnordered<Pending<AcquireReply>>,
+        key: &Arc<[u8]>,
+        token: &Arc<str>,
+        publish: Publish,
+        expires: Instant,
+        should_release: impl Fn(usize, &Result<AcquireReply, NodeError>) -> bool + Send + 'static,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = Arc::clone(self);
+        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let sent: Vec<(usize, Arc<AtomicBool>)> =
+            pending.iter().map(|p| (p.index(), p.sent_flag())).collect();
+        runtime.spawn(self.tasks.track_future(async move {
+            while let Some((i, reply)) = pending.next().await {
+                // A request that failed before it was sent set nothing.
+                let was_sent = sent
+                    .iter()
+                    .any(|(j, flag)| *j == i && flag.load(Ordering::Acquire));
+                if (reply.is_ok() || was_sent) && should_release(i, &reply) {
+                    shared.release_later(i, &key, &token, publish, expires);
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle is gone: subscribers, failover watches and connectors end; releases
+    /// still parked get one last try on a live connection.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for node in &self.nodes {
+            node.stop();
+        }
     }
 }
 
@@ -234,11 +299,32 @@ impl LockManager {
         self.shared.settings.ttl
     }
 
-    /// Background tasks still running: cleanup releases of dropped acquisitions and requests
-    /// of decided rounds still awaiting a slow master. Each ends within its masters'
-    /// timeouts. Useful to check that nothing is left running.
+    /// Background work still running: cleanup releases of dropped or failed acquisitions
+    /// and requests of decided rounds still awaiting a slow master. Each ends within its
+    /// masters' timeouts. Releases waiting for a master that is down are not counted here
+    /// (they are resent when it comes back, until their keys expire): see
+    /// [`pending_master_work`](Self::pending_master_work). Useful to check that nothing is
+    /// left running.
     pub fn background_tasks(&self) -> usize {
-        self.shared.tasks.len()
+        self.shared
+            .nodes
+            .iter()
+            .map(|n| n.release_work())
+            .fold(self.shared.tasks.len(), usize::saturating_add)
+    }
+
+    /// Everything pending on the masters: the manager's background tasks, every release
+    /// parked for resending (also those waiting for a master that is down), and each
+    /// master's own tasks (a connector while it is being reconnected, a release worker).
+    /// Bounded by a constant per master whatever the request rate: a dead or silent master
+    /// accumulates nothing but its parked releases (at most 4096, each until its key
+    /// expires).
+    pub fn pending_master_work(&self) -> usize {
+        self.shared
+            .nodes
+            .iter()
+            .map(|n| n.parked_releases().saturating_add(n.background_tasks()))
+            .fold(self.shared.tasks.len(), usize::saturating_add)
     }
 
     /// Resources that have waiters subscribed to their release notifications right now;
@@ -486,11 +572,36 @@ impl LockManager {
         // Acquire requests of this lock still in flight release their key when they land.
         lock.released
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut round = shared.release_round(&lock.key, &lock.token, Publish::Yes, |_| true);
+        // Each master is asked until it answers, resending after transient failures for up
+        // to the connect timeout; a master not confirmed by then keeps its release parked
+        // in the background until it lands or the key has expired.
+        let give_up_at = started
+            .checked_add(shared.settings.connect_timeout)
+            .unwrap_or(started);
+        // A master that never saw our token (its acquire request was never sent, or it
+        // refused) answers "absent" without a request: there is nothing to delete there.
+        let may_hold = Arc::clone(&lock.may_hold);
+        let mut round = Round::start(
+            &shared.nodes,
+            |_| true,
+            cas_vote,
+            give_up_at,
+            |node, call| {
+                let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
+                let asked = may_hold.contains(node.index());
+                async move {
+                    if !asked {
+                        return Ok(CasReply::Absent);
+                    }
+                    node.release_until(&key, &token, Publish::Yes, &call).await
+                }
+            },
+        );
         let verdict = round.decide().await;
         let tally = *round.tally();
         let outcomes = round.outcomes(&shared.nodes, |r| r.status());
-        round.finish_in_background(&shared.tasks);
+        let expires = shared.key_expiry(lock.ttl);
+        shared.release_what_failed(round, &lock.key, &lock.token, Publish::Yes, expires);
         lock.invalidate(started);
         tracing::debug!(
             resource = %Printable(&lock.resource),
@@ -583,13 +694,16 @@ impl LockManager {
             .and_then(|lease| start.checked_add(lease))
             .unwrap_or(start);
         lock.deadline = lock.deadline.min(lease_end);
+        // A request still queued at the old deadline cannot save the lock any more.
+        let queue_until = lock.deadline.max(start);
         let mut round = Round::start(
             &shared.nodes,
             |_| true,
             cas_vote,
-            |node| {
+            queue_until,
+            |node, call| {
                 let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.extend(&key, &token, ttl_ms).await }
+                async move { node.extend(&key, &token, ttl_ms, &call).await }
             },
         );
         let verdict = round.decide().await;
@@ -703,9 +817,10 @@ impl LockManager {
             &shared.nodes,
             |_| true,
             |r| if r.is_ok() { Vote::Yes } else { Vote::Failed },
-            |node| {
+            shared.query_queue_until(),
+            |node, call| {
                 let key = Arc::clone(&key);
-                async move { node.peek(&key).await }
+                async move { node.peek(&key, &call).await }
             },
         );
         let q = self.quorum();
@@ -761,10 +876,11 @@ impl LockManager {
     pub async fn inspect(&self, resource: impl AsRef<[u8]>) -> Result<Vec<MasterKey>, LockError> {
         self.shared.check_open()?;
         let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
+        let call = Call::until(self.shared.query_queue_until());
         let reads = self.shared.nodes.iter().map(|node| {
-            let key = Arc::clone(&key);
+            let (key, call) = (Arc::clone(&key), call.clone());
             async move {
-                let state = match node.peek(&key).await {
+                let state = match node.peek(&key, &call).await {
                     Ok(Peek::Absent) => KeyState::Absent,
                     Ok(Peek::Value { value, remaining }) => KeyState::Held {
                         holder: HolderToken(value),
@@ -806,10 +922,19 @@ impl LockManager {
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
+        // Releases still parked get their chance while the connections are up, bounded: a
+        // master that cannot be reached keeps its keys until their TTL ends.
+        let flush_until = self.shared.query_queue_until();
+        for node in &self.shared.nodes {
+            node.flush(flush_until).await;
+        }
         self.shared.listeners.close();
         self.shared.listeners.wait().await;
         for node in &self.shared.nodes {
             node.disconnect();
+        }
+        for node in &self.shared.nodes {
+            node.stopped().await;
         }
     }
 }

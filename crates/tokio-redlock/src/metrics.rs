@@ -135,6 +135,7 @@ pub(crate) fn master_error(master: &str, error: &NodeError) {
             NodeError::Server { .. } => "server",
             NodeError::UnexpectedReply(_) => "unexpected_reply",
             NodeError::SameServer(_) => "same_server",
+            NodeError::Backlog(_) => "backlog",
         };
         metrics::counter!(MASTER_ERRORS, "master" => master.to_owned(), "kind" => kind)
             .increment(1);

@@ -9,13 +9,19 @@
 //! went out on was already dead, once, on a fresh connection (see `Node::eval`): every
 //! script is idempotent for a given token, so that resend cannot change the outcome.
 
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{ConfigError, NodeError, NodeStatus, redact_url};
 use crate::failover::FailoverWatch;
@@ -114,6 +120,36 @@ const ROLE_EVERY_MS: u64 = 1_000;
 /// Requests that time out in a row before a connection is replaced.
 const DEAD_AFTER_TIMEOUTS: u64 = 8;
 
+/// Requests one connection carries on the wire at once. More wait in our own queue, outside
+/// their timer, so `node_timeout` measures the master, not our backlog. A Redis master
+/// runs a script in microseconds: 128 in flight keep a local master busy and cost a request
+/// well under a millisecond of queueing at the server.
+pub(crate) const MAX_IN_FLIGHT: usize = 128;
+
+/// Slots on top of [`MAX_IN_FLIGHT`] that only releases and extensions may take: a release
+/// never waits behind thousands of queued acquisitions.
+pub(crate) const RESERVED_IN_FLIGHT: usize = 16;
+
+/// First pause of the connector after a failed connection attempt; it doubles up to
+/// [`RECONNECT_MAX`], so a master that comes back is used again within about a second.
+const RECONNECT_MIN: Duration = Duration::from_millis(50);
+/// Longest pause between two connection attempts.
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
+
+/// First pause before a release is resent after a transient failure; doubles up to
+/// [`RESEND_MAX`].
+const RESEND_MIN: Duration = Duration::from_millis(10);
+/// Longest pause between two sends of one release.
+const RESEND_MAX: Duration = Duration::from_millis(500);
+
+/// Unsent requests of decided rounds one master keeps waiting for a connection being opened
+/// (so that, on a fresh manager, a lock still lands on every master that connects in time);
+/// past it they are dropped, so a master that never answers accumulates nothing.
+const ADOPTED_MAX: usize = 64;
+
+/// Releases one master keeps parked for resending at most.
+const PARKED_MAX: usize = 4096;
+
 /// Where a connection attempt failed: asking the sentinels, or on the master itself.
 enum Phase {
     Lookup(LookupError),
@@ -199,13 +235,57 @@ fn run_id(info: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The connection currently in use, tagged so a failure can only discard the connection it
-/// happened on (not a newer one another task opened meanwhile).
-struct Current {
+/// A connection that is up, with its slots for requests on the wire.
+#[derive(Clone)]
+struct Up {
+    /// Tags the connection, so a failure can only retire the connection it happened on.
     generation: u64,
     /// The failover epoch the connection was opened under (Sentinel members; else 0).
     epoch: u64,
     connection: MultiplexedConnection,
+    /// [`MAX_IN_FLIGHT`] permits: a request holds one from the moment it is sent until its
+    /// reply or its timeout. Closed when the connection is retired.
+    slots: Arc<Semaphore>,
+    /// [`RESERVED_IN_FLIGHT`] more, for releases and extensions only.
+    reserved: Arc<Semaphore>,
+}
+
+impl Up {
+    /// Closes the slots: requests waiting for one take the next connection instead.
+    fn retire(&self) {
+        self.slots.close();
+        self.reserved.close();
+    }
+}
+
+/// The connection of one master and what is known of the master's health.
+#[derive(Default)]
+struct LinkState {
+    up: Option<Up>,
+    /// While no connection is up: the error of the last connection attempt. Requests fail at
+    /// once with it while the connector tries again in the background.
+    down: Option<NodeError>,
+    /// A connector task is running.
+    connecting: bool,
+    /// Generation of the last connection opened.
+    generation: u64,
+}
+
+/// Releases that did not land yet, resent in the background until they do.
+#[derive(Default)]
+struct Parked {
+    queue: VecDeque<ParkedRelease>,
+    /// A release worker task is running.
+    working: bool,
+}
+
+/// One release waiting to be (re)sent.
+struct ParkedRelease {
+    key: Arc<[u8]>,
+    token: Arc<str>,
+    publish: Publish,
+    /// When the key expires by its TTL at the latest: past it, there is nothing to release.
+    expires: Instant,
 }
 
 /// One master of the quorum.
@@ -222,26 +302,99 @@ pub(crate) struct Node {
     secrets: Vec<String>,
     node_timeout: Duration,
     connect_timeout: Duration,
-    current: Mutex<Option<Current>>,
-    /// Serialises connection attempts, so a burst of requests opens one connection.
-    connecting: tokio::sync::Mutex<ConnectState>,
-    /// Connection attempts finished so far (read without the lock).
-    attempts: AtomicU64,
+    /// The connection and the master's health.
+    link: Mutex<LinkState>,
+    /// Woken whenever `link` changes (connected, failed, retired).
+    changed: Notify,
+    /// Cancelled when the manager is closed or dropped: no connection is opened any more,
+    /// and the connector and the release worker end.
+    stop: CancellationToken,
+    /// Owner of this master's background tasks (connector, release worker).
+    tasks: TaskTracker,
+    /// Releases not confirmed yet.
+    parked: Mutex<Parked>,
     /// Requests timed out in a row on the current connection.
     timeouts: AtomicU64,
+    /// When (ms after `born`) a reply last came back: progress of the connection.
+    last_reply_ms: AtomicU64,
+    /// The server refused `SET … NX GET` (before Redis 7.0): acquisitions stay on the script.
+    set_get_refused: AtomicBool,
+    /// Unsent requests of decided rounds kept waiting for a connection being opened.
+    adopted: Arc<AtomicUsize>,
+    /// Whether acquisitions may take the plain `SET NX PX`: set once a script ran here (so
+    /// the user may run the scripts that release and extend what it sets), cleared by a
+    /// `NOPERM` from a script. Until then an acquisition takes the script path, and a user
+    /// who may `SET` but not run scripts gets no lock it could not release.
+    fast_acquire: AtomicBool,
     /// When the node was created: the origin of `role_checked_ms`.
-    born: tokio::time::Instant,
+    born: Instant,
     /// When (ms after `born`) the server last answered `ROLE`.
     role_checked_ms: AtomicU64,
 }
 
-/// The bookkeeping of connection attempts, behind `Node::connecting`.
-#[derive(Default)]
-struct ConnectState {
-    /// Generation of the last connection opened.
-    generation: u64,
-    /// The error of the last attempt and its number, if it failed.
-    last_failure: Option<(u64, NodeError)>,
+/// A place taken by [`Node::adopt`], given back when dropped.
+pub(crate) struct Adopted(Arc<AtomicUsize>);
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a caller brings to one request: how long it may wait for a slot, and where to say
+/// that the request left.
+#[derive(Clone, Debug)]
+pub(crate) struct Call {
+    /// The latest moment the request may still be sent: past it, waiting in our own queue
+    /// ends with [`NodeError::Backlog`].
+    pub(crate) queue_until: Instant,
+    /// Set when the request is handed to the connection (it may then reach the master).
+    pub(crate) sent: Option<Arc<AtomicBool>>,
+    /// Releases and extensions may also take one of the connection's reserved slots, so
+    /// that they never queue behind a storm of acquisitions.
+    pub(crate) priority: bool,
+}
+
+impl Call {
+    /// A request that may wait for a slot until `queue_until`.
+    pub(crate) fn until(queue_until: Instant) -> Self {
+        Self {
+            queue_until,
+            sent: None,
+            priority: false,
+        }
+    }
+
+    /// The same call with a claim on the reserved slots (releases, extensions).
+    fn with_priority(&self) -> Self {
+        Self {
+            priority: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether a request of this call was handed to a connection.
+    fn was_sent(&self) -> bool {
+        self.sent
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
+    }
+
+    fn mark_sent(&self) {
+        if let Some(sent) = &self.sent {
+            sent.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// One request to a master.
+enum Request<'a> {
+    Script {
+        script: &'a LuaScript,
+        keys: &'a [&'a [u8]],
+        args: &'a [&'a [u8]],
+    },
+    Pipeline(&'a redis::Pipeline),
 }
 
 impl std::fmt::Debug for Node {
@@ -305,13 +458,43 @@ impl Node {
             secrets,
             node_timeout: options.node_timeout,
             connect_timeout: options.connect_timeout,
-            current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(ConnectState::default()),
-            attempts: AtomicU64::new(0),
+            link: Mutex::new(LinkState::default()),
+            changed: Notify::new(),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            parked: Mutex::new(Parked::default()),
             timeouts: AtomicU64::new(0),
-            born: tokio::time::Instant::now(),
+            last_reply_ms: AtomicU64::new(0),
+            fast_acquire: AtomicBool::new(false),
+            set_get_refused: AtomicBool::new(false),
+            adopted: Arc::new(AtomicUsize::new(0)),
+            born: Instant::now(),
             role_checked_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Takes one of [`ADOPTED_MAX`] places for an unsent request of a decided round that
+    /// waits for a connection being opened; `None` when the master is not connecting (up:
+    /// the request is waiting in our own queue; down: it fails at once) or the places are
+    /// taken.
+    pub(crate) fn adopt(&self) -> Option<Adopted> {
+        let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        let connecting = link.up.is_none() && link.down.is_none() && link.connecting;
+        drop(link);
+        if !connecting {
+            return None;
+        }
+        self.adopted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < ADOPTED_MAX).then(|| n.saturating_add(1))
+            })
+            .ok()
+            .map(|_| Adopted(Arc::clone(&self.adopted)))
+    }
+
+    /// Position in the manager's list of masters.
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     /// The redacted address.
@@ -330,40 +513,100 @@ impl Node {
         self.target.is_tls()
     }
 
-    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
-        let epoch = self.epoch();
-        let guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        guard
-            .as_ref()
-            // A connection to a master the sentinels have since replaced is not used again.
-            .filter(|c| c.epoch == epoch)
-            .map(|c| (c.generation, c.connection.clone()))
-    }
-
     /// The failover epoch of a Sentinel member (0 for a fixed address).
     fn epoch(&self) -> u64 {
         self.target.watch().map_or(0, FailoverWatch::epoch)
     }
 
-    /// The shared connection, opened on first use (bounded by `connect_timeout`).
+    /// The live connection and a slot on it.
     ///
-    /// Requests that queued behind a connection attempt that failed get that attempt's error
-    /// instead of trying again one after another: an unreachable master costs each request
-    /// at most one `connect_timeout`, and requests do not pile up behind each other.
-    async fn connection(&self) -> Result<(u64, MultiplexedConnection), NodeError> {
-        if let Some(c) = self.cached() {
-            return Ok(c);
+    /// - Up: waits for one of the connection's [`MAX_IN_FLIGHT`] slots until
+    ///   `call.queue_until`, then [`NodeError::Backlog`]: a request's timer starts only once it
+    ///   is on the wire, so it measures the master, never our own queue.
+    /// - Known down (the last connection attempt failed): fails at once with that attempt's
+    ///   error while the connector tries again in the background.
+    /// - Connecting (first use, or a connection just retired): waits for the connector, at
+    ///   most `connect_timeout`. Such a request has not been sent: a round that decides
+    ///   without it drops it, and nothing needs cleaning up.
+    async fn link(self: &Arc<Self>, call: &Call) -> Result<(Up, OwnedSemaphorePermit), NodeError> {
+        let connect_until = Instant::now()
+            .checked_add(self.connect_timeout)
+            .unwrap_or_else(Instant::now);
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let up = {
+                let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+                let epoch = self.epoch();
+                match link.up.clone() {
+                    Some(up) if up.epoch == epoch => Some(up),
+                    Some(stale) => {
+                        // The sentinels named another master since: retire this connection.
+                        stale.retire();
+                        link.up = None;
+                        self.start_connector(&mut link);
+                        None
+                    }
+                    None => {
+                        if self.stop.is_cancelled() {
+                            return Err(NodeError::Connection(
+                                "the lock manager was closed".to_owned(),
+                            ));
+                        }
+                        if let Some(error) = &link.down {
+                            return Err(error.clone());
+                        }
+                        self.start_connector(&mut link);
+                        None
+                    }
+                }
+            };
+            if let Some(up) = up {
+                let queued = Instant::now();
+                let slot = async {
+                    if call.priority {
+                        tokio::select! {
+                            slot = Arc::clone(&up.slots).acquire_owned() => slot,
+                            slot = Arc::clone(&up.reserved).acquire_owned() => slot,
+                        }
+                    } else {
+                        Arc::clone(&up.slots).acquire_owned().await
+                    }
+                };
+                match tokio::time::timeout_at(call.queue_until, slot).await {
+                    Ok(Ok(slot)) => return Ok((up, slot)),
+                    // Retired while we waited: take the next connection.
+                    Ok(Err(_)) => continue,
+                    Err(_) => return Err(NodeError::Backlog(queued.elapsed())),
+                }
+            }
+            if tokio::time::timeout_at(connect_until, notified)
+                .await
+                .is_err()
+            {
+                return Err(NodeError::Timeout(self.connect_timeout));
+            }
         }
-        let attempts_before = self.attempts.load(Ordering::Acquire);
-        let mut state = self.connecting.lock().await;
-        if let Some(c) = self.cached() {
-            return Ok(c);
+    }
+
+    /// Starts the connector task unless one runs (called with the link locked).
+    fn start_connector(self: &Arc<Self>, link: &mut LinkState) {
+        if link.connecting || self.stop.is_cancelled() {
+            return;
         }
-        if let Some((attempt, error)) = &state.last_failure
-            && *attempt > attempts_before
-        {
-            return Err(error.clone());
-        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        link.connecting = true;
+        let node = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        runtime.spawn(self.tasks.track_future(connector(node, stop)));
+    }
+
+    /// One connection attempt, bounded by `connect_timeout`: connect, load the scripts, check
+    /// `ROLE` and the server's identity.
+    async fn connect_once(&self) -> Result<(MultiplexedConnection, u64), NodeError> {
         // The redis crate's own response timeout is off: every request is bounded by
         // `node_timeout` below, which also leaves late replies routed to nobody.
         let config = AsyncConnectionConfig::new()
@@ -427,7 +670,6 @@ impl Node {
             Ok::<_, Phase>((connection, info.ok().and_then(|i| run_id(&i)), role))
         };
         let outcome = tokio::time::timeout(self.connect_timeout, connect).await;
-        let attempt = self.attempts.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         let checked = match outcome {
             Ok(Ok((connection, run_id, role))) => check_role(role)
                 .and_then(|()| self.servers.register(self.index, &self.address, run_id))
@@ -443,36 +685,82 @@ impl Node {
             }
             Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
         };
-        let connection = match checked {
-            Ok(connection) => connection,
-            Err(error) => {
-                state.last_failure = Some((attempt, error.clone()));
-                return Err(error);
-            }
-        };
-        state.last_failure = None;
-        // ROLE was just checked on this connection.
-        self.role_checked_ms.store(
-            u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        state.generation = state.generation.wrapping_add(1);
-        let generation = state.generation;
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        *current = Some(Current {
-            generation,
-            epoch,
-            connection: connection.clone(),
-        });
-        Ok((generation, connection))
+        checked.map(|connection| (connection, epoch))
     }
 
-    /// Forgets the connection of `generation` after it broke, so the next request reconnects.
-    fn discard(&self, generation: u64) {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if current.as_ref().is_some_and(|c| c.generation == generation) {
-            *current = None;
+    /// Records the outcome of a connection attempt; true when connected.
+    fn settle(&self, outcome: Result<(MultiplexedConnection, u64), NodeError>) -> bool {
+        let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        let connected = match outcome {
+            Ok((connection, epoch)) => {
+                link.generation = link.generation.wrapping_add(1);
+                link.up = Some(Up {
+                    generation: link.generation,
+                    epoch,
+                    connection,
+                    slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                    reserved: Arc::new(Semaphore::new(RESERVED_IN_FLIGHT)),
+                });
+                link.down = None;
+                link.connecting = false;
+                self.timeouts.store(0, Ordering::Relaxed);
+                // ROLE was just checked on this connection.
+                self.role_checked_ms.store(self.now_ms(), Ordering::Relaxed);
+                true
+            }
+            Err(error) => {
+                tracing::debug!(master = %self.address, %error, "connection attempt failed");
+                link.down = Some(error);
+                false
+            }
+        };
+        drop(link);
+        self.changed.notify_waiters();
+        connected
+    }
+
+    /// Awaits a request that is on the wire, bounded by `node_timeout` without progress:
+    /// replies come back in order on a connection, so while replies to other requests keep
+    /// arriving (the master answers; ours waits behind requests this process sent before
+    /// it, or for this process to get the CPU to read it), the wait goes on, up to the
+    /// caller's `queue_until`. A master that answers nothing for `node_timeout` times out.
+    async fn on_the_wire<T>(
+        &self,
+        request: impl Future<Output = T>,
+        call: &Call,
+    ) -> Result<T, tokio::time::error::Elapsed> {
+        let mut request = std::pin::pin!(request);
+        loop {
+            let waiting_since = self.now_ms();
+            match tokio::time::timeout(self.node_timeout, request.as_mut()).await {
+                Ok(done) => return Ok(done),
+                Err(elapsed) => {
+                    let progress = self.last_reply_ms.load(Ordering::Relaxed) >= waiting_since;
+                    if !progress || Instant::now() >= call.queue_until {
+                        return Err(elapsed);
+                    }
+                }
+            }
         }
+    }
+
+    /// Milliseconds since the node was created.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Retires the connection of `generation` after it broke; the connector opens the next.
+    fn discard(self: &Arc<Self>, generation: u64) {
+        let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        if link.up.as_ref().is_some_and(|c| c.generation == generation) {
+            if let Some(up) = link.up.take() {
+                up.retire();
+            }
+            link.down = None;
+            self.start_connector(&mut link);
+        }
+        drop(link);
+        self.changed.notify_waiters();
     }
 
     /// A dedicated publish/subscribe connection (for release notifications).
@@ -499,33 +787,50 @@ impl Node {
         }
     }
 
-    /// Drops the connection (used by `close`).
+    /// Stops the master's background work and drops its connection (manager closed or
+    /// dropped). Releases still parked get one last try when a connection is up; then they
+    /// are left to expire by their TTL.
     pub(crate) fn disconnect(&self) {
+        self.stop();
+        let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(up) = link.up.take() {
+            up.retire();
+        }
+        drop(link);
+        self.changed.notify_waiters();
+    }
+
+    /// Stops the master's background work: no new connection is opened, the connector and
+    /// the failover watch end, and the release worker makes one last pass on a live
+    /// connection, then ends.
+    pub(crate) fn stop(&self) {
         if let Some(watch) = self.target.watch() {
             watch.stop();
         }
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        *current = None;
+        self.stop.cancel();
+        self.tasks.close();
+        self.changed.notify_waiters();
     }
 
-    /// Runs a script by `EVALSHA`, falling back to one `EVAL` (which also caches it) after
-    /// `NOSCRIPT`: at most one extra round trip after a restart or `SCRIPT FLUSH`.
-    ///
-    /// When the shared connection turns out to be dead (the master restarted, or closed an
-    /// idle connection), the request is sent once more on a fresh connection. This is the
-    /// one resend the library makes, and it is safe because every script is idempotent for a
-    /// given token: a second acquire reports the first one's grant, a second extend extends
-    /// again, and a second release that finds the key gone cannot tell whether the first
-    /// deleted it ([`Node::release`] reports that as unknown).
-    async fn eval(
-        &self,
-        script: &LuaScript,
-        keys: &[&[u8]],
-        args: &[&[u8]],
-    ) -> Result<Value, NodeError> {
-        self.eval_noting_resend(script, keys, args)
-            .await
-            .map(|(value, _)| value)
+    /// Waits until no release is parked or `until` has passed, whichever comes first.
+    pub(crate) async fn flush(&self, until: Instant) {
+        while self.release_work() > 0 && Instant::now() < until {
+            let changed = self.changed.notified();
+            tokio::select! {
+                () = tokio::time::sleep(RESEND_MIN) => {}
+                () = changed => {}
+            }
+        }
+    }
+
+    /// Waits until the master's background tasks have ended (after [`disconnect`](Self::disconnect)).
+    pub(crate) async fn stopped(&self) {
+        self.tasks.wait().await;
+    }
+
+    /// Background tasks of this master still running (connector, release worker).
+    pub(crate) fn background_tasks(&self) -> usize {
+        self.tasks.len()
     }
 
     /// Counts a failed request in the per-master error metric and passes the error on.
@@ -534,21 +839,27 @@ impl Node {
         error
     }
 
-    /// [`eval`](Self::eval), also saying whether the request was sent a second time.
-    async fn eval_noting_resend(
-        &self,
-        script: &LuaScript,
-        keys: &[&[u8]],
-        args: &[&[u8]],
+    /// Sends `request`, bounded by `node_timeout` from the moment it is on the wire.
+    ///
+    /// When the connection turns out to be dead (the master restarted, or closed an idle
+    /// connection), the request is sent once more on a fresh connection; the second value
+    /// says so. This is the one resend a request makes, and it is safe because every request
+    /// is idempotent for a given token: a second acquire reports the first one's grant, a
+    /// second extend extends again, and a second release that finds the key gone cannot tell
+    /// whether the first deleted it ([`Node::release`] reports that as unknown).
+    async fn send(
+        self: &Arc<Self>,
+        request: &Request<'_>,
+        call: &Call,
     ) -> Result<(Value, bool), NodeError> {
-        match self.eval_once(script, keys, args).await {
+        match self.send_once(request, call).await {
             Err(Attempt::Dropped(error)) => {
                 tracing::debug!(
                     master = %self.address,
                     %error,
                     "connection was dead: sending once more on a new connection"
                 );
-                self.eval_once(script, keys, args)
+                self.send_once(request, call)
                     .await
                     .map(|v| (v, true))
                     .map_err(|e| self.note_error(e.into_error()))
@@ -559,13 +870,15 @@ impl Node {
         }
     }
 
-    async fn eval_once(
-        &self,
-        script: &LuaScript,
-        keys: &[&[u8]],
-        args: &[&[u8]],
+    async fn send_once(
+        self: &Arc<Self>,
+        request: &Request<'_>,
+        call: &Call,
     ) -> Result<Value, Attempt> {
-        let (generation, mut con) = self.connection().await.map_err(Attempt::Failed)?;
+        let (up, _slot) = self.link(call).await.map_err(Attempt::Failed)?;
+        let generation = up.generation;
+        let mut con = up.connection;
+        call.mark_sent();
         // At most once a second, ROLE goes along with the request (same connection, no extra
         // round trip): a master turned into a replica while we were connected — writable
         // replicas (`replica-read-only no`) even accept the script — stops counting within
@@ -575,16 +888,25 @@ impl Node {
             async move { redis::cmd("ROLE").query_async::<Value>(&mut con).await }
         });
         let request = async {
-            let mut evalsha = redis::cmd("EVALSHA");
-            evalsha.arg(&script.sha).arg(keys.len()).arg(keys).arg(args);
-            match evalsha.query_async::<Value>(&mut con).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    tracing::debug!(master = %self.address, "NOSCRIPT: sending the script body");
-                    let mut eval = redis::cmd("EVAL");
-                    eval.arg(script.body).arg(keys.len()).arg(keys).arg(args);
-                    eval.query_async::<Value>(&mut con).await
+            match request {
+                Request::Script { script, keys, args } => {
+                    let mut evalsha = redis::cmd("EVALSHA");
+                    evalsha
+                        .arg(&script.sha)
+                        .arg(keys.len())
+                        .arg(*keys)
+                        .arg(*args);
+                    match evalsha.query_async::<Value>(&mut con).await {
+                        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                            tracing::debug!(master = %self.address, "NOSCRIPT: sending the script body");
+                            let mut eval = redis::cmd("EVAL");
+                            eval.arg(script.body).arg(keys.len()).arg(*keys).arg(*args);
+                            eval.query_async::<Value>(&mut con).await
+                        }
+                        other => other,
+                    }
                 }
-                other => other,
+                Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut con).await,
             }
         };
         let with_role = async {
@@ -596,22 +918,26 @@ impl Node {
                 None => (request.await, None),
             }
         };
-        let outcome = tokio::time::timeout(self.node_timeout, with_role).await;
+        let outcome = self.on_the_wire(with_role, call).await;
         if let Ok((_, Some(role))) = &outcome
             && let Err(not_master) = check_role(role.clone())
         {
-            // Whatever the script did there, this server does not count: the caller treats
+            // Whatever the request did there, this server does not count: the caller treats
             // the failure as "may hold the key" and releases it.
             self.discard(generation);
             return Err(Attempt::Failed(not_master));
         }
         match outcome.map(|(reply, _)| reply) {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.timeouts.store(0, Ordering::Relaxed);
+                self.last_reply_ms.store(self.now_ms(), Ordering::Relaxed);
+                Ok(v)
+            }
             Ok(Err(e)) if e.is_unrecoverable_error() || e.is_io_error() => {
                 self.discard(generation);
                 Err(Attempt::Dropped(self.classify(&e, self.node_timeout)))
             }
-            // The master became a replica (a failover demoted it): the script did not run.
+            // The master became a replica (a failover demoted it): the request did not run.
             // Reconnect — a Sentinel group names its new master, a fixed address is checked
             // by ROLE — and send once more.
             Ok(Err(e)) if e.code() == Some("READONLY") => {
@@ -627,12 +953,34 @@ impl Node {
                 Err(Attempt::Failed(NodeError::Timeout(self.node_timeout)))
             }
         }
-        .inspect(|_| self.timeouts.store(0, Ordering::Relaxed))
+    }
+
+    /// Runs a script by `EVALSHA`, falling back to one `EVAL` (which also caches it) after
+    /// `NOSCRIPT`: at most one extra round trip after a restart or `SCRIPT FLUSH`.
+    async fn eval(
+        self: &Arc<Self>,
+        script: &LuaScript,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        call: &Call,
+    ) -> Result<(Value, bool), NodeError> {
+        let result = self
+            .send(&Request::Script { script, keys, args }, call)
+            .await;
+        match &result {
+            Ok(_) if !self.set_get_refused.load(Ordering::Relaxed) => {
+                self.fast_acquire.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(NodeError::NoPermission(_)) => self.fast_acquire.store(false, Ordering::Relaxed),
+            Err(_) => {}
+        }
+        result
     }
 
     /// Whether a `ROLE` check is due (a second since the last), claiming it if so.
     fn role_due(&self) -> bool {
-        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
         let last = self.role_checked_ms.load(Ordering::Relaxed);
         now.saturating_sub(last) >= ROLE_EVERY_MS
             && self
@@ -645,7 +993,7 @@ impl Node {
     /// connection is replaced: a connection that stays open but delivers nothing (a NAT or
     /// firewall that dropped its state, a host gone without a reset) would otherwise time out
     /// every request forever. A merely slow or paused master costs one reconnect.
-    fn note_timeout(&self, generation: u64) {
+    fn note_timeout(self: &Arc<Self>, generation: u64) {
         let seen = self
             .timeouts
             .fetch_add(1, Ordering::Relaxed)
@@ -657,45 +1005,80 @@ impl Node {
         }
     }
 
-    /// Bounds a request by `node_timeout` and classifies its error.
-    async fn finish<T>(
-        &self,
-        generation: u64,
-        request: impl Future<Output = Result<T, RedisError>>,
-    ) -> Result<T, NodeError> {
-        match tokio::time::timeout(self.node_timeout, request).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if e.is_unrecoverable_error() || e.is_io_error() {
-                    self.discard(generation);
-                }
-                Err(self.classify(&e, self.node_timeout))
-            }
-            // The connection is kept (until several time out in a row): a slow or paused
-            // master answers later, and the multiplexer routes that late reply to nobody.
-            Err(_) => {
-                self.note_timeout(generation);
-                Err(NodeError::Timeout(self.node_timeout))
-            }
-        }
-    }
-
-    /// Runs the acquire script.
+    /// Acquires the key: a plain `SET NX PX` when not fencing (the floor's own command),
+    /// and the acquire script when fencing, or when the `SET` was refused (to learn who holds
+    /// the key and until when, and to recognise our own key after a resend).
     pub(crate) async fn acquire(
-        &self,
+        self: &Arc<Self>,
         key: &[u8],
         fence_key: &[u8],
         token: &str,
         ttl_ms: u64,
         fencing: bool,
+        call: &Call,
     ) -> Result<AcquireReply, NodeError> {
+        if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
+            // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
+            // nil when we set it, else the value there (our own token after a resend counts
+            // as granted), or WRONGTYPE for a non-string; `PTTL` goes along for the
+            // holder's expiry. Atomicity is not needed: the TTL is only a hint.
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors()
+                .cmd("SET")
+                .arg(key)
+                .arg(token.as_bytes())
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .arg("GET")
+                .cmd("PTTL")
+                .arg(key);
+            let (reply, _) = self.send(&Request::Pipeline(&pipe), call).await?;
+            let remaining = |pttl: &Value| match pttl {
+                Value::Int(ms) => u64::try_from(*ms).ok().map(Duration::from_millis),
+                _ => None,
+            };
+            match &reply {
+                Value::Array(items) => match items.as_slice() {
+                    [Value::Nil, _] => return Ok(AcquireReply::Granted { fence: 0 }),
+                    [Value::BulkString(held), pttl] => {
+                        return Ok(if held.as_slice() == token.as_bytes() {
+                            AcquireReply::Granted { fence: 0 }
+                        } else {
+                            AcquireReply::Held {
+                                remaining: remaining(pttl),
+                                fence: 0,
+                            }
+                        });
+                    }
+                    [Value::ServerError(e), _] if e.code() == "WRONGTYPE" => {
+                        return Ok(AcquireReply::NotALock);
+                    }
+                    // A server before 7.0 refuses NX with GET: the script from now on.
+                    [Value::ServerError(e), _] if e.code() == "ERR" => {
+                        tracing::debug!(master = %self.address, "SET NX GET refused: acquiring by script");
+                        self.fast_acquire.store(false, Ordering::Relaxed);
+                        self.set_get_refused.store(true, Ordering::Relaxed);
+                    }
+                    // A demoted master: the script path retires the connection and resends
+                    // on the next one.
+                    [Value::ServerError(e), _] if e.code() == "READONLY" => {}
+                    [Value::ServerError(e), _] => {
+                        return Err(self.note_error(server_error(e, &self.secrets)));
+                    }
+                    _ => return Err(unexpected(&reply)),
+                },
+                _ => return Err(unexpected(&reply)),
+            }
+        }
         let ttl = ttl_ms.to_string();
         let fencing: &[u8] = if fencing { b"1" } else { b"0" };
-        let reply = self
+        let (reply, _) = self
             .eval(
                 &scripts::ACQUIRE,
                 &[key, fence_key],
                 &[token.as_bytes(), ttl.as_bytes(), fencing],
+                call,
             )
             .await?;
         let (code, fence, pttl) = triple(&reply)?;
@@ -711,18 +1094,20 @@ impl Node {
 
     /// Runs the fencing raise script with proposal `t`.
     pub(crate) async fn fence(
-        &self,
+        self: &Arc<Self>,
         key: &[u8],
         fence_key: &[u8],
         token: &str,
         t: u64,
+        call: &Call,
     ) -> Result<FenceReply, NodeError> {
         let t_arg = t.to_string();
-        let reply = self
+        let (reply, _) = self
             .eval(
                 &scripts::FENCE,
                 &[key, fence_key],
                 &[token.as_bytes(), t_arg.as_bytes()],
+                call,
             )
             .await?;
         let (code, value) = match &reply {
@@ -741,19 +1126,26 @@ impl Node {
         }
     }
 
-    /// Runs the compare-and-delete script.
+    /// Runs the compare-and-delete script once (with the one resend on a dead connection).
     pub(crate) async fn release(
-        &self,
+        self: &Arc<Self>,
         key: &[u8],
         token: &str,
         publish: Publish,
+        call: &Call,
     ) -> Result<CasReply, NodeError> {
         let channel = match publish {
             Publish::Yes => keys::release_channel(key),
             Publish::No => Arc::from(&b""[..]),
         };
+        let call = call.with_priority();
         let (reply, resent) = self
-            .eval_noting_resend(&scripts::RELEASE, &[key], &[token.as_bytes(), &channel])
+            .eval(
+                &scripts::RELEASE,
+                &[key],
+                &[token.as_bytes(), &channel],
+                &call,
+            )
             .await?;
         match cas_reply(&reply)? {
             // The first send may have deleted the key before its connection died: "absent"
@@ -767,19 +1159,128 @@ impl Node {
         }
     }
 
+    /// Releases until the master answers, resending after transient failures with backoff
+    /// until `call.queue_until`; returns the last answer or error. A permanent failure
+    /// (credentials, ACL, …) is returned at once. `call`'s sent flag is set by the first try
+    /// that leaves.
+    pub(crate) async fn release_until(
+        self: &Arc<Self>,
+        key: &[u8],
+        token: &str,
+        publish: Publish,
+        call: &Call,
+    ) -> Result<CasReply, NodeError> {
+        let mut backoff = RESEND_MIN;
+        // The error of a try that may have deleted the key before failing: a later
+        // "absent" is then no evidence that the lock had lapsed.
+        let mut may_have_run: Option<NodeError> = None;
+        loop {
+            match self.release(key, token, publish, call).await {
+                Ok(CasReply::Absent) if let Some(error) = may_have_run.take() => {
+                    return Err(error);
+                }
+                Err(e) if worth_resending(&e) && !self.stop.is_cancelled() => {
+                    if call.was_sent() && may_have_run.is_none() {
+                        may_have_run = Some(e.clone());
+                    }
+                    let next = Instant::now().checked_add(backoff);
+                    match next {
+                        Some(next) if next < call.queue_until => {
+                            tokio::time::sleep_until(next).await;
+                            backoff = backoff.saturating_mul(2).min(RESEND_MAX);
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Hands a release to this master's release worker, which sends it (again) until the
+    /// master answers, the key has expired (`expires`), or the manager is closed. Never
+    /// blocks; the queue is bounded by [`PARKED_MAX`] (past it the release expiring soonest
+    /// is given up: its key expires by its TTL).
+    pub(crate) fn release_later(
+        self: &Arc<Self>,
+        key: Arc<[u8]>,
+        token: Arc<str>,
+        publish: Publish,
+        expires: Instant,
+    ) {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        if parked.queue.len() >= PARKED_MAX {
+            // The queue is in arrival order, which is nearly expiry order.
+            parked.queue.pop_front();
+            tracing::debug!(master = %self.address, "release queue full: the oldest is left to its TTL");
+        }
+        parked.queue.push_back(ParkedRelease {
+            key,
+            token,
+            publish,
+            expires,
+        });
+        if parked.working || self.stop.is_cancelled() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        parked.working = true;
+        drop(parked);
+        runtime.spawn(self.tasks.track_future(release_worker(Arc::clone(self))));
+    }
+
+    /// Releases parked on this master and not yet confirmed, plus one while the release
+    /// worker runs (it may hold a batch in flight): 0 once every release has landed.
+    pub(crate) fn parked_releases(&self) -> usize {
+        self.parked
+            .lock()
+            .map(|p| p.queue.len().saturating_add(usize::from(p.working)))
+            .unwrap_or_default()
+    }
+
+    /// [`parked_releases`](Self::parked_releases) while the master is up or connecting
+    /// (work that ends within the masters' timeouts); 0 while it is known down, when its
+    /// releases wait for it to come back, at most until their keys expire.
+    pub(crate) fn release_work(&self) -> usize {
+        let down = self
+            .link
+            .lock()
+            .map(|l| l.up.is_none() && l.down.is_some())
+            .unwrap_or(false);
+        if down { 0 } else { self.parked_releases() }
+    }
+
+    /// Takes the parked releases still worth sending, or ends the worker (under the lock, so
+    /// a release parked meanwhile starts a new worker) when there are none.
+    fn take_parked(&self) -> Vec<ParkedRelease> {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        parked.queue.retain(|r| r.expires > now);
+        if parked.queue.is_empty() {
+            parked.working = false;
+            return Vec::new();
+        }
+        let n = parked.queue.len().min(MAX_IN_FLIGHT);
+        parked.queue.drain(..n).collect()
+    }
+
     /// Runs the compare-and-`PEXPIRE` script.
     pub(crate) async fn extend(
-        &self,
+        self: &Arc<Self>,
         key: &[u8],
         token: &str,
         ttl_ms: u64,
+        call: &Call,
     ) -> Result<CasReply, NodeError> {
         let ttl = ttl_ms.to_string();
-        let reply = self
+        let (reply, _) = self
             .eval(
                 &scripts::EXTEND,
                 &[key],
                 &[token.as_bytes(), ttl.as_bytes()],
+                &call.with_priority(),
             )
             .await?;
         cas_reply(&reply)
@@ -787,24 +1288,21 @@ impl Node {
 
     /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
     /// still answers while the master's writes are paused (`CLIENT PAUSE WRITE`).
-    pub(crate) async fn peek(&self, key: &[u8]) -> Result<Peek, NodeError> {
-        let (generation, mut con) = self.connection().await.map_err(|e| self.note_error(e))?;
-        let request = async {
-            let mut pipe = redis::pipe();
-            // `ignore_errors`: a WRONGTYPE from GET comes back as that entry's value instead
-            // of failing the whole transaction without its code.
-            pipe.atomic()
-                .ignore_errors()
-                .cmd("PTTL")
-                .arg(key)
-                .cmd("GET")
-                .arg(key);
-            pipe.query_async::<Vec<Value>>(&mut con).await
+    pub(crate) async fn peek(self: &Arc<Self>, key: &[u8], call: &Call) -> Result<Peek, NodeError> {
+        let mut pipe = redis::pipe();
+        // `ignore_errors`: a WRONGTYPE from GET comes back as that entry's value instead
+        // of failing the whole transaction without its code.
+        pipe.atomic()
+            .ignore_errors()
+            .cmd("PTTL")
+            .arg(key)
+            .cmd("GET")
+            .arg(key);
+        let (reply, _) = self.send(&Request::Pipeline(&pipe), call).await?;
+        let values = match reply {
+            Value::Array(values) => values,
+            other => return Err(unexpected(&other)),
         };
-        let values = self
-            .finish(generation, request)
-            .await
-            .map_err(|e| self.note_error(e))?;
         match values.as_slice() {
             [Value::Int(pttl), Value::BulkString(value)] => Ok(Peek::Value {
                 value: value.clone(),
@@ -812,10 +1310,7 @@ impl Node {
             }),
             [_, Value::Nil] => Ok(Peek::Absent),
             [_, Value::ServerError(e)] if e.code() == "WRONGTYPE" => Ok(Peek::NotALock),
-            [_, Value::ServerError(e)] => Err(NodeError::Server {
-                code: e.code().to_owned(),
-                message: scrub(e.details().unwrap_or_default(), &self.secrets),
-            }),
+            [_, Value::ServerError(e)] => Err(server_error(e, &self.secrets)),
             _ => Err(unexpected(&Value::Array(values))),
         }
     }
@@ -859,12 +1354,8 @@ impl Node {
             return NodeError::Sentinel(text());
         }
         let code = e.code().unwrap_or_default();
-        match code {
-            "NOAUTH" | "WRONGPASS" => return NodeError::Auth(text()),
-            "NOPERM" => return NodeError::NoPermission(text()),
-            "OOM" => return NodeError::OutOfMemory(text()),
-            "READONLY" | "MISCONF" => return NodeError::ReadOnly(text()),
-            _ => {}
+        if let Some(error) = known_code(code, text) {
+            return error;
         }
         if e.kind() == ErrorKind::AuthenticationFailed {
             return NodeError::Auth(text());
@@ -897,6 +1388,93 @@ impl Node {
         }
         NodeError::Connection(text())
     }
+}
+
+/// Opens connections to one master in the background, off the request path: tries at once,
+/// then with backoff ([`RECONNECT_MIN`] doubling to [`RECONNECT_MAX`]) until a connection is
+/// up, the manager stops, or the node is gone.
+async fn connector(node: Weak<Node>, stop: CancellationToken) {
+    let mut backoff = RECONNECT_MIN;
+    loop {
+        let Some(live) = node.upgrade() else { return };
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return,
+            outcome = live.connect_once() => outcome,
+        };
+        if live.settle(outcome) {
+            return;
+        }
+        drop(live);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = backoff.saturating_mul(2).min(RECONNECT_MAX);
+    }
+}
+
+/// Sends one master's parked releases until each is answered or expired; ends when none is
+/// left, or after one last pass once the manager has stopped.
+async fn release_worker(node: Arc<Node>) {
+    let mut backoff = RESEND_MIN;
+    loop {
+        let batch = node.take_parked();
+        if batch.is_empty() {
+            return;
+        }
+        let stopping = node.stop.is_cancelled();
+        let sends: FuturesUnordered<_> = batch
+            .into_iter()
+            .map(|r| {
+                let node = &node;
+                async move {
+                    let call = Call::until(r.expires);
+                    let result = node.release(&r.key, &r.token, r.publish, &call).await;
+                    (r, result)
+                }
+            })
+            .collect();
+        let results: Vec<_> = sends.collect().await;
+        let mut again = 0usize;
+        {
+            let mut parked = node.parked.lock().unwrap_or_else(|p| p.into_inner());
+            for (release, result) in results {
+                match result {
+                    Err(e) if worth_resending(&e) && !stopping => {
+                        again = again.saturating_add(1);
+                        parked.queue.push_front(release);
+                    }
+                    Err(e) => {
+                        tracing::debug!(master = %node.address, error = %e, "release given up: the key expires by its TTL");
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if stopping {
+            let mut parked = node.parked.lock().unwrap_or_else(|p| p.into_inner());
+            parked.queue.clear();
+            parked.working = false;
+            return;
+        }
+        if again == 0 {
+            backoff = RESEND_MIN;
+            continue;
+        }
+        let changed = node.changed.notified();
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = changed => {}
+            () = node.stop.cancelled() => {}
+        }
+        backoff = backoff.saturating_mul(2).min(RESEND_MAX);
+    }
+}
+
+/// Whether a failed release may land if sent again: not after a permanent failure
+/// (credentials, ACL, …) nor after a reply that is not our script's (no resend can fix it).
+pub(crate) fn worth_resending(error: &NodeError) -> bool {
+    !error.is_permanent() && !matches!(error, NodeError::UnexpectedReply(_))
 }
 
 /// Refuses a TLS URL when the crate was built without the `tls` feature.
@@ -986,6 +1564,29 @@ fn scrub(text: &str, secrets: &[String]) -> String {
         .iter()
         .filter(|s| !s.is_empty())
         .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
+}
+
+/// The error kinds told by the code of a server's error reply, if it is one of them.
+fn known_code(code: &str, text: impl FnOnce() -> String) -> Option<NodeError> {
+    match code {
+        "NOAUTH" | "WRONGPASS" => Some(NodeError::Auth(text())),
+        "NOPERM" => Some(NodeError::NoPermission(text())),
+        "OOM" => Some(NodeError::OutOfMemory(text())),
+        "READONLY" | "MISCONF" => Some(NodeError::ReadOnly(text())),
+        _ => None,
+    }
+}
+
+/// A server's error reply inside a pipeline's answer, classified as [`Node::classify`]
+/// classifies a failed command, secrets scrubbed.
+fn server_error(e: &redis::ServerError, secrets: &[String]) -> NodeError {
+    let message = || scrub(e.details().unwrap_or_default(), secrets);
+    known_code(e.code(), || format!("{}: {}", e.code(), message())).unwrap_or_else(|| {
+        NodeError::Server {
+            code: e.code().to_owned(),
+            message: message(),
+        }
+    })
 }
 
 fn unexpected(reply: &Value) -> NodeError {

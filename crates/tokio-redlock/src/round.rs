@@ -1,23 +1,63 @@
 //! One round: the same request sent to every master in parallel, each bounded by its own
 //! timeout (inside [`Node`]), with the verdict taken as soon as the tally allows.
 //!
-//! Replies that arrive after the verdict are not awaited by the caller; a round that still has
-//! requests in flight can hand them to the manager's task tracker, which awaits them in the
-//! background so nothing is left half-done and every task has an owner.
+//! Replies that arrive after the verdict are not awaited by the caller. A request that never
+//! left this process (still waiting for a connection or a slot) is simply dropped: it cannot
+//! have changed anything. One that was sent can be handed to the manager's task tracker, which
+//! awaits it in the background (bounded by the master's timeout), or to a caller that acts on
+//! its late reply.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{NodeError, NodeOutcome, NodeStatus};
-use crate::node::Node;
+use crate::node::{Adopted, Call, Node};
 use crate::quorum::{Tally, Verdict, Vote};
 
-/// One master's request in flight, resolving to its index and reply.
-pub(crate) type Pending<T> = Pin<Box<dyn Future<Output = (usize, Result<T, NodeError>)> + Send>>;
+/// One master's request, resolving to its index and reply.
+pub(crate) struct Pending<T> {
+    index: usize,
+    /// Set by the node when the request is handed to the connection.
+    sent: Arc<AtomicBool>,
+    future: Pin<Box<dyn Future<Output = Result<T, NodeError>> + Send>>,
+    /// The master, asked for a place when an unsent request outlives its round.
+    node: Arc<Node>,
+    /// The place an unsent request holds while it waits for its master's connection.
+    adopted: Option<Adopted>,
+}
+
+impl<T> Pending<T> {
+    /// Whether the request may have reached the master.
+    pub(crate) fn was_sent(&self) -> bool {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// The master's index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The flag the node sets when the request is handed to the connection.
+    pub(crate) fn sent_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.sent)
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = (usize, Result<T, NodeError>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let index = self.index;
+        self.future.as_mut().poll(cx).map(|reply| (index, reply))
+    }
+}
 
 /// A round of requests to a set of masters.
 pub(crate) struct Round<T> {
@@ -26,28 +66,47 @@ pub(crate) struct Round<T> {
     replies: Vec<Option<Result<T, NodeError>>>,
     tally: Tally,
     vote: fn(&Result<T, NodeError>) -> Vote,
+    /// One flag per master asked: set once its request was handed to the connection.
+    sent: Vec<Option<Arc<AtomicBool>>>,
 }
 
 impl<T: Send + 'static> Round<T> {
     /// Sends `request` to the masters for which `ask` is true. The tally counts only those.
+    /// `request` gets the master and the [`Call`] to pass on (its queue deadline is
+    /// `queue_until`).
     pub(crate) fn start<F, Fut>(
         nodes: &[Arc<Node>],
         ask: impl Fn(usize) -> bool,
         vote: fn(&Result<T, NodeError>) -> Vote,
+        queue_until: Instant,
         request: F,
     ) -> Self
     where
-        F: Fn(Arc<Node>) -> Fut,
+        F: Fn(Arc<Node>, Call) -> Fut,
         Fut: Future<Output = Result<T, NodeError>> + Send + 'static,
     {
+        let mut flags: Vec<Option<Arc<AtomicBool>>> = nodes.iter().map(|_| None).collect();
         let pending: FuturesUnordered<Pending<T>> = nodes
             .iter()
             .enumerate()
             .filter(|(i, _)| ask(*i))
-            .map(|(i, node)| {
-                let fut = request(Arc::clone(node));
-                let pending: Pending<T> = Box::pin(async move { (i, fut.await) });
-                pending
+            .map(|(index, node)| {
+                let sent = Arc::new(AtomicBool::new(false));
+                if let Some(slot) = flags.get_mut(index) {
+                    *slot = Some(Arc::clone(&sent));
+                }
+                let call = Call {
+                    queue_until,
+                    sent: Some(Arc::clone(&sent)),
+                    priority: false,
+                };
+                Pending {
+                    index,
+                    sent,
+                    future: Box::pin(request(Arc::clone(node), call)),
+                    node: Arc::clone(node),
+                    adopted: None,
+                }
             })
             .collect();
         let tally = Tally::new(pending.len());
@@ -56,7 +115,21 @@ impl<T: Send + 'static> Round<T> {
             replies: nodes.iter().map(|_| None).collect(),
             tally,
             vote,
+            sent: flags,
         }
+    }
+
+    /// The sent flags of every master (`None` for a master not asked).
+    pub(crate) fn sent_flags(&self) -> Vec<Option<Arc<AtomicBool>>> {
+        self.sent.clone()
+    }
+
+    /// Whether master `i`'s request may have reached it (it was handed to the connection).
+    pub(crate) fn was_sent(&self, i: usize) -> bool {
+        self.sent
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.load(Ordering::Acquire))
     }
 
     /// Waits for the next reply; returns its master index, or `None` when all have answered.
@@ -138,18 +211,35 @@ impl<T: Send + 'static> Round<T> {
             .collect()
     }
 
-    /// The requests still in flight, for a caller that must act on each late reply.
+    /// The requests still in flight that may matter, for a caller that must act on each
+    /// late reply: those sent, and a bounded number of unsent ones waiting for a connection
+    /// being opened (see [`Node::adopt`]); the others never left and are dropped.
     pub(crate) fn into_pending(self) -> FuturesUnordered<Pending<T>> {
         self.pending
+            .into_iter()
+            .filter_map(|mut p| {
+                if p.was_sent() {
+                    return Some(p);
+                }
+                p.adopted = Some(p.node.adopt()?);
+                Some(p)
+            })
+            .collect()
     }
 
-    /// Hands the requests still in flight to `tracker`, which awaits them in the background
-    /// (each is bounded by its master's timeout). Without a runtime they are dropped.
+    /// The masters whose request is still unanswered (sent or not).
+    pub(crate) fn unanswered(&self) -> Vec<usize> {
+        self.pending.iter().map(Pending::index).collect()
+    }
+
+    /// Hands the requests still in flight that were sent to `tracker`, which awaits them in
+    /// the background (each is bounded by its master's timeout); those never sent are
+    /// dropped. Without a runtime they are dropped too.
     pub(crate) fn finish_in_background(self, tracker: &TaskTracker) {
-        if self.pending.is_empty() {
+        let mut pending = self.into_pending();
+        if pending.is_empty() {
             return;
         }
-        let mut pending = self.pending;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(
                 tracker.track_future(async move { while pending.next().await.is_some() {} }),
