@@ -228,8 +228,9 @@ async fn c16_stopped_master_addressed_by_hostname_is_non_fatal_and_used_again() 
     cycle_without_s2(&masters, &manager, &other).await;
     settle(&manager).await;
 
-    // When S2 returns, the next acquire (same manager) uses it again.
+    // When S2 returns, the manager reconnects in the background and uses it again.
     masters[1].restart();
+    support::checks::reachable_again(&manager, 1).await;
     let resource = unique_name("c16-back");
     let key = resource.as_bytes();
     let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
@@ -747,6 +748,7 @@ async fn same_server_under_two_names_counts_once() {
     // With the third master back, locks work on two real servers, and the duplicate name
     // still does not count.
     masters[1].restart();
+    support::checks::reachable_again(&manager, 2).await;
     let mut lock = watchdog("lock", manager.lock("r")).await.unwrap();
     let done = lock
         .outcomes()
@@ -794,6 +796,7 @@ async fn one_server_counts_once(masters: &mut Masters, urls: &[String]) {
     );
 
     masters[1].restart();
+    support::checks::reachable_again(&manager, 2).await;
     let mut lock = watchdog("lock", manager.lock("r")).await.unwrap();
     let done = lock
         .outcomes()
@@ -1181,6 +1184,8 @@ async fn fake_master(script_reply: Vec<u8>) -> std::net::SocketAddr {
                             .unwrap_or_default();
                         let reply = match name.as_str() {
                             "EVALSHA" | "EVAL" => script_reply.clone(),
+                            // Refused, so the acquisition asks the script who holds the key.
+                            "SET" => b"$-1\r\n".to_vec(),
                             "PING" => b"+PONG\r\n".to_vec(),
                             "SCRIPT" => bulk(&"0".repeat(40)),
                             "INFO" => bulk(&format!(

@@ -413,11 +413,6 @@ fn command_of(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether a `MONITOR` line was run by a script.
-fn by_script(line: &str) -> bool {
-    line.contains(" lua] ")
-}
-
 /// Seconds since the Unix epoch now, comparable with [`server_time`].
 fn wall_now() -> f64 {
     std::time::SystemTime::now()
@@ -489,14 +484,14 @@ async fn c14_auto_extend_acquire_dropped_in_flight_leaves_no_renewal() {
         logs.push(monitor.finish().await);
     }
 
-    // A's token: the one its acquire script SET before the drop (B starts after the drop).
+    // A's token: the one its acquire SET before the drop (B starts after the drop), as a
+    // plain `SET NX PX` or from the acquire script.
     let a_sets: Vec<(usize, f64, String)> = logs
         .iter()
         .enumerate()
         .flat_map(|(node, lines)| {
             lines
                 .iter()
-                .filter(|l| by_script(l))
                 .map(move |l| (node, server_time(l), command_of(l)))
         })
         .filter(|(_, at, cmd)| cmd.len() > 2 && cmd[0] == "SET" && cmd[1] == "r" && *at < drop_wall)
@@ -517,9 +512,9 @@ async fn c14_auto_extend_acquire_dropped_in_flight_leaves_no_renewal() {
         let Some(set_at) = a_sets.iter().find(|(n, _, _)| *n == node).map(|s| s.1) else {
             continue;
         };
+        // Every command, direct or from a script (an acquire may be a plain `SET NX PX`).
         let scripted: Vec<(f64, Vec<String>)> = lines
             .iter()
-            .filter(|l| by_script(l))
             .map(|l| (server_time(l), command_of(l)))
             .collect();
         let pexpires: Vec<&(f64, Vec<String>)> = scripted

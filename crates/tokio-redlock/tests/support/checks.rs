@@ -182,3 +182,21 @@ pub fn spawn_poller(
         seen
     })
 }
+
+/// Waits up to 3 s until master `index` answers the manager again (after a restart the
+/// manager's connector reconnects in the background, with backoff of at most 1 s).
+pub async fn reachable_again(manager: &LockManager, index: usize) {
+    let deadline = tokio::time::Instant::now() + ms(3_000);
+    loop {
+        let states = manager.inspect("reachable-probe").await.unwrap();
+        if !matches!(states[index].state, tokio_redlock::KeyState::Failed(_)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "master {index} not reachable again within 3 s: {:?}",
+            states[index].state
+        );
+        tokio::time::sleep(ms(20)).await;
+    }
+}
