@@ -547,65 +547,35 @@ pub(crate) fn is_secret_param(name: &str) -> bool {
             .any(|part| part == "pw" || part == "pw2")
 }
 
-/// Replaces the password of a URL by `***`, also for strings that do not parse as URLs: the
-/// user information's password, secret query parameters and any fragment. A Sentinel URL is
-/// shown rebuilt from its parts; a string that parses as nothing is cut to its scheme when it
-/// holds anything that could be a secret.
+/// Replaces the passwords of a member URL by `***`. The URL is taken apart as the builder
+/// takes it ([`MemberUrl`](crate::member::MemberUrl): credentials first), so what is shown
+/// is what is used. A string that does not parse is cut to its scheme when it has one (any
+/// other part may be a password), and shown only when it holds nothing that could be a
+/// secret otherwise.
 pub(crate) fn redact_url(raw: &str) -> String {
-    if crate::member::is_sentinel_url(raw)
-        && let Ok(spec) = crate::member::SentinelSpec::parse(raw)
-    {
-        return spec.redacted();
+    if let Ok(member) = crate::member::MemberUrl::parse(raw) {
+        return member.shown;
     }
-    // A string like `u:pw@host` parses as a URL with scheme `u` and no host: only a parsed
-    // URL with a host has its user information where `password()` finds it.
-    if let Ok(mut url) = url::Url::parse(raw)
-        && (url.has_host() || url.scheme().contains("unix"))
-    {
-        if url.password().is_some() {
-            // A parsed URL with a password has a host, so this cannot fail.
-            let _ = url.set_password(Some("***"));
-        }
-        // `redis+unix:///path?pass=…`: the password travels in the query.
-        if url.query_pairs().any(|(name, _)| is_secret_param(&name)) {
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(name, value)| {
-                    let value = if is_secret_param(&name) {
-                        "***".to_owned()
-                    } else {
-                        value.into_owned()
-                    };
-                    (name.into_owned(), value)
-                })
-                .collect();
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-        }
-        // A fragment may be the tail of a password with an unencoded `#`.
-        if url.fragment().is_some() {
-            url.set_fragment(Some("***"));
-        }
-        return url.to_string();
-    }
-    // Not a URL: show it only if nothing in it could be a secret.
-    let suspicious = raw.contains(['@', '#', '%', '?', '&', '='])
+    let suspicious = raw.contains("://")
+        || raw.contains(['@', '#', '%', '?', '&', '=', ':'])
         || raw
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .any(is_secret_param);
-    if !suspicious {
-        return raw.to_owned();
+    if suspicious {
+        crate::member::unparsed_url_shown(raw)
+    } else {
+        raw.to_owned()
     }
-    match raw.split_once("://") {
-        Some((scheme, _))
-            if scheme.len() <= 20
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
-        {
-            format!("{scheme}://*** (redacted: it does not parse as a URL)")
-        }
-        _ => "*** (redacted: it does not parse as a URL)".to_owned(),
-    }
+}
+
+/// Replaces every secret in `text` by `***`.
+/// Longer secrets go first, so that one that contains another is replaced whole.
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+        .into_iter()
+        .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
 }
 
 #[cfg(test)]
