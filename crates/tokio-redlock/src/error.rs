@@ -331,6 +331,22 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
+    /// The resource's key is another resource's fencing counter (`{<key>}:fence`, or
+    /// `<key>:fence` when `<key>` has a hash tag): such keys are reserved, since a lock there
+    /// would break that resource's fenced acquisitions, and the counter never expires.
+    /// Nothing was sent. Not retried.
+    #[error(
+        "resource `{}` cannot be locked: its key is the fencing counter of the lock key `{}` \
+         (keys `{{<key>}}:fence`, and `<key>:fence` where `<key>` has a hash tag, are reserved \
+         for fencing counters)",
+        printable(.resource), printable(.counter_of)
+    )]
+    ReservedKey {
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// The lock key (prefix included) whose counter the resource's key is.
+        counter_of: Arc<[u8]>,
+    },
     /// An argument was rejected before any request was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -376,9 +392,19 @@ impl LockError {
         matches!(self, Self::NotALock { .. })
     }
 
-    /// True for errors found before any request: bad arguments or configuration.
+    /// True for errors found before any request: bad arguments or configuration, or a
+    /// resource whose key is reserved for a fencing counter.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Self::InvalidArgument(_) | Self::Config(_))
+        matches!(
+            self,
+            Self::InvalidArgument(_) | Self::Config(_) | Self::ReservedKey { .. }
+        )
+    }
+
+    /// True when the resource's key is another resource's fencing counter
+    /// ([`LockError::ReservedKey`]).
+    pub fn is_reserved_key(&self) -> bool {
+        matches!(self, Self::ReservedKey { .. })
     }
 
     /// True when some master rejected our credentials or ACL permissions: a configuration
