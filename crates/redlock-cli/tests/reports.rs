@@ -182,3 +182,23 @@ fn status_json_never_shows_a_password_of_every_printable_ascii_character() {
         assert!(text.contains("redis://default:***@127.0.0.1:"), "{text}");
     }
 }
+
+/// A non-lock value under the key on 2 of 3 masters is said as such, not as "the masters
+/// disagree": they agree, on something that is not a lock.
+#[test]
+fn status_names_a_non_lock_value_on_a_majority() {
+    let masters = Masters::start(3);
+    let resource = name("st-hash");
+    masters[0].cmd(&["HSET", &resource, "f", "v"]);
+    masters[1].cmd(&["HSET", &resource, "f", "v"]);
+    let out = redlock(&masters)
+        .args(["status", &resource])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("not a lock: the key holds a non-lock value on 2 of 3 masters")
+            && !text.contains("disagree"),
+        "{text}"
+    );
+}

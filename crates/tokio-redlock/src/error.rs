@@ -122,9 +122,10 @@ impl NodeError {
 pub enum NodeStatus {
     /// The master did what was asked: granted the lock, extended it, or deleted our key.
     Done,
-    /// The key holds another token: someone else holds the lock on this master. (In the
-    /// outcomes of [`LockManager::is_locked`](crate::LockManager::is_locked), which compares
-    /// no token, it means "some token holds the key here".)
+    /// The key holds a token: in the outcomes of an acquisition, extension or release, one
+    /// other than ours, so someone else holds the lock on this master. (In the outcomes of
+    /// [`LockManager::is_locked`](crate::LockManager::is_locked), which compares no token,
+    /// it means "some token holds the key here", ours included; it is shown as "held".)
     HeldByOther {
         /// Remaining TTL of the other holder's key, when the master reported it.
         remaining: Option<Duration>,
@@ -136,6 +137,7 @@ pub enum NodeStatus {
     /// The request failed.
     Failed(NodeError),
     /// The round was decided before this master answered, and its reply was not awaited.
+    /// Shown as "no answer before the verdict".
     NotAwaited,
 }
 
@@ -163,14 +165,13 @@ impl fmt::Display for NodeOutcome {
         write!(f, "{}: ", self.master)?;
         match &self.status {
             NodeStatus::Done => f.write_str("ok"),
-            NodeStatus::HeldByOther { remaining: Some(r) } => {
-                write!(f, "held by another holder for {r:?}")
-            }
-            NodeStatus::HeldByOther { remaining: None } => f.write_str("held by another holder"),
+            // Not "by another holder": queries compare no token, so the holder may be us.
+            NodeStatus::HeldByOther { remaining: Some(r) } => write!(f, "held for {r:?}"),
+            NodeStatus::HeldByOther { remaining: None } => f.write_str("held"),
             NodeStatus::Absent => f.write_str("no lock"),
             NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
             NodeStatus::Failed(e) => write!(f, "{e}"),
-            NodeStatus::NotAwaited => f.write_str("not awaited"),
+            NodeStatus::NotAwaited => f.write_str("no answer before the verdict"),
         }
     }
 }
@@ -650,6 +651,32 @@ mod tests {
         let unix = redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2");
         assert!(!unix.contains("hunter2") && unix.contains("db=1"), "{unix}");
         assert!(!redact_url("unix:///tmp/r.sock?password=hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn per_master_words_claim_no_more_than_is_known() {
+        let shown = |status: NodeStatus| {
+            NodeOutcome {
+                master: "redis://a".into(),
+                status,
+            }
+            .to_string()
+        };
+        // Held is all a query knows (the token may be ours); never "another holder".
+        assert_eq!(
+            shown(NodeStatus::HeldByOther {
+                remaining: Some(Duration::from_millis(5))
+            }),
+            "redis://a: held for 5ms"
+        );
+        assert_eq!(
+            shown(NodeStatus::HeldByOther { remaining: None }),
+            "redis://a: held"
+        );
+        assert_eq!(
+            shown(NodeStatus::NotAwaited),
+            "redis://a: no answer before the verdict"
+        );
     }
 
     #[test]
