@@ -677,7 +677,7 @@ fn tcp_member(scheme: &str, userinfo: Option<&str>, after: &str) -> Result<Membe
         }
     }
     let info = redis::IntoConnectionInfo::into_connection_info(format!("{scheme}://{after}"))
-        .map_err(|e| format!("{}", e.detail().unwrap_or("the address does not parse")))?;
+        .map_err(|e| e.to_string())?;
     let mut settings = info.redis_settings().clone();
     let mut secrets = Vec::new();
     let shown_userinfo = match userinfo {
@@ -797,7 +797,7 @@ fn unix_member(scheme: &str, rest: &str) -> Result<MemberUrl, String> {
         plain.push_str(&kept.join("&"));
     }
     let info = redis::IntoConnectionInfo::into_connection_info(plain.clone())
-        .map_err(|e| format!("{}", e.detail().unwrap_or("the socket URL does not parse")))?;
+        .map_err(|e| e.to_string())?;
     let settings = match password {
         Some(pass) => info.redis_settings().clone().set_password(pass),
         None => info.redis_settings().clone(),

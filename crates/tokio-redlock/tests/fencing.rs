@@ -845,7 +845,7 @@ async fn a_resource_named_like_a_fencing_counter_is_refused_in_both_directions()
     }
     // With a key prefix, the key (prefix + resource) is what counts.
     let prefixed = builder(&urls).key_prefix("app:").build().unwrap();
-    let e = prefixed.try_lock(format!("{{x}}:fence")).await.unwrap_err();
+    let e = prefixed.try_lock("{x}:fence").await.unwrap_err();
     assert!(e.is_reserved_key(), "{}", render(&e));
     fenced.unlock(&mut lock).await.unwrap();
 }
