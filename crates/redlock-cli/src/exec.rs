@@ -26,7 +26,8 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_redlock::{
-    DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, NodeError, NodeStatus, Printable,
+    DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, LossCause, NodeError, NodeStatus,
+    Printable,
 };
 
 use crate::child::{self, CommandLine};
@@ -609,7 +610,7 @@ async fn supervise(
     let start_loss = |cause: Cause, signal: Signal, kill_at: &mut Option<Instant>| {
         let left = guard.deadline().saturating_duration_since(Instant::now());
         signal_group(pgid, signal);
-        let why = why(cause, left, watch.margin);
+        let why = why(cause, left, watch.margin, guard.loss_cause());
         if signal == Signal::SIGKILL {
             *kill_at = None;
             report.error(format_args!(
@@ -749,16 +750,17 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Why the lock counts as lost, for the report.
-fn why(cause: Cause, left: Duration, margin: Duration) -> String {
+fn why(cause: Cause, left: Duration, margin: Duration, declared: Option<LossCause>) -> String {
     match cause {
         Cause::Margin => format!(
-            "no extension reached a quorum and only {} of validity was left (safety margin {})",
+            "no extension moved the deadline and only {} of validity was left (safety margin {})",
             show_duration(left),
             show_duration(margin)
         ),
-        Cause::Declared => {
-            "the lock expired, was taken, or ran out without a successful extension".to_owned()
-        }
+        Cause::Declared => declared.map_or_else(
+            || "the lock expired, was taken, or ran out without a successful extension".to_owned(),
+            |cause| cause.to_string(),
+        ),
         Cause::WhileStopped => format!(
             "the job was stopped and the lock could not be extended meanwhile ({} of validity \
              left, safety margin {})",

@@ -124,7 +124,21 @@ fn print_text(s: &Status, manager: &LockManager) {
                 |r| format!("for {} more", show_duration(r))
             )
         ),
-        Ok(_) => format!("unsettled: the masters disagree ({needed})"),
+        Ok(LockState::Unsettled { outcomes, .. }) => {
+            let not_locks = outcomes
+                .iter()
+                .filter(|o| matches!(o.status(), tokio_redlock::NodeStatus::NotALock))
+                .count();
+            if not_locks >= manager.quorum() {
+                format!(
+                    "not a lock: the key holds a non-lock value on {not_locks} of {} masters",
+                    s.masters.len()
+                )
+            } else {
+                format!("unsettled: no single answer on a majority ({needed})")
+            }
+        }
+        Ok(_) => format!("unsettled: no single answer on a majority ({needed})"),
         Err(e) if e.is_unavailable() => format!("unknown: no quorum answered ({needed})"),
         Err(e) => format!("unknown: {e}"),
     };

@@ -144,3 +144,61 @@ fn exec_json_reports_how_it_ended() {
         .clone();
     assert_eq!(last_json_line(&out.stderr)["outcome"], "wait_expired");
 }
+
+/// `status --json` (stdout and stderr) shows no part of a password of every printable ASCII
+/// character written as is in `-s` (but for the comma, which separates `-s` lists and is
+/// written %2C) — neither the right one (the master answers: free) nor a
+/// wrong one (unavailable: the master refuses us).
+#[test]
+fn status_json_never_shows_a_password_of_every_printable_ascii_character() {
+    let all: String = (0x20u8..=0x7e).map(char::from).collect();
+    let password = format!("SeCrEt{all}SeCrEt");
+    let wrong = format!("SeCrEt{}SeCrEt", all.chars().rev().collect::<String>());
+    let masters = Masters::start(1);
+    masters[0].cmd(&["CONFIG", "SET", "requirepass", &password]);
+    let port = masters[0].port();
+    let resource = name("st-password");
+    for (secret, code) in [(&password, 1), (&wrong, 69)] {
+        let out = redlock_bare()
+            .arg("-s")
+            .arg(format!(
+                "redis://default:{}@127.0.0.1:{port}",
+                secret.replace(',', "%2C")
+            ))
+            .args(["--node-timeout", "1s", "status", "--json", &resource])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(doc["resources"].is_array(), "{text}");
+        for fragment in ["SeC", "eCr", "CrE", "rEt", "./0123", "?@ABC", "{zyx"] {
+            assert!(!text.contains(fragment), "{fragment} shows: {text}");
+        }
+        assert!(text.contains("redis://default:***@127.0.0.1:"), "{text}");
+    }
+}
+
+/// A non-lock value under the key on 2 of 3 masters is said as such, not as "the masters
+/// disagree": they agree, on something that is not a lock.
+#[test]
+fn status_names_a_non_lock_value_on_a_majority() {
+    let masters = Masters::start(3);
+    let resource = name("st-hash");
+    masters[0].cmd(&["HSET", &resource, "f", "v"]);
+    masters[1].cmd(&["HSET", &resource, "f", "v"]);
+    let out = redlock(&masters)
+        .args(["status", &resource])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("not a lock: the key holds a non-lock value on 2 of 3 masters")
+            && !text.contains("disagree"),
+        "{text}"
+    );
+}

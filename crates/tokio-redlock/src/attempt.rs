@@ -146,6 +146,7 @@ pub(crate) async fn acquire(
     resource: Arc<[u8]>,
     options: AcquireOptions,
 ) -> Result<Lock, LockError> {
+    keys::check_lock_key(&shared.settings.key_prefix, &resource)?;
     let started = Instant::now();
     let result = acquire_unrecorded(shared, resource, options).await;
     crate::metrics::acquisition(&result, started.elapsed());

@@ -321,6 +321,8 @@ impl LockManagerBuilder {
     /// common case (the counter is incremented in the acquire script) and one more round trip
     /// when the masters' counters have drifted apart. Each resource then has a counter key
     /// `{<key>}:fence` (or `<key>:fence` when the key has a hash tag) that never expires.
+    /// Keys of those forms are reserved whether fencing is on or not: a resource whose key
+    /// is another's counter is refused with [`LockError::ReservedKey`](crate::LockError::ReservedKey).
     /// For the guarantee, run the masters with `appendonly yes` and `appendfsync always`.
     /// Default: `false`.
     pub fn fencing(mut self, on: bool) -> Self {

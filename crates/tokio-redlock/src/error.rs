@@ -137,9 +137,10 @@ impl NodeError {
 pub enum NodeStatus {
     /// The master did what was asked: granted the lock, extended it, or deleted our key.
     Done,
-    /// The key holds another token: someone else holds the lock on this master. (In the
-    /// outcomes of [`LockManager::is_locked`](crate::LockManager::is_locked), which compares
-    /// no token, it means "some token holds the key here".)
+    /// The key holds a token: in the outcomes of an acquisition, extension or release, one
+    /// other than ours, so someone else holds the lock on this master. (In the outcomes of
+    /// [`LockManager::is_locked`](crate::LockManager::is_locked), which compares no token,
+    /// it means "some token holds the key here", ours included; it is shown as "held".)
     HeldByOther {
         /// Remaining TTL of the other holder's key, when the master reported it.
         remaining: Option<Duration>,
@@ -151,6 +152,7 @@ pub enum NodeStatus {
     /// The request failed.
     Failed(NodeError),
     /// The round was decided before this master answered, and its reply was not awaited.
+    /// Shown as "no answer before the verdict".
     NotAwaited,
 }
 
@@ -178,14 +180,13 @@ impl fmt::Display for NodeOutcome {
         write!(f, "{}: ", self.master)?;
         match &self.status {
             NodeStatus::Done => f.write_str("ok"),
-            NodeStatus::HeldByOther { remaining: Some(r) } => {
-                write!(f, "held by another holder for {r:?}")
-            }
-            NodeStatus::HeldByOther { remaining: None } => f.write_str("held by another holder"),
+            // Not "by another holder": queries compare no token, so the holder may be us.
+            NodeStatus::HeldByOther { remaining: Some(r) } => write!(f, "held for {r:?}"),
+            NodeStatus::HeldByOther { remaining: None } => f.write_str("held"),
             NodeStatus::Absent => f.write_str("no lock"),
             NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
             NodeStatus::Failed(e) => write!(f, "{e}"),
-            NodeStatus::NotAwaited => f.write_str("not awaited"),
+            NodeStatus::NotAwaited => f.write_str("no answer before the verdict"),
         }
     }
 }
@@ -346,6 +347,22 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
+    /// The resource's key is another resource's fencing counter (`{<key>}:fence`, or
+    /// `<key>:fence` when `<key>` has a hash tag): such keys are reserved, since a lock there
+    /// would break that resource's fenced acquisitions, and the counter never expires.
+    /// Nothing was sent. Not retried.
+    #[error(
+        "resource `{}` cannot be locked: its key is the fencing counter of the lock key `{}` \
+         (keys `{{<key>}}:fence`, and `<key>:fence` where `<key>` has a hash tag, are reserved \
+         for fencing counters)",
+        printable(.resource), printable(.counter_of)
+    )]
+    ReservedKey {
+        /// The resource name.
+        resource: Arc<[u8]>,
+        /// The lock key (prefix included) whose counter the resource's key is.
+        counter_of: Arc<[u8]>,
+    },
     /// An argument was rejected before any request was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -391,9 +408,19 @@ impl LockError {
         matches!(self, Self::NotALock { .. })
     }
 
-    /// True for errors found before any request: bad arguments or configuration.
+    /// True for errors found before any request: bad arguments or configuration, or a
+    /// resource whose key is reserved for a fencing counter.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Self::InvalidArgument(_) | Self::Config(_))
+        matches!(
+            self,
+            Self::InvalidArgument(_) | Self::Config(_) | Self::ReservedKey { .. }
+        )
+    }
+
+    /// True when the resource's key is another resource's fencing counter
+    /// ([`LockError::ReservedKey`]).
+    pub fn is_reserved_key(&self) -> bool {
+        matches!(self, Self::ReservedKey { .. })
     }
 
     /// True when some master rejected our credentials or ACL permissions: a configuration
@@ -562,65 +589,35 @@ pub(crate) fn is_secret_param(name: &str) -> bool {
             .any(|part| part == "pw" || part == "pw2")
 }
 
-/// Replaces the password of a URL by `***`, also for strings that do not parse as URLs: the
-/// user information's password, secret query parameters and any fragment. A Sentinel URL is
-/// shown rebuilt from its parts; a string that parses as nothing is cut to its scheme when it
-/// holds anything that could be a secret.
+/// Replaces the passwords of a member URL by `***`. The URL is taken apart as the builder
+/// takes it ([`MemberUrl`](crate::member::MemberUrl): credentials first), so what is shown
+/// is what is used. A string that does not parse is cut to its scheme when it has one (any
+/// other part may be a password), and shown only when it holds nothing that could be a
+/// secret otherwise.
 pub(crate) fn redact_url(raw: &str) -> String {
-    if crate::member::is_sentinel_url(raw)
-        && let Ok(spec) = crate::member::SentinelSpec::parse(raw)
-    {
-        return spec.redacted();
+    if let Ok(member) = crate::member::MemberUrl::parse(raw) {
+        return member.shown;
     }
-    // A string like `u:pw@host` parses as a URL with scheme `u` and no host: only a parsed
-    // URL with a host has its user information where `password()` finds it.
-    if let Ok(mut url) = url::Url::parse(raw)
-        && (url.has_host() || url.scheme().contains("unix"))
-    {
-        if url.password().is_some() {
-            // A parsed URL with a password has a host, so this cannot fail.
-            let _ = url.set_password(Some("***"));
-        }
-        // `redis+unix:///path?pass=…`: the password travels in the query.
-        if url.query_pairs().any(|(name, _)| is_secret_param(&name)) {
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(name, value)| {
-                    let value = if is_secret_param(&name) {
-                        "***".to_owned()
-                    } else {
-                        value.into_owned()
-                    };
-                    (name.into_owned(), value)
-                })
-                .collect();
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-        }
-        // A fragment may be the tail of a password with an unencoded `#`.
-        if url.fragment().is_some() {
-            url.set_fragment(Some("***"));
-        }
-        return url.to_string();
-    }
-    // Not a URL: show it only if nothing in it could be a secret.
-    let suspicious = raw.contains(['@', '#', '%', '?', '&', '='])
+    let suspicious = raw.contains("://")
+        || raw.contains(['@', '#', '%', '?', '&', '=', ':'])
         || raw
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .any(is_secret_param);
-    if !suspicious {
-        return raw.to_owned();
+    if suspicious {
+        crate::member::unparsed_url_shown(raw)
+    } else {
+        raw.to_owned()
     }
-    match raw.split_once("://") {
-        Some((scheme, _))
-            if scheme.len() <= 20
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
-        {
-            format!("{scheme}://*** (redacted: it does not parse as a URL)")
-        }
-        _ => "*** (redacted: it does not parse as a URL)".to_owned(),
-    }
+}
+
+/// Replaces every secret in `text` by `***`.
+/// Longer secrets go first, so that one that contains another is replaced whole.
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+        .into_iter()
+        .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
 }
 
 #[cfg(test)]
@@ -669,6 +666,32 @@ mod tests {
         let unix = redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2");
         assert!(!unix.contains("hunter2") && unix.contains("db=1"), "{unix}");
         assert!(!redact_url("unix:///tmp/r.sock?password=hunter2").contains("hunter2"));
+    }
+
+    #[test]
+    fn per_master_words_claim_no_more_than_is_known() {
+        let shown = |status: NodeStatus| {
+            NodeOutcome {
+                master: "redis://a".into(),
+                status,
+            }
+            .to_string()
+        };
+        // Held is all a query knows (the token may be ours); never "another holder".
+        assert_eq!(
+            shown(NodeStatus::HeldByOther {
+                remaining: Some(Duration::from_millis(5))
+            }),
+            "redis://a: held for 5ms"
+        );
+        assert_eq!(
+            shown(NodeStatus::HeldByOther { remaining: None }),
+            "redis://a: held"
+        );
+        assert_eq!(
+            shown(NodeStatus::NotAwaited),
+            "redis://a: no answer before the verdict"
+        );
     }
 
     #[test]

@@ -25,6 +25,38 @@ use crate::manager::LockManager;
 /// The smallest pause between two extension attempts after a failed one.
 const MIN_RETRY: Duration = Duration::from_millis(10);
 
+/// Why a guard's lock was lost: [`LockGuard::loss_cause`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LossCause {
+    /// The deadline passed and no extension was attempted since the lock was acquired or
+    /// last extended: auto-extension is off, or [`AcquireRequest::max_hold`] stopped it.
+    /// (With auto-extension on, the first extension is planned well before the deadline.)
+    Expired,
+    /// Extensions were attempted, and none reached a quorum before the deadline (masters
+    /// unreachable or too slow).
+    NoExtensionReachedQuorum,
+    /// An extension found the lock expired or taken by another holder on a majority.
+    ExpiredOrTaken,
+    /// [`LockManager::close`] was called while the lock was held.
+    ManagerClosed,
+}
+
+impl fmt::Display for LossCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Expired => "the deadline passed with no extension attempted",
+            Self::NoExtensionReachedQuorum => {
+                "the deadline passed: no extension reached a quorum of masters in time"
+            }
+            Self::ExpiredOrTaken => {
+                "an extension found the lock expired or taken on a majority of masters"
+            }
+            Self::ManagerClosed => "the lock manager was closed",
+        })
+    }
+}
+
 /// What the holder and the watchdog share.
 struct Shared {
     resource: Arc<[u8]>,
@@ -34,6 +66,8 @@ struct Shared {
     deadline: watch::Receiver<Instant>,
     /// Cancelled when the lock is lost.
     lost: CancellationToken,
+    /// Why it was lost; set just before `lost` is cancelled.
+    cause: std::sync::OnceLock<LossCause>,
     /// Cancelled to stop the watchdog, which then releases the lock (release, drop).
     stop: CancellationToken,
 }
@@ -101,6 +135,11 @@ impl LockHandle {
         self.shared.lost.is_cancelled()
     }
 
+    /// Why the lock was lost; `None` while it is not.
+    pub fn loss_cause(&self) -> Option<LossCause> {
+        self.shared.cause.get().copied()
+    }
+
     /// Resolves when the lock is lost; see [`LockGuard::lost`].
     ///
     /// # Cancel safety
@@ -121,12 +160,15 @@ impl LockHandle {
 ///
 /// - **Auto-extension** (opt-in with [`AcquireRequest::auto_extend`] or
 ///   [`AcquireRequest::extend_every`]): the watchdog extends the lock every `ttl / 3`
-///   (compare-and-`PEXPIRE`: it never re-creates a key). A failed extension is retried until
-///   the deadline.
+///   (compare-and-`PEXPIRE`: it never re-creates a key), and never later than halfway to
+///   the current deadline: after an acquisition (or extension) that took most of the TTL,
+///   the next extension comes at half the validity left, not a full period later. A failed
+///   extension is retried until the deadline.
 /// - **Loss**: when the deadline passes without a successful extension, or an extension finds
 ///   the lock expired or taken on a majority, the lock is *lost*: [`lost`](Self::lost)
 ///   resolves, [`is_valid`](Self::is_valid) is false, the [`cancellation_token`](Self::cancellation_token)
-///   is cancelled, and a `tracing` warning names the masters that failed and why. This
+///   is cancelled, [`loss_cause`](Self::loss_cause) says why, and a `tracing` warning names
+///   the masters that failed and why. This
 ///   happens no later than the deadline (`start + ttl − drift`), so before the keys expire on
 ///   the masters and anyone else can take the lock. Loss is final. A guard without
 ///   auto-extension is lost at its deadline.
@@ -213,6 +255,13 @@ impl LockGuard {
     /// True once the lock was lost.
     pub fn is_lost(&self) -> bool {
         self.handle.is_lost()
+    }
+
+    /// Why the lock was lost ([`LossCause`]); `None` while it is not. A lock whose deadline
+    /// passed with no extension attempted ([`LossCause::Expired`]) is told apart from one
+    /// whose extensions failed ([`LossCause::NoExtensionReachedQuorum`]).
+    pub fn loss_cause(&self) -> Option<LossCause> {
+        self.handle.loss_cause()
     }
 
     /// Per-master answers of the acquisition.
@@ -400,6 +449,7 @@ impl LockGuard {
             fencing_token: lock.fencing_token(),
             deadline: deadline_rx,
             lost: CancellationToken::new(),
+            cause: std::sync::OnceLock::new(),
             stop: CancellationToken::new(),
         });
         let ttl = lock.ttl();
@@ -438,7 +488,10 @@ impl Watchdog {
     async fn run(self, mut lock: Lock) -> Result<(), LockError> {
         let shutdown = self.manager.shutdown_token();
         let mut last_error: Option<LockError> = None;
-        let mut next_extend = self.every.and_then(|e| Instant::now().checked_add(e));
+        // Whether an extension was sent since the deadline was last set: a loss at the
+        // deadline without one is `Expired`, not a failed extension.
+        let mut attempted = false;
+        let mut next_extend = self.every.map(|e| next_extension(e, lock.deadline()));
         loop {
             let deadline = lock.deadline();
             let ttl = lock.ttl();
@@ -450,15 +503,21 @@ impl Watchdog {
                 biased;
                 () = self.shared.stop.cancelled() => break,
                 () = shutdown.cancelled() => {
-                    self.declare_lost(&lock, None, "the lock manager was closed");
+                    self.declare_lost(&lock, None, LossCause::ManagerClosed);
                     break;
                 }
                 () = tokio::time::sleep_until(deadline), if !lost => {
-                    self.declare_lost(&lock, last_error.as_ref(), "the deadline passed without a successful extension");
+                    let cause = if attempted {
+                        LossCause::NoExtensionReachedQuorum
+                    } else {
+                        LossCause::Expired
+                    };
+                    self.declare_lost(&lock, last_error.as_ref(), cause);
                 }
                 () = sleep_until_opt(next_extend), if next_extend.is_some() && !lost => {
                     // The extension races the deadline: at the deadline the lock is lost,
                     // whatever an extension still in flight would have said.
+                    attempted = true;
                     let outcome = tokio::select! {
                         biased;
                         () = self.shared.stop.cancelled() => break,
@@ -469,11 +528,12 @@ impl Watchdog {
                     match outcome {
                         Some(Ok(())) => {
                             last_error = None;
+                            attempted = false;
                             let _ = self.deadline.send(lock.deadline());
-                            next_extend = self.every.and_then(|e| Instant::now().checked_add(e));
+                            next_extend = self.every.map(|e| next_extension(e, lock.deadline()));
                         }
                         Some(Err(e)) if e.is_not_held() => {
-                            self.declare_lost(&lock, Some(&e), "a majority shows the lock expired or taken");
+                            self.declare_lost(&lock, Some(&e), LossCause::ExpiredOrTaken);
                         }
                         Some(Err(e)) => {
                             // Transient: retry soon, well before the deadline.
@@ -484,7 +544,7 @@ impl Watchdog {
                             last_error = Some(e);
                         }
                         None => {
-                            self.declare_lost(&lock, last_error.as_ref(), "the deadline passed while an extension was in flight");
+                            self.declare_lost(&lock, last_error.as_ref(), LossCause::NoExtensionReachedQuorum);
                         }
                     }
                 }
@@ -496,10 +556,11 @@ impl Watchdog {
         self.manager.release_lock(&mut lock).await
     }
 
-    fn declare_lost(&self, lock: &Lock, error: Option<&LockError>, why: &str) {
+    fn declare_lost(&self, lock: &Lock, error: Option<&LockError>, why: LossCause) {
         if self.shared.lost.is_cancelled() {
             return;
         }
+        let _ = self.shared.cause.set(why);
         // Counted before the holders are woken, so one that reads the metrics on `lost()`
         // sees it.
         if !self.manager.shutdown_token().is_cancelled() {
@@ -520,6 +581,18 @@ impl Watchdog {
             ),
         }
     }
+}
+
+/// When to extend next, the deadline being `deadline`: after `every`, but never later than
+/// halfway to the deadline, so that an acquisition or extension that took most of the TTL
+/// still leaves the extension time to be sent, answered, and retried before the deadline.
+fn next_extension(every: Duration, deadline: Instant) -> Instant {
+    let now = Instant::now();
+    let half_left = deadline
+        .saturating_duration_since(now)
+        .checked_div(2)
+        .unwrap_or_default();
+    now.checked_add(every.min(half_left)).unwrap_or(now)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

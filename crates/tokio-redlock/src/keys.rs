@@ -3,11 +3,16 @@
 //! - lock key: `prefix + resource`, byte for byte, so that a lock taken by another Redlock
 //!   library on the same name excludes ours and vice versa;
 //! - fencing counter: `{<lock key>}:fence`, or `<lock key>:fence` when the lock key already
-//!   carries a hash tag, so both keys share a hash slot (for the fencing tokens to come);
+//!   carries a hash tag, so both keys share a hash slot. A lock key of either form *is*
+//!   another resource's counter, so it is refused ([`check_lock_key`]): no lock can sit on a
+//!   counter (which would break that resource's fenced acquisitions), and no acquisition can
+//!   wait forever on a counter, which has no TTL;
 //! - token: 128 random bits from the thread-local CSPRNG, as 32 lowercase hex digits.
 
 use std::fmt;
 use std::sync::Arc;
+
+use crate::error::LockError;
 
 /// The lock key for a resource: the configured
 /// [`key_prefix`](crate::LockManagerBuilder::key_prefix) followed by the resource bytes (without
@@ -65,6 +70,37 @@ pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     }
     key.extend_from_slice(SUFFIX);
     key.into()
+}
+
+/// The lock key whose fencing counter `key` is, if it is one: `key` is `{<owner>}:fence`
+/// with an owner without a hash tag, or `<owner>:fence` with an owner that has one
+/// (`fence_key(owner) == key`).
+///
+/// A key can be the counter of two lock keys (`{fc}:fence` is that of `fc` and of `{fc}`);
+/// the one without braces is named.
+pub(crate) fn fence_counter_owner(key: &[u8]) -> Option<&[u8]> {
+    let owner = key.strip_suffix(b":fence")?;
+    if let Some(inner) = owner.strip_prefix(b"{").and_then(|o| o.strip_suffix(b"}"))
+        && !has_hash_tag(inner)
+    {
+        return Some(inner);
+    }
+    has_hash_tag(owner).then_some(owner)
+}
+
+/// Refuses a resource whose lock key is another resource's fencing counter
+/// ([`LockError::ReservedKey`]), before any request: such a lock would break that
+/// resource's fenced acquisitions, and an acquisition of it would wait for a counter that
+/// never expires.
+pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {
+    let key = lock_key(prefix, resource);
+    match fence_counter_owner(&key) {
+        Some(owner) => Err(LockError::ReservedKey {
+            resource: Arc::clone(resource),
+            counter_of: owner.into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether Redis Cluster would hash only part of this key: a `{` followed later by a `}`
@@ -167,6 +203,37 @@ mod tests {
         // "{}" is not a hash tag: the whole key is hashed, so we add our own braces.
         assert_eq!(&*fence_key(b"x{}y"), b"{x{}y}:fence");
         assert!(!has_hash_tag(b"no}tag{"));
+    }
+
+    #[test]
+    fn no_lock_key_can_be_a_fencing_counter() {
+        for owner in [&b"fc"[..], b"a:b{c}d", b"x{}y", b"", b"}:fence", b"a{b}c}"] {
+            let counter = fence_key(owner);
+            assert_eq!(fence_counter_owner(&counter), Some(owner), "{counter:?}");
+            let resource: Arc<[u8]> = Arc::clone(&counter);
+            assert!(matches!(
+                check_lock_key(b"", &resource),
+                Err(LockError::ReservedKey { counter_of, .. }) if &*counter_of == owner
+            ));
+        }
+        // With a prefix, the lock key (prefix + resource) is what is checked.
+        let resource: Arc<[u8]> = Arc::from(&b"{x}:fence"[..]);
+        assert!(
+            check_lock_key(b"app:", &resource).is_err(),
+            "app:{{x}}:fence is app:{{x}}'s"
+        );
+        let resource: Arc<[u8]> = Arc::from(&b"x}:fence"[..]);
+        assert!(check_lock_key(b"{app:", &resource).is_err());
+        for fine in [
+            &b"fc"[..],
+            b"fence",
+            b":fence",
+            b"{fc}:fence2",
+            b"fc:fence",
+            b"x{}:fence",
+        ] {
+            assert_eq!(fence_counter_owner(fine), None, "{fine:?}");
+        }
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub use config::{
 };
 pub use error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 pub use fencing::FencingToken;
-pub use guard::{AcquireRequest, LockGuard, LockHandle};
+pub use guard::{AcquireRequest, LockGuard, LockHandle, LossCause};
 pub use keys::{Printable, lock_key, release_channel};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};

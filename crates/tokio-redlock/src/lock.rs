@@ -177,8 +177,9 @@ pub enum LockState {
         /// `None` when the keys have no TTL (set by something other than a lock library).
         remaining: Option<Duration>,
     },
-    /// Neither: the masters disagree (an acquisition in progress, a partial or expiring
-    /// lock, or a non-lock value). Nobody can be relied upon to hold it.
+    /// Neither: no single answer on a majority (an acquisition in progress, a partial or
+    /// expiring lock, or a non-lock value under the key — possibly on a majority: see the
+    /// outcomes). Nobody can be relied upon to hold it.
     Unsettled {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,

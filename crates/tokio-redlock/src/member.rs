@@ -143,6 +143,10 @@ pub(crate) struct SentinelSpec {
 
 impl SentinelSpec {
     /// Parses `redis+sentinel://…`; the error is the reason, for `ConfigError::InvalidUrl`.
+    ///
+    /// The master's credentials are split off first: the URL is read once for each `@` in
+    /// it (and once without credentials), and exactly one reading must parse, so a password
+    /// holding `/`, `?`, `#`, `@` or `:` is never read as a path, a query or a host.
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
         let (tls, rest) = if let Some(rest) = strip_scheme(url, SENTINEL_TLS_SCHEME) {
             (true, rest)
@@ -151,12 +155,25 @@ impl SentinelSpec {
         } else {
             return Err("not a redis+sentinel:// URL".to_owned());
         };
+        one_reading(rest, |userinfo, after| {
+            Self::parse_after(tls, userinfo, after)
+        })
+    }
+
+    /// Parses what follows the credentials: `hosts/<name>[/<db>][?query]`.
+    fn parse_after(tls: bool, userinfo: Option<&str>, rest: &str) -> Result<Self, String> {
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, authority),
-        };
+        if query.contains('#') {
+            return Err(FRAGMENT_REFUSED.to_owned());
+        }
+        if rest.contains(['#', '@']) {
+            return Err(
+                "a `#` or `@` outside the credentials and the query (characters such \
+                        as / ? # @ in a password are written percent-encoded)"
+                    .to_owned(),
+            );
+        }
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (username, password) = match userinfo {
             Some(info) => {
                 let (user, pass) = info.split_once(':').unwrap_or((info, ""));
@@ -446,6 +463,355 @@ fn decode(s: &str) -> Result<String, String> {
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
+}
+
+/// Reads `rest` (a URL after its scheme) once without credentials and once for each `@` in
+/// it, taking what comes before that `@` as `user:password`; `parse` reads the part after
+/// the credentials. Exactly one reading must parse: a password may then hold any printable
+/// character, `/ ? # @ :` included, unencoded. None parsing gives the reason of the reading
+/// at the last `@` (the likeliest meant), several the advice to percent-encode. No reason
+/// quotes the URL: any part of it may be a password.
+fn one_reading<T>(
+    rest: &str,
+    parse: impl Fn(Option<&str>, &str) -> Result<T, String>,
+) -> Result<T, String> {
+    let splits = std::iter::once(None).chain(rest.match_indices('@').map(|(at, _)| Some(at)));
+    let mut parsed = None;
+    let mut last_reason = String::new();
+    for split in splits {
+        let (userinfo, after) = match split {
+            None => (None, rest),
+            Some(at) => (
+                rest.get(..at),
+                rest.get(at.saturating_add(1)..).unwrap_or_default(),
+            ),
+        };
+        match parse(userinfo, after) {
+            Ok(value) if parsed.is_none() => parsed = Some(value),
+            Ok(_) => {
+                return Err("ambiguous: the URL parses in more than one way; write the \
+                            characters / ? # @ of a password percent-encoded (%2F %3F %23 %40)"
+                    .to_owned());
+            }
+            Err(reason) => last_reason = reason,
+        }
+    }
+    parsed.ok_or(last_reason)
+}
+
+/// One member's URL taken apart before anything else reads it. The credentials are split
+/// off first ([`one_reading`]), so no password is ever handed to a URL parser, shown, or
+/// read as a host, path, query or fragment.
+pub(crate) struct MemberUrl {
+    /// The URL for display: every password replaced by `***`.
+    pub(crate) shown: String,
+    /// The passwords, as written and percent-decoded, to scrub from any text.
+    pub(crate) secrets: Vec<String>,
+    /// What the member is.
+    pub(crate) kind: MemberKind,
+}
+
+/// What a member URL names.
+pub(crate) enum MemberKind {
+    /// A server at a fixed address (TCP, TLS or a Unix socket), credentials included.
+    Direct(ConnectionInfo),
+    /// A Sentinel group.
+    Sentinel(SentinelSpec),
+}
+
+/// A member ready for a `Node`: its address as shown, where its connections go, and the
+/// passwords to scrub from any error text.
+pub(crate) struct Member {
+    /// The URL, passwords replaced by `***`.
+    pub(crate) address: std::sync::Arc<str>,
+    /// A fixed server or a Sentinel group.
+    pub(crate) target: Target,
+    /// The member's passwords, as written and decoded.
+    pub(crate) secrets: Vec<String>,
+}
+
+impl Member {
+    /// Parses a member URL ([`MemberUrl::parse`]) and makes its client; never connects.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidUrl`], which quotes the URL redacted (only its scheme when it
+    /// does not parse) and never a part of a password.
+    pub(crate) fn new(
+        url: &str,
+        tls: &TlsSettings,
+        node_timeout: std::time::Duration,
+        connect_timeout: std::time::Duration,
+    ) -> Result<Self, ConfigError> {
+        let parsed = MemberUrl::parse(url).map_err(|reason| ConfigError::InvalidUrl {
+            url: unparsed_url_shown(url),
+            reason,
+        })?;
+        let invalid = |reason: String| ConfigError::InvalidUrl {
+            url: parsed.shown.clone(),
+            reason: crate::error::scrub(&reason, &parsed.secrets),
+        };
+        if parsed.is_tls() && !cfg!(feature = "tls") {
+            return Err(invalid(
+                "TLS URLs need the crate's `tls` feature (tokio-redlock = { features = \
+                 [\"tls\"] })"
+                    .to_owned(),
+            ));
+        }
+        let target = match parsed.kind {
+            MemberKind::Direct(info) => {
+                Target::Direct(direct_client(info, tls).map_err(|e| invalid(e.to_string()))?)
+            }
+            MemberKind::Sentinel(spec) => Target::Sentinel(
+                SentinelGroup::new(spec, tls, node_timeout, connect_timeout)
+                    .map_err(|e| invalid(e.to_string()))?,
+            ),
+        };
+        Ok(Self {
+            address: parsed.shown.clone().into(),
+            target,
+            secrets: parsed.secrets.clone(),
+        })
+    }
+}
+
+/// Why a URL with a `#` after its credentials is refused.
+const FRAGMENT_REFUSED: &str = "URL fragments are not accepted (`#insecure` would turn \
+    certificate checks off): use `danger_accept_invalid_certificates` on the builder (a `#` \
+    in a query value such as `pass=` is written %23; in `user:password@` it may stay as is)";
+
+/// Schemes of a server at a fixed TCP address (the second of each pair speaks TLS).
+const TCP_SCHEMES: [&str; 4] = ["redis", "rediss", "valkey", "valkeys"];
+/// Schemes of a server on a Unix socket.
+const UNIX_SCHEMES: [&str; 3] = ["redis+unix", "valkey+unix", "unix"];
+
+impl MemberUrl {
+    /// Parses a member URL; the error is the reason, which quotes nothing of the URL.
+    pub(crate) fn parse(raw: &str) -> Result<Self, String> {
+        if is_sentinel_url(raw) {
+            let spec = SentinelSpec::parse(raw)?;
+            return Ok(Self {
+                shown: spec.redacted(),
+                secrets: spec.secrets(),
+                kind: MemberKind::Sentinel(spec),
+            });
+        }
+        let Some((scheme, rest)) = raw.split_once("://") else {
+            return Err(
+                "not a URL: write redis://host:port (or rediss://, redis+unix://, \
+                        redis+sentinel://)"
+                    .to_owned(),
+            );
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        if TCP_SCHEMES.contains(&scheme.as_str()) {
+            one_reading(rest, |userinfo, after| tcp_member(&scheme, userinfo, after))
+        } else if UNIX_SCHEMES.contains(&scheme.as_str()) {
+            unix_member(&scheme, rest)
+        } else {
+            Err(
+                "unknown scheme (known: redis, rediss, redis+unix, unix, redis+sentinel, \
+                 rediss+sentinel, valkey, valkeys, valkey+unix)"
+                    .to_owned(),
+            )
+        }
+    }
+
+    /// Whether the member speaks TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        match &self.kind {
+            MemberKind::Direct(info) => matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
+            MemberKind::Sentinel(spec) => spec.tls,
+        }
+    }
+}
+
+/// The URL shown when it cannot be parsed: its scheme at most, since any other part may be
+/// a password.
+pub(crate) fn unparsed_url_shown(raw: &str) -> String {
+    match raw.split_once("://") {
+        Some((scheme, _))
+            if (1..=20).contains(&scheme.len())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+        {
+            format!("{scheme}://*** (redacted: it does not parse as a URL)")
+        }
+        _ => "*** (redacted: it does not parse as a URL)".to_owned(),
+    }
+}
+
+/// A password as written and percent-decoded (what the server compares), for scrubbing.
+fn secret_forms(written: &str, decoded: &str) -> Vec<String> {
+    let mut forms = vec![decoded.to_owned()];
+    if written != decoded {
+        forms.push(written.to_owned());
+    }
+    forms.retain(|s| !s.is_empty());
+    forms
+}
+
+/// `scheme://[user[:password]@]host[:port][/db][?protocol=N]` read with `userinfo` as its
+/// credentials and `after` as the rest.
+fn tcp_member(scheme: &str, userinfo: Option<&str>, after: &str) -> Result<MemberUrl, String> {
+    let bad_address = "the address is not host:port or [v6]:port (characters such as / ? # @ \
+                       in a password are written percent-encoded)";
+    if after.contains('#') {
+        return Err(FRAGMENT_REFUSED.to_owned());
+    }
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let (address, tail) = after.split_at(end);
+    if !is_host_port(address) {
+        return Err(bad_address.to_owned());
+    }
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let db = path.trim_matches('/');
+    if !db.is_empty() && !db.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the path is not a database number (/0, /1, …)".to_owned());
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "protocol" || !["2", "3", "resp2", "resp3"].contains(&value) {
+            return Err("unknown query parameter (known: protocol=2 or 3)".to_owned());
+        }
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(format!("{scheme}://{after}"))
+        .map_err(|e| e.to_string())?;
+    let mut settings = info.redis_settings().clone();
+    let mut secrets = Vec::new();
+    let shown_userinfo = match userinfo {
+        None => String::new(),
+        Some(info) => {
+            let (user, pass) = match info.split_once(':') {
+                Some((user, pass)) => (user, Some(pass)),
+                None => (info, None),
+            };
+            if let Some(user) = non_empty(decode(user)?) {
+                settings = settings.set_username(user);
+            }
+            let shown_pass = match pass {
+                Some(pass) => {
+                    let decoded = decode(pass)?;
+                    secrets = secret_forms(pass, &decoded);
+                    if let Some(pass) = non_empty(decoded) {
+                        settings = settings.set_password(pass);
+                    }
+                    ":***"
+                }
+                None => "",
+            };
+            format!("{user}{shown_pass}@")
+        }
+    };
+    Ok(MemberUrl {
+        shown: format!("{scheme}://{shown_userinfo}{after}"),
+        secrets,
+        kind: MemberKind::Direct(info.set_redis_settings(settings)),
+    })
+}
+
+/// Whether `s` is `host`, `host:port`, `[v6]` or `[v6]:port` (no `@`, no spaces, a port of
+/// digits when a `:` is written).
+fn is_host_port(s: &str) -> bool {
+    let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        let Some((host, rest)) = v6.split_once(']') else {
+            return false;
+        };
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if rest.is_empty() => (host, None),
+            None => return false,
+        }
+    } else {
+        let (host, port) = match s.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        };
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return false;
+        }
+        (host, port)
+    };
+    !host.is_empty() && port.is_none_or(port_ok)
+}
+
+/// `scheme:///path[?db=N&user=U&pass=P&protocol=N]`. Values are percent-decoded (`+`
+/// stays `+`; `&`, `%` and `#` in a password are written %26, %25, %23); a parameter that looks like a secret but is not `pass` is refused, so that a
+/// misspelt password is neither shown nor silently dropped.
+fn unix_member(scheme: &str, rest: &str) -> Result<MemberUrl, String> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if query.contains('#') {
+        return Err(FRAGMENT_REFUSED.to_owned());
+    }
+    if !path.starts_with('/') || path.contains(['#', '@']) {
+        return Err(
+            "write a Unix socket as redis+unix:///path/to/socket[?db=N&pass=…] (a \
+                    password goes in `pass=`, percent-encoded where it holds & or %)"
+                .to_owned(),
+        );
+    }
+    let mut kept = Vec::new();
+    let mut shown = Vec::new();
+    let mut password = None;
+    let mut secrets = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "pass" => {
+                let decoded = decode(value)?;
+                secrets.extend(secret_forms(value, &decoded));
+                password = non_empty(decoded);
+                shown.push("pass=***".to_owned());
+            }
+            "db" | "user" | "protocol"
+                if value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._%".contains(&b)) =>
+            {
+                kept.push(pair);
+                shown.push(pair.to_owned());
+            }
+            _ => {
+                return Err(
+                    "unknown or malformed query parameter (known: db, user, pass, \
+                            protocol; a password goes in `pass=`)"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let mut plain = format!("{scheme}://{path}");
+    if !kept.is_empty() {
+        plain.push('?');
+        plain.push_str(&kept.join("&"));
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(plain.clone())
+        .map_err(|e| e.to_string())?;
+    let settings = match password {
+        Some(pass) => info.redis_settings().clone().set_password(pass),
+        None => info.redis_settings().clone(),
+    };
+    let mut shown_url = format!("{scheme}://{path}");
+    if !shown.is_empty() {
+        shown_url.push('?');
+        shown_url.push_str(&shown.join("&"));
+    }
+    Ok(MemberUrl {
+        shown: shown_url,
+        secrets,
+        kind: MemberKind::Direct(info.set_redis_settings(settings)),
+    })
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; `index` counts from 0.

@@ -23,12 +23,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::{ConfigError, NodeError, NodeStatus, redact_url};
+use crate::error::{ConfigError, NodeError, NodeStatus, scrub};
 use crate::failover::FailoverWatch;
 use crate::keys;
-use crate::member::{SentinelSpec, Target, direct_client, is_sentinel_url};
+use crate::member::Target;
 use crate::scripts::{self, LuaScript};
-use crate::sentinel::{LookupError, SentinelGroup};
+use crate::sentinel::LookupError;
 use crate::tls::{TlsSettings, tls_cause};
 
 /// What every master of a manager shares: budgets and TLS settings.
@@ -413,43 +413,17 @@ impl Node {
         servers: Arc<ServerIds>,
         options: &NodeOptions<'_>,
     ) -> Result<Self, ConfigError> {
-        let address: Arc<str> = redact_url(url).into();
-        let invalid = |reason: String| ConfigError::InvalidUrl {
-            url: address.to_string(),
-            reason,
-        };
-        if url.contains('#') {
-            return Err(invalid(
-                "URL fragments are not accepted (`#insecure` would turn certificate checks \
-                 off): use `danger_accept_invalid_certificates` on the builder (a `#` in a \
-                 password is written %23)"
-                    .to_owned(),
-            ));
-        }
-        let (target, secrets) = if is_sentinel_url(url) {
-            let spec = SentinelSpec::parse(url).map_err(invalid)?;
-            let secrets = spec.secrets();
-            check_tls_enabled(spec.tls).map_err(invalid)?;
-            let group = SentinelGroup::new(
-                spec,
-                options.tls,
-                options.node_timeout,
-                options.connect_timeout,
-            )
-            .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
-            (Target::Sentinel(group), secrets)
-        } else {
-            let secrets = url_secrets(url);
-            let is_tls = url
-                .get(..9)
-                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"));
-            check_tls_enabled(is_tls).map_err(invalid)?;
-            let info = redis::IntoConnectionInfo::into_connection_info(url)
-                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
-            let client = direct_client(info, options.tls)
-                .map_err(|e| invalid(scrub(&e.to_string(), &secrets)))?;
-            (Target::Direct(client), secrets)
-        };
+        // Parsing (credentials first), redaction and the client: see `member.rs`.
+        let crate::member::Member {
+            address,
+            target,
+            secrets,
+        } = crate::member::Member::new(
+            url,
+            options.tls,
+            options.node_timeout,
+            options.connect_timeout,
+        )?;
         Ok(Self {
             index,
             servers,
@@ -1477,18 +1451,6 @@ pub(crate) fn worth_resending(error: &NodeError) -> bool {
     !error.is_permanent() && !matches!(error, NodeError::UnexpectedReply(_))
 }
 
-/// Refuses a TLS URL when the crate was built without the `tls` feature.
-fn check_tls_enabled(is_tls: bool) -> Result<(), String> {
-    if is_tls && !cfg!(feature = "tls") {
-        return Err(
-            "TLS URLs need the crate's `tls` feature (tokio-redlock = { features = \
-                    [\"tls\"] })"
-                .to_owned(),
-        );
-    }
-    Ok(())
-}
-
 /// Accepts a `ROLE` reply that says `master`; a replica or a sentinel is refused. A user
 /// without permission for `ROLE` (or a server without it, or an odd reply) is not checked.
 fn check_role(role: Result<Value, RedisError>) -> Result<(), NodeError> {
@@ -1516,54 +1478,6 @@ fn check_role(role: Result<Value, RedisError>) -> Result<(), NodeError> {
             "the server answers ROLE `{role}`: only a master may count toward a quorum"
         )))
     }
-}
-
-/// The passwords of a URL (user information, or a `pass` query parameter), in the forms
-/// that can appear in error texts.
-fn url_secrets(url: &str) -> Vec<String> {
-    let mut secrets = Vec::new();
-    if let Ok(parsed) = url::Url::parse(url) {
-        if let Some(pw) = parsed.password() {
-            secrets.push(pw.to_owned());
-            if let Ok(decoded) = percent_decode(pw) {
-                secrets.push(decoded);
-            }
-        }
-        // `redis+unix:///path?pass=…` carries the password in the query.
-        for (name, value) in parsed.query_pairs() {
-            if crate::error::is_secret_param(&name) && !value.is_empty() {
-                secrets.push(value.into_owned());
-            }
-        }
-        if let Some(query) = parsed.query() {
-            for pair in query.split('&') {
-                if let Some((name, value)) = pair.split_once('=')
-                    && crate::error::is_secret_param(name)
-                    && !value.is_empty()
-                {
-                    secrets.push(value.to_owned());
-                }
-            }
-        }
-    }
-    secrets
-}
-
-/// Decodes `%XX` escapes of a URL password (the server compares the decoded form).
-fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    String::from_utf8(bytes)
-}
-
-/// Replaces every configured secret in `text` by `***`.
-fn scrub(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "***"))
 }
 
 /// The error kinds told by the code of a server's error reply, if it is one of them.

@@ -126,16 +126,17 @@ fn password_fragments_never_show_in_list_or_sentinel_errors() {
             "{bad}: the tail of the password is shown: {text}"
         );
     }
+    // The credentials are split off first, so these build, and show no part of the password.
     let urls = [
         "redis+sentinel://admin:S3cretHead/tail@s1:26379/mymaster",
         "redis+sentinel://admin:S3cretHead?tail@s1:26379,s2:26380/mymaster",
     ];
-    for bad in urls {
-        let e = LockManager::builder().server(bad).build().unwrap_err();
-        let text = format!("{e}\n{e:?}");
+    for url in urls {
+        let manager = LockManager::builder().server(url).build().unwrap();
+        let text = format!("{:?}\n{manager:?}", manager.masters().collect::<Vec<_>>());
         assert!(
-            !text.contains("S3cretHead"),
-            "{bad}: the head of the password is shown: {text}"
+            !text.contains("S3cretHead") && !text.contains("tail"),
+            "{url}: the password is shown: {text}"
         );
     }
 }
@@ -503,8 +504,10 @@ fn bad_sentinel_urls_are_typed_errors_with_passwords_redacted() {
             "path segments",
         ),
         (
+            // Query names are not quoted: after an unencoded `&` in a password, the "name"
+            // is the password's tail.
             format!("redis+sentinel://s1:1/m?sentinel_password={SECRET}&sentinel_pasword=typo"),
-            "sentinel_pasword",
+            "unknown query parameter",
         ),
         (
             format!("redis+sentinel://u:{SECRET}@s1:1/m?password={SECRET}"),

@@ -782,3 +782,70 @@ async fn latency_with_and_without_fencing() {
     with.close().await;
     without.close().await;
 }
+
+/// A resource named like another's fencing counter (`{fc}:fence`) cannot be locked, with or
+/// without fencing: it is refused at once, before any request, with a typed error naming
+/// the owner. So no lock can sit on `fc`'s counter (a fenced `lock("fc")` then works), and a
+/// waiter for `{fc}:fence` — whose counter never expires — never waits forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_named_like_a_fencing_counter_is_refused_in_both_directions() {
+    let masters = Masters::start(3);
+    let urls = masters.urls();
+    let fenced = fenced(&urls);
+    let plain = builder(&urls).node_timeout(ms(500)).build().unwrap();
+    let owner = unique_name("fc");
+    let counter_name = fence_key(&owner);
+
+    // Someone tries to hold `{fc}:fence` first: refused, nothing written.
+    for manager in [&plain, &fenced] {
+        let e = within(
+            ms(1_000),
+            "lock the counter's name",
+            manager.lock(&counter_name),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.is_reserved_key() && e.is_invalid_input(),
+            "{}",
+            render(&e)
+        );
+        match &e {
+            LockError::ReservedKey { counter_of, .. } => {
+                assert_eq!(&**counter_of, owner.as_bytes());
+            }
+            other => panic!("{}", render(other)),
+        }
+        let text = e.to_string();
+        assert!(
+            text.contains(&owner) && text.contains("fencing counter"),
+            "{text}"
+        );
+    }
+    assert!(
+        masters.iter().all(|s| s.dbsize() == 0),
+        "nothing was written"
+    );
+    // So a fenced lock of `fc` works.
+    let mut lock = watchdog("lock fc", fenced.lock(&owner)).await.unwrap();
+    assert!(lock.fencing_token().is_some());
+    assert_eq!(counters(&masters, &counter_name), [1, 1, 1]);
+
+    // The other direction: `fc`'s counter exists (it never expires); waiting for a lock on
+    // its name ends at once, typed, instead of waiting forever.
+    for manager in [&plain, &fenced] {
+        let e = within(
+            ms(1_000),
+            "wait_forever on the counter's name",
+            manager.acquire(&counter_name).wait_forever(),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.is_reserved_key(), "{}", render(&e));
+    }
+    // With a key prefix, the key (prefix + resource) is what counts.
+    let prefixed = builder(&urls).key_prefix("app:").build().unwrap();
+    let e = prefixed.try_lock("{x}:fence").await.unwrap_err();
+    assert!(e.is_reserved_key(), "{}", render(&e));
+    fenced.unlock(&mut lock).await.unwrap();
+}

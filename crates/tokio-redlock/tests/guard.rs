@@ -1415,3 +1415,98 @@ async fn cancellation_token_is_cancelled_exactly_when_lost() {
     drop(guard);
     settle(&manager).await;
 }
+
+/// An acquisition that took most of the TTL (two masters answer only after 700 ms of a 1 s
+/// TTL) leaves about 290 ms of validity: less than the `ttl / 3` = 333 ms period. The first
+/// extension is planned from the validity left (halfway to the deadline), so it is sent and
+/// succeeds once the masters are fast again, and the lock is never reported lost without an
+/// extension having been tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_extension_comes_before_the_deadline_after_a_slow_acquisition() {
+    let masters = Masters::start(3);
+    let proxies = proxies_for(&masters).await;
+    let urls: Vec<String> = proxies.iter().map(FaultProxy::url).collect();
+    let manager = manager(urls, ms(900));
+    warm_up(&manager).await;
+    let resource = unique_name("slow-acquire");
+    proxies[1].set_reply_latency(ms(700));
+    proxies[2].set_reply_latency(ms(700));
+    let guard = watchdog(
+        "acquire",
+        manager.acquire(&resource).ttl(ms(1_000)).auto_extend(),
+    )
+    .await
+    .unwrap();
+    for p in &proxies {
+        p.set_reply_latency(Duration::ZERO);
+    }
+    let first_deadline = guard.deadline();
+    let left = guard.validity();
+    assert!(
+        left < ms(333),
+        "the acquisition took most of the TTL ({left:?} left)"
+    );
+    tokio::time::sleep_until(first_deadline + ms(100)).await;
+    assert!(
+        !guard.is_lost() && guard.is_valid() && guard.deadline() > first_deadline,
+        "extended before the deadline: lost {:?}, cause {:?}",
+        guard.is_lost(),
+        guard.loss_cause()
+    );
+    guard.release().await.unwrap();
+}
+
+/// A loss says which it was: a guard without auto-extension runs out with no extension
+/// attempted (`Expired`), one whose extensions cannot reach a quorum (two masters of three
+/// paused) reports that (`NoExtensionReachedQuorum`), and the warnings say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_tells_an_unextended_expiry_from_failed_extensions() {
+    use tokio_redlock::LossCause;
+    install_warn_recorder();
+    let masters = Masters::start(3);
+    let manager = manager(masters.urls(), ms(100));
+    warm_up(&manager).await;
+
+    let plain = unique_name("loss-expired");
+    let guard = watchdog("acquire", manager.acquire(&plain).ttl(ms(400)))
+        .await
+        .unwrap();
+    assert_eq!(guard.loss_cause(), None);
+    within(ms(2_000), "lost at the deadline", guard.lost()).await;
+    assert_eq!(guard.loss_cause(), Some(LossCause::Expired));
+    drop(guard);
+
+    let extended = unique_name("loss-unreachable");
+    let guard = watchdog(
+        "acquire",
+        manager.acquire(&extended).ttl(ms(600)).auto_extend(),
+    )
+    .await
+    .unwrap();
+    masters[1].pause();
+    masters[2].pause();
+    within(ms(3_000), "lost at the deadline", guard.lost()).await;
+    assert_eq!(
+        guard.loss_cause(),
+        Some(LossCause::NoExtensionReachedQuorum)
+    );
+    masters[1].resume();
+    masters[2].resume();
+    drop(guard);
+    let expired = warnings_about(&plain);
+    assert!(
+        expired.iter().any(|w| w.contains("no extension attempted")),
+        "{expired:#?}"
+    );
+    let failed = warnings_about(&extended);
+    assert!(
+        failed
+            .iter()
+            .any(|w| w.contains("no extension reached a quorum")),
+        "{failed:#?}"
+    );
+    assert!(
+        failed.iter().all(|w| !w.contains("no extension attempted")),
+        "{failed:#?}"
+    );
+}

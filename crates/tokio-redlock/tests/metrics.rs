@@ -863,3 +863,39 @@ async fn guards_that_lose_their_lock_count_losses_and_failed_extensions() {
     }
     drop(guard);
 }
+
+/// A password of every printable ASCII character, written as is (`/`, `?`, `#`, `@`
+/// unencoded), never reaches the `master` label: right, the master answers; wrong, the
+/// label of the auth failure is the redacted URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_of_every_printable_ascii_character_never_reaches_the_master_label() {
+    let all: String = (0x20u8..=0x7e).map(char::from).collect();
+    let password = format!("SeCrEt{all}SeCrEt");
+    let wrong = format!("SeCrEt{}SeCrEt", all.chars().rev().collect::<String>());
+    let resource = unique_name("metrics-every-character");
+    let m = Metrics::begin(&[&resource, "SeC", "eCr", "CrE", "rEt", "./0123", "?@ABC"]).await;
+    let server = RedisServer::start(ServerOptions::default());
+    server.cmd(&["CONFIG", "SET", "requirepass", &password]);
+    let port = server.port();
+    let refused = watched(
+        &m,
+        LockManager::builder().server(format!("redis://default:{wrong}@127.0.0.1:{port}")),
+    );
+    let label = refused.masters().next().unwrap().to_owned();
+    assert_eq!(label, format!("redis://default:***@127.0.0.1:{port}"));
+    let e = watchdog("try_lock", refused.try_lock(&resource))
+        .await
+        .unwrap_err();
+    assert!(e.is_auth(), "{}", render(&e));
+    settle(&refused).await;
+    let r = m.take();
+    assert!(r.master_errors(&label, "auth") >= 1, "{r:#?}");
+    let manager = watched(
+        &m,
+        LockManager::builder().server(format!("redis://default:{password}@127.0.0.1:{port}")),
+    );
+    let mut lock = watchdog("lock", manager.try_lock(&resource)).await.unwrap();
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    let r = m.take();
+    assert!(r.all_master_errors().is_empty(), "{r:#?}");
+}

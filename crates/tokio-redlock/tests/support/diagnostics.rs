@@ -12,6 +12,8 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
 static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Every event at any level, when installed by [`install_recording_everything`].
+static ALL_EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static WORKER_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static INSTALL: Once = Once::new();
 
@@ -31,6 +33,22 @@ impl<S: tracing::Subscriber> Layer<S> for Recorder {
     }
 }
 
+/// Records every event, whatever its level, as [`Recorder`] does.
+struct Everything;
+
+impl<S: tracing::Subscriber> Layer<S> for Everything {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let meta = event.metadata();
+        let mut text = format!("{} {}:", meta.level(), meta.target());
+        event.record(&mut FieldText(&mut text));
+        ALL_EVENTS.lock().unwrap().push(text);
+    }
+}
+
 struct FieldText<'a>(&'a mut String);
 
 impl tracing::field::Visit for FieldText<'_> {
@@ -41,9 +59,26 @@ impl tracing::field::Visit for FieldText<'_> {
 
 /// Installs the recorder and the panic hook (once per test binary).
 pub fn install() {
+    install_layers(false);
+}
+
+/// [`install`], and also records every event at every level (TRACE included), for
+/// [`all_events`]. For test binaries that must check everything the library logs.
+pub fn install_recording_everything() {
+    install_layers(true);
+}
+
+/// Every event recorded since [`install_recording_everything`], at every level.
+pub fn all_events() -> Vec<String> {
+    ALL_EVENTS.lock().unwrap().clone()
+}
+
+fn install_layers(everything: bool) {
     INSTALL.call_once(|| {
-        let subscriber =
-            tracing_subscriber::registry().with(Recorder.with_filter(LevelFilter::WARN));
+        let everything = everything.then(|| Everything.with_filter(LevelFilter::TRACE));
+        let subscriber = tracing_subscriber::registry()
+            .with(Recorder.with_filter(LevelFilter::WARN))
+            .with(everything);
         tracing::subscriber::set_global_default(subscriber)
             .expect("no other global tracing subscriber in this test binary");
         let previous = std::panic::take_hook();
