@@ -306,6 +306,8 @@ pub(crate) struct Node {
     link: Mutex<LinkState>,
     /// Woken whenever `link` changes (connected, failed, retired).
     changed: Notify,
+    /// Asks the connector for an attempt now (a request found the master down).
+    nudge: Arc<Notify>,
     /// Cancelled when the manager is closed or dropped: no connection is opened any more,
     /// and the connector and the release worker end.
     stop: CancellationToken,
@@ -434,6 +436,7 @@ impl Node {
             connect_timeout: options.connect_timeout,
             link: Mutex::new(LinkState::default()),
             changed: Notify::new(),
+            nudge: Arc::new(Notify::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             parked: Mutex::new(Parked::default()),
@@ -506,6 +509,9 @@ impl Node {
         let connect_until = Instant::now()
             .checked_add(self.connect_timeout)
             .unwrap_or_else(Instant::now);
+        // Set once this request has asked the connector for a fresh attempt on a master
+        // known down, and until when it waits for that attempt.
+        let mut retry_until: Option<Instant> = None;
         loop {
             let notified = self.changed.notified();
             let mut notified = std::pin::pin!(notified);
@@ -529,7 +535,21 @@ impl Node {
                             ));
                         }
                         if let Some(error) = &link.down {
-                            return Err(error.clone());
+                            // Known down: ask for a fresh attempt (the connector makes one
+                            // if its last is at least RECONNECT_MIN old) and wait for it,
+                            // at most `node_timeout`; a master still down fails the request
+                            // with its last connect error.
+                            // A permanent cause (credentials, certificates, ACL) fails
+                            // at once: another attempt would only repeat it.
+                            if retry_until.is_some() || error.is_permanent() {
+                                return Err(error.clone());
+                            }
+                            self.nudge.notify_one();
+                            retry_until = Some(
+                                Instant::now()
+                                    .checked_add(self.node_timeout)
+                                    .unwrap_or_else(Instant::now),
+                            );
                         }
                         self.start_connector(&mut link);
                         None
@@ -555,11 +575,13 @@ impl Node {
                     Err(_) => return Err(NodeError::Backlog(queued.elapsed())),
                 }
             }
-            if tokio::time::timeout_at(connect_until, notified)
-                .await
-                .is_err()
-            {
-                return Err(NodeError::Timeout(self.connect_timeout));
+            let wait_until = retry_until.map_or(connect_until, |r| r.min(connect_until));
+            if tokio::time::timeout_at(wait_until, notified).await.is_err() {
+                let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+                return Err(match (&link.down, retry_until) {
+                    (Some(error), Some(_)) => error.clone(),
+                    _ => NodeError::Timeout(self.connect_timeout),
+                });
             }
         }
     }
@@ -574,8 +596,8 @@ impl Node {
         };
         link.connecting = true;
         let node = Arc::downgrade(self);
-        let stop = self.stop.clone();
-        runtime.spawn(self.tasks.track_future(connector(node, stop)));
+        let (stop, nudge) = (self.stop.clone(), Arc::clone(&self.nudge));
+        runtime.spawn(self.tasks.track_future(connector(node, stop, nudge)));
     }
 
     /// One connection attempt, bounded by `connect_timeout`: connect, load the scripts, check
@@ -1366,11 +1388,15 @@ impl Node {
 
 /// Opens connections to one master in the background, off the request path: tries at once,
 /// then with backoff ([`RECONNECT_MIN`] doubling to [`RECONNECT_MAX`]) until a connection is
-/// up, the manager stops, or the node is gone.
-async fn connector(node: Weak<Node>, stop: CancellationToken) {
+/// up, the manager stops, or the node is gone. A request to the master while it is down
+/// (`nudge`) cuts the backoff short, once at least [`RECONNECT_MIN`] has passed since the
+/// last attempt: a master that comes back is used at the next request, and an unreachable
+/// one costs at most one attempt per [`RECONNECT_MIN`].
+async fn connector(node: Weak<Node>, stop: CancellationToken, nudge: Arc<Notify>) {
     let mut backoff = RECONNECT_MIN;
     loop {
         let Some(live) = node.upgrade() else { return };
+        let attempted = Instant::now();
         let outcome = tokio::select! {
             () = stop.cancelled() => return,
             outcome = live.connect_once() => outcome,
@@ -1379,9 +1405,15 @@ async fn connector(node: Weak<Node>, stop: CancellationToken) {
             return;
         }
         drop(live);
+        let nudged = async {
+            nudge.notified().await;
+            let earliest = attempted.checked_add(RECONNECT_MIN).unwrap_or(attempted);
+            tokio::time::sleep_until(earliest).await;
+        };
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(backoff) => {}
+            () = nudged => {}
         }
         backoff = backoff.saturating_mul(2).min(RECONNECT_MAX);
     }
