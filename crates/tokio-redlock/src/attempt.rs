@@ -5,7 +5,7 @@
 //! the crate docs' "How Redlock works here".
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -53,13 +53,35 @@ enum Failure {
     Split(Vec<NodeOutcome>),
     /// A quorum agreed too late.
     TooSlow { elapsed: Duration },
-    /// Too few masters reachable: not retried.
-    Unavailable(Vec<NodeOutcome>),
+    /// Too few masters reachable. A waiting acquisition rides it out unless `permanent`
+    /// (too many masters refuse for a reason that waiting cannot cure).
+    Unavailable {
+        outcomes: Vec<NodeOutcome>,
+        permanent: bool,
+    },
     /// A non-lock value sits under the key: not retried.
     NotALock(Vec<NodeOutcome>),
     /// The lock was granted but no fencing token could be agreed (outcomes of the last
     /// FENCE round); the lock was released. Worth retrying.
     FencingContention(Vec<NodeOutcome>),
+}
+
+impl Failure {
+    /// Masters that answered the attempt (granted, refused, or not a lock).
+    fn answered(&self) -> usize {
+        match self {
+            Self::Conflict(outcomes)
+            | Self::Split(outcomes)
+            | Self::Unavailable { outcomes, .. }
+            | Self::NotALock(outcomes)
+            | Self::FencingContention(outcomes) => outcomes
+                .iter()
+                .filter(|o| !matches!(o.status(), NodeStatus::Failed(_) | NodeStatus::NotAwaited))
+                .count(),
+            // A quorum granted, too late.
+            Self::TooSlow { .. } => usize::MAX,
+        }
+    }
 }
 
 /// Releases an attempt's keys on every master if dropped while armed: a cancelled `lock`
@@ -175,12 +197,16 @@ async fn acquire_unrecorded(
     };
     let first_start = Instant::now();
     let deadline = match options.patience {
-        Patience::Wait(d) => Some(first_start.checked_add(d).unwrap_or(first_start)),
+        // A wait too long to be represented is a wait without end.
+        Patience::Wait(d) => first_start.checked_add(d),
         Patience::Retries(_) | Patience::Forever => None,
     };
     let mut subscription: Option<Subscription> = None;
     let mut _turn: Option<OwnedSemaphorePermit> = None;
     let mut attempt = 0u32;
+    // Whether some attempt of this call had answers from a quorum of masters: from then on
+    // a wait without end rides out an outage.
+    let mut reached = false;
     let mut notified = std::pin::pin!(None::<OwnedNotified>);
     let waiting = !matches!(options.patience, Patience::Retries(_));
     // A waiter whose resource already has waiters in this manager queues behind them before
@@ -209,7 +235,7 @@ async fn acquire_unrecorded(
         listen(notified.as_mut(), subscription.as_ref());
         let span =
             tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
-        let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl)
+        let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl, deadline)
             .instrument(span)
             .await
         {
@@ -223,7 +249,15 @@ async fn acquire_unrecorded(
         };
         let nodes = &shared.nodes;
         let hint = match &failure {
-            Failure::Unavailable(outcomes) => {
+            // A waiter rides out a transient outage (timeouts, refused or lost connections)
+            // within its patience, sleeping the retry delay between attempts.
+            // A wait without end rides out only an outage that began after it had reached a
+            // quorum: one that finds the masters unreachable from its first attempt (a wrong
+            // address, or Redis down) says so at once instead of hanging.
+            Failure::Unavailable {
+                permanent: false, ..
+            } if waiting && !out_of_patience && (deadline.is_some() || reached) => None,
+            Failure::Unavailable { outcomes, .. } => {
                 return Err(LockError::NoQuorum {
                     operation: Operation::Acquire,
                     resource,
@@ -245,6 +279,7 @@ async fn acquire_unrecorded(
             Failure::TooSlow { .. } | Failure::FencingContention(_) => None,
         };
         // A TTL at or below the drift never leaves validity: trying again cannot help.
+        reached |= failure.answered() >= quorum::quorum(nodes.len());
         let hopeless = quorum::lease(options.ttl, shared.settings.drift_factor).is_none();
         if out_of_patience || hopeless {
             return Err(give_up(
@@ -294,12 +329,18 @@ async fn acquire_unrecorded(
             let jitter = Duration::from_micros(rand::random_range(0..2_000));
             sleep = sleep.min(hint.saturating_add(jitter));
         }
-        let wake_at = Instant::now()
-            .checked_add(sleep)
-            .unwrap_or_else(Instant::now);
-        let wake_at = deadline.map_or(wake_at, |d| wake_at.min(d));
+        // A sleep too long to be represented ends only by the deadline or a notification.
+        let wake_at = match (Instant::now().checked_add(sleep), deadline) {
+            (Some(w), Some(d)) => Some(w.min(d)),
+            (w, d) => w.or(d),
+        };
         tokio::select! {
-            () = tokio::time::sleep_until(wake_at) => {}
+            () = async {
+                match wake_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             Some(()) = async {
                 match notified.as_mut().as_pin_mut() {
                     Some(n) => { n.await; Some(()) }
@@ -352,7 +393,7 @@ fn give_up(
         Failure::FencingContention(outcomes) => LockError::FencingContention { resource, outcomes },
         Failure::Conflict(outcomes)
         | Failure::Split(outcomes)
-        | Failure::Unavailable(outcomes)
+        | Failure::Unavailable { outcomes, .. }
         | Failure::NotALock(outcomes) => LockError::Conflict {
             resource,
             attempts,
@@ -380,17 +421,21 @@ async fn attempt_once(
     key: &Arc<[u8]>,
     fence_key: &Arc<[u8]>,
     ttl: Duration,
+    patience: Option<Instant>,
 ) -> Result<Lock, Failure> {
     let token = keys::new_token();
     let fencing = shared.settings.fencing;
-    // Saturating: `check_ttl` bounds the TTL far below u64::MAX milliseconds.
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    // Step 1: the clock is read before the first request leaves.
+    // Step 1: the clock is read before the first request leaves. Every key expires at
+    // `start + ttl` (each master gets the time left when its request leaves).
     let start = Instant::now();
+    let expires_at = start.checked_add(ttl).unwrap_or(start);
     let mut cleanup = ReleaseOnDrop::arm(shared, key, &token, ttl);
     // A request still waiting in our own queue when the TTL has passed could not leave any
     // validity: it gives up as a backlog failure.
-    let queue_until = start.checked_add(ttl).unwrap_or(start);
+    // The caller's patience bounds it too: past the end of a wait, a request that could not
+    // leave is not sent.
+    let queue_until = expires_at;
+    let queue_until = patience.map_or(queue_until, |p| queue_until.min(p.max(start)));
     let mut round = Round::start(
         &shared.nodes,
         |_| true,
@@ -400,7 +445,7 @@ async fn attempt_once(
             let (key, fence_key, token) =
                 (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
             async move {
-                node.acquire(&key, &fence_key, &token, ttl_ms, fencing, &call)
+                node.acquire(&key, &fence_key, &token, expires_at, fencing, &call)
                     .await
             }
         },
@@ -450,14 +495,14 @@ async fn attempt_once(
                 // master connects) mark their master when their reply says so; if that comes
                 // after the unlock, they release it themselves (the unlock marks the lock
                 // released before it reads the marks).
-                let may_hold = Arc::new(MayHold::default());
+                let may_hold = MayHold::default();
                 for (i, reply) in round.replies() {
                     if may_hold_key(reply) && (reply.is_ok() || round.was_sent(i)) {
                         may_hold.mark(i);
                     }
                 }
-                let released = Arc::new(AtomicBool::new(false));
-                let (flag, marks) = (Arc::clone(&released), Arc::clone(&may_hold));
+                let held = shared.register_lock(key, &token, ttl, may_hold);
+                let late = Arc::clone(&held);
                 shared.release_after_replies(
                     round.into_pending(),
                     key,
@@ -468,8 +513,8 @@ async fn attempt_once(
                         if !may_hold_key(reply) {
                             return false;
                         }
-                        marks.mark(i);
-                        flag.load(Ordering::SeqCst)
+                        late.may_hold.mark(i);
+                        late.released.load(Ordering::SeqCst)
                     },
                 );
                 cleanup.disarm();
@@ -481,10 +526,10 @@ async fn attempt_once(
                     deadline,
                     manager: shared.id,
                     fencing_token,
-                    released,
+                    held,
+                    owner: Arc::downgrade(shared),
                     outcomes,
                     acquired_at: Instant::now(),
-                    may_hold,
                 });
             }
         }
@@ -497,7 +542,7 @@ async fn attempt_once(
     // not announce.
     let failure = match fencing_failed {
         Some(outcomes) => Failure::FencingContention(outcomes),
-        None => classify(&round, verdict, elapsed, &shared.nodes),
+        None => classify(&round, verdict, elapsed, &shared.nodes, expires_at),
     };
     let publish = Publish::No;
     let expires = shared.key_expiry(ttl);
@@ -526,7 +571,7 @@ async fn attempt_once(
             granted.get(i) == Some(&true)
         });
         release.settle().await;
-        shared.release_what_failed(release, key, &token, publish, expires);
+        shared.release_what_failed(release, key, &token, publish, expires, |_| true);
     }
     cleanup.disarm();
     Err(failure)
@@ -618,32 +663,48 @@ fn classify(
     verdict: Verdict,
     elapsed: Duration,
     nodes: &[Arc<crate::node::Node>],
+    expires_at: Instant,
 ) -> Failure {
     if verdict == Verdict::Won {
         return Failure::TooSlow { elapsed };
     }
     let outcomes = round.outcomes(nodes, |r| r.status());
     let tally = round.tally();
-    if tally.unreachable_majority() {
-        return Failure::Unavailable(outcomes);
+    // Requests that could not leave before the TTL ran out (waiting for a connection or a
+    // slot): with them a quorum was still possible, so the TTL was too short, not the
+    // masters unreachable.
+    let too_late = round
+        .replies()
+        .filter(|(_, r)| matches!(r, Err(e) if e.is_backlog()))
+        .count();
+    if too_late > 0
+        && tally.no() == 0
+        && tally.yes().saturating_add(too_late) >= quorum::quorum(nodes.len())
+        && Instant::now() >= expires_at
+    {
+        return Failure::TooSlow { elapsed };
     }
     // A cause ends the acquisition only when it alone rules out a quorum; mixed with
     // ordinary refusals (a holder that will go away) it is worth waiting out.
     let tolerable = nodes.len().saturating_sub(quorum::quorum(nodes.len()));
+    // Permanent failures (wrong credentials, ACL, one server twice) do not heal by waiting.
+    let permanent = round
+        .replies()
+        .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
+        .count()
+        > tolerable;
+    if tally.unreachable_majority() || permanent {
+        return Failure::Unavailable {
+            outcomes,
+            permanent,
+        };
+    }
     let not_a_lock = round
         .replies()
         .filter(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)))
         .count();
     if not_a_lock > tolerable {
         return Failure::NotALock(outcomes);
-    }
-    // Permanent failures (wrong credentials, ACL, one server twice) do not heal by waiting.
-    let permanent = round
-        .replies()
-        .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
-        .count();
-    if permanent > tolerable {
-        return Failure::Unavailable(outcomes);
     }
     if tally.no() < quorum::quorum(nodes.len()) {
         return Failure::Split(outcomes);

@@ -97,12 +97,12 @@ pub enum NodeError {
     /// counts twice toward a quorum. Fix the server list.
     #[error("same server as {0}: one server must not count twice toward a quorum")]
     SameServer(String),
-    /// The request never left this process: our own queue for this master was full (every
-    /// in-flight slot of its connection busy) for as long as the caller could wait. Says
-    /// nothing about the master: it is our backlog, not a failure of the server. The
-    /// duration is how long the request waited for a slot.
+    /// The request never left this process: it waited — for one of the connection's
+    /// in-flight slots (every one busy), or for the connection to open — until the caller's
+    /// patience or the attempt's TTL ran out. Says nothing about the master: it is our
+    /// backlog, not a failure of the server. The duration is how long it waited.
     #[error(
-        "not sent: this process's queue for the master stayed full for {0:?} (local backlog, not a server failure)"
+        "not sent: waited {0:?} in this process for a free slot or the connection (local backlog, not a server failure)"
     )]
     Backlog(Duration),
 }
@@ -123,9 +123,9 @@ impl NodeError {
         matches!(self, Self::Timeout(_))
     }
 
-    /// True when the request was never sent because this process had too many requests
-    /// queued for the master ([`NodeError::Backlog`]): overload of the caller, not of the
-    /// server.
+    /// True when the request was never sent because it waited in this process (for a slot or
+    /// the connection) until its caller stopped waiting ([`NodeError::Backlog`]): overload
+    /// or impatience of the caller, not a failure of the server.
     pub fn is_backlog(&self) -> bool {
         matches!(self, Self::Backlog(_))
     }

@@ -1,8 +1,8 @@
 //! [`Lock`], the handle of an acquired lock, and [`LockState`], the quorum view of a resource.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::error::{NodeError, NodeOutcome};
 use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
+use crate::manager::Shared;
 
 /// An acquired lock: the resource, our token, and a monotonic deadline.
 ///
@@ -18,9 +19,23 @@ use crate::keys::{Printable, token_prefix};
 /// spec, step 3–4). The deadline is a [`tokio::time::Instant`], so [`is_valid`](Self::is_valid)
 /// turns false by itself when it passes; wall-clock steps on this host do not move it.
 ///
-/// A `Lock` is released only by [`LockManager::unlock`](crate::LockManager::unlock); dropping
-/// it leaves the keys on the masters until their TTL ends. It cannot be cloned or forged: the
-/// only way to get one is to acquire it.
+/// Release it with [`LockManager::unlock`](crate::LockManager::unlock) to learn the outcome.
+/// A `Lock` dropped while still held is released in the background (the releases are resent
+/// until they land or the keys expire), as a dropped [`LockGuard`](crate::LockGuard) is, and
+/// [`LockManager::close`](crate::LockManager::close) releases every lock its manager still
+/// holds. To leave the keys until their TTL ends on purpose (say, a job handed to another
+/// process that checks the key), call [`keep_until_expiry`](Self::keep_until_expiry). It
+/// cannot be cloned or forged: the only way to get one is to acquire it.
+///
+/// `Lock` or [`LockGuard`](crate::LockGuard)?
+///
+/// | | `Lock` (`lock`, `try_lock`) | `LockGuard` (`acquire`, `with_lock`) |
+/// |---|---|---|
+/// | extended | by you: [`LockManager::extend`](crate::LockManager::extend) | by its watchdog (`auto_extend`), or by you |
+/// | loss signalled | no: check [`is_valid`](Self::is_valid) | yes: `lost()`, a cancellation token |
+/// | released on drop | yes, in the background | yes, in the background |
+/// | released by `close()` | yes | yes, and told it is lost |
+/// | cost | no task | one watchdog task while held |
 ///
 /// # Examples
 ///
@@ -33,7 +48,7 @@ use crate::keys::{Printable, token_prefix};
 /// assert!(!lock.is_valid());
 /// # Ok(()) }
 /// ```
-#[must_use = "a lock is released only by `LockManager::unlock`; dropped, its keys stay until the TTL ends"]
+#[must_use = "a lock dropped at once is released at once (in the background)"]
 pub struct Lock {
     pub(crate) resource: Arc<[u8]>,
     pub(crate) key: Arc<[u8]>,
@@ -44,15 +59,15 @@ pub struct Lock {
     pub(crate) manager: u64,
     /// The fencing token, when the manager issues them.
     pub(crate) fencing_token: Option<FencingToken>,
-    /// Set by `unlock`, read by acquire requests still in flight when the lock was granted.
-    pub(crate) released: Arc<AtomicBool>,
+    /// What a release needs, shared with the manager's registry of held locks and with
+    /// acquire requests still in flight when the lock was granted.
+    pub(crate) held: Arc<Held>,
+    /// The manager, to release the lock when the handle is dropped.
+    pub(crate) owner: Weak<Shared>,
     /// Per-master answers of the last successful acquisition or extension.
     pub(crate) outcomes: Vec<NodeOutcome>,
     /// When the acquisition succeeded (for the hold-time metric).
     pub(crate) acquired_at: Instant,
-    /// Masters that may hold our key; the others never saw our token, so a release has
-    /// nothing to do there. Late acquire replies add to it.
-    pub(crate) may_hold: Arc<MayHold>,
 }
 
 impl Lock {
@@ -108,6 +123,66 @@ impl Lock {
     pub(crate) fn invalidate(&mut self, at: Instant) {
         self.deadline = self.deadline.min(at);
     }
+
+    /// Gives up the handle without releasing the lock: its keys stay on the masters until
+    /// their TTL ends, and nothing (neither this drop nor
+    /// [`close`](crate::LockManager::close)) releases them. For a lock meant to outlive its
+    /// holder on purpose; otherwise unlock it, or simply drop it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// // Mark the nightly job as done for the next 10 minutes, whoever runs next.
+    /// let lock = manager.lock("nightly").ttl(std::time::Duration::from_secs(600)).await?;
+    /// lock.keep_until_expiry();
+    /// # Ok(()) }
+    /// ```
+    pub fn keep_until_expiry(self) {
+        self.held.released.store(true, Ordering::SeqCst);
+        if let Some(shared) = self.owner.upgrade() {
+            shared.forget_lock(&self.held);
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Released already (unlock, close, keep_until_expiry): nothing to do.
+        if self.held.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(shared) = self.owner.upgrade() else {
+            return;
+        };
+        shared.forget_lock(&self.held);
+        // Past its deadline too: the compare-and-delete only removes a key with our token.
+        tracing::debug!(
+            resource = %Printable(&self.resource),
+            token = %token_prefix(self.token.as_bytes()),
+            "lock dropped while held: releasing in the background"
+        );
+        shared.release_held(&self.held);
+    }
+}
+
+/// What releasing a lock needs, shared by its handle, the manager's registry of held locks,
+/// and the acquire requests still in flight when it was granted.
+#[derive(Debug)]
+pub(crate) struct Held {
+    /// Registry key in the manager.
+    pub(crate) id: u64,
+    pub(crate) key: Arc<[u8]>,
+    pub(crate) token: Arc<str>,
+    /// Set once the lock is released (or kept on purpose): late acquire replies then release
+    /// their key themselves, and a drop does nothing.
+    pub(crate) released: AtomicBool,
+    /// Masters that may hold our key; the others never saw our token, so a release has
+    /// nothing to do there. Late acquire replies add to it.
+    pub(crate) may_hold: MayHold,
+    /// The TTL of the last grant or extension, in milliseconds: how long a key can outlive
+    /// a release that did not land.
+    pub(crate) ttl_ms: AtomicU64,
 }
 
 impl fmt::Debug for Lock {

@@ -1,11 +1,13 @@
 //! [`LockManager`]: the public entry points. Thin: each delegates to a round of requests
 //! ([`Round`]) and a pure decision ([`quorum`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,13 +19,17 @@ use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
-use crate::lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
+use crate::lock::{Held, HolderToken, KeyState, Lock, LockState, MasterKey, MayHold};
 use crate::node::{AcquireReply, Call, CasReply, Node, Peek, Publish};
 use crate::notify::Notifier;
 use crate::quorum::{self, Verdict, Vote};
 use crate::round::{Pending, Round};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+
+/// How many node timeouts `unlock` keeps resending to a master that fails transiently before
+/// it reports the master (the release then goes on in the background).
+const UNLOCK_TRIES: u32 = 3;
 
 /// State shared by a manager, its clones and its background tasks.
 pub(crate) struct Shared {
@@ -41,9 +47,55 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Identity of this manager (and its clones); every `Lock` it issues carries it.
     pub(crate) id: u64,
+    /// The locks this manager holds, by id: `close` releases them.
+    live: Mutex<HashMap<u64, Arc<Held>>>,
+    /// The id of the next lock.
+    next_lock: AtomicU64,
 }
 
 impl Shared {
+    /// A new entry of the registry of held locks.
+    pub(crate) fn register_lock(
+        &self,
+        key: &Arc<[u8]>,
+        token: &Arc<str>,
+        ttl: Duration,
+        may_hold: MayHold,
+    ) -> Arc<Held> {
+        let held = Arc::new(Held {
+            id: self.next_lock.fetch_add(1, Ordering::Relaxed),
+            key: Arc::clone(key),
+            token: Arc::clone(token),
+            released: AtomicBool::new(false),
+            may_hold,
+            ttl_ms: AtomicU64::new(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+        });
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(held.id, Arc::clone(&held));
+        held
+    }
+
+    /// Removes a lock from the registry (released, or kept on purpose).
+    pub(crate) fn forget_lock(&self, held: &Held) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&held.id);
+    }
+
+    /// Parks the release of a held lock on every master that may hold its key.
+    pub(crate) fn release_held(&self, held: &Held) {
+        let ttl = Duration::from_millis(held.ttl_ms.load(Ordering::Relaxed));
+        let expires = self.key_expiry(ttl);
+        for i in 0..self.nodes.len() {
+            if held.may_hold.contains(i) {
+                self.release_later(i, &held.key, &held.token, Publish::Yes, expires);
+            }
+        }
+    }
+
     /// Refuses a lock issued by another manager: its masters may differ, and extending or
     /// releasing on the wrong set could keep a stale deadline alive.
     pub(crate) fn check_owner(&self, lock: &Lock) -> Result<(), LockError> {
@@ -114,16 +166,17 @@ impl Shared {
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
+        may_hold: impl Fn(usize) -> bool + Send + 'static,
     ) {
         for (i, reply) in round.replies() {
-            if reply.as_ref().is_err_and(crate::node::worth_resending) {
+            if reply.as_ref().is_err_and(crate::node::worth_resending) && may_hold(i) {
                 self.release_later(i, key, token, publish, expires);
             }
         }
         let unanswered = round.unanswered();
         let mut pending = round.into_pending();
         for i in unanswered {
-            if !pending.iter().any(|p| p.index() == i) {
+            if !pending.iter().any(|p| p.index() == i) && may_hold(i) {
                 self.release_later(i, key, token, publish, expires);
             }
         }
@@ -137,7 +190,7 @@ impl Shared {
         let (key, token) = (Arc::clone(key), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
             while let Some((i, reply)) = pending.next().await {
-                if reply.is_err_and(|e| crate::node::worth_resending(&e)) {
+                if reply.is_err_and(|e| crate::node::worth_resending(&e)) && may_hold(i) {
                     shared.release_later(i, &key, &token, publish, expires);
                 }
             }
@@ -275,6 +328,8 @@ impl LockManager {
                 notifier,
                 listeners,
                 closed: AtomicBool::new(false),
+                live: Mutex::new(HashMap::new()),
+                next_lock: AtomicU64::new(0),
                 id: {
                     static NEXT: std::sync::atomic::AtomicU64 =
                         std::sync::atomic::AtomicU64::new(1);
@@ -528,7 +583,9 @@ impl LockManager {
     /// returns `NotHeld` when the keys are already gone.
     ///
     /// Returns as soon as a quorum has answered either way; requests to slower masters finish
-    /// in the background.
+    /// in the background. A master that fails transiently (timeout, lost connection) is asked
+    /// again for up to three node timeouts before it counts as failed; a release that still
+    /// did not land is then resent in the background until it does or the key has expired.
     ///
     /// # Errors
     ///
@@ -570,17 +627,14 @@ impl LockManager {
         let shared = &self.shared;
         let started = Instant::now();
         // Acquire requests of this lock still in flight release their key when they land.
-        lock.released
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        lock.held.released.store(true, Ordering::SeqCst);
+        shared.forget_lock(&lock.held);
         // Each master is asked until it answers, resending after transient failures for up
-        // to the connect timeout; a master not confirmed by then keeps its release parked
+        // to three node timeouts; a master not confirmed by then keeps its release parked
         // in the background until it lands or the key has expired.
         let give_up_at = started
-            .checked_add(shared.settings.connect_timeout)
+            .checked_add(shared.settings.node_timeout.saturating_mul(UNLOCK_TRIES))
             .unwrap_or(started);
-        // A master that never saw our token (its acquire request was never sent, or it
-        // refused) answers "absent" without a request: there is nothing to delete there.
-        let may_hold = Arc::clone(&lock.may_hold);
         let mut round = Round::start(
             &shared.nodes,
             |_| true,
@@ -588,20 +642,24 @@ impl LockManager {
             give_up_at,
             |node, call| {
                 let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                let asked = may_hold.contains(node.index());
-                async move {
-                    if !asked {
-                        return Ok(CasReply::Absent);
-                    }
-                    node.release_until(&key, &token, Publish::Yes, &call).await
-                }
+                async move { node.release_until(&key, &token, Publish::Yes, &call).await }
             },
         );
         let verdict = round.decide().await;
         let tally = *round.tally();
         let outcomes = round.outcomes(&shared.nodes, |r| r.status());
         let expires = shared.key_expiry(lock.ttl);
-        shared.release_what_failed(round, &lock.key, &lock.token, Publish::Yes, expires);
+        // A master that never saw our token (its acquire request never left, or it refused)
+        // needs no release resent: there is nothing to delete there.
+        let held = Arc::clone(&lock.held);
+        shared.release_what_failed(
+            round,
+            &lock.key,
+            &lock.token,
+            Publish::Yes,
+            expires,
+            move |i| held.may_hold.contains(i),
+        );
         lock.invalidate(started);
         tracing::debug!(
             resource = %Printable(&lock.resource),
@@ -726,6 +784,7 @@ impl LockManager {
                 Some(deadline) if Instant::now() < deadline => {
                     lock.deadline = deadline;
                     lock.ttl = ttl;
+                    lock.held.ttl_ms.store(ttl_ms, Ordering::Relaxed);
                     lock.outcomes = outcomes;
                     Ok(())
                 }
@@ -787,6 +846,13 @@ impl LockManager {
     /// own lock with [`LockState::is_held_by`]), or [`LockState::Unsettled`]. Read-only: it
     /// answers while the masters' writes are paused, and changes nothing.
     ///
+    /// The remaining time is a safe lower bound, when the call returns, on how long the
+    /// quorum's keys still exist (nobody else can acquire the resource before): the quorum's
+    /// `PTTL` less the time since the requests left and less the drift allowance (`PTTL ×
+    /// drift factor + 2 ms`), and zero once the keys may have expired. It is not the
+    /// holder's validity, which its own [`Lock::deadline`] tells (shorter by the drift of
+    /// its whole TTL).
+    ///
     /// Returns as soon as the answers of a quorum settle it.
     ///
     /// # Errors
@@ -813,6 +879,8 @@ impl LockManager {
         let shared = &self.shared;
         let resource: Arc<[u8]> = resource.as_ref().into();
         let key = keys::lock_key(&shared.settings.key_prefix, &resource);
+        // Remaining times count from before the first request left.
+        let start = Instant::now();
         let mut round = Round::start(
             &shared.nodes,
             |_| true,
@@ -836,7 +904,13 @@ impl LockManager {
         let outcomes = round.outcomes(&shared.nodes, peek_status);
         let answered = round.replies().filter(|(_, r)| r.is_ok()).count();
         round.finish_in_background(&shared.tasks);
+        let drift_factor = shared.settings.drift_factor;
         match state {
+            Some(LockState::Held { holder, remaining }) => Ok(LockState::Held {
+                holder,
+                remaining: remaining
+                    .map(|r| quorum::remaining_bound(r, start.elapsed(), drift_factor)),
+            }),
             Some(state) => Ok(state),
             None if answered >= q => Ok(LockState::Unsettled { outcomes }),
             None => Err(self.no_quorum(Operation::Query, &resource, outcomes)),
@@ -877,6 +951,7 @@ impl LockManager {
         self.shared.check_open()?;
         let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
         let call = Call::until(self.shared.query_queue_until());
+        let start = Instant::now();
         let reads = self.shared.nodes.iter().map(|node| {
             let (key, call) = (Arc::clone(&key), call.clone());
             async move {
@@ -895,14 +970,26 @@ impl LockManager {
                 }
             }
         });
-        Ok(futures_util::future::join_all(reads).await)
+        let mut states = futures_util::future::join_all(reads).await;
+        // Every remaining time as a safe lower bound now (see `is_locked`).
+        let (elapsed, drift_factor) = (start.elapsed(), self.shared.settings.drift_factor);
+        for state in &mut states {
+            if let KeyState::Held {
+                remaining: Some(r), ..
+            } = &mut state.state
+            {
+                *r = quorum::remaining_bound(*r, elapsed, drift_factor);
+            }
+        }
+        Ok(states)
     }
 
     /// Stops the manager: new operations fail with [`LockError::Closed`], the locks of live
     /// [`LockGuard`](crate::LockGuard)s are released and their holders told they are lost, background cleanup
     /// releases are awaited (each bounded by the masters' timeouts), and connections are
-    /// dropped. Plain [`Lock`]s still held are not released: unlock them first, or they expire
-    /// by their TTL.
+    /// dropped. Plain [`Lock`]s still held are released as well (their handles then report
+    /// themselves released: `unlock` answers [`LockError::Closed`]); a lock given up with
+    /// [`Lock::keep_until_expiry`] is left to its TTL.
     ///
     /// # Cancel safety
     ///
@@ -922,9 +1009,26 @@ impl LockManager {
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
+        // Plain locks still held are released too (guards were released by their
+        // watchdogs above).
+        let live: Vec<Arc<Held>> = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, held)| held)
+            .collect();
+        for held in live {
+            if !held.released.swap(true, Ordering::SeqCst) {
+                self.shared.release_held(&held);
+            }
+        }
         // Releases still parked get their chance while the connections are up, bounded: a
         // master that cannot be reached keeps its keys until their TTL ends.
-        let flush_until = self.shared.query_queue_until();
+        let flush_until = Instant::now()
+            .checked_add(self.shared.settings.node_timeout.saturating_mul(2))
+            .unwrap_or_else(Instant::now);
         for node in &self.shared.nodes {
             node.flush(flush_until).await;
         }

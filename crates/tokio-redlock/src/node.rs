@@ -469,11 +469,6 @@ impl Node {
             .map(|_| Adopted(Arc::clone(&self.adopted)))
     }
 
-    /// Position in the manager's list of masters.
-    pub(crate) fn index(&self) -> usize {
-        self.index
-    }
-
     /// The redacted address.
     pub(crate) fn address(&self) -> &Arc<str> {
         &self.address
@@ -506,9 +501,8 @@ impl Node {
     ///   most `connect_timeout`. Such a request has not been sent: a round that decides
     ///   without it drops it, and nothing needs cleaning up.
     async fn link(self: &Arc<Self>, call: &Call) -> Result<(Up, OwnedSemaphorePermit), NodeError> {
-        let connect_until = Instant::now()
-            .checked_add(self.connect_timeout)
-            .unwrap_or_else(Instant::now);
+        let entered = Instant::now();
+        let connect_until = entered.checked_add(self.connect_timeout).unwrap_or(entered);
         // Set once this request has asked the connector for a fresh attempt on a master
         // known down, and until when it waits for that attempt.
         let mut retry_until: Option<Instant> = None;
@@ -575,15 +569,23 @@ impl Node {
                     Err(_) => return Err(NodeError::Backlog(queued.elapsed())),
                 }
             }
-            let wait_until = retry_until.map_or(connect_until, |r| r.min(connect_until));
+            let wait_until = retry_until
+                .map_or(connect_until, |r| r.min(connect_until))
+                .min(call.queue_until);
             if tokio::time::timeout_at(wait_until, notified).await.is_err() {
                 let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
                 return Err(match (&link.down, retry_until) {
                     (Some(error), Some(_)) => error.clone(),
+                    _ if wait_until < connect_until => NodeError::Backlog(entered.elapsed()),
                     _ => NodeError::Timeout(self.connect_timeout),
                 });
             }
         }
+    }
+
+    /// Whether a connection is up now.
+    fn is_up(&self) -> bool {
+        self.link.lock().map(|l| l.up.is_some()).unwrap_or(false)
     }
 
     /// Starts the connector task unless one runs (called with the link locked).
@@ -1004,15 +1006,33 @@ impl Node {
     /// Acquires the key: a plain `SET NX PX` when not fencing (the floor's own command),
     /// and the acquire script when fencing, or when the `SET` was refused (to learn who holds
     /// the key and until when, and to recognise our own key after a resend).
+    ///
+    /// The keys expire at `expires_at` (the attempt's start + TTL): `PX` is the time left
+    /// until then when the request leaves, so a request that waited for a connection sets a
+    /// key that ends with the others, never a full TTL later. (Still at least `expires_at`
+    /// on the master's clock: it receives the request after it left.)
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         key: &[u8],
         fence_key: &[u8],
         token: &str,
-        ttl_ms: u64,
+        expires_at: Instant,
         fencing: bool,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
+        let asked = Instant::now();
+        if !self.is_up() {
+            // Wait for the connection first, so that the TTL is counted when the request
+            // leaves.
+            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
+        }
+        let left = expires_at.saturating_duration_since(Instant::now());
+        // Whole milliseconds, rounded up: the key never ends before `expires_at`.
+        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
+        if ttl_ms == 0 {
+            // It waited for a connection past the attempt's TTL: nothing left to grant.
+            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
+        }
         if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
@@ -1204,6 +1224,11 @@ impl Node {
         publish: Publish,
         expires: Instant,
     ) {
+        if self.stop.is_cancelled() {
+            // The manager is closed: no connection will carry it; the key expires by its TTL.
+            tracing::debug!(master = %self.address, "release after close: left to the key's TTL");
+            return;
+        }
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
         if parked.queue.len() >= PARKED_MAX {
             // The queue is in arrival order, which is nearly expiry order.
@@ -1216,7 +1241,7 @@ impl Node {
             publish,
             expires,
         });
-        if parked.working || self.stop.is_cancelled() {
+        if parked.working {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -126,6 +126,15 @@ pub(crate) fn drift(ttl: Duration, drift_factor: f64) -> Duration {
     ttl.mul_f64(factor).saturating_add(DRIFT_FLOOR)
 }
 
+/// A remaining TTL a master reported, as a safe lower bound at the moment the answer is
+/// handed to the caller: the master's count (`pttl`) less the time since the request was
+/// sent (`elapsed`, measured from before it left) and less the drift allowance. Zero once
+/// the key may have expired.
+pub(crate) fn remaining_bound(pttl: Duration, elapsed: Duration, drift_factor: f64) -> Duration {
+    pttl.saturating_sub(elapsed)
+        .saturating_sub(drift(pttl, drift_factor))
+}
+
 /// How long a lock granted with `ttl` stays safe, counted from the instant taken before the
 /// first request: `ttl − drift`, or `None` when nothing is left.
 ///
@@ -155,6 +164,17 @@ mod tests {
         assert_eq!(quorum(3), 2);
         assert_eq!(quorum(4), 3);
         assert_eq!(quorum(5), 3);
+    }
+
+    #[test]
+    fn reported_remaining_time_is_a_lower_bound() {
+        let ms = Duration::from_millis;
+        // A's key: TTL 1 s, read 800 ms in with 200 ms left; the answer reaches the caller
+        // 50 ms after the request left: at most 200 − 50 − (2 + 2) = 146 ms are certain.
+        assert_eq!(remaining_bound(ms(200), ms(50), 0.01), ms(146));
+        // Never positive once the key may have expired.
+        assert_eq!(remaining_bound(ms(200), ms(250), 0.01), Duration::ZERO);
+        assert_eq!(remaining_bound(ms(2), ms(0), 0.01), Duration::ZERO);
     }
 
     #[test]

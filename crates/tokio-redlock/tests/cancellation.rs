@@ -522,3 +522,50 @@ async fn c24_dropped_extend_keeps_deadline_and_unlock_succeeds() {
     }
     assert_no_error_log_and_no_worker_panic();
 }
+
+/// Connections on `server` other than the one asking (`INFO clients`).
+fn other_clients(server: &support::servers::RedisServer) -> i64 {
+    server
+        .info("clients")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse::<i64>().ok())
+        .expect("connected_clients in INFO")
+        - 1
+}
+
+/// `close()` racing acquisitions leaves no connection and no task: rounds still in flight
+/// when the manager closes do not reconnect after it dropped its connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_racing_acquisitions_leaves_no_connection() {
+    let masters = Masters::start(3);
+    for round in 0..5 {
+        let manager = LockManager::builder()
+            .servers(masters.urls())
+            .build()
+            .unwrap();
+        warm_up(&manager).await;
+        let mut racing = JoinSet::new();
+        for i in 0..50 {
+            let manager = manager.clone();
+            racing.spawn(async move {
+                let _ = manager
+                    .lock(format!("close-{round}-{i}"))
+                    .wait(Duration::from_millis(200))
+                    .await;
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random_range(0..3))).await;
+        manager.close().await;
+        while racing.join_next().await.is_some() {}
+        assert!(
+            eventually(Duration::from_secs(2), || masters
+                .iter()
+                .all(|m| other_clients(m) == 0))
+            .await,
+            "round {round}: connections left after close: {:?}",
+            masters.iter().map(other_clients).collect::<Vec<_>>()
+        );
+        assert_eq!(manager.pending_master_work(), 0, "round {round}");
+    }
+}

@@ -292,6 +292,7 @@ async fn from_env_child(scenario: &str) {
             // one (its request finishes in the background after `lock` returned).
             settle(&manager).await;
             println!("token={}", lock.token());
+            lock.keep_until_expiry();
         }
         other => panic!("unknown scenario {other}"),
     }

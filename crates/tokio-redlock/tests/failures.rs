@@ -673,13 +673,21 @@ async fn closed_manager_refuses_every_operation() {
     let clone = manager.clone();
     closed("lock on a clone", clone.lock("via-clone").await.map(drop));
     assert_eq!(manager.background_tasks(), 0);
-    assert!(server.holds(key, &token));
-    // `LockError::Closed`: "no new requests are sent" — releasing included.
+    // close() released the plain lock still held…
+    assert!(
+        !server.holds(key, &token),
+        "close() releases every lock still held"
+    );
+    // …and `LockError::Closed` means no new request is sent, releasing included.
+    let calls = server.command_calls("evalsha");
     closed("unlock", manager.unlock(&mut lock).await);
+    drop(lock);
     assert_eq!(manager.background_tasks(), 0);
-    // Nothing was sent: the held lock's key is untouched (it expires by its TTL).
-    assert!(server.holds(key, &token));
-    assert!(server.pttl(key) > 5_000);
+    assert_eq!(
+        server.command_calls("evalsha"),
+        calls,
+        "nothing sent after close()"
+    );
 }
 
 /// A master that hangs while we connect is reported with the budget that ran out: the

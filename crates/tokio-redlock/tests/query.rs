@@ -298,3 +298,55 @@ async fn non_lock_value_is_unsettled_not_unavailable() {
     }
     assert!(!state.is_free() && !state.is_locked());
 }
+
+/// A reported remaining time is a safe lower bound when the caller gets it: A acquires with a
+/// 1 s TTL, one master is paused at 800 ms, and `is_locked` at 850 ms may not promise the
+/// keys past their expiry; `inspect`, which waits for the paused master, returns after the
+/// keys expired and must then report nothing left on the masters that answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_locked_and_inspect_never_report_time_past_the_keys_expiry() {
+    let masters = Masters::start(3);
+    let manager = tokio_redlock::LockManager::builder()
+        .servers(masters.urls())
+        .node_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let asked = Instant::now();
+    let _lock = manager.lock("r").ttl(Duration::from_secs(1)).await.unwrap();
+    // The keys were set after `asked`: they exist at least until `asked + 1 s`, and a
+    // reported remaining time may promise no more than that.
+    let deadline = asked + Duration::from_secs(1);
+    let acquired = Instant::now();
+    tokio::time::sleep_until(acquired + Duration::from_millis(800)).await;
+    masters[2].pause();
+    tokio::time::sleep_until(acquired + Duration::from_millis(850)).await;
+    let state = manager.is_locked("r").await.unwrap();
+    let returned = Instant::now();
+    match state {
+        LockState::Held {
+            remaining: Some(remaining),
+            ..
+        } => assert!(
+            returned + remaining <= deadline,
+            "is_locked promises {remaining:?} from {returned:?}, past the keys' expiry {deadline:?}"
+        ),
+        other => panic!("held by A expected, got {other:?}"),
+    }
+    let views = manager.inspect("r").await.unwrap();
+    let returned = Instant::now();
+    for view in &views[..2] {
+        if let KeyState::Held {
+            remaining: Some(remaining),
+            ..
+        } = view.state
+        {
+            assert!(
+                remaining.is_zero() || returned + remaining <= deadline,
+                "{}: {remaining:?} left reported at {returned:?}, keys expired by {deadline:?}",
+                view.master
+            );
+        }
+    }
+    masters[2].resume();
+    manager.close().await;
+}

@@ -493,3 +493,58 @@ async fn f4_release_resent_after_reset_is_not_reported_not_held() {
     assert_eq!(server.dbsize(), 0);
     proxy.heal();
 }
+
+/// A `Lock` dropped while held is released in the background, like a dropped guard;
+/// `keep_until_expiry` leaves the keys on purpose; `close()` releases every plain lock still
+/// held, and their handles then report themselves released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_lock_is_released_kept_lock_is_not_and_close_releases_the_rest() {
+    let masters = Masters::start(3);
+    let manager = LockManager::builder()
+        .servers(masters.urls())
+        .build()
+        .unwrap();
+    let lock = manager.lock("dropped").await.unwrap();
+    drop(lock);
+    assert!(
+        support::eventually(Duration::from_secs(2), || masters
+            .iter()
+            .all(|m| !m.exists(b"dropped")))
+        .await,
+        "a dropped lock is released"
+    );
+    // Taken again at once by someone else.
+    let other = LockManager::builder()
+        .servers(masters.urls())
+        .build()
+        .unwrap();
+    let mut again = other.try_lock("dropped").await.unwrap();
+    other.unlock(&mut again).await.unwrap();
+
+    let kept = manager
+        .lock("kept")
+        .ttl(Duration::from_secs(5))
+        .await
+        .unwrap();
+    kept.keep_until_expiry();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        masters.iter().filter(|m| m.exists(b"kept")).count() >= 2,
+        "a kept lock stays until its TTL"
+    );
+
+    let mut open = manager.lock("open").await.unwrap();
+    manager.close().await;
+    for m in masters.iter() {
+        assert!(!m.exists(b"open"), "close() released the plain lock");
+    }
+    assert!(
+        masters.iter().filter(|m| m.exists(b"kept")).count() >= 2,
+        "close() leaves a kept lock alone"
+    );
+    assert!(matches!(
+        manager.unlock(&mut open).await,
+        Err(LockError::Closed)
+    ));
+    other.close().await;
+}

@@ -500,8 +500,32 @@ fn expect_int(v: Value) -> i64 {
     }
 }
 
-/// A port that was free a moment ago (bind :0, read it, release it): nothing listens there.
+/// A port that was free a moment ago (bound, then released): nothing listens there.
+///
+/// Below the kernel's ephemeral range (32768–60999 by default): a client that keeps trying to
+/// reconnect to a stopped server's port can be handed that very port as its own source port
+/// (a TCP self-connect on loopback), and then holds it, so the server cannot start there
+/// again. Ports 10000–31999 are never handed out as source ports.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes running tests at once start at different places of the range.
+    let seed = std::process::id().wrapping_mul(7_919).wrapping_add(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + seed.wrapping_add(n.wrapping_mul(7)) % SPAN;
+        let port = u16::try_from(port).expect("below 32000");
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
 }
