@@ -396,6 +396,7 @@ enum Request<'a> {
         keys: &'a [&'a [u8]],
         args: &'a [&'a [u8]],
     },
+    Command(&'a redis::Cmd),
     Pipeline(&'a redis::Pipeline),
 }
 
@@ -904,6 +905,7 @@ impl Node {
                         other => other,
                     }
                 }
+                Request::Command(cmd) => cmd.query_async::<Value>(&mut con).await,
                 Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut con).await,
             }
         };
@@ -1036,55 +1038,43 @@ impl Node {
         if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
-            // as granted), or WRONGTYPE for a non-string; `PTTL` goes along for the
-            // holder's expiry. Atomicity is not needed: the TTL is only a hint.
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors()
-                .cmd("SET")
-                .arg(key)
+            // as granted), or WRONGTYPE for a non-string. Only a refusal asks for the
+            // holder's remaining TTL, in a second request (a hint for waiters).
+            let mut set = redis::cmd("SET");
+            set.arg(key)
                 .arg(token.as_bytes())
                 .arg("NX")
                 .arg("PX")
                 .arg(ttl_ms)
-                .arg("GET")
-                .cmd("PTTL")
-                .arg(key);
-            let (reply, _) = self.send(&Request::Pipeline(&pipe), call).await?;
-            let remaining = |pttl: &Value| match pttl {
-                Value::Int(ms) => u64::try_from(*ms).ok().map(Duration::from_millis),
-                _ => None,
-            };
-            match &reply {
-                Value::Array(items) => match items.as_slice() {
-                    [Value::Nil, _] => return Ok(AcquireReply::Granted { fence: 0 }),
-                    [Value::BulkString(held), pttl] => {
-                        return Ok(if held.as_slice() == token.as_bytes() {
-                            AcquireReply::Granted { fence: 0 }
-                        } else {
-                            AcquireReply::Held {
-                                remaining: remaining(pttl),
-                                fence: 0,
-                            }
-                        });
-                    }
-                    [Value::ServerError(e), _] if e.code() == "WRONGTYPE" => {
-                        return Ok(AcquireReply::NotALock);
-                    }
-                    // A server before 7.0 refuses NX with GET: the script from now on.
-                    [Value::ServerError(e), _] if e.code() == "ERR" => {
-                        tracing::debug!(master = %self.address, "SET NX GET refused: acquiring by script");
-                        self.fast_acquire.store(false, Ordering::Relaxed);
-                        self.set_get_refused.store(true, Ordering::Relaxed);
-                    }
-                    // A demoted master: the script path retires the connection and resends
-                    // on the next one.
-                    [Value::ServerError(e), _] if e.code() == "READONLY" => {}
-                    [Value::ServerError(e), _] => {
-                        return Err(self.note_error(server_error(e, &self.secrets)));
-                    }
-                    _ => return Err(unexpected(&reply)),
-                },
-                _ => return Err(unexpected(&reply)),
+                .arg("GET");
+            match self.send(&Request::Command(&set), call).await {
+                Ok((Value::Nil, _)) => return Ok(AcquireReply::Granted { fence: 0 }),
+                Ok((Value::BulkString(held), _)) if held.as_slice() == token.as_bytes() => {
+                    return Ok(AcquireReply::Granted { fence: 0 });
+                }
+                Ok((Value::BulkString(_), _)) => {
+                    let mut pttl = redis::cmd("PTTL");
+                    pttl.arg(key);
+                    let remaining = match self.send(&Request::Command(&pttl), call).await {
+                        Ok((Value::Int(ms), _)) => u64::try_from(ms).ok().map(Duration::from_millis),
+                        _ => None,
+                    };
+                    return Ok(AcquireReply::Held {
+                        remaining,
+                        fence: 0,
+                    });
+                }
+                Ok((other, _)) => return Err(unexpected(&other)),
+                Err(NodeError::Server { code, .. }) if code == "WRONGTYPE" => {
+                    return Ok(AcquireReply::NotALock);
+                }
+                // A server before 7.0 refuses NX with GET: the script from now on.
+                Err(NodeError::Server { code, .. }) if code == "ERR" => {
+                    tracing::debug!(master = %self.address, "SET NX GET refused: acquiring by script");
+                    self.fast_acquire.store(false, Ordering::Relaxed);
+                    self.set_get_refused.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
             }
         }
         let ttl = ttl_ms.to_string();
