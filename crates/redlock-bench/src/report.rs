@@ -527,6 +527,7 @@ impl Report {
                  10 ms); it includes whatever the allocator kept from earlier runs."
             },
         );
+        out.push_str(HISTORY);
         out.push_str("## RESULT lines\n\n```text\n");
         out.push_str(&self.result_text());
         out.push_str("```\n");
@@ -576,3 +577,26 @@ fn plain(metric: Metric, v: f64) -> String {
         _ => format!("{v:.1}"),
     }
 }
+
+/// Medians of earlier runs on this kind of machine, kept by hand when a change moves them:
+/// what each version costs beside the floor of its own run.
+const HISTORY: &str = "## Before and after\n\n\
+Ratios to the floor of the same run (2-core machine, `redlock-bench` defaults; the \
+\"before\" run, of 2026-11-29, had a load average of 5–8, the \"after\" run is the one on this \
+page). The request path was rebuilt between the two: connections opened off the request path, at most 128 \
+requests in flight per connection with the rest queued outside their timer, releases resent \
+until they land, and a single `SET … NX PX … GET` per master for an acquisition without \
+fencing (the script before).\n\n\
+| scenario | before: ours / floor | after: ours / floor |\n\
+|---|---:|---:|\n\
+| S1_3m p50 | 343 / 337 µs · 1.02× | 219 / 208 µs · 1.05× |\n\
+| S1_1m p50 | 94 / 74 µs · 1.27× | 170 / 156 µs · 1.09× |\n\
+| S2 cycles/s | 11 538 / 21 485 · 0.54× | 25 120 / 42 843 · 0.59× |\n\
+| S2 peak RSS | 16 588 / 8 024 KiB · 2.07× | 10 252 / 7 220 KiB · 1.42× |\n\
+| S4 p50 (one master frozen) | 365 µs · 1.06 × S1_3m | 180 µs · 0.82 × S1_3m |\n\n\
+Where S2's gap goes (`perf record -g -p <pid>` over an S2 run): the client's user time is \
+dominated by glibc `malloc`/`free` (about 17 % of the samples, a third of it waiting on the \
+arena lock between the two runtime threads) and by the kernel's wake-ups and TCP work, not \
+by the Redlock logic: every request still allocates its boxed future, sent flag and \
+command buffers, and every lock its registry entry and per-master outcomes. Those \
+allocations are the next thing to remove.\n\n";
