@@ -1056,7 +1056,9 @@ impl Node {
                     let mut pttl = redis::cmd("PTTL");
                     pttl.arg(key);
                     let remaining = match self.send(&Request::Command(&pttl), call).await {
-                        Ok((Value::Int(ms), _)) => u64::try_from(ms).ok().map(Duration::from_millis),
+                        Ok((Value::Int(ms), _)) => {
+                            u64::try_from(ms).ok().map(Duration::from_millis)
+                        }
                         _ => None,
                     };
                     return Ok(AcquireReply::Held {
