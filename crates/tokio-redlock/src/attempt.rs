@@ -16,15 +16,15 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
-use crate::fencing::{self, FencingToken};
 use crate::keys::{self, Printable};
 use crate::lock::{Lock, MayHold};
 use crate::manager::Shared;
-use crate::node::{AcquireReply, FenceReply, Publish};
 use crate::notify::Subscription;
+use crate::quorum::fencing::{self, FencingToken};
+use crate::quorum::retry;
+use crate::quorum::round::Round;
 use crate::quorum::{self, Verdict, Vote};
-use crate::retry;
-use crate::round::Round;
+use crate::transport::node::{AcquireReply, FenceReply, Publish};
 
 /// What the caller asked for in one `lock` call.
 #[derive(Clone, Copy, Debug)]
@@ -662,7 +662,7 @@ fn classify(
     round: &Round<AcquireReply>,
     verdict: Verdict,
     elapsed: Duration,
-    nodes: &[Arc<crate::node::Node>],
+    nodes: &[Arc<crate::transport::node::Node>],
     expires_at: Instant,
 ) -> Failure {
     if verdict == Verdict::Won {

@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ConfigError, redact_url};
+use crate::error::ConfigError;
 use crate::manager::LockManager;
-use crate::member::{SERVERS_ENV, parse_server_list};
-use crate::node::{Node, NodeOptions, ServerIds};
-use crate::tls::TlsSettings;
+use crate::transport::member::{SERVERS_ENV, parse_server_list};
+use crate::transport::node::{Node, NodeOptions, ServerIds};
+use crate::transport::redact::redact_url;
+use crate::transport::tls::TlsSettings;
 
 /// Default lock TTL: 10 s, as aioredlock and the Redlock spec's examples.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);

@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{AcquireOptions, Patience};
 use crate::error::{LockError, NodeOutcome};
-use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
 use crate::lock::Lock;
 use crate::manager::LockManager;
+use crate::quorum::fencing::FencingToken;
 
 /// The smallest pause between two extension attempts after a failed one.
 const MIN_RETRY: Duration = Duration::from_millis(10);

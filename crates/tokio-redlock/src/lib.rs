@@ -37,36 +37,33 @@
 // docs.rs builds with `--cfg docsrs` (see `[package.metadata.docs.rs]`): feature badges.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The public API: the manager and its builder, locks, guards, errors.
 mod attempt;
 mod config;
 mod error;
-mod failover;
-mod fencing;
 mod guard;
-mod keys;
 mod lock;
 mod manager;
 mod manager_config;
-mod member;
-mod metrics;
-mod node;
-mod notify;
+// The quorum machinery: tally, verdicts, retry schedule, fencing, rounds.
 mod quorum;
-mod retry;
-mod round;
+// The connection layer: one master each, members (plain, TLS, Unix, Sentinel).
+mod transport;
+// Shared leaves: key naming, Lua scripts, metrics, release notifications.
+mod keys;
+mod metrics;
+mod notify;
 mod scripts;
-mod sentinel;
-mod tls;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRIFT_FACTOR, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_COUNT,
     DEFAULT_RETRY_DELAY, DEFAULT_RETRY_JITTER, DEFAULT_TTL, LockManagerBuilder, MAX_TTL,
 };
 pub use error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
-pub use fencing::FencingToken;
 pub use guard::{AcquireRequest, LockGuard, LockHandle, LossCause};
 pub use keys::{Printable, lock_key, release_channel};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;
-pub use member::{SERVERS_ENV, parse_server_list};
+pub use quorum::fencing::FencingToken;
+pub use transport::member::{SERVERS_ENV, parse_server_list};

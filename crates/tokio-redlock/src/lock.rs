@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{NodeError, NodeOutcome};
-use crate::fencing::FencingToken;
 use crate::keys::{Printable, token_prefix};
 use crate::manager::Shared;
+use crate::quorum::fencing::FencingToken;
 
 /// An acquired lock: the resource, our token, and a monotonic deadline.
 ///

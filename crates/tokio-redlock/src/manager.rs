@@ -20,10 +20,10 @@ use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, O
 use crate::guard::{AcquireRequest, LockHandle};
 use crate::keys::{self, Printable};
 use crate::lock::{Held, HolderToken, KeyState, Lock, LockState, MasterKey, MayHold};
-use crate::node::{AcquireReply, Call, CasReply, Node, Peek, Publish};
 use crate::notify::Notifier;
+use crate::quorum::round::{Pending, Round};
 use crate::quorum::{self, Verdict, Vote};
-use crate::round::{Pending, Round};
+use crate::transport::node::{AcquireReply, Call, CasReply, Node, Peek, Publish};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
@@ -169,7 +169,11 @@ impl Shared {
         may_hold: impl Fn(usize) -> bool + Send + 'static,
     ) {
         for (i, reply) in round.replies() {
-            if reply.as_ref().is_err_and(crate::node::worth_resending) && may_hold(i) {
+            if reply
+                .as_ref()
+                .is_err_and(crate::transport::node::worth_resending)
+                && may_hold(i)
+            {
                 self.release_later(i, key, token, publish, expires);
             }
         }
@@ -190,7 +194,8 @@ impl Shared {
         let (key, token) = (Arc::clone(key), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
             while let Some((i, reply)) = pending.next().await {
-                if reply.is_err_and(|e| crate::node::worth_resending(&e)) && may_hold(i) {
+                if reply.is_err_and(|e| crate::transport::node::worth_resending(&e)) && may_hold(i)
+                {
                     shared.release_later(i, &key, &token, publish, expires);
                 }
             }

@@ -10,10 +10,11 @@ use crate::config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRIFT_FACTOR, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_COUNT,
     DEFAULT_RETRY_DELAY, DEFAULT_RETRY_JITTER, DEFAULT_TTL, LockManagerBuilder,
 };
-use crate::error::{ConfigError, redact_url};
+use crate::error::ConfigError;
 use crate::manager::LockManager;
 #[cfg(feature = "serde")]
-use crate::member::parse_server_list;
+use crate::transport::member::parse_server_list;
+use crate::transport::redact::redact_url;
 
 /// Every setting of a [`LockManagerBuilder`], as plain data: what a configuration file holds.
 ///

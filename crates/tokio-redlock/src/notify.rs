@@ -18,7 +18,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::node::Node;
+use crate::transport::node::Node;
 
 /// Waiters of one resource (per manager) that attempt at the same time.
 pub(crate) const ATTEMPTING: usize = 1;

@@ -16,9 +16,9 @@ use percent_encoding::percent_decode_str;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
 use crate::error::ConfigError;
-use crate::failover::FailoverWatch;
-use crate::sentinel::SentinelGroup;
-use crate::tls::TlsSettings;
+use crate::transport::failover::FailoverWatch;
+use crate::transport::sentinel::SentinelGroup;
+use crate::transport::tls::TlsSettings;
 
 /// The environment variable [`LockManagerBuilder::from_env`](crate::LockManagerBuilder::from_env)
 /// and the `redlock` CLI read the masters from: a comma-separated list of member URLs.
@@ -549,7 +549,7 @@ impl Member {
         })?;
         let invalid = |reason: String| ConfigError::InvalidUrl {
             url: parsed.shown.clone(),
-            reason: crate::error::scrub(&reason, &parsed.secrets),
+            reason: crate::transport::redact::scrub(&reason, &parsed.secrets),
         };
         if parsed.is_tls() && !cfg!(feature = "tls") {
             return Err(invalid(

@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use redis::ConnectionAddr;
 use tokio_util::sync::CancellationToken;
 
-use crate::sentinel::ask;
+use crate::transport::sentinel::ask;
 
 /// How often the watched sentinel is asked for the master's address.
 const CHECK_EVERY: Duration = Duration::from_secs(1);

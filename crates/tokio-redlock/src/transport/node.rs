@@ -23,13 +23,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::{ConfigError, NodeError, NodeStatus, scrub};
-use crate::failover::FailoverWatch;
+use crate::error::{ConfigError, NodeError, NodeStatus};
 use crate::keys;
-use crate::member::Target;
 use crate::scripts::{self, LuaScript};
-use crate::sentinel::LookupError;
-use crate::tls::{TlsSettings, tls_cause};
+use crate::transport::failover::FailoverWatch;
+use crate::transport::member::Target;
+use crate::transport::redact::scrub;
+use crate::transport::sentinel::LookupError;
+use crate::transport::tls::{TlsSettings, tls_cause};
 
 /// What every master of a manager shares: budgets and TLS settings.
 #[derive(Debug)]
@@ -417,11 +418,11 @@ impl Node {
         options: &NodeOptions<'_>,
     ) -> Result<Self, ConfigError> {
         // Parsing (credentials first), redaction and the client: see `member.rs`.
-        let crate::member::Member {
+        let crate::transport::member::Member {
             address,
             target,
             secrets,
-        } = crate::member::Member::new(
+        } = crate::transport::member::Member::new(
             url,
             options.tls,
             options.node_timeout,

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{NodeError, NodeOutcome, NodeStatus};
-use crate::node::{Adopted, Call, Node};
 use crate::quorum::{Tally, Verdict, Vote};
+use crate::transport::node::{Adopted, Call, Node};
 
 /// One master's request, resolving to its index and reply.
 pub(crate) struct Pending<T> {

@@ -19,9 +19,9 @@ use futures_util::stream::FuturesUnordered;
 use redis::RedisError;
 use tokio::time::Instant;
 
-use crate::failover::FailoverWatch;
-use crate::member::SentinelSpec;
-use crate::tls::TlsSettings;
+use crate::transport::failover::FailoverWatch;
+use crate::transport::member::SentinelSpec;
+use crate::transport::tls::TlsSettings;
 
 /// A Sentinel group: its sentinels, how to reach the master they name, and the watch that
 /// follows its failovers.
@@ -152,7 +152,7 @@ impl SentinelGroup {
 fn is_credentials_or_tls(e: &RedisError) -> bool {
     matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
         || e.kind() == redis::ErrorKind::AuthenticationFailed
-        || crate::tls::tls_cause(e).is_some()
+        || crate::transport::tls::tls_cause(e).is_some()
 }
 
 /// One sentinel's answer: the master's address and the configuration epoch it was set in.
