@@ -260,6 +260,21 @@ impl Drop for Shared {
     }
 }
 
+/// The release of an `unlock` whose future may be dropped mid-round: until disarmed, a drop
+/// parks the release on every master that may hold the key.
+struct Handover<'a> {
+    shared: &'a Arc<Shared>,
+    held: Option<Arc<Held>>,
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.shared.release_held(&held);
+        }
+    }
+}
+
 fn cas_vote(reply: &Result<CasReply, NodeError>) -> Vote {
     match reply {
         Ok(CasReply::Done) => Vote::Yes,
@@ -605,9 +620,10 @@ impl LockManager {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future leaves the handle as it was (still claiming the lock until its
-    /// deadline), so a second `unlock` can finish the job; it never reports "not owner" while
-    /// a key still holds its token. Keys that were not deleted expire by their TTL.
+    /// Dropping the future still releases the lock: the releases not confirmed yet are handed
+    /// to the masters' release workers, which resend them until they land or the keys expire.
+    /// The handle keeps its deadline; a second `unlock` sends the release again (harmless)
+    /// and never reports "not owner" while a key still holds its token.
     ///
     /// # Examples
     ///
@@ -634,6 +650,12 @@ impl LockManager {
         // Acquire requests of this lock still in flight release their key when they land.
         lock.held.released.store(true, Ordering::SeqCst);
         shared.forget_lock(&lock.held);
+        // From here the handle no longer releases on drop: if this future is dropped before
+        // the round is handed over below, the release goes to the masters' release workers.
+        let mut handover = Handover {
+            shared,
+            held: Some(Arc::clone(&lock.held)),
+        };
         // Each master is asked until it answers, resending after transient failures for up
         // to three node timeouts; a master not confirmed by then keeps its release parked
         // in the background until it lands or the key has expired.
@@ -665,6 +687,7 @@ impl LockManager {
             expires,
             move |i| held.may_hold.contains(i),
         );
+        handover.held = None;
         lock.invalidate(started);
         tracing::debug!(
             resource = %Printable(&lock.resource),

@@ -569,3 +569,54 @@ async fn close_racing_acquisitions_leaves_no_connection() {
         assert_eq!(manager.pending_master_work(), 0, "round {round}");
     }
 }
+
+/// A cancelled `unlock` still releases: replies come 30 ms late, and one master's
+/// connection is cut (and refused) just before the `unlock`, which is dropped after 5 ms —
+/// its handle already marked released, the cut master's release not sent. Once that master
+/// takes connections again, its key is deleted too: not left for the TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_unlock_still_releases() {
+    let masters = Masters::start(3);
+    let proxies = proxies_for(&masters).await;
+    let manager = LockManager::builder()
+        .servers(proxies.iter().map(FaultProxy::url))
+        .node_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    warm_up(&manager).await;
+    for proxy in &proxies {
+        proxy.set_reply_latency(Duration::from_millis(30));
+    }
+    for i in 0..3 {
+        let resource = format!("cancelled-unlock-{i}");
+        let key = resource.as_bytes();
+        let mut lock = manager
+            .lock(&resource)
+            .ttl(Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(2), || masters[1].exists(key)).await,
+            "round {i}: the lock is on master 1"
+        );
+        proxies[1].refuse(true);
+        proxies[1].reset_all();
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(5), manager.unlock(&mut lock)).await;
+        assert!(
+            cancelled.is_err(),
+            "the unlock must still be waiting at 5 ms"
+        );
+        drop(lock);
+        proxies[1].refuse(false);
+        assert!(
+            eventually(Duration::from_secs(3), || masters
+                .iter()
+                .all(|m| !m.exists(key)))
+            .await,
+            "round {i}: keys left after a cancelled unlock: {:?}",
+            masters.iter().map(|m| m.pttl(key)).collect::<Vec<_>>()
+        );
+    }
+    manager.close().await;
+}
