@@ -54,12 +54,18 @@ pub fn release_channel(lock_key: &[u8]) -> Arc<[u8]> {
 
 /// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
 pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
-    const SUFFIX: &[u8] = b":fence";
+    helper_key(lock_key, b"fence")
+}
+
+/// A helper key of a lock key (`H(X, s)`: fencing counter, holder record, reader keys,
+/// semaphore slots), in the lock key's Redis Cluster hash slot: `{X}:s`, or `X:s` when `X`
+/// already carries a hash tag. Every helper key of a resource is made here.
+pub(crate) fn helper_key(lock_key: &[u8], suffix: &[u8]) -> Arc<[u8]> {
     let mut key = Vec::with_capacity(
         lock_key
             .len()
-            .saturating_add(SUFFIX.len())
-            .saturating_add(2),
+            .saturating_add(suffix.len())
+            .saturating_add(3),
     );
     if has_hash_tag(lock_key) {
         key.extend_from_slice(lock_key);
@@ -68,7 +74,8 @@ pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
         key.extend_from_slice(lock_key);
         key.push(b'}');
     }
-    key.extend_from_slice(SUFFIX);
+    key.push(b':');
+    key.extend_from_slice(suffix);
     key.into()
 }
 
