@@ -16,15 +16,63 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
-use crate::keys::{self, Printable};
+use crate::keys::{self, Keys, Printable};
 use crate::lock::{Lock, MayHold};
 use crate::manager::Shared;
+use crate::metrics::Primitive;
 use crate::notify::Subscription;
 use crate::quorum::fencing::{self, FencingToken};
 use crate::quorum::retry;
 use crate::quorum::round::Round;
 use crate::quorum::{self, Verdict, Vote};
 use crate::transport::node::{AcquireReply, FenceReply, Publish};
+
+/// What one acquisition takes: its resources (one, or several taken all or nothing) and the
+/// kind of lock, named in metrics and traces.
+#[derive(Clone)]
+pub(crate) struct Target {
+    /// Sorted and distinct (see [`crate::multi::canonical`]).
+    pub(crate) resources: Arc<[Arc<[u8]>]>,
+    pub(crate) primitive: Primitive,
+    /// For a semaphore permit, the semaphore's number of permits (its one resource is the
+    /// semaphore's name).
+    pub(crate) permits: Option<u32>,
+}
+
+impl Target {
+    /// A single resource: the mutex.
+    pub(crate) fn one(resource: Arc<[u8]>) -> Self {
+        Self {
+            resources: Arc::from([resource]),
+            primitive: Primitive::Mutex,
+            permits: None,
+        }
+    }
+
+    /// The resource errors name: the one resource, or for several the one a refusing master
+    /// named (`busy`, an index into the resources), else the first.
+    pub(crate) fn resource(&self, busy: Option<usize>) -> Arc<[u8]> {
+        busy.and_then(|i| self.resources.get(i))
+            .or_else(|| self.resources.first())
+            .map_or_else(|| Arc::from(&b""[..]), Arc::clone)
+    }
+
+    /// The lock keys, in the order of the resources.
+    fn keys(&self, prefix: &[u8]) -> Keys {
+        match &*self.resources {
+            [one] => Keys::one(keys::lock_key(prefix, one)),
+            many => Keys::many(many.iter().map(|r| keys::lock_key(prefix, r)).collect()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.resources.iter().map(|r| Printable(r).to_string()))
+            .finish()
+    }
+}
 
 /// What the caller asked for in one `lock` call.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +93,7 @@ pub(crate) enum Patience {
 }
 
 /// Why one attempt failed, with the per-master outcomes of its round.
-enum Failure {
+pub(crate) enum Failure {
     /// Held elsewhere (possibly with some failures): worth retrying.
     Conflict(Vec<NodeOutcome>),
     /// A split vote: too few refusals for anyone to hold a majority (contenders took a
@@ -64,6 +112,12 @@ enum Failure {
     /// The lock was granted but no fencing token could be agreed (outcomes of the last
     /// FENCE round); the lock was released. Worth retrying.
     FencingContention(Vec<NodeOutcome>),
+    /// A semaphore's permits key says another number of permits (`found`, when a number)
+    /// on too many masters: its users disagree. Not retried.
+    PermitsMismatch {
+        found: Option<u32>,
+        outcomes: Vec<NodeOutcome>,
+    },
 }
 
 impl Failure {
@@ -74,7 +128,8 @@ impl Failure {
             | Self::Split(outcomes)
             | Self::Unavailable { outcomes, .. }
             | Self::NotALock(outcomes)
-            | Self::FencingContention(outcomes) => outcomes
+            | Self::FencingContention(outcomes)
+            | Self::PermitsMismatch { outcomes, .. } => outcomes
                 .iter()
                 .filter(|o| !matches!(o.status(), NodeStatus::Failed(_) | NodeStatus::NotAwaited))
                 .count(),
@@ -96,18 +151,13 @@ pub(crate) struct ReleaseOnDrop {
     tracked: bool,
 }
 
-/// What a cleanup needs: the manager, the lock key, the attempt's token and its TTL.
-type Armed = (Arc<Shared>, Arc<[u8]>, Arc<str>, Duration);
+/// What a cleanup needs: the manager, the lock keys, the attempt's token and its TTL.
+type Armed = (Arc<Shared>, Keys, Arc<str>, Duration);
 
 impl ReleaseOnDrop {
-    pub(crate) fn arm(
-        shared: &Arc<Shared>,
-        key: &Arc<[u8]>,
-        token: &Arc<str>,
-        ttl: Duration,
-    ) -> Self {
+    pub(crate) fn arm(shared: &Arc<Shared>, keys: &Keys, token: &Arc<str>, ttl: Duration) -> Self {
         Self {
-            armed: Some((Arc::clone(shared), Arc::clone(key), Arc::clone(token), ttl)),
+            armed: Some((Arc::clone(shared), keys.clone(), Arc::clone(token), ttl)),
             flags: Vec::new(),
             tracked: false,
         }
@@ -126,9 +176,10 @@ impl ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        if let Some((shared, key, token, ttl)) = self.armed.take() {
+        if let Some((shared, keys, token, ttl)) = self.armed.take() {
             tracing::debug!(
-                key = %Printable(&key),
+                key = %Printable(keys.first()),
+                keys = keys.len(),
                 token = %keys::token_prefix(token.as_bytes()),
                 "acquire dropped mid-flight: releasing in the background"
             );
@@ -141,7 +192,7 @@ impl Drop for ReleaseOnDrop {
                     .and_then(Option::as_ref)
                     .is_some_and(|f| f.load(Ordering::Acquire));
                 if sent || !tracked {
-                    shared.release_later(i, &key, &token, Publish::Yes, expires);
+                    shared.release_later(i, &keys, &token, Publish::Yes, expires);
                 }
             }
         }
@@ -151,36 +202,44 @@ impl Drop for ReleaseOnDrop {
 fn vote(reply: &Result<AcquireReply, NodeError>) -> Vote {
     match reply {
         Ok(AcquireReply::Granted { .. }) => Vote::Yes,
-        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock) => Vote::No,
+        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock { .. }) => Vote::No,
         Err(_) => Vote::Failed,
     }
 }
 
-/// Acquires `resource`, trying again per `options.patience` while it is held elsewhere.
+/// Acquires `target` (all of its resources, or none), trying again per `options.patience`
+/// while it is held elsewhere.
 ///
 /// Between attempts it sleeps until the first of: the earliest expiry of the holder's keys
 /// seen in the last attempt, or the retry delay with its jitter; a waiter (`wait`,
 /// `wait_forever`) also wakes on a release notification for the resource (when
 /// notifications are on) and takes a turn on the resource's queue, so that per manager only
-/// a bounded number of waiters attempt at once, in arrival order (see `notify.rs`).
+/// a bounded number of waiters attempt at once, in arrival order (see `notify.rs`). A
+/// lock of several resources wakes on a release of any of them and takes no turns (a
+/// waiter queued on several resources' turns would hold one while waiting for another).
 pub(crate) async fn acquire(
     shared: &Arc<Shared>,
-    resource: Arc<[u8]>,
+    target: Target,
     options: AcquireOptions,
 ) -> Result<Lock, LockError> {
-    keys::check_lock_key(&shared.settings.key_prefix, &resource)?;
     let started = Instant::now();
-    let result = acquire_unrecorded(shared, resource, options).await;
-    crate::metrics::acquisition(&result, started.elapsed());
+    let checked = crate::multi::check(&shared.settings.key_prefix, &target)
+        .and_then(|()| crate::semaphore::check(&target));
+    let result = match checked {
+        Ok(()) => acquire_unrecorded(shared, &target, options).await,
+        Err(e) => Err(e),
+    };
+    crate::metrics::acquisition(target.primitive, &result, started.elapsed());
     result
 }
 
 /// [`acquire`] without the metrics.
 async fn acquire_unrecorded(
     shared: &Arc<Shared>,
-    resource: Arc<[u8]>,
+    target: &Target,
     options: AcquireOptions,
 ) -> Result<Lock, LockError> {
+    let resource = target.resource(None);
     crate::error::ConfigError::check_ttl(options.ttl)
         .map_err(|e| LockError::InvalidArgument(e.to_string()))?;
     let options = AcquireOptions {
@@ -188,12 +247,27 @@ async fn acquire_unrecorded(
         ..options
     };
     shared.check_open()?;
-    let key = keys::lock_key(&shared.settings.key_prefix, &resource);
-    // Without fencing the script never reads KEYS[2]: pass the lock key, allocate nothing.
-    let fence_key = if shared.settings.fencing {
-        keys::fence_key(&key)
+    let keys = target.keys(&shared.settings.key_prefix);
+    // Without fencing the scripts never read the counters: pass the lock keys.
+    let fence_keys = if shared.settings.fencing {
+        Keys::many(keys.as_slice().iter().map(|k| keys::fence_key(k)).collect())
     } else {
-        Arc::clone(&key)
+        keys.clone()
+    };
+    let slots = target.permits.map(|k| {
+        crate::semaphore::Slots::new(&keys::lock_key(&shared.settings.key_prefix, &resource), k)
+    });
+    // Several resources wait on every one's channel, a semaphore on its own; neither takes
+    // turns (a waiter queued on several queues would hold a turn while waiting for another,
+    // and k permits free at once should not be taken one by one).
+    let single = keys.single().is_some() && slots.is_none();
+    let channels: Vec<Arc<[u8]>> = match &slots {
+        Some(slots) => vec![Arc::clone(slots.channel())],
+        None => keys
+            .as_slice()
+            .iter()
+            .map(|k| keys::release_channel(k))
+            .collect(),
     };
     let first_start = Instant::now();
     let deadline = match options.patience {
@@ -201,47 +275,63 @@ async fn acquire_unrecorded(
         Patience::Wait(d) => first_start.checked_add(d),
         Patience::Retries(_) | Patience::Forever => None,
     };
-    let mut subscription: Option<Subscription> = None;
+    let mut subscriptions: Vec<Subscription> = Vec::new();
     let mut _turn: Option<OwnedSemaphorePermit> = None;
     let mut attempt = 0u32;
     // Whether some attempt of this call had answers from a quorum of masters: from then on
     // a wait without end rides out an outage.
     let mut reached = false;
-    let mut notified = std::pin::pin!(None::<OwnedNotified>);
+    let mut notified: Vec<Pin<Box<OwnedNotified>>> = Vec::new();
     let waiting = !matches!(options.patience, Patience::Retries(_));
     // A waiter whose resource already has waiters in this manager queues behind them before
     // its first attempt: no jumping the queue, and no stampede of newcomers at every master.
-    if waiting && shared.settings.notifications {
-        let channel = keys::release_channel(&key);
-        if shared.notifier.has_waiters(&channel) {
-            let sub = shared.notifier.subscribe(channel);
-            match take_turn(&sub, deadline).await {
-                Some(permit) => _turn = Some(permit),
-                None => {
-                    return Err(LockError::Conflict {
-                        resource,
-                        attempts: 0,
-                        waited: first_start.elapsed(),
-                        outcomes: Vec::new(),
-                    });
-                }
+    if waiting
+        && single
+        && shared.settings.notifications
+        && let Some(channel) = channels.first()
+        && shared.notifier.has_waiters(channel)
+    {
+        let sub = shared.notifier.subscribe(Arc::clone(channel));
+        match take_turn(&sub, deadline).await {
+            Some(permit) => _turn = Some(permit),
+            None => {
+                return Err(LockError::Conflict {
+                    resource,
+                    attempts: 0,
+                    waited: first_start.elapsed(),
+                    outcomes: Vec::new(),
+                });
             }
-            subscription = Some(sub);
         }
+        subscriptions.push(sub);
     }
     loop {
         attempt = attempt.saturating_add(1);
         // Registered before the attempt, so a release during it still wakes us.
-        listen(notified.as_mut(), subscription.as_ref());
-        let span =
-            tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
-        let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl, deadline)
-            .instrument(span)
-            .await
-        {
+        listen(&mut notified, &subscriptions);
+        let span = tracing::debug_span!(
+            "redlock.acquire",
+            primitive = target.primitive.as_str(),
+            resource = %Printable(&resource),
+            resources = keys.len(),
+            attempt
+        );
+        let one_attempt = async {
+            match &slots {
+                Some(slots) => {
+                    crate::semaphore::attempt_once(shared, target, slots, options.ttl, deadline)
+                        .await
+                }
+                None => {
+                    attempt_once(shared, target, &keys, &fence_keys, options.ttl, deadline).await
+                }
+            }
+        };
+        let (failure, busy) = match one_attempt.instrument(span).await {
             Ok(lock) => return Ok(lock),
             Err(failure) => failure,
         };
+        let resource = target.resource(busy);
         let out_of_patience = match options.patience {
             Patience::Retries(n) => attempt >= retry::attempts(n),
             Patience::Wait(_) => deadline.is_some_and(|d| Instant::now() >= d),
@@ -272,6 +362,14 @@ async fn acquire_unrecorded(
                     outcomes: outcomes.clone(),
                 });
             }
+            Failure::PermitsMismatch { found, outcomes } => {
+                return Err(LockError::PermitsMismatch {
+                    resource,
+                    permits: target.permits.unwrap_or_default(),
+                    found: *found,
+                    outcomes: outcomes.clone(),
+                });
+            }
             // A split vote backs off like a conflict: the keys it saw may be a real holder's
             // (one we only partly see because a master failed), so it waits for that
             // holder's expiry, a release notification or the retry delay — never a spin.
@@ -294,16 +392,20 @@ async fn acquire_unrecorded(
         // Notifications and turns are for waiters (`wait`, `wait_forever`), who queue in
         // arrival order: a retry count keeps the classic randomized retry, since waking every
         // retrying caller at each release would make them all stampede the masters.
-        if waiting && shared.settings.notifications && subscription.is_none() {
-            subscription = Some(shared.notifier.subscribe(keys::release_channel(&key)));
+        if waiting && shared.settings.notifications && subscriptions.is_empty() {
+            subscriptions = channels
+                .iter()
+                .map(|c| shared.notifier.subscribe(Arc::clone(c)))
+                .collect();
             // Listen from now on: a release after this point wakes the first sleep too.
-            listen(notified.as_mut(), subscription.as_ref());
+            listen(&mut notified, &subscriptions);
         }
         // Turns are for waiters (`wait`, `wait_forever`); a retry count promises a bounded
         // number of attempts at the retry pace, so it does not queue behind others.
         if waiting
+            && single
             && _turn.is_none()
-            && let Some(sub) = &subscription
+            && let Some(sub) = subscriptions.first()
         {
             match take_turn(sub, deadline).await {
                 Some(permit) => _turn = Some(permit),
@@ -342,9 +444,11 @@ async fn acquire_unrecorded(
                 }
             } => {}
             Some(()) = async {
-                match notified.as_mut().as_pin_mut() {
-                    Some(n) => { n.await; Some(()) }
-                    None => None,
+                if notified.is_empty() {
+                    None
+                } else {
+                    futures_util::future::select_all(notified.iter_mut()).await;
+                    Some(())
                 }
             } => {}
         }
@@ -366,11 +470,13 @@ async fn take_turn(sub: &Subscription, deadline: Option<Instant>) -> Option<Owne
     }
 }
 
-/// Arms `slot` with a fresh, enabled notification future of `subscription`, if any.
-fn listen(mut slot: Pin<&mut Option<OwnedNotified>>, subscription: Option<&Subscription>) {
-    slot.set(subscription.map(|s| Arc::clone(&s.notify).notified_owned()));
-    if let Some(notified) = slot.as_mut().as_pin_mut() {
-        notified.enable();
+/// Arms `slots` with a fresh, enabled notification future of each subscription.
+fn listen(slots: &mut Vec<Pin<Box<OwnedNotified>>>, subscriptions: &[Subscription]) {
+    slots.clear();
+    for sub in subscriptions {
+        let mut notified = Box::pin(Arc::clone(&sub.notify).notified_owned());
+        notified.as_mut().enable();
+        slots.push(notified);
     }
 }
 
@@ -394,7 +500,8 @@ fn give_up(
         Failure::Conflict(outcomes)
         | Failure::Split(outcomes)
         | Failure::Unavailable { outcomes, .. }
-        | Failure::NotALock(outcomes) => LockError::Conflict {
+        | Failure::NotALock(outcomes)
+        | Failure::PermitsMismatch { outcomes, .. } => LockError::Conflict {
             resource,
             attempts,
             waited: first_start.elapsed(),
@@ -414,22 +521,23 @@ fn earliest_expiry(outcomes: &[NodeOutcome]) -> Option<Duration> {
         .min()
 }
 
-/// One attempt: the Redlock spec's steps 1–4.
+/// One attempt: the Redlock spec's steps 1–4. A failure comes with the index of the resource
+/// most refusing masters named as busy (several resources only).
 async fn attempt_once(
     shared: &Arc<Shared>,
-    resource: &Arc<[u8]>,
-    key: &Arc<[u8]>,
-    fence_key: &Arc<[u8]>,
+    target: &Target,
+    keys: &Keys,
+    fence_keys: &Keys,
     ttl: Duration,
     patience: Option<Instant>,
-) -> Result<Lock, Failure> {
+) -> Result<Lock, (Failure, Option<usize>)> {
     let token = keys::new_token();
     let fencing = shared.settings.fencing;
     // Step 1: the clock is read before the first request leaves. Every key expires at
     // `start + ttl` (each master gets the time left when its request leaves).
     let start = Instant::now();
     let expires_at = start.checked_add(ttl).unwrap_or(start);
-    let mut cleanup = ReleaseOnDrop::arm(shared, key, &token, ttl);
+    let mut cleanup = ReleaseOnDrop::arm(shared, keys, &token, ttl);
     // A request still waiting in our own queue when the TTL has passed could not leave any
     // validity: it gives up as a backlog failure.
     // The caller's patience bounds it too: past the end of a wait, a request that could not
@@ -442,10 +550,9 @@ async fn attempt_once(
         vote,
         queue_until,
         |node, call| {
-            let (key, fence_key, token) =
-                (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
+            let (keys, fence_keys, token) = (keys.clone(), fence_keys.clone(), Arc::clone(&token));
             async move {
-                node.acquire(&key, &fence_key, &token, expires_at, fencing, &call)
+                node.acquire(&keys, &fence_keys, &token, expires_at, fencing, &call)
                     .await
             }
         },
@@ -456,7 +563,8 @@ async fn attempt_once(
     let elapsed = start.elapsed();
     let granted = round.tally().yes();
     tracing::debug!(
-        resource = %Printable(resource),
+        primitive = target.primitive.as_str(),
+        resource = %Printable(keys.first()),
         token = %keys::token_prefix(token.as_bytes()),
         granted,
         masters = shared.nodes.len(),
@@ -469,20 +577,33 @@ async fn attempt_once(
         // Step 3: validity = ttl − elapsed − drift must be positive.
         if let Some(lease) = quorum::lease(ttl, shared.settings.drift_factor) {
             let deadline = start.checked_add(lease).unwrap_or(start);
-            let fencing_token = if fencing {
-                let (granted, seen) = fence_values(&round);
-                match issue_fencing_token(shared, granted, seen, key, fence_key, &token, deadline)
-                    .await
-                {
-                    Ok(t) => Some(t),
-                    Err(outcomes) => {
-                        fencing_failed = Some(outcomes);
-                        None
+            // One fencing token per resource; the slow paths (counters that disagree) of
+            // several resources run side by side.
+            let mut fencing_tokens = Vec::new();
+            if fencing {
+                let issued = futures_util::future::join_all(
+                    keys.as_slice()
+                        .iter()
+                        .zip(fence_keys.as_slice())
+                        .enumerate()
+                        .map(|(j, (key, fence_key))| {
+                            let (granted, seen) = fence_values(&round, j);
+                            issue_fencing_token(
+                                shared, granted, seen, key, fence_key, &token, deadline,
+                            )
+                        }),
+                )
+                .await;
+                for t in issued {
+                    match t {
+                        Ok(t) => fencing_tokens.push(t),
+                        Err(outcomes) => {
+                            fencing_failed = Some(outcomes);
+                            break;
+                        }
                     }
                 }
-            } else {
-                None
-            };
+            }
             // Validity is checked after the fencing slow path too: a token is handed out
             // only while the lock is still valid.
             if fencing_failed.is_none() && Instant::now() < deadline {
@@ -501,31 +622,34 @@ async fn attempt_once(
                         may_hold.mark(i);
                     }
                 }
-                let held = shared.register_lock(key, &token, ttl, may_hold);
+                let held = shared.register_lock(keys, &token, ttl, may_hold);
                 let late = Arc::clone(&held);
                 shared.release_after_replies(
                     round.into_pending(),
-                    key,
                     &token,
                     Publish::Yes,
                     shared.key_expiry(ttl),
                     move |i, reply| {
                         if !may_hold_key(reply) {
-                            return false;
+                            return None;
                         }
                         late.may_hold.mark(i);
-                        late.released.load(Ordering::SeqCst)
+                        late.released
+                            .load(Ordering::SeqCst)
+                            .then(|| late.keys.clone())
                     },
                 );
                 cleanup.disarm();
                 return Ok(Lock {
-                    resource: Arc::clone(resource),
-                    key: Arc::clone(key),
+                    resource: target.resource(None),
+                    resources: Arc::clone(&target.resources),
+                    keys: keys.clone(),
+                    primitive: target.primitive,
                     token,
                     ttl,
                     deadline,
                     manager: shared.id,
-                    fencing_token,
+                    fencing_tokens: fencing_tokens.into(),
                     held,
                     owner: Arc::downgrade(shared),
                     outcomes,
@@ -544,37 +668,81 @@ async fn attempt_once(
         Some(outcomes) => Failure::FencingContention(outcomes),
         None => classify(&round, verdict, elapsed, &shared.nodes, expires_at),
     };
+    let busy = (keys.len() > 1).then(|| most_named_busy(&round)).flatten();
+    clean_up_failed(
+        shared,
+        round,
+        keys,
+        &token,
+        ttl,
+        |r| matches!(r, AcquireReply::Granted { .. }),
+        may_hold_key,
+    )
+    .await;
+    cleanup.disarm();
+    Err((failure, busy))
+}
+
+/// Step 4 of a failed attempt: releases `keys` (under `token`, without waking waiters) on
+/// every master that may hold one: all but those that definitely refused. Masters that
+/// granted answered promptly, so their release is awaited and the caller sees a clean
+/// slate; the others are parked on their master's release worker, so a frozen master does
+/// not cost a second timeout. A failed attempt's cleanup never wakes waiters: it frees
+/// nothing a waiter could take that expiry or a holder's release will not announce.
+pub(crate) async fn clean_up_failed<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    round: Round<T>,
+    keys: &Keys,
+    token: &Arc<str>,
+    ttl: Duration,
+    granted: fn(&T) -> bool,
+    may_hold: fn(&Result<T, NodeError>) -> bool,
+) {
     let publish = Publish::No;
     let expires = shared.key_expiry(ttl);
     let granted: Vec<bool> = (0..shared.nodes.len())
-        .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
+        .map(|i| matches!(round.reply(i), Some(Ok(r)) if granted(r)))
         .collect();
     // A failed request is over (its future ended), so whatever it sent is ahead of this
     // release on the connection.
     for (i, reply) in round.replies() {
         if reply.is_err() && round.was_sent(i) {
-            shared.release_later(i, key, &token, publish, expires);
+            shared.release_later(i, keys, token, publish, expires);
         }
     }
     // A request not answered yet gets its release right after its reply, never before it;
     // one never sent is dropped with the round.
+    let all = keys.clone();
     shared.release_after_replies(
         round.into_pending(),
-        key,
-        &token,
+        token,
         publish,
         expires,
-        |_, reply| may_hold_key(reply),
+        move |_, reply| may_hold(reply).then(|| all.clone()),
     );
     if granted.contains(&true) {
-        let mut release = shared.release_round(key, &token, publish, expires, |i| {
+        let mut release = shared.release_round(keys, token, publish, expires, |i| {
             granted.get(i) == Some(&true)
         });
         release.settle().await;
-        shared.release_what_failed(release, key, &token, publish, expires, |_| true);
+        shared.release_what_failed(release, keys, token, publish, expires, |_| true);
     }
-    cleanup.disarm();
-    Err(failure)
+}
+
+/// The resource (index) that most refusing masters named as held: the one to blame in an
+/// error about several resources.
+fn most_named_busy(round: &Round<AcquireReply>) -> Option<usize> {
+    let named: Vec<usize> = round
+        .replies()
+        .filter_map(|(_, r)| match r {
+            Ok(AcquireReply::Held { busy, .. } | AcquireReply::NotALock { busy }) => Some(*busy),
+            _ => None,
+        })
+        .collect();
+    named
+        .iter()
+        .copied()
+        .max_by_key(|b| named.iter().filter(|c| *c == b).count())
 }
 
 /// Agrees on a fencing token for a won round (SPEC's fencing protocol; see `fencing.rs`):
@@ -624,18 +792,21 @@ async fn issue_fencing_token(
     Err(outcomes)
 }
 
-/// The counter values of a round: those of the granting masters, and every value seen.
-fn fence_values(round: &Round<AcquireReply>) -> (Vec<u64>, Vec<u64>) {
+/// The counter values of key `j` in a round: those of the granting masters, and every value
+/// seen.
+fn fence_values(round: &Round<AcquireReply>, j: usize) -> (Vec<u64>, Vec<u64>) {
     let mut granted = Vec::new();
     let mut seen = Vec::new();
     for (_, reply) in round.replies() {
         match reply {
-            Ok(AcquireReply::Granted { fence }) => {
-                granted.push(*fence);
-                seen.push(*fence);
+            Ok(AcquireReply::Granted { fences }) => {
+                if let Some(fence) = fences.get(j) {
+                    granted.push(*fence);
+                    seen.push(*fence);
+                }
             }
-            Ok(AcquireReply::Held { fence, .. }) => seen.push(*fence),
-            Ok(AcquireReply::NotALock) | Err(_) => {}
+            Ok(AcquireReply::Held { fences, .. }) => seen.extend(fences.get(j)),
+            Ok(AcquireReply::NotALock { .. }) | Err(_) => {}
         }
     }
     (granted, seen)
@@ -653,7 +824,7 @@ fn fence_vote(reply: &Result<FenceReply, NodeError>) -> Vote {
 fn may_hold_key(reply: &Result<AcquireReply, NodeError>) -> bool {
     !matches!(
         reply,
-        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock)
+        Ok(AcquireReply::Held { .. } | AcquireReply::NotALock { .. })
     )
 }
 
@@ -701,7 +872,7 @@ fn classify(
     }
     let not_a_lock = round
         .replies()
-        .filter(|(_, r)| matches!(r, Ok(AcquireReply::NotALock)))
+        .filter(|(_, r)| matches!(r, Ok(AcquireReply::NotALock { .. })))
         .count();
     if not_a_lock > tolerable {
         return Failure::NotALock(outcomes);

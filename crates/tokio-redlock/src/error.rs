@@ -347,21 +347,43 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
-    /// The resource's key is another resource's fencing counter (`{<key>}:fence`, or
-    /// `<key>:fence` when `<key>` has a hash tag): such keys are reserved, since a lock there
-    /// would break that resource's fenced acquisitions, and the counter never expires.
-    /// Nothing was sent. Not retried.
+    /// The resource's key is a helper key of another resource: its fencing counter
+    /// (`{<key>}:fence`), or a semaphore's permits or slot key (`{<key>}:permits`,
+    /// `{<key>}:permit:<n>`); without the braces when `<key>` has a hash tag. Such keys are
+    /// reserved: a lock on a counter would break that resource's fenced acquisitions (and
+    /// the counter never expires), a lock on a slot would take a permit behind the
+    /// semaphore's users. Nothing was sent. Not retried.
     #[error(
-        "resource `{}` cannot be locked: its key is the fencing counter of the lock key `{}` \
-         (keys `{{<key>}}:fence`, and `<key>:fence` where `<key>` has a hash tag, are reserved \
-         for fencing counters)",
+        "resource `{}` cannot be locked: its key is a helper key (fencing counter, semaphore \
+         permits or slot) of the lock key `{}` (keys `{{<key>}}:fence`, `{{<key>}}:permits` \
+         and `{{<key>}}:permit:<n>`, without braces where `<key>` has a hash tag, are reserved)",
         printable(.resource), printable(.counter_of)
     )]
     ReservedKey {
         /// The resource name.
         resource: Arc<[u8]>,
-        /// The lock key (prefix included) whose counter the resource's key is.
+        /// The lock key (prefix included) whose helper key the resource's key is.
         counter_of: Arc<[u8]>,
+    },
+    /// The semaphore's users disagree on its number of permits: a majority of masters
+    /// record another number for it (set by a user that gave another number, while its
+    /// permits were being taken). Nothing was taken. Not retried: give every user of the
+    /// name the same number, or wait until the other users' permits have expired.
+    #[error(
+        "semaphore `{}` is used with {} permits elsewhere, not {permits}: {}",
+        printable(.resource),
+        .found.map_or_else(|| "another number of".to_owned(), |f| f.to_string()),
+        show_outcomes(.outcomes)
+    )]
+    PermitsMismatch {
+        /// The semaphore's name.
+        resource: Arc<[u8]>,
+        /// The number of permits this call gave.
+        permits: u32,
+        /// The number the masters record, when it is one.
+        found: Option<u32>,
+        /// Per-master answers.
+        outcomes: Vec<NodeOutcome>,
     },
     /// An argument was rejected before any request was sent.
     #[error("invalid argument: {0}")]
@@ -401,6 +423,12 @@ impl LockError {
     /// True when a quorum agreed too late to leave any validity ([`LockError::ValidityExhausted`]).
     pub fn is_validity_exhausted(&self) -> bool {
         matches!(self, Self::ValidityExhausted { .. })
+    }
+
+    /// True when a semaphore's users disagree on its number of permits
+    /// ([`LockError::PermitsMismatch`]).
+    pub fn is_permits_mismatch(&self) -> bool {
+        matches!(self, Self::PermitsMismatch { .. })
     }
 
     /// True when the resource's key holds a non-lock value ([`LockError::NotALock`]).
@@ -451,7 +479,8 @@ impl LockError {
             | Self::NoQuorum { outcomes, .. }
             | Self::NotHeld { outcomes, .. }
             | Self::NotALock { outcomes, .. }
-            | Self::FencingContention { outcomes, .. } => outcomes,
+            | Self::FencingContention { outcomes, .. }
+            | Self::PermitsMismatch { outcomes, .. } => outcomes,
             _ => &[],
         }
     }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::attempt::{AcquireOptions, Patience};
+use crate::attempt::{AcquireOptions, Patience, Target};
 use crate::error::{LockError, NodeOutcome};
 use crate::keys::{Printable, token_prefix};
 use crate::lock::Lock;
@@ -60,8 +60,9 @@ impl fmt::Display for LossCause {
 /// What the holder and the watchdog share.
 struct Shared {
     resource: Arc<[u8]>,
+    resources: Arc<[Arc<[u8]>]>,
     token: Arc<str>,
-    fencing_token: Option<FencingToken>,
+    fencing_tokens: Arc<[FencingToken]>,
     /// The current deadline, published by the watchdog after each extension.
     deadline: watch::Receiver<Instant>,
     /// Cancelled when the lock is lost.
@@ -96,9 +97,15 @@ impl fmt::Debug for LockHandle {
 }
 
 impl LockHandle {
-    /// The resource name.
+    /// The resource name (for a lock of several resources, the first: see
+    /// [`Lock::resource`]).
     pub fn resource(&self) -> &[u8] {
         &self.shared.resource
+    }
+
+    /// Every resource the lock holds, sorted and distinct (see [`Lock::resources`]).
+    pub fn resources(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.shared.resources.iter().map(|r| &**r)
     }
 
     /// The lock token (128 random bits, hex). Keep it out of logs.
@@ -108,7 +115,15 @@ impl LockHandle {
 
     /// The fencing token, when the manager issues them.
     pub fn fencing_token(&self) -> Option<FencingToken> {
-        self.shared.fencing_token
+        match &*self.shared.fencing_tokens {
+            [token] => Some(*token),
+            _ => None,
+        }
+    }
+
+    /// The fencing tokens, one per resource (see [`Lock::fencing_tokens`]).
+    pub fn fencing_tokens(&self) -> &[FencingToken] {
+        &self.shared.fencing_tokens
     }
 
     /// The current deadline (monotonic); it moves forward with every successful extension.
@@ -216,9 +231,15 @@ impl fmt::Debug for LockGuard {
 }
 
 impl LockGuard {
-    /// The resource name.
+    /// The resource name (for a lock of several resources, the first: see
+    /// [`Lock::resource`]).
     pub fn resource(&self) -> &[u8] {
         self.handle.resource()
+    }
+
+    /// Every resource the lock holds, sorted and distinct (see [`Lock::resources`]).
+    pub fn resources(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.handle.resources()
     }
 
     /// The lock token (128 random bits, hex). Keep it out of logs.
@@ -229,6 +250,11 @@ impl LockGuard {
     /// The fencing token, when the manager issues them (see [`Lock::fencing_token`]).
     pub fn fencing_token(&self) -> Option<FencingToken> {
         self.handle.fencing_token()
+    }
+
+    /// The fencing tokens, one per resource (see [`Lock::fencing_tokens`]).
+    pub fn fencing_tokens(&self) -> &[FencingToken] {
+        self.handle.fencing_tokens()
     }
 
     /// The TTL the lock is acquired and extended with.
@@ -334,7 +360,7 @@ impl Drop for LockGuard {
 #[must_use = "an acquire request does nothing until awaited"]
 pub struct AcquireRequest<'a> {
     manager: &'a LockManager,
-    resource: Arc<[u8]>,
+    target: Target,
     options: AcquireOptions,
     extend_every: Option<Duration>,
     max_hold: Option<Duration>,
@@ -343,7 +369,7 @@ pub struct AcquireRequest<'a> {
 impl fmt::Debug for AcquireRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireRequest")
-            .field("resource", &Printable(&self.resource).to_string())
+            .field("resources", &self.target)
             .field("options", &self.options)
             .field("extend_every", &self.extend_every)
             .field("max_hold", &self.max_hold)
@@ -352,14 +378,10 @@ impl fmt::Debug for AcquireRequest<'_> {
 }
 
 impl<'a> AcquireRequest<'a> {
-    pub(crate) fn new(
-        manager: &'a LockManager,
-        resource: Arc<[u8]>,
-        options: AcquireOptions,
-    ) -> Self {
+    pub(crate) fn new(manager: &'a LockManager, target: Target, options: AcquireOptions) -> Self {
         Self {
             manager,
-            resource,
+            target,
             options,
             extend_every: None,
             max_hold: None,
@@ -421,7 +443,7 @@ impl<'a> IntoFuture for AcquireRequest<'a> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let lock =
-                crate::attempt::acquire(self.manager.shared(), self.resource, self.options).await?;
+                crate::attempt::acquire(self.manager.shared(), self.target, self.options).await?;
             // No await between the lock and its watchdog: a cancelled acquire either never
             // got the lock (and cleaned up) or returns a guard that owns it.
             Ok(LockGuard::watch(
@@ -445,8 +467,9 @@ impl LockGuard {
         let (deadline_tx, deadline_rx) = watch::channel(lock.deadline());
         let shared = Arc::new(Shared {
             resource: Arc::clone(&lock.resource),
+            resources: Arc::clone(&lock.resources),
             token: Arc::clone(&lock.token),
-            fencing_token: lock.fencing_token(),
+            fencing_tokens: Arc::clone(&lock.fencing_tokens),
             deadline: deadline_rx,
             lost: CancellationToken::new(),
             cause: std::sync::OnceLock::new(),
@@ -564,7 +587,7 @@ impl Watchdog {
         // Counted before the holders are woken, so one that reads the metrics on `lost()`
         // sees it.
         if !self.manager.shutdown_token().is_cancelled() {
-            crate::metrics::loss();
+            crate::metrics::loss(lock.primitive);
         }
         self.shared.lost.cancel();
         match error {

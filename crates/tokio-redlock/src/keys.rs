@@ -45,11 +45,83 @@ pub fn lock_key(prefix: &[u8], resource: &[u8]) -> Arc<[u8]> {
 /// assert_eq!(&*tokio_redlock::release_channel(b"orders:42"), b"redlock:released:orders:42");
 /// ```
 pub fn release_channel(lock_key: &[u8]) -> Arc<[u8]> {
-    const PREFIX: &[u8] = b"redlock:released:";
-    let mut channel = Vec::with_capacity(PREFIX.len().saturating_add(lock_key.len()));
-    channel.extend_from_slice(PREFIX);
+    let mut channel = Vec::with_capacity(CHANNEL_PREFIX.len().saturating_add(lock_key.len()));
+    channel.extend_from_slice(CHANNEL_PREFIX);
     channel.extend_from_slice(lock_key);
     channel.into()
+}
+
+/// What [`release_channel`] puts before the lock key (the multi-key release script gets it as
+/// an argument and builds each key's channel itself).
+pub(crate) const CHANNEL_PREFIX: &[u8] = b"redlock:released:";
+
+/// The keys one lock holds, all under one token: one key for a mutex (and a semaphore
+/// permit: one slot key), the sorted, distinct keys of its resources for a multi-resource
+/// lock; and where a release tells the waiters. Cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keys {
+    keys: Arc<[Arc<[u8]>]>,
+    /// The one channel a release publishes on, instead of each deleted key's own release
+    /// channel (a semaphore's slots share the semaphore's channel).
+    channel: Option<Arc<[u8]>>,
+}
+
+impl Keys {
+    /// The one key of a single-resource lock.
+    pub(crate) fn one(key: Arc<[u8]>) -> Self {
+        Self {
+            keys: Arc::from([key]),
+            channel: None,
+        }
+    }
+
+    /// Several keys, kept in the order given (callers pass them sorted and distinct).
+    pub(crate) fn many(keys: Vec<Arc<[u8]>>) -> Self {
+        Self {
+            keys: keys.into(),
+            channel: None,
+        }
+    }
+
+    /// The same keys, whose release publishes on `channel` only.
+    pub(crate) fn with_channel(mut self, channel: Arc<[u8]>) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// The channel a release publishes on instead of the keys' own, if any.
+    pub(crate) fn channel(&self) -> Option<&Arc<[u8]>> {
+        self.channel.as_ref()
+    }
+
+    /// The keys, in order.
+    pub(crate) fn as_slice(&self) -> &[Arc<[u8]>] {
+        &self.keys
+    }
+
+    /// The single key, when there is exactly one: requests then take the mutex's own
+    /// scripts (and its `SET NX` fast path), byte for byte what other Redlock clients send.
+    pub(crate) fn single(&self) -> Option<&Arc<[u8]>> {
+        match &*self.keys {
+            [key] => Some(key),
+            _ => None,
+        }
+    }
+
+    /// How many keys.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is no key at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The first key (sorted order): named in logs.
+    pub(crate) fn first(&self) -> &[u8] {
+        self.keys.first().map_or(&[], |k| k)
+    }
 }
 
 /// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
@@ -79,14 +151,33 @@ pub(crate) fn helper_key(lock_key: &[u8], suffix: &[u8]) -> Arc<[u8]> {
     key.into()
 }
 
-/// The lock key whose fencing counter `key` is, if it is one: `key` is `{<owner>}:fence`
-/// with an owner without a hash tag, or `<owner>:fence` with an owner that has one
-/// (`fence_key(owner) == key`).
+/// The part of `key` before a reserved helper suffix, if it ends with one: `:fence` (the
+/// fencing counter), `:permits` (a semaphore's number of permits) or `:permit:<digits>` (a
+/// semaphore's slot).
+fn strip_reserved_suffix(key: &[u8]) -> Option<&[u8]> {
+    if let Some(stem) = key
+        .strip_suffix(b":fence")
+        .or_else(|| key.strip_suffix(b":permits"))
+    {
+        return Some(stem);
+    }
+    let digits = key.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    key.get(..key.len().saturating_sub(digits))?
+        .strip_suffix(b":permit:")
+}
+
+/// The lock key whose helper key `key` is, if it is one: `key` is `{<owner>}:<suffix>` with
+/// an owner without a hash tag, or `<owner>:<suffix>` with an owner that has one
+/// (`helper_key(owner, suffix) == key`), for a reserved suffix (fencing counter, semaphore
+/// permits and slots).
 ///
-/// A key can be the counter of two lock keys (`{fc}:fence` is that of `fc` and of `{fc}`);
+/// A key can be the helper of two lock keys (`{fc}:fence` is that of `fc` and of `{fc}`);
 /// the one without braces is named.
-pub(crate) fn fence_counter_owner(key: &[u8]) -> Option<&[u8]> {
-    let owner = key.strip_suffix(b":fence")?;
+pub(crate) fn helper_owner(key: &[u8]) -> Option<&[u8]> {
+    let owner = strip_reserved_suffix(key)?;
     if let Some(inner) = owner.strip_prefix(b"{").and_then(|o| o.strip_suffix(b"}"))
         && !has_hash_tag(inner)
     {
@@ -95,13 +186,13 @@ pub(crate) fn fence_counter_owner(key: &[u8]) -> Option<&[u8]> {
     has_hash_tag(owner).then_some(owner)
 }
 
-/// Refuses a resource whose lock key is another resource's fencing counter
-/// ([`LockError::ReservedKey`]), before any request: such a lock would break that
-/// resource's fenced acquisitions, and an acquisition of it would wait for a counter that
-/// never expires.
+/// Refuses a resource whose lock key is a helper key of another resource
+/// ([`LockError::ReservedKey`]), before any request: a lock on a fencing counter would break
+/// that resource's fenced acquisitions (and wait for a counter that never expires); a lock
+/// on a semaphore's slot would take a permit behind its users' backs.
 pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {
     let key = lock_key(prefix, resource);
-    match fence_counter_owner(&key) {
+    match helper_owner(&key) {
         Some(owner) => Err(LockError::ReservedKey {
             resource: Arc::clone(resource),
             counter_of: owner.into(),
@@ -216,7 +307,7 @@ mod tests {
     fn no_lock_key_can_be_a_fencing_counter() {
         for owner in [&b"fc"[..], b"a:b{c}d", b"x{}y", b"", b"}:fence", b"a{b}c}"] {
             let counter = fence_key(owner);
-            assert_eq!(fence_counter_owner(&counter), Some(owner), "{counter:?}");
+            assert_eq!(helper_owner(&counter), Some(owner), "{counter:?}");
             let resource: Arc<[u8]> = Arc::clone(&counter);
             assert!(matches!(
                 check_lock_key(b"", &resource),
@@ -239,7 +330,27 @@ mod tests {
             b"fc:fence",
             b"x{}:fence",
         ] {
-            assert_eq!(fence_counter_owner(fine), None, "{fine:?}");
+            assert_eq!(helper_owner(fine), None, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn semaphore_helper_keys_are_reserved() {
+        for owner in [&b"jobs"[..], b"a{b}c"] {
+            for suffix in [&b"permits"[..], b"permit:0", b"permit:255"] {
+                let helper = helper_key(owner, suffix);
+                assert_eq!(helper_owner(&helper), Some(owner), "{helper:?}");
+                let resource: Arc<[u8]> = Arc::clone(&helper);
+                assert!(check_lock_key(b"", &resource).is_err());
+            }
+        }
+        for fine in [
+            &b"{jobs}:permit:"[..],
+            b"{jobs}:permit:x",
+            b"{jobs}:permitted",
+            b"jobs:permits",
+        ] {
+            assert_eq!(helper_owner(fine), None, "{fine:?}");
         }
     }
 

@@ -21,14 +21,20 @@
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `redlock_acquisitions_total` | counter | | locks acquired (`lock`, `try_lock`, `acquire`, `with_lock`) |
-//! | `redlock_acquire_failures_total` | counter | `reason` | every failed acquisition by cause: `conflict` (another holder had the resource), `no_quorum` (a quorum of masters was unreachable or failed), `validity_exhausted`, `fencing_contention`, `not_a_lock`, `closed`, `other` |
-//! | `redlock_extensions_total` | counter | `outcome` = `ok` \| `failed` | extensions, explicit and automatic (guards) |
-//! | `redlock_losses_total` | counter | | guards that lost their lock before releasing it |
-//! | `redlock_releases_total` | counter | `outcome` = `ok` \| `failed` | releases (`unlock`, guard release or drop) |
-//! | `redlock_acquire_seconds` | histogram | `outcome` = `ok` \| `failed` | time from the call to the lock (or the error), waiting included |
-//! | `redlock_hold_seconds` | histogram | | time from acquisition to release |
+//! | `redlock_acquisitions_total` | counter | `primitive` | locks acquired (`lock`, `try_lock`, `acquire`, `with_lock`) |
+//! | `redlock_acquire_failures_total` | counter | `reason`, `primitive` | every failed acquisition by cause: `conflict` (another holder had the resource), `no_quorum` (a quorum of masters was unreachable or failed), `validity_exhausted`, `fencing_contention`, `not_a_lock`, `permits_mismatch`, `closed`, `other` |
+//! | `redlock_extensions_total` | counter | `outcome` = `ok` \| `failed`, `primitive` | extensions, explicit and automatic (guards) |
+//! | `redlock_losses_total` | counter | `primitive` | guards that lost their lock before releasing it |
+//! | `redlock_releases_total` | counter | `outcome` = `ok` \| `failed`, `primitive` | releases (`unlock`, guard release or drop) |
+//! | `redlock_acquire_seconds` | histogram | `outcome` = `ok` \| `failed`, `primitive` | time from the call to the lock (or the error), waiting included |
+//! | `redlock_hold_seconds` | histogram | `primitive` | time from acquisition to release |
 //! | `redlock_master_errors_total` | counter | `master`, `kind` | failed requests per master (`master` is the configured URL, password redacted; `kind`: `timeout`, `refused`, `connection`, `tls`, `auth`, `no_permission`, `out_of_memory`, `read_only`, `not_master`, `sentinel`, `server`, `unexpected_reply`, `same_server`, `backlog`) |
+//!
+//! `primitive` names the kind of lock: `mutex` (one resource: `lock`, `acquire`, …),
+//! `multi` (several resources at once: `lock_all`, `acquire_all`) or `permit` (a
+//! semaphore's permit). Traces carry the same
+//! `primitive` field on the `redlock.acquire` span and the acquire, release and extend
+//! events.
 //!
 //! Labels are bounded: resource names never appear (a label per resource would grow
 //! without bound), and `master` takes one value per configured member.
@@ -45,6 +51,8 @@ mod guard;
 mod lock;
 mod manager;
 mod manager_config;
+mod multi;
+mod semaphore;
 // The quorum machinery: tally, verdicts, retry schedule, fencing, rounds.
 mod quorum;
 // The connection layer: one master each, members (plain, TLS, Unix, Sentinel).
@@ -65,5 +73,7 @@ pub use keys::{Printable, lock_key, release_channel};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;
+pub use multi::MAX_RESOURCES;
 pub use quorum::fencing::FencingToken;
+pub use semaphore::{MAX_PERMITS, Semaphore};
 pub use transport::member::{SERVERS_ENV, parse_server_list};

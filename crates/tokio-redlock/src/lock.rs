@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{NodeError, NodeOutcome};
-use crate::keys::{Printable, token_prefix};
+use crate::keys::{Keys, Printable, token_prefix};
 use crate::manager::Shared;
+use crate::metrics::Primitive;
 use crate::quorum::fencing::FencingToken;
 
 /// An acquired lock: the resource, our token, and a monotonic deadline.
@@ -50,15 +51,21 @@ use crate::quorum::fencing::FencingToken;
 /// ```
 #[must_use = "a lock dropped at once is released at once (in the background)"]
 pub struct Lock {
+    /// The resource (for a multi-resource lock, the first in sorted order).
     pub(crate) resource: Arc<[u8]>,
-    pub(crate) key: Arc<[u8]>,
+    /// Every resource, sorted and distinct (one for a single-resource lock).
+    pub(crate) resources: Arc<[Arc<[u8]>]>,
+    /// The keys held, in the order of `resources`.
+    pub(crate) keys: Keys,
+    /// What kind of lock it is (named in metrics and traces).
+    pub(crate) primitive: Primitive,
     pub(crate) token: Arc<str>,
     pub(crate) ttl: Duration,
     pub(crate) deadline: Instant,
     /// Identity of the manager that issued it.
     pub(crate) manager: u64,
-    /// The fencing token, when the manager issues them.
-    pub(crate) fencing_token: Option<FencingToken>,
+    /// The fencing tokens, one per resource, when the manager issues them (else empty).
+    pub(crate) fencing_tokens: Arc<[FencingToken]>,
     /// What a release needs, shared with the manager's registry of held locks and with
     /// acquire requests still in flight when the lock was granted.
     pub(crate) held: Arc<Held>,
@@ -71,9 +78,29 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// The resource name, as given to `lock`.
+    /// The resource name, as given to `lock`. For a lock of several resources
+    /// ([`LockManager::lock_all`](crate::LockManager::lock_all)), the first of
+    /// [`resources`](Self::resources).
     pub fn resource(&self) -> &[u8] {
         &self.resource
+    }
+
+    /// Every resource this lock holds: the one resource of `lock`, or the resources of
+    /// [`LockManager::lock_all`](crate::LockManager::lock_all) sorted by their bytes, each
+    /// once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut lock = manager.lock_all(["b", "a", "b"]).await?;
+    /// let names: Vec<&[u8]> = lock.resources().map(|r| r).collect();
+    /// assert_eq!(names, [&b"a"[..], b"b"]);
+    /// manager.unlock(&mut lock).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn resources(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        self.resources.iter().map(|r| &**r)
     }
 
     /// The token (lock value): 128 random bits as 32 hex digits, unique to this acquisition.
@@ -107,8 +134,22 @@ impl Lock {
     /// The fencing token of this acquisition: `Some` when the manager was built with
     /// [`fencing(true)`](crate::LockManagerBuilder::fencing), `None` otherwise. It grows with
     /// every acquisition of the resource; extension keeps it. See [`FencingToken`].
+    ///
+    /// A lock of several resources has one token per resource: see
+    /// [`fencing_tokens`](Self::fencing_tokens); this returns `None` for it.
     pub fn fencing_token(&self) -> Option<FencingToken> {
-        self.fencing_token
+        match &*self.fencing_tokens {
+            [token] => Some(*token),
+            _ => None,
+        }
+    }
+
+    /// The fencing tokens of this acquisition, one per resource in the order of
+    /// [`resources`](Self::resources) (each resource's counter is the one its single-resource
+    /// locks draw from, so the tokens of both kinds order together); empty when the manager
+    /// does not issue them.
+    pub fn fencing_tokens(&self) -> &[FencingToken] {
+        &self.fencing_tokens
     }
 
     /// What each master answered in the last successful acquisition or extension: the
@@ -172,7 +213,7 @@ impl Drop for Lock {
 pub(crate) struct Held {
     /// Registry key in the manager.
     pub(crate) id: u64,
-    pub(crate) key: Arc<[u8]>,
+    pub(crate) keys: Keys,
     pub(crate) token: Arc<str>,
     /// Set once the lock is released (or kept on purpose): late acquire replies then release
     /// their key themselves, and a drop does nothing.

@@ -14,16 +14,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::attempt::{self, AcquireOptions, Patience};
+use crate::attempt::{self, AcquireOptions, Patience, Target};
 use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
-use crate::keys::{self, Printable};
+use crate::keys::{self, Keys, Printable};
 use crate::lock::{Held, HolderToken, KeyState, Lock, LockState, MasterKey, MayHold};
 use crate::notify::Notifier;
 use crate::quorum::round::{Pending, Round};
 use crate::quorum::{self, Verdict, Vote};
-use crate::transport::node::{AcquireReply, Call, CasReply, Node, Peek, Publish};
+use crate::transport::node::{Call, CasReply, Node, Peek, Publish};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
@@ -57,14 +57,14 @@ impl Shared {
     /// A new entry of the registry of held locks.
     pub(crate) fn register_lock(
         &self,
-        key: &Arc<[u8]>,
+        keys: &Keys,
         token: &Arc<str>,
         ttl: Duration,
         may_hold: MayHold,
     ) -> Arc<Held> {
         let held = Arc::new(Held {
             id: self.next_lock.fetch_add(1, Ordering::Relaxed),
-            key: Arc::clone(key),
+            keys: keys.clone(),
             token: Arc::clone(token),
             released: AtomicBool::new(false),
             may_hold,
@@ -91,7 +91,7 @@ impl Shared {
         let expires = self.key_expiry(ttl);
         for i in 0..self.nodes.len() {
             if held.may_hold.contains(i) {
-                self.release_later(i, &held.key, &held.token, Publish::Yes, expires);
+                self.release_later(i, &held.keys, &held.token, Publish::Yes, expires);
             }
         }
     }
@@ -129,15 +129,15 @@ impl Shared {
     /// waiting for a slot at most until `queue_until`.
     pub(crate) fn release_round(
         &self,
-        key: &Arc<[u8]>,
+        keys: &Keys,
         token: &Arc<str>,
         publish: Publish,
         queue_until: Instant,
         ask: impl Fn(usize) -> bool,
     ) -> Round<CasReply> {
         Round::start(&self.nodes, ask, cas_vote, queue_until, |node, call| {
-            let (key, token) = (Arc::clone(key), Arc::clone(token));
-            async move { node.release(&key, &token, publish, &call).await }
+            let (keys, token) = (keys.clone(), Arc::clone(token));
+            async move { node.release(&keys, &token, publish, &call).await }
         })
     }
 
@@ -146,13 +146,13 @@ impl Shared {
     pub(crate) fn release_later(
         &self,
         i: usize,
-        key: &Arc<[u8]>,
+        keys: &Keys,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
     ) {
         if let Some(node) = self.nodes.get(i) {
-            node.release_later(Arc::clone(key), Arc::clone(token), publish, expires);
+            node.release_later(keys.clone(), Arc::clone(token), publish, expires);
         }
     }
 
@@ -162,7 +162,7 @@ impl Shared {
     pub(crate) fn release_what_failed(
         self: &Arc<Self>,
         round: Round<CasReply>,
-        key: &Arc<[u8]>,
+        keys: &Keys,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -174,14 +174,14 @@ impl Shared {
                 .is_err_and(crate::transport::node::worth_resending)
                 && may_hold(i)
             {
-                self.release_later(i, key, token, publish, expires);
+                self.release_later(i, keys, token, publish, expires);
             }
         }
         let unanswered = round.unanswered();
         let mut pending = round.into_pending();
         for i in unanswered {
             if !pending.iter().any(|p| p.index() == i) && may_hold(i) {
-                self.release_later(i, key, token, publish, expires);
+                self.release_later(i, keys, token, publish, expires);
             }
         }
         if pending.is_empty() {
@@ -191,12 +191,12 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let (keys, token) = (keys.clone(), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
             while let Some((i, reply)) = pending.next().await {
                 if reply.is_err_and(|e| crate::transport::node::worth_resending(&e)) && may_hold(i)
                 {
-                    shared.release_later(i, &key, &token, publish, expires);
+                    shared.release_later(i, &keys, &token, publish, expires);
                 }
             }
         }));
@@ -211,19 +211,18 @@ impl Shared {
     }
 
     /// Releases `token` on each master of a still-running acquire round right after that
-    /// master's acquire reply comes back, when `should_release` says so for the reply.
+    /// master's acquire reply comes back, when `what` names keys to release for the reply.
     ///
     /// Sending the release at once instead could overtake an acquire that is still on its
     /// way (re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would then hold the key
     /// for the whole TTL. Requests never sent are not in `pending` (see [`Round::into_pending`]).
-    pub(crate) fn release_after_replies(
+    pub(crate) fn release_after_replies<T: Send + 'static>(
         self: &Arc<Self>,
-        mut pending: FuturesUnordered<Pending<AcquireReply>>,
-        key: &Arc<[u8]>,
+        mut pending: FuturesUnordered<Pending<T>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
-        should_release: impl Fn(usize, &Result<AcquireReply, NodeError>) -> bool + Send + 'static,
+        what: impl Fn(usize, &Result<T, NodeError>) -> Option<Keys> + Send + 'static,
     ) {
         if pending.is_empty() {
             return;
@@ -232,7 +231,7 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let token = Arc::clone(token);
         let sent: Vec<(usize, Arc<AtomicBool>)> =
             pending.iter().map(|p| (p.index(), p.sent_flag())).collect();
         runtime.spawn(self.tasks.track_future(async move {
@@ -241,8 +240,10 @@ impl Shared {
                 let was_sent = sent
                     .iter()
                     .any(|(j, flag)| *j == i && flag.load(Ordering::Acquire));
-                if (reply.is_ok() || was_sent) && should_release(i, &reply) {
-                    shared.release_later(i, &key, &token, publish, expires);
+                if (reply.is_ok() || was_sent)
+                    && let Some(keys) = what(i, &reply)
+                {
+                    shared.release_later(i, &keys, &token, publish, expires);
                 }
             }
         }));
@@ -453,7 +454,7 @@ impl LockManager {
     pub fn acquire(&self, resource: impl AsRef<[u8]>) -> AcquireRequest<'_> {
         AcquireRequest::new(
             self,
-            resource.as_ref().into(),
+            Target::one(resource.as_ref().into()),
             AcquireOptions {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
@@ -564,14 +565,7 @@ impl LockManager {
     /// # Ok(()) }
     /// ```
     pub fn lock(&self, resource: impl AsRef<[u8]>) -> LockRequest<'_> {
-        LockRequest {
-            manager: self,
-            resource: resource.as_ref().into(),
-            options: AcquireOptions {
-                ttl: self.shared.settings.ttl,
-                patience: Patience::Retries(self.shared.settings.retry_count),
-            },
-        }
+        LockRequest::new(self, Target::one(resource.as_ref().into()))
     }
 
     /// One attempt to acquire `resource`, no retry: `lock(resource).retry_count(0)`.
@@ -668,8 +662,8 @@ impl LockManager {
             cas_vote,
             give_up_at,
             |node, call| {
-                let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.release_until(&key, &token, Publish::Yes, &call).await }
+                let (keys, token) = (lock.keys.clone(), Arc::clone(&lock.token));
+                async move { node.release_until(&keys, &token, Publish::Yes, &call).await }
             },
         );
         let verdict = round.decide().await;
@@ -681,7 +675,7 @@ impl LockManager {
         let held = Arc::clone(&lock.held);
         shared.release_what_failed(
             round,
-            &lock.key,
+            &lock.keys,
             &lock.token,
             Publish::Yes,
             expires,
@@ -690,7 +684,9 @@ impl LockManager {
         handover.held = None;
         lock.invalidate(started);
         tracing::debug!(
+            primitive = lock.primitive.as_str(),
             resource = %Printable(&lock.resource),
+            resources = lock.keys.len(),
             token = %keys::token_prefix(lock.token.as_bytes()),
             released = tally.yes(),
             ?verdict,
@@ -705,6 +701,7 @@ impl LockManager {
             outcomes,
         );
         crate::metrics::release(
+            lock.primitive,
             result.is_ok(),
             Some(lock.acquired_at.elapsed()).filter(|_| result.is_ok()),
         );
@@ -763,7 +760,7 @@ impl LockManager {
         ttl: Duration,
     ) -> Result<(), LockError> {
         let result = self.extend_unrecorded(lock, ttl).await;
-        crate::metrics::extension(result.is_ok());
+        crate::metrics::extension(lock.primitive, result.is_ok());
         result
     }
 
@@ -788,8 +785,8 @@ impl LockManager {
             cas_vote,
             queue_until,
             |node, call| {
-                let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.extend(&key, &token, ttl_ms, &call).await }
+                let (keys, token) = (lock.keys.clone(), Arc::clone(&lock.token));
+                async move { node.extend(&keys, &token, ttl_ms, &call).await }
             },
         );
         let verdict = round.decide().await;
@@ -798,7 +795,9 @@ impl LockManager {
         let outcomes = round.outcomes(&shared.nodes, |r| r.status());
         round.finish_in_background(&shared.tasks);
         tracing::debug!(
+            primitive = lock.primitive.as_str(),
             resource = %Printable(&lock.resource),
+            resources = lock.keys.len(),
             token = %keys::token_prefix(lock.token.as_bytes()),
             extended = tally.yes(),
             ?verdict,
@@ -1144,16 +1143,30 @@ fn peek_status(p: &Peek) -> NodeStatus {
 #[must_use = "a lock request does nothing until awaited"]
 pub struct LockRequest<'a> {
     manager: &'a LockManager,
-    resource: Arc<[u8]>,
+    target: Target,
     options: AcquireOptions,
 }
 
 impl fmt::Debug for LockRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockRequest")
-            .field("resource", &Printable(&self.resource).to_string())
+            .field("resources", &self.target)
             .field("options", &self.options)
             .finish()
+    }
+}
+
+impl<'a> LockRequest<'a> {
+    /// A request for `target` with the manager's TTL and retry settings.
+    pub(crate) fn new(manager: &'a LockManager, target: Target) -> Self {
+        Self {
+            manager,
+            target,
+            options: AcquireOptions {
+                ttl: manager.shared.settings.ttl,
+                patience: Patience::Retries(manager.shared.settings.retry_count),
+            },
+        }
     }
 }
 
@@ -1209,6 +1222,6 @@ impl<'a> IntoFuture for LockRequest<'a> {
 
     fn into_future(self) -> Self::IntoFuture {
         let shared = &self.manager.shared;
-        Box::pin(attempt::acquire(shared, self.resource, self.options))
+        Box::pin(attempt::acquire(shared, self.target, self.options))
     }
 }

@@ -25,6 +25,29 @@ pub(crate) const HOLD_SECONDS: &str = "redlock_hold_seconds";
 /// Failed requests per master and kind.
 pub(crate) const MASTER_ERRORS: &str = "redlock_master_errors_total";
 
+/// The kind of lock an operation concerns: the `primitive` label of the per-lock metrics
+/// and the `primitive` field of the traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Primitive {
+    /// A single-resource lock (`lock`, `acquire`, …).
+    Mutex,
+    /// A lock of several resources at once (`lock_all`, `acquire_all`).
+    Multi,
+    /// A semaphore permit (`semaphore(…).lock()`, `.acquire()`).
+    Permit,
+}
+
+impl Primitive {
+    /// The label value.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutex => "mutex",
+            Self::Multi => "multi",
+            Self::Permit => "permit",
+        }
+    }
+}
+
 /// Describes every metric (help text and unit) to the installed recorder, once per process.
 pub(crate) fn describe() {
     #[cfg(feature = "metrics")]
@@ -65,12 +88,17 @@ pub(crate) fn describe() {
 }
 
 /// Records the end of an acquisition.
-pub(crate) fn acquisition<T>(result: &Result<T, LockError>, elapsed: Duration) {
+pub(crate) fn acquisition<T>(
+    primitive: Primitive,
+    result: &Result<T, LockError>,
+    elapsed: Duration,
+) {
     #[cfg(feature = "metrics")]
     match result {
         Ok(_) => {
-            metrics::counter!(ACQUISITIONS).increment(1);
-            metrics::histogram!(ACQUIRE_SECONDS, "outcome" => "ok").record(elapsed);
+            metrics::counter!(ACQUISITIONS, "primitive" => primitive.as_str()).increment(1);
+            metrics::histogram!(ACQUIRE_SECONDS, "outcome" => "ok", "primitive" => primitive.as_str())
+                .record(elapsed);
         }
         Err(e) => {
             let reason = match e {
@@ -79,42 +107,49 @@ pub(crate) fn acquisition<T>(result: &Result<T, LockError>, elapsed: Duration) {
                 LockError::ValidityExhausted { .. } => "validity_exhausted",
                 LockError::FencingContention { .. } => "fencing_contention",
                 LockError::NotALock { .. } => "not_a_lock",
+                LockError::PermitsMismatch { .. } => "permits_mismatch",
                 LockError::Closed => "closed",
                 _ => "other",
             };
-            metrics::counter!(ACQUIRE_FAILURES, "reason" => reason).increment(1);
-            metrics::histogram!(ACQUIRE_SECONDS, "outcome" => "failed").record(elapsed);
+            metrics::counter!(ACQUIRE_FAILURES, "reason" => reason, "primitive" => primitive.as_str())
+                .increment(1);
+            metrics::histogram!(ACQUIRE_SECONDS, "outcome" => "failed", "primitive" => primitive.as_str())
+                .record(elapsed);
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (result, elapsed);
+    let _ = (primitive, result, elapsed);
 }
 
 /// Records an extension.
-pub(crate) fn extension(ok: bool) {
+pub(crate) fn extension(primitive: Primitive, ok: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(EXTENSIONS, "outcome" => outcome(ok)).increment(1);
+    metrics::counter!(EXTENSIONS, "outcome" => outcome(ok), "primitive" => primitive.as_str())
+        .increment(1);
     #[cfg(not(feature = "metrics"))]
-    let _ = ok;
+    let _ = (primitive, ok);
 }
 
 /// Records a release; `held` is the hold time of a successful one.
-pub(crate) fn release(ok: bool, held: Option<Duration>) {
+pub(crate) fn release(primitive: Primitive, ok: bool, held: Option<Duration>) {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!(RELEASES, "outcome" => outcome(ok)).increment(1);
+        metrics::counter!(RELEASES, "outcome" => outcome(ok), "primitive" => primitive.as_str())
+            .increment(1);
         if let Some(held) = held {
-            metrics::histogram!(HOLD_SECONDS).record(held);
+            metrics::histogram!(HOLD_SECONDS, "primitive" => primitive.as_str()).record(held);
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (ok, held);
+    let _ = (primitive, ok, held);
 }
 
 /// Records a guard's loss of its lock.
-pub(crate) fn loss() {
+pub(crate) fn loss(primitive: Primitive) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(LOSSES).increment(1);
+    metrics::counter!(LOSSES, "primitive" => primitive.as_str()).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = primitive;
 }
 
 /// Records a failed request to one master.

@@ -29,5 +29,28 @@ pub(crate) static EXTEND: LazyLock<LuaScript> =
 pub(crate) static FENCE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/fence.lua")));
 
+/// All-or-nothing acquisition of several keys: see `scripts/acquire_multi.lua`.
+pub(crate) static ACQUIRE_MULTI: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_multi.lua")));
+/// Compare-and-delete of several keys: see `scripts/release_multi.lua`.
+pub(crate) static RELEASE_MULTI: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/release_multi.lua")));
+/// All-or-nothing compare-and-`PEXPIRE` of several keys: see `scripts/extend_multi.lua`.
+pub(crate) static EXTEND_MULTI: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/extend_multi.lua")));
+
+/// A semaphore permit: the first free slot of a rotation: see `scripts/acquire_permit.lua`.
+pub(crate) static ACQUIRE_PERMIT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_permit.lua")));
+
 /// Every script, loaded on each new connection.
-pub(crate) static ALL: [&LazyLock<LuaScript>; 4] = [&ACQUIRE, &RELEASE, &EXTEND, &FENCE];
+pub(crate) static ALL: [&LazyLock<LuaScript>; 8] = [
+    &ACQUIRE,
+    &RELEASE,
+    &EXTEND,
+    &FENCE,
+    &ACQUIRE_MULTI,
+    &RELEASE_MULTI,
+    &EXTEND_MULTI,
+    &ACQUIRE_PERMIT,
+];

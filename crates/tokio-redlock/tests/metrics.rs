@@ -61,12 +61,14 @@ const DOCUMENTED: &[&str] = &[
 /// A counter of this file only, to check that snapshots are deltas.
 const PROBE: &str = "test_probe_total";
 
-const OK: &[(&str, &str)] = &[("outcome", "ok")];
-const FAILED: &[(&str, &str)] = &[("outcome", "failed")];
+/// The per-lock metrics of a single-resource lock carry `primitive="mutex"`.
+const MUTEX: &[(&str, &str)] = &[("primitive", "mutex")];
+const OK: &[(&str, &str)] = &[("outcome", "ok"), ("primitive", "mutex")];
+const FAILED: &[(&str, &str)] = &[("outcome", "failed"), ("primitive", "mutex")];
 /// `redlock_acquire_failures_total`'s label for a resource held elsewhere.
-const CONFLICT: &[(&str, &str)] = &[("reason", "conflict")];
+const CONFLICT: &[(&str, &str)] = &[("reason", "conflict"), ("primitive", "mutex")];
 /// `redlock_acquire_failures_total`'s label for too few masters reachable.
-const NO_QUORUM: &[(&str, &str)] = &[("reason", "no_quorum")];
+const NO_QUORUM: &[(&str, &str)] = &[("reason", "no_quorum"), ("primitive", "mutex")];
 
 /// Every label the crate docs allow, with its allowed values (`master` takes the configured
 /// URLs, checked separately).
@@ -84,6 +86,10 @@ const ALLOWED_LABELS: &[(&str, &[&str])] = &[
         ],
     ),
     ("outcome", &["ok", "failed"]),
+    (
+        "primitive",
+        &["mutex", "multi", "permit", "reader", "writer"],
+    ),
     (
         "kind",
         &[
@@ -354,7 +360,7 @@ async fn acquire_extend_and_release_move_their_counters_and_histograms() {
         .unwrap();
     held_everywhere(masters.iter(), resource.as_bytes(), lock.token()).await;
     let r = m.take();
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 1, "{r:#?}");
     let acquired = r.samples(ACQUIRE_SECONDS, OK);
     assert_eq!(acquired.len(), 1, "{r:#?}");
     assert_between("acquire_seconds", &acquired, 0.0, 5.0);
@@ -378,7 +384,7 @@ async fn acquire_extend_and_release_move_their_counters_and_histograms() {
     let r = m.take();
     assert_eq!(r.counter(RELEASES, OK), 1, "{r:#?}");
     assert_eq!(r.counter(RELEASES, FAILED), 0, "{r:#?}");
-    let held = r.samples(HOLD_SECONDS, &[]);
+    let held = r.samples(HOLD_SECONDS, MUTEX);
     assert_eq!(held.len(), 1, "{r:#?}");
     assert_between("hold_seconds", &held, 0.2, 10.0);
     assert_eq!(r.total(ACQUISITIONS), 0, "{r:#?}");
@@ -397,12 +403,12 @@ async fn acquire_extend_and_release_move_their_counters_and_histograms() {
         .unwrap_err();
     assert!(e.is_not_held(), "{}", render(&e));
     let r = m.take();
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 1, "{r:#?}");
     assert_eq!(r.counter(EXTENSIONS, FAILED), 1, "{r:#?}");
     assert_eq!(r.counter(EXTENSIONS, OK), 0, "{r:#?}");
     assert_eq!(r.counter(RELEASES, FAILED), 1, "{r:#?}");
     assert_eq!(r.counter(RELEASES, OK), 0, "{r:#?}");
-    assert!(r.samples(HOLD_SECONDS, &[]).is_empty(), "{r:#?}");
+    assert!(r.samples(HOLD_SECONDS, MUTEX).is_empty(), "{r:#?}");
     assert_eq!(r.total(LOSSES), 0, "a plain Lock is never 'lost': {r:#?}");
 
     // Guards and `with_lock` count like locks.
@@ -418,10 +424,10 @@ async fn acquire_extend_and_release_move_their_counters_and_histograms() {
     .unwrap();
     assert_eq!(seven, 7);
     let r = m.take();
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 2, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 2, "{r:#?}");
     assert_eq!(r.samples(ACQUIRE_SECONDS, OK).len(), 2, "{r:#?}");
     assert_eq!(r.counter(RELEASES, OK), 2, "{r:#?}");
-    assert_eq!(r.samples(HOLD_SECONDS, &[]).len(), 2, "{r:#?}");
+    assert_eq!(r.samples(HOLD_SECONDS, MUTEX).len(), 2, "{r:#?}");
     assert_eq!(r.total(ACQUIRE_FAILURES), 0, "{r:#?}");
 
     // A waiting acquisition: its acquire time includes the wait, and a wait that ends in
@@ -450,7 +456,7 @@ async fn acquire_extend_and_release_move_their_counters_and_histograms() {
         .await
         .unwrap();
     let r = m.take();
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 2, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 2, "{r:#?}");
     let times = r.samples(ACQUIRE_SECONDS, OK);
     assert_eq!(times.len(), 2, "{r:#?}");
     let longest = times.iter().copied().fold(0.0, f64::max);
@@ -493,7 +499,7 @@ async fn failed_acquisitions_are_counted_once_each_by_reason() {
         .unwrap();
     held_everywhere(masters.iter(), resource.as_bytes(), held.token()).await;
     let r = m.take();
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 1, "{r:#?}");
 
     // One attempt refused by every master: a conflict.
     let e = watchdog("try_lock", contender.try_lock(&resource))
@@ -549,12 +555,18 @@ async fn failed_acquisitions_are_counted_once_each_by_reason() {
     assert!(e.is_invalid_input(), "{}", render(&e));
     let r = m.take();
     assert_eq!(
-        r.counter(ACQUIRE_FAILURES, &[("reason", "not_a_lock")]),
+        r.counter(
+            ACQUIRE_FAILURES,
+            &[("reason", "not_a_lock"), ("primitive", "mutex")]
+        ),
         1,
         "{r:#?}"
     );
     assert_eq!(
-        r.counter(ACQUIRE_FAILURES, &[("reason", "other")]),
+        r.counter(
+            ACQUIRE_FAILURES,
+            &[("reason", "other"), ("primitive", "mutex")]
+        ),
         1,
         "{r:#?}"
     );
@@ -569,7 +581,10 @@ async fn failed_acquisitions_are_counted_once_each_by_reason() {
     assert!(matches!(e, LockError::Closed), "{}", render(&e));
     let r = m.take();
     assert_eq!(
-        r.counter(ACQUIRE_FAILURES, &[("reason", "closed")]),
+        r.counter(
+            ACQUIRE_FAILURES,
+            &[("reason", "closed"), ("primitive", "mutex")]
+        ),
         1,
         "{r:#?}"
     );
@@ -730,7 +745,7 @@ async fn auth_failures_are_labelled_with_the_redacted_master_and_no_password() {
     watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
     let r = m.take();
     assert!(r.all_master_errors().is_empty(), "{r:#?}");
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 1, "{r:#?}");
 }
 
 /// The `master` label of `redlock_master_errors_total` is the member's redacted address, so a
@@ -795,7 +810,7 @@ async fn guards_that_lose_their_lock_count_losses_and_failed_extensions() {
     tokio::time::sleep(ms(700)).await;
     assert!(guard.is_valid() && !guard.is_lost());
     let r = m.take();
-    assert_eq!(r.counter(ACQUISITIONS, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(ACQUISITIONS, MUTEX), 1, "{r:#?}");
     assert!(r.counter(EXTENSIONS, OK) >= 1, "{r:#?}");
     assert_eq!(r.counter(EXTENSIONS, FAILED), 0, "{r:#?}");
     assert_eq!(r.total(LOSSES), 0, "{r:#?}");
@@ -808,7 +823,7 @@ async fn guards_that_lose_their_lock_count_losses_and_failed_extensions() {
     assert!(guard.is_lost());
     // The watchdog counts the loss just after waking `lost()`.
     let r = m.take_until(|r| r.total(LOSSES) > 0).await;
-    assert_eq!(r.counter(LOSSES, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(LOSSES, MUTEX), 1, "{r:#?}");
     assert!(r.counter(EXTENSIONS, FAILED) >= 1, "{r:#?}");
     for url in &urls[1..] {
         assert!(
@@ -823,7 +838,7 @@ async fn guards_that_lose_their_lock_count_losses_and_failed_extensions() {
     let r = m.take();
     assert_eq!(r.counter(RELEASES, FAILED), 1, "{r:#?}");
     assert_eq!(r.counter(RELEASES, OK), 0, "{r:#?}");
-    assert!(r.samples(HOLD_SECONDS, &[]).is_empty(), "{r:#?}");
+    assert!(r.samples(HOLD_SECONDS, MUTEX).is_empty(), "{r:#?}");
     assert_eq!(r.total(LOSSES), 0, "a loss is counted once: {r:#?}");
     masters[1].resume();
     masters[2].resume();
@@ -840,7 +855,7 @@ async fn guards_that_lose_their_lock_count_losses_and_failed_extensions() {
     drop(guard);
     settle(&manager).await;
     let r = m.take();
-    assert_eq!(r.counter(LOSSES, &[]), 1, "{r:#?}");
+    assert_eq!(r.counter(LOSSES, MUTEX), 1, "{r:#?}");
     assert_eq!(r.total(EXTENSIONS), 0, "{r:#?}");
     assert_eq!(r.counter(RELEASES, FAILED), 1, "{r:#?}");
     assert_eq!(r.counter(RELEASES, OK), 0, "{r:#?}");
@@ -857,7 +872,7 @@ async fn guards_that_lose_their_lock_count_losses_and_failed_extensions() {
     let r = m.take();
     assert_eq!(r.total(LOSSES), 0, "close is not a loss: {r:#?}");
     assert_eq!(r.counter(RELEASES, OK), 1, "{r:#?}");
-    assert_eq!(r.samples(HOLD_SECONDS, &[]).len(), 1, "{r:#?}");
+    assert_eq!(r.samples(HOLD_SECONDS, MUTEX).len(), 1, "{r:#?}");
     for s in masters.iter() {
         assert!(!s.exists(resource.as_bytes()), "released on {}", s.url());
     }

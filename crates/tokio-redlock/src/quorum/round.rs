@@ -158,6 +158,27 @@ impl<T: Send + 'static> Round<T> {
         }
     }
 
+    /// [`decide`](Self::decide) with another rule: `verdict` reads the round (its replies
+    /// and its tally's pending count) and says when it is decided, as a semaphore's round
+    /// is decided per slot rather than by the yes votes; `otherwise` is the verdict when
+    /// every reply is in and the rule still says nothing. Takes in the replies already
+    /// there once decided.
+    pub(crate) async fn decide_with<V>(
+        &mut self,
+        verdict: impl Fn(&Self) -> Option<V>,
+        otherwise: V,
+    ) -> V {
+        loop {
+            if let Some(v) = verdict(self) {
+                self.take_ready();
+                return v;
+            }
+            if self.next_reply().await.is_none() {
+                return verdict(self).unwrap_or(otherwise);
+            }
+        }
+    }
+
     /// Records every reply that is ready now, without waiting.
     fn take_ready(&mut self) {
         while let Some(Some((i, reply))) = self.pending.next().now_or_never() {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{ConfigError, NodeError, NodeStatus};
-use crate::keys;
+use crate::keys::{self, Keys};
 use crate::scripts::{self, LuaScript};
 use crate::transport::failover::FailoverWatch;
 use crate::transport::member::Target;
@@ -41,19 +41,45 @@ pub(crate) struct NodeOptions<'a> {
 }
 
 /// The answer of the acquire script on one master.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum AcquireReply {
-    /// Our `SET NX` succeeded; `fence` is the fencing counter after our increment (0 when
-    /// not fencing).
-    Granted { fence: u64 },
-    /// Another token holds the key, with its remaining TTL when it has one, and the fencing
-    /// counter (0 when not fencing).
+    /// Our `SET NX` succeeded (every key of a multi-resource lock); `fences` holds each
+    /// key's fencing counter after our increment (one 0 per key when not fencing).
+    Granted { fences: Vec<u64> },
+    /// Another token holds key `busy` (its index among the lock's keys; 0 for a single
+    /// key), with its remaining TTL when it has one, and each key's fencing counter (zeros
+    /// when not fencing). Nothing was written.
     Held {
         remaining: Option<Duration>,
-        fence: u64,
+        fences: Vec<u64>,
+        busy: usize,
     },
-    /// The key exists and is not a string.
-    NotALock,
+    /// Key `busy` (0 for a single key) exists and is not a string.
+    NotALock { busy: usize },
+}
+
+/// The answer of the semaphore's permit script on one master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PermitReply {
+    /// The slot at this position of the attempt's rotation was granted (or already ours).
+    Granted { position: usize },
+    /// Every slot is held; the least remaining TTL among them, when known.
+    Full { remaining: Option<Duration> },
+    /// The semaphore's permits key holds another number of permits (`None`: not a number).
+    Mismatch { found: Option<u32> },
+}
+
+impl PermitReply {
+    /// The public status for this reply.
+    pub(crate) fn status(&self) -> NodeStatus {
+        match self {
+            Self::Granted { .. } => NodeStatus::Done,
+            Self::Full { remaining } => NodeStatus::HeldByOther {
+                remaining: *remaining,
+            },
+            Self::Mismatch { .. } => NodeStatus::NotALock,
+        }
+    }
 }
 
 /// The answer of a compare-and-act script (release, extend) on one master.
@@ -282,7 +308,7 @@ struct Parked {
 
 /// One release waiting to be (re)sent.
 struct ParkedRelease {
-    key: Arc<[u8]>,
+    keys: Keys,
     token: Arc<str>,
     publish: Publish,
     /// When the key expires by its TTL at the latest: past it, there is nothing to release.
@@ -1014,10 +1040,13 @@ impl Node {
     /// until then when the request leaves, so a request that waited for a connection sets a
     /// key that ends with the others, never a full TTL later. (Still at least `expires_at`
     /// on the master's clock: it receives the request after it left.)
+    ///
+    /// Several keys (a multi-resource lock) take the all-or-nothing script instead
+    /// ([`Node::acquire_multi`]); `fence_keys` are the keys' fencing counters, in order.
     pub(crate) async fn acquire(
         self: &Arc<Self>,
-        key: &[u8],
-        fence_key: &[u8],
+        keys: &Keys,
+        fence_keys: &Keys,
         token: &str,
         expires_at: Instant,
         fencing: bool,
@@ -1036,6 +1065,11 @@ impl Node {
             // It waited for a connection past the attempt's TTL: nothing left to grant.
             return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
         }
+        let (Some(key), Some(fence_key)) = (keys.single(), fence_keys.single()) else {
+            return self
+                .acquire_multi(keys, fence_keys, token, ttl_ms, fencing, call)
+                .await;
+        };
         if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
@@ -1049,9 +1083,9 @@ impl Node {
                 .arg(ttl_ms)
                 .arg("GET");
             match self.send(&Request::Command(&set), call).await {
-                Ok((Value::Nil, _)) => return Ok(AcquireReply::Granted { fence: 0 }),
+                Ok((Value::Nil, _)) => return Ok(AcquireReply::Granted { fences: vec![0] }),
                 Ok((Value::BulkString(held), _)) if held.as_slice() == token.as_bytes() => {
-                    return Ok(AcquireReply::Granted { fence: 0 });
+                    return Ok(AcquireReply::Granted { fences: vec![0] });
                 }
                 Ok((Value::BulkString(_), _)) => {
                     let mut pttl = redis::cmd("PTTL");
@@ -1064,12 +1098,13 @@ impl Node {
                     };
                     return Ok(AcquireReply::Held {
                         remaining,
-                        fence: 0,
+                        fences: vec![0],
+                        busy: 0,
                     });
                 }
                 Ok((other, _)) => return Err(unexpected(&other)),
                 Err(NodeError::Server { code, .. }) if code == "WRONGTYPE" => {
-                    return Ok(AcquireReply::NotALock);
+                    return Ok(AcquireReply::NotALock { busy: 0 });
                 }
                 // A server before 7.0 refuses NX with GET: the script from now on.
                 Err(NodeError::Server { code, .. }) if code == "ERR" => {
@@ -1085,20 +1120,146 @@ impl Node {
         let (reply, _) = self
             .eval(
                 &scripts::ACQUIRE,
-                &[key, fence_key],
+                &[&**key, &**fence_key],
                 &[token.as_bytes(), ttl.as_bytes(), fencing],
                 call,
             )
             .await?;
         let (code, fence, pttl) = triple(&reply)?;
         let remaining = u64::try_from(pttl).ok().map(Duration::from_millis);
-        let fence = u64::try_from(fence).map_err(|_| unexpected(&reply))?;
+        let fences = vec![u64::try_from(fence).map_err(|_| unexpected(&reply))?];
         match code {
-            1 => Ok(AcquireReply::Granted { fence }),
-            0 => Ok(AcquireReply::Held { remaining, fence }),
-            -1 => Ok(AcquireReply::NotALock),
+            1 => Ok(AcquireReply::Granted { fences }),
+            0 => Ok(AcquireReply::Held {
+                remaining,
+                fences,
+                busy: 0,
+            }),
+            -1 => Ok(AcquireReply::NotALock { busy: 0 }),
             _ => Err(unexpected(&reply)),
         }
+    }
+
+    /// Runs the all-or-nothing acquire script over several keys (`scripts/acquire_multi.lua`):
+    /// this master grants every key or none.
+    async fn acquire_multi(
+        self: &Arc<Self>,
+        keys: &Keys,
+        fence_keys: &Keys,
+        token: &str,
+        ttl_ms: u64,
+        fencing: bool,
+        call: &Call,
+    ) -> Result<AcquireReply, NodeError> {
+        let m = keys.len();
+        let mut script_keys: Vec<&[u8]> = keys.as_slice().iter().map(|k| &**k).collect();
+        if fencing {
+            script_keys.extend(fence_keys.as_slice().iter().map(|k| &**k));
+        }
+        let (ttl, count) = (ttl_ms.to_string(), m.to_string());
+        let fencing_arg: &[u8] = if fencing { b"1" } else { b"0" };
+        let (reply, _) = self
+            .eval(
+                &scripts::ACQUIRE_MULTI,
+                &script_keys,
+                &[
+                    token.as_bytes(),
+                    ttl.as_bytes(),
+                    fencing_arg,
+                    count.as_bytes(),
+                ],
+                call,
+            )
+            .await?;
+        let Value::Array(items) = &reply else {
+            return Err(unexpected(&reply));
+        };
+        let mut ints = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Value::Int(v) => ints.push(*v),
+                _ => return Err(unexpected(&reply)),
+            }
+        }
+        let [code, index, pttl, counters @ ..] = ints.as_slice() else {
+            return Err(unexpected(&reply));
+        };
+        let fences: Vec<u64> = if fencing {
+            if counters.len() != m {
+                return Err(unexpected(&reply));
+            }
+            counters
+                .iter()
+                .map(|c| u64::try_from(*c).map_err(|_| unexpected(&reply)))
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![0; m]
+        };
+        let busy = usize::try_from(*index)
+            .ok()
+            .filter(|i| *i < m)
+            .ok_or_else(|| unexpected(&reply))?;
+        let remaining = u64::try_from(*pttl).ok().map(Duration::from_millis);
+        match code {
+            1 => Ok(AcquireReply::Granted { fences }),
+            0 => Ok(AcquireReply::Held {
+                remaining,
+                fences,
+                busy,
+            }),
+            -1 => Ok(AcquireReply::NotALock { busy }),
+            _ => Err(unexpected(&reply)),
+        }
+    }
+
+    /// Runs the semaphore's permit script (`scripts/acquire_permit.lua`): `keys` are the
+    /// semaphore's name key, its permits key, then its `permits` slot keys in the attempt's
+    /// rotation. The slot keys expire at `expires_at`, as [`Node::acquire`]'s. Returns the
+    /// reply and whether the semaphore's name is also in use as a lock here.
+    pub(crate) async fn acquire_permit(
+        self: &Arc<Self>,
+        keys: &[Arc<[u8]>],
+        token: &str,
+        expires_at: Instant,
+        permits: u32,
+        call: &Call,
+    ) -> Result<(PermitReply, bool), NodeError> {
+        let asked = Instant::now();
+        if !self.is_up() {
+            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
+        }
+        let left = expires_at.saturating_duration_since(Instant::now());
+        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
+        if ttl_ms == 0 {
+            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
+        }
+        let (ttl, k) = (ttl_ms.to_string(), permits.to_string());
+        let script_keys: Vec<&[u8]> = keys.iter().map(|k| &**k).collect();
+        let (reply, _) = self
+            .eval(
+                &scripts::ACQUIRE_PERMIT,
+                &script_keys,
+                &[token.as_bytes(), ttl.as_bytes(), k.as_bytes()],
+                call,
+            )
+            .await?;
+        let (code, value, kind) = triple(&reply)?;
+        let permit = match code {
+            1 => PermitReply::Granted {
+                position: usize::try_from(value)
+                    .ok()
+                    .filter(|p| u32::try_from(*p).is_ok_and(|p| p < permits))
+                    .ok_or_else(|| unexpected(&reply))?,
+            },
+            0 => PermitReply::Full {
+                remaining: u64::try_from(value).ok().map(Duration::from_millis),
+            },
+            3 => PermitReply::Mismatch {
+                found: u32::try_from(value).ok(),
+            },
+            _ => return Err(unexpected(&reply)),
+        };
+        Ok((permit, kind == 1))
     }
 
     /// Runs the fencing raise script with proposal `t`.
@@ -1135,27 +1296,48 @@ impl Node {
         }
     }
 
-    /// Runs the compare-and-delete script once (with the one resend on a dead connection).
+    /// Runs the compare-and-delete script once (with the one resend on a dead connection);
+    /// several keys take the multi-key script, which deletes each key still holding the
+    /// token and publishes on each deleted key's channel.
     pub(crate) async fn release(
         self: &Arc<Self>,
-        key: &[u8],
+        lock_keys: &Keys,
         token: &str,
         publish: Publish,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
-        let channel = match publish {
-            Publish::Yes => keys::release_channel(key),
-            Publish::No => Arc::from(&b""[..]),
-        };
         let call = call.with_priority();
-        let (reply, resent) = self
-            .eval(
-                &scripts::RELEASE,
-                &[key],
-                &[token.as_bytes(), &channel],
-                &call,
-            )
-            .await?;
+        let (reply, resent) = match lock_keys.single() {
+            Some(key) => {
+                let channel = match (publish, lock_keys.channel()) {
+                    (Publish::Yes, Some(channel)) => Arc::clone(channel),
+                    (Publish::Yes, None) => keys::release_channel(key),
+                    (Publish::No, _) => Arc::from(&b""[..]),
+                };
+                self.eval(
+                    &scripts::RELEASE,
+                    &[&**key],
+                    &[token.as_bytes(), &channel],
+                    &call,
+                )
+                .await?
+            }
+            None => {
+                let (prefix, channel): (&[u8], &[u8]) = match (publish, lock_keys.channel()) {
+                    (Publish::Yes, Some(channel)) => (b"", channel),
+                    (Publish::Yes, None) => (keys::CHANNEL_PREFIX, b""),
+                    (Publish::No, _) => (b"", b""),
+                };
+                let script_keys: Vec<&[u8]> = lock_keys.as_slice().iter().map(|k| &**k).collect();
+                self.eval(
+                    &scripts::RELEASE_MULTI,
+                    &script_keys,
+                    &[token.as_bytes(), prefix, channel],
+                    &call,
+                )
+                .await?
+            }
+        };
         match cas_reply(&reply)? {
             // The first send may have deleted the key before its connection died: "absent"
             // is then no evidence that the lock had lapsed.
@@ -1174,7 +1356,7 @@ impl Node {
     /// that leaves.
     pub(crate) async fn release_until(
         self: &Arc<Self>,
-        key: &[u8],
+        keys: &Keys,
         token: &str,
         publish: Publish,
         call: &Call,
@@ -1184,7 +1366,7 @@ impl Node {
         // "absent" is then no evidence that the lock had lapsed.
         let mut may_have_run: Option<NodeError> = None;
         loop {
-            match self.release(key, token, publish, call).await {
+            match self.release(keys, token, publish, call).await {
                 Ok(CasReply::Absent) if let Some(error) = may_have_run.take() => {
                     return Err(error);
                 }
@@ -1212,7 +1394,7 @@ impl Node {
     /// is given up: its key expires by its TTL).
     pub(crate) fn release_later(
         self: &Arc<Self>,
-        key: Arc<[u8]>,
+        keys: Keys,
         token: Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -1229,7 +1411,7 @@ impl Node {
             tracing::debug!(master = %self.address, "release queue full: the oldest is left to its TTL");
         }
         parked.queue.push_back(ParkedRelease {
-            key,
+            keys,
             token,
             publish,
             expires,
@@ -1280,19 +1462,27 @@ impl Node {
         parked.queue.drain(..n).collect()
     }
 
-    /// Runs the compare-and-`PEXPIRE` script.
+    /// Runs the compare-and-`PEXPIRE` script; several keys take the all-or-nothing
+    /// multi-key script (every key still ours is extended, or none).
     pub(crate) async fn extend(
         self: &Arc<Self>,
-        key: &[u8],
+        keys: &Keys,
         token: &str,
         ttl_ms: u64,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
         let ttl = ttl_ms.to_string();
+        let (script, script_keys): (&LuaScript, Vec<&[u8]>) = match keys.single() {
+            Some(key) => (&scripts::EXTEND, vec![&**key]),
+            None => (
+                &scripts::EXTEND_MULTI,
+                keys.as_slice().iter().map(|k| &**k).collect(),
+            ),
+        };
         let (reply, _) = self
             .eval(
-                &scripts::EXTEND,
-                &[key],
+                script,
+                &script_keys,
                 &[token.as_bytes(), ttl.as_bytes()],
                 &call.with_priority(),
             )
@@ -1453,7 +1643,7 @@ async fn release_worker(node: Arc<Node>) {
                 let node = &node;
                 async move {
                     let call = Call::until(r.expires);
-                    let result = node.release(&r.key, &r.token, r.publish, &call).await;
+                    let result = node.release(&r.keys, &r.token, r.publish, &call).await;
                     (r, result)
                 }
             })
@@ -1579,11 +1769,13 @@ fn cas_reply(reply: &Value) -> Result<CasReply, NodeError> {
 
 impl AcquireReply {
     /// The public status for this reply.
-    pub(crate) fn status(self) -> NodeStatus {
+    pub(crate) fn status(&self) -> NodeStatus {
         match self {
             Self::Granted { .. } => NodeStatus::Done,
-            Self::Held { remaining, .. } => NodeStatus::HeldByOther { remaining },
-            Self::NotALock => NodeStatus::NotALock,
+            Self::Held { remaining, .. } => NodeStatus::HeldByOther {
+                remaining: *remaining,
+            },
+            Self::NotALock { .. } => NodeStatus::NotALock,
         }
     }
 }

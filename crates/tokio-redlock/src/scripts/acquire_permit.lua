@@ -1,0 +1,29 @@
+-- Semaphore permit on one master: claims the first free slot of a rotation (design S1: k
+-- slots, each an ordinary Redlock mutex key).
+-- KEYS[1] = the semaphore's own name key S (read only: in use as a lock?),
+-- KEYS[2] = the permits key L (the k every user of S must agree on),
+-- KEYS[3..k+2] = the k slot keys in the attempt's rotation order
+-- ARGV[1] = token, ARGV[2] = TTL in milliseconds, ARGV[3] = k
+-- Returns {1, j, kind}        granted the slot at rotation position j (0-based)
+--         {0, pttl, kind}     every slot is held (pttl = the least remaining TTL, ms)
+--         {3, limit, 0}       L says another k: the users of S disagree; nothing written
+-- kind = 1 when S itself exists (the name is also used as a lock: a warning, not an error).
+-- Idempotent: a resend with the same token finds its own slot and reports it again.
+local k = tonumber(ARGV[3])
+local limit = redis.pcall('GET', KEYS[2])
+if type(limit) == 'string' and limit ~= ARGV[3] then return {3, tonumber(limit) or -1, 0} end
+for j = 1, k do
+  if redis.pcall('GET', KEYS[j + 2]) == ARGV[1] then
+    return {1, j - 1, redis.call('EXISTS', KEYS[1])}
+  end
+end
+local kind = redis.call('EXISTS', KEYS[1])
+local keep = math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[2]))
+redis.call('SET', KEYS[2], ARGV[3], 'PX', keep)
+local least = -1
+for j = 1, k do
+  if redis.call('SET', KEYS[j + 2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, j - 1, kind} end
+  local pttl = redis.call('PTTL', KEYS[j + 2])
+  if pttl >= 0 and (least < 0 or pttl < least) then least = pttl end
+end
+return {0, least, kind}

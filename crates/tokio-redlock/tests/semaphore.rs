@@ -1,0 +1,437 @@
+//! Counting semaphores (`semaphore(name, k)`) against real masters: k slot keys, at most k
+//! holders under contention, permits released, extended and lost one by one, waiting woken
+//! by a release, users disagreeing on k refused, cancellation, a dead master.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub
+)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use support::checks::{
+    RELAXED, assert_no_key_without_ttl, builder, ms, proxies_for, render, settle, watchdog, within,
+};
+use support::diagnostics::{
+    assert_no_error_log_and_no_worker_panic, install as install_diagnostics,
+};
+use support::proxy::FaultProxy;
+use support::servers::{Masters, RedisServer};
+use support::{eventually, unique_name};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_redlock::{LockError, LockManager, LossCause, MAX_PERMITS};
+
+/// The slot key of permit `i` of the semaphore `name` (no prefix, no hash tag).
+fn slot(name: &str, i: u32) -> String {
+    format!("{{{name}}}:permit:{i}")
+}
+
+/// The slot keys that hold a value on `server`.
+fn taken_slots(server: &RedisServer, name: &str, k: u32) -> Vec<u32> {
+    (0..k)
+        .filter(|i| server.exists(slot(name, *i).as_bytes()))
+        .collect()
+}
+
+/// Only the permits key (with a TTL) may be left of the semaphore once every permit is gone.
+fn assert_only_permits_key_left(masters: &Masters, name: &str, k: u32) {
+    for (m, server) in masters.iter().enumerate() {
+        assert!(
+            taken_slots(server, name, k).is_empty(),
+            "master {m}: slots left {:?}",
+            server.dump()
+        );
+    }
+    assert_no_key_without_ttl(masters.iter());
+}
+
+/// k = 3 on `n` masters: three permits on three distinct slots, a fourth refused, one
+/// released and taken again, one extended on its own.
+async fn cycle_on(n: usize) {
+    let masters = Masters::start(n);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    let name = unique_name("sem");
+    let sem = manager.semaphore(&name, 3);
+    assert_eq!(sem.permits(), 3);
+    assert_eq!(sem.name(), name.as_bytes());
+    let mut permits = Vec::new();
+    for _ in 0..3 {
+        permits.push(sem.lock().ttl(ms(5_000)).await.unwrap());
+    }
+    let tokens: HashSet<String> = permits.iter().map(|p| p.token().to_owned()).collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(permits.iter().all(|p| p.resource() == name.as_bytes()));
+    // Each permit holds its own slot on a quorum; together they hold the three slots.
+    let mut slots_held = HashSet::new();
+    for p in &permits {
+        let holding: Vec<u32> = (0..3)
+            .filter(|i| {
+                masters
+                    .iter()
+                    .filter(|s| s.holds(slot(&name, *i).as_bytes(), p.token()))
+                    .count()
+                    >= manager.quorum()
+            })
+            .collect();
+        assert_eq!(holding.len(), 1, "one slot per permit: {holding:?}");
+        slots_held.insert(holding[0]);
+    }
+    assert_eq!(slots_held.len(), 3);
+    let e = sem.try_lock().await.unwrap_err();
+    assert!(e.is_conflict(), "{}", render(&e));
+    // The permits key records k.
+    for server in masters.iter() {
+        assert_eq!(
+            server
+                .get(format!("{{{name}}}:permits").as_bytes())
+                .unwrap(),
+            b"3"
+        );
+    }
+    assert_no_key_without_ttl(masters.iter());
+
+    // Extend one: its slot's TTL alone moves.
+    manager.extend(&mut permits[0], ms(20_000)).await.unwrap();
+    assert!(permits[0].validity() > ms(15_000));
+    assert!(permits[1].validity() < ms(5_000));
+    // Release one: a new permit is granted.
+    manager.unlock(&mut permits[1]).await.unwrap();
+    let mut again = sem.try_lock().await.unwrap();
+    assert!(sem.try_lock().await.unwrap_err().is_conflict());
+    manager.unlock(&mut again).await.unwrap();
+    for p in &mut permits {
+        if p.is_valid() {
+            manager.unlock(p).await.unwrap();
+        }
+    }
+    settle(&manager).await;
+    assert_only_permits_key_left(&masters, &name, 3);
+    manager.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permits_cycle_on_1_3_and_5_masters() {
+    for n in [1, 3, 5] {
+        watchdog(&format!("cycle on {n}"), cycle_on(n)).await;
+    }
+}
+
+/// 30 tasks on two managers each take a permit of a k = 3 semaphore 4 times, waiting for
+/// it, and count the holders while they hold: never more than 3, and 3 at some point.
+async fn at_most_k_on(n: usize) {
+    const K: u32 = 3;
+    let masters = Masters::start(n);
+    let managers: Vec<LockManager> = (0..2)
+        .map(|_| {
+            builder(&masters.urls())
+                .node_timeout(RELAXED)
+                .retry_delay(ms(20))
+                .retry_jitter(ms(15))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let name = unique_name("k-holders");
+    let holders = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for t in 0..30u64 {
+        let m = managers[(t % 2) as usize].clone();
+        let (name, holders, most) = (name.clone(), Arc::clone(&holders), Arc::clone(&most));
+        tasks.spawn(async move {
+            let mut rng = StdRng::seed_from_u64(t);
+            let mut held = 0;
+            for _ in 0..4 {
+                let sem = m.semaphore(&name, K);
+                let Ok(mut permit) = sem.lock().ttl(ms(5_000)).wait(ms(30_000)).await else {
+                    continue;
+                };
+                let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(ms(rng.random_range(2..10))).await;
+                holders.fetch_sub(1, Ordering::SeqCst);
+                assert!(permit.is_valid());
+                m.unlock(&mut permit).await.unwrap();
+                held += 1;
+            }
+            held
+        });
+    }
+    let mut total = 0;
+    while let Some(held) = tasks.join_next().await {
+        total += held.unwrap();
+    }
+    let most = most.load(Ordering::SeqCst);
+    println!("{n} masters: {total} permits held, at most {most} at once");
+    assert!(most <= K as usize, "{most} holders at once, k = {K}");
+    assert_eq!(
+        most, K as usize,
+        "the k permits were all in use at some point"
+    );
+    assert!(total >= 100, "only {total} of 120 permits");
+    for m in &managers {
+        settle(m).await;
+    }
+    assert_only_permits_key_left(&masters, &name, K);
+    for m in &managers {
+        m.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_than_k_holders_on_1_3_and_5_masters() {
+    for n in [1, 3, 5] {
+        within(ms(120_000), &format!("contention on {n}"), at_most_k_on(n)).await;
+    }
+}
+
+/// Users disagreeing on k: the second is refused with a typed error, nothing taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_disagreeing_on_the_number_of_permits_are_refused() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).build().unwrap();
+    let name = unique_name("mismatch");
+    let mut two = manager.semaphore(&name, 2).lock().await.unwrap();
+    let e = manager.semaphore(&name, 3).lock().await.unwrap_err();
+    assert!(e.is_permits_mismatch(), "{}", render(&e));
+    assert!(
+        matches!(
+            &e,
+            LockError::PermitsMismatch {
+                permits: 3,
+                found: Some(2),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(render(&e).contains("2 permits"));
+    settle(&manager).await;
+    let taken: usize = masters.iter().map(|s| taken_slots(s, &name, 3).len()).sum();
+    assert_eq!(taken, masters.len(), "only the first user's slot");
+    manager.unlock(&mut two).await.unwrap();
+
+    // Bad numbers and reserved names: refused before any request.
+    for k in [0, MAX_PERMITS + 1] {
+        let e = manager.semaphore("x", k).lock().await.unwrap_err();
+        assert!(matches!(e, LockError::InvalidArgument(_)), "{}", render(&e));
+    }
+    for reserved in [slot(&name, 0), format!("{{{name}}}:permits")] {
+        let e = manager.try_lock(&reserved).await.unwrap_err();
+        assert!(e.is_reserved_key(), "{}", render(&e));
+    }
+    manager.close().await;
+}
+
+/// Every permit held (60 s TTL): a waiter with a 10 s retry delay is woken by a release
+/// notification and gets the freed permit at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_is_woken_by_a_released_permit() {
+    let masters = Masters::start(3);
+    let holder = builder(&masters.urls()).build().unwrap();
+    let waiter = builder(&masters.urls())
+        .retry_delay(ms(10_000))
+        .retry_jitter(ms(0))
+        .build()
+        .unwrap();
+    let name = unique_name("wake");
+    let mut a = holder
+        .semaphore(&name, 2)
+        .lock()
+        .ttl(ms(60_000))
+        .await
+        .unwrap();
+    let mut b = holder
+        .semaphore(&name, 2)
+        .lock()
+        .ttl(ms(60_000))
+        .await
+        .unwrap();
+    let (w, n) = (waiter.clone(), name.clone());
+    let waiting = tokio::spawn(async move { w.semaphore(&n, 2).lock().wait(ms(30_000)).await });
+    assert!(
+        eventually(ms(3_000), || waiter.subscribed_resources() == 1).await,
+        "the waiter subscribes to the semaphore's channel"
+    );
+    tokio::time::sleep(ms(200)).await;
+    let released = Instant::now();
+    holder.unlock(&mut a).await.unwrap();
+    let mut permit = within(ms(5_000), "woken waiter", waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    let woke = released.elapsed();
+    assert!(woke < ms(5_000), "woken {woke:?} after the release");
+    waiter.unlock(&mut permit).await.unwrap();
+    holder.unlock(&mut b).await.unwrap();
+    holder.close().await;
+    waiter.close().await;
+}
+
+/// A permit as a guard extends its own slot; when its slot vanishes on a majority the guard
+/// is lost, and the other permit is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permit_guards_extend_and_are_lost_one_by_one() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).build().unwrap();
+    let name = unique_name("guard");
+    let sem = manager.semaphore(&name, 2);
+    let first = sem.acquire().ttl(ms(900)).auto_extend().await.unwrap();
+    let second = sem.acquire().ttl(ms(900)).auto_extend().await.unwrap();
+    tokio::time::sleep(ms(2_000)).await;
+    assert!(
+        first.is_valid() && second.is_valid(),
+        "extended past the TTL"
+    );
+    // Find the first guard's slot and delete it on two masters.
+    let mine = (0..2)
+        .find(|i| masters.0[0].holds(slot(&name, *i).as_bytes(), first.token()))
+        .expect("the first guard's slot");
+    for server in &masters.0[..2] {
+        server.cmd(&["DEL", &slot(&name, mine)]);
+    }
+    within(ms(3_000), "loss", first.lost()).await;
+    assert_eq!(first.loss_cause(), Some(LossCause::ExpiredOrTaken));
+    tokio::time::sleep(ms(1_000)).await;
+    assert!(second.is_valid(), "the other permit lives on");
+    drop(first);
+    second.release().await.unwrap();
+    settle(&manager).await;
+    assert!(
+        eventually(ms(2_000), || masters
+            .iter()
+            .all(|s| taken_slots(s, &name, 2).is_empty()))
+        .await
+    );
+    manager.close().await;
+}
+
+/// One master of three killed: permits are still taken, extended and released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_master_is_tolerated() {
+    let mut masters = Masters::start(3);
+    let manager = builder(&masters.urls())
+        .node_timeout(ms(300))
+        .retry_count(0)
+        .build()
+        .unwrap();
+    let name = unique_name("dead");
+    let sem = manager.semaphore(&name, 2);
+    let mut warm = sem.lock().await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+    masters.0[1].kill();
+    let mut a = watchdog("permit a", sem.lock()).await.unwrap();
+    let mut b = watchdog("permit b", sem.lock()).await.unwrap();
+    assert!(
+        watchdog("third", sem.lock())
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+    watchdog("extend", manager.extend(&mut a, ms(5_000)))
+        .await
+        .unwrap();
+    watchdog("unlock a", manager.unlock(&mut a)).await.unwrap();
+    watchdog("unlock b", manager.unlock(&mut b)).await.unwrap();
+    for i in [0, 2] {
+        assert!(taken_slots(&masters.0[i], &name, 2).is_empty());
+    }
+    manager.close().await;
+}
+
+/// 200 permit acquisitions (k = 2, replies delayed 1 ms), each dropped after a random
+/// 0–10 ms, 20 at a time: after each batch no slot is taken anywhere and no background task
+/// runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_acquisitions_leave_no_slot() {
+    const SEED: u64 = 0x5EED_5E4A;
+    install_diagnostics();
+    let masters = Masters::start(3);
+    let proxies = proxies_for(&masters).await;
+    let manager = LockManager::builder()
+        .servers(proxies.iter().map(FaultProxy::url))
+        .node_timeout(ms(500))
+        .retry_delay(ms(3))
+        .retry_jitter(ms(2))
+        .build()
+        .unwrap();
+    let name = unique_name("drop");
+    let mut warm = manager.semaphore(&name, 2).lock().await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+    settle(&manager).await;
+    for proxy in &proxies {
+        proxy.set_reply_latency(ms(1));
+    }
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let (mut dropped, mut acquired) = (0usize, 0usize);
+    for batch in 0..10 {
+        let mut set = JoinSet::new();
+        for _ in 0..20 {
+            let delay = Duration::from_micros(rng.random_range(0..=10_000));
+            let (m, name) = (manager.clone(), name.clone());
+            set.spawn(async move {
+                let sem = m.semaphore(&name, 2);
+                match tokio::time::timeout(delay, sem.lock()).await {
+                    Err(_) => (1, 0),
+                    Ok(Ok(mut permit)) => {
+                        m.unlock(&mut permit).await.unwrap();
+                        (0, 1)
+                    }
+                    Ok(Err(e)) => {
+                        assert!(e.is_conflict(), "{e}");
+                        (0, 0)
+                    }
+                }
+            });
+        }
+        while let Some(outcome) = set.join_next().await {
+            let (d, a) = outcome.unwrap();
+            dropped += d;
+            acquired += a;
+        }
+        assert!(
+            eventually(ms(2_000), || manager.background_tasks() == 0).await,
+            "batch {batch}: background tasks left"
+        );
+        for (i, server) in masters.iter().enumerate() {
+            assert!(
+                taken_slots(server, &name, 2).is_empty(),
+                "batch {batch}: master {i}: {:?}",
+                server.dump()
+            );
+        }
+    }
+    println!("{dropped} dropped, {acquired} acquired and released");
+    assert!(dropped > 0 && acquired > 0, "both paths must run");
+    assert_no_key_without_ttl(masters.iter());
+    manager.close().await;
+    assert_no_error_log_and_no_worker_panic();
+}
+
+/// A name serves as a lock or as a semaphore: the two do not exclude each other (documented),
+/// and neither disturbs the other's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_and_a_semaphore_on_one_name_are_separate() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    let name = unique_name("both");
+    let mut lock = manager.lock(&name).await.unwrap();
+    let mut permit = manager.semaphore(&name, 1).lock().await.unwrap();
+    assert!(manager.is_locked(&name).await.unwrap().is_held_by(&lock));
+    manager.unlock(&mut permit).await.unwrap();
+    manager.unlock(&mut lock).await.unwrap();
+    manager.close().await;
+}
