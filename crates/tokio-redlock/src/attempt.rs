@@ -25,7 +25,7 @@ use crate::quorum::fencing::{self, FencingToken};
 use crate::quorum::retry;
 use crate::quorum::round::Round;
 use crate::quorum::{self, Verdict, Vote};
-use crate::transport::node::{AcquireReply, FenceReply, Publish};
+use crate::transport::node::{AcquireReply, FenceReply, Intent, Publish};
 
 /// What one acquisition takes: its resources (one, or several taken all or nothing) and the
 /// kind of lock, named in metrics and traces.
@@ -60,6 +60,9 @@ impl Target {
     /// The lock keys, in the order of the resources.
     fn keys(&self, prefix: &[u8]) -> Keys {
         match &*self.resources {
+            [one] if self.primitive == Primitive::Reader => {
+                Keys::reader(keys::lock_key(prefix, one))
+            }
             [one] => Keys::one(keys::lock_key(prefix, one)),
             many => Keys::many(many.iter().map(|r| keys::lock_key(prefix, r)).collect()),
         }
@@ -260,7 +263,7 @@ async fn acquire_unrecorded(
     // Several resources wait on every one's channel, a semaphore on its own; neither takes
     // turns (a waiter queued on several queues would hold a turn while waiting for another,
     // and k permits free at once should not be taken one by one).
-    let single = keys.single().is_some() && slots.is_none();
+    let single = keys.single().is_some() && slots.is_none() && !keys.is_reader();
     let channels: Vec<Arc<[u8]>> = match &slots {
         Some(slots) => vec![Arc::clone(slots.channel())],
         None => keys
@@ -275,6 +278,20 @@ async fn acquire_unrecorded(
         Patience::Wait(d) => first_start.checked_add(d),
         Patience::Retries(_) | Patience::Forever => None,
     };
+    // A writer that may retry registers an intent (one per call) that makes new readers
+    // queue behind it; it is withdrawn when the call ends, however it ends.
+    let intent = (target.primitive == Primitive::Writer
+        && !matches!(options.patience, Patience::Retries(0)))
+    .then(|| writer_intent(shared, options.patience))
+    .flatten();
+    let _withdraw = intent.as_ref().and_then(|intent| {
+        let key = keys.single()?;
+        Some(Withdraw {
+            shared: Arc::clone(shared),
+            intent_key: Keys::one(keys::intent_key(key)).with_channel(keys::release_channel(key)),
+            intent: intent.clone(),
+        })
+    });
     let mut subscriptions: Vec<Subscription> = Vec::new();
     let mut _turn: Option<OwnedSemaphorePermit> = None;
     let mut attempt = 0u32;
@@ -323,7 +340,16 @@ async fn acquire_unrecorded(
                         .await
                 }
                 None => {
-                    attempt_once(shared, target, &keys, &fence_keys, options.ttl, deadline).await
+                    attempt_once(
+                        shared,
+                        target,
+                        &keys,
+                        &fence_keys,
+                        options.ttl,
+                        deadline,
+                        intent.as_ref(),
+                    )
+                    .await
                 }
             }
         };
@@ -456,6 +482,46 @@ async fn acquire_unrecorded(
     }
 }
 
+/// A writer's intent for one call: a fresh id, living two retry pauses and a node timeout
+/// (so each attempt refreshes it before it expires), never longer than the call's wait.
+fn writer_intent(shared: &Shared, patience: Patience) -> Option<Intent> {
+    let settings = &shared.settings;
+    let mut ttl = settings
+        .retry_delay
+        .saturating_add(settings.retry_jitter)
+        .saturating_mul(2)
+        .saturating_add(settings.node_timeout);
+    if let Patience::Wait(wait) = patience {
+        ttl = ttl.min(wait);
+    }
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    (ttl_ms > 0).then(|| Intent {
+        id: keys::new_token(),
+        ttl_ms,
+    })
+}
+
+/// Withdraws a writer's intent on every master when its call ends (acquired, given up,
+/// failed or dropped): a compare-and-delete of the intent key, parked on each master's
+/// release worker, which tells the waiting readers.
+struct Withdraw {
+    shared: Arc<Shared>,
+    intent_key: Keys,
+    intent: Intent,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let expires = self
+            .shared
+            .key_expiry(Duration::from_millis(self.intent.ttl_ms));
+        for i in 0..self.shared.nodes.len() {
+            self.shared
+                .release_later(i, &self.intent_key, &self.intent.id, Publish::Yes, expires);
+        }
+    }
+}
+
 /// Waits for this waiter's turn on the resource's queue; `None` when the deadline passed
 /// first.
 async fn take_turn(sub: &Subscription, deadline: Option<Instant>) -> Option<OwnedSemaphorePermit> {
@@ -530,9 +596,11 @@ async fn attempt_once(
     fence_keys: &Keys,
     ttl: Duration,
     patience: Option<Instant>,
+    intent: Option<&Intent>,
 ) -> Result<Lock, (Failure, Option<usize>)> {
     let token = keys::new_token();
-    let fencing = shared.settings.fencing;
+    // Readers carry no fencing token (they do not write).
+    let fencing = shared.settings.fencing && !keys.is_reader();
     // Step 1: the clock is read before the first request leaves. Every key expires at
     // `start + ttl` (each master gets the time left when its request leaves).
     let start = Instant::now();
@@ -551,9 +619,18 @@ async fn attempt_once(
         queue_until,
         |node, call| {
             let (keys, fence_keys, token) = (keys.clone(), fence_keys.clone(), Arc::clone(&token));
+            let intent = intent.cloned();
             async move {
-                node.acquire(&keys, &fence_keys, &token, expires_at, fencing, &call)
-                    .await
+                node.acquire(
+                    &keys,
+                    &fence_keys,
+                    &token,
+                    expires_at,
+                    fencing,
+                    intent.as_ref(),
+                    &call,
+                )
+                .await
             }
         },
     );

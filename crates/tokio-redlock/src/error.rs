@@ -348,15 +348,18 @@ pub enum LockError {
         outcomes: Vec<NodeOutcome>,
     },
     /// The resource's key is a helper key of another resource: its fencing counter
-    /// (`{<key>}:fence`), or a semaphore's permits or slot key (`{<key>}:permits`,
-    /// `{<key>}:permit:<n>`); without the braces when `<key>` has a hash tag. Such keys are
+    /// (`{<key>}:fence`), a semaphore's permits or slot key (`{<key>}:permits`,
+    /// `{<key>}:permit:<n>`), or a read-write lock's readers' set, reader lease or writer
+    /// intent (`{<key>}:readers`, `{<key>}:reader:<token>`, `{<key>}:wintent`); without the
+    /// braces when `<key>` has a hash tag. Such keys are
     /// reserved: a lock on a counter would break that resource's fenced acquisitions (and
     /// the counter never expires), a lock on a slot would take a permit behind the
     /// semaphore's users. Nothing was sent. Not retried.
     #[error(
         "resource `{}` cannot be locked: its key is a helper key (fencing counter, semaphore \
-         permits or slot) of the lock key `{}` (keys `{{<key>}}:fence`, `{{<key>}}:permits` \
-         and `{{<key>}}:permit:<n>`, without braces where `<key>` has a hash tag, are reserved)",
+         permits or slot, readers' set or lease, writer intent) of the lock key `{}` (keys \
+         `{{<key>}}:fence`, `:permits`, `:permit:<n>`, `:readers`, `:reader:<token>` and \
+         `:wintent`, without braces where `<key>` has a hash tag, are reserved)",
         printable(.resource), printable(.counter_of)
     )]
     ReservedKey {
@@ -445,8 +448,9 @@ impl LockError {
         )
     }
 
-    /// True when the resource's key is another resource's fencing counter
-    /// ([`LockError::ReservedKey`]).
+    /// True when the resource's key is a helper key of another resource (fencing counter,
+    /// semaphore permits or slot, readers' set or lease, writer intent:
+    /// [`LockError::ReservedKey`]).
     pub fn is_reserved_key(&self) -> bool {
         matches!(self, Self::ReservedKey { .. })
     }

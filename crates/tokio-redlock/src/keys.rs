@@ -61,6 +61,9 @@ pub(crate) const CHANNEL_PREFIX: &[u8] = b"redlock:released:";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Keys {
     keys: Arc<[Arc<[u8]>]>,
+    /// A reader of a read-write lock: the one key is the lock key `X`, which holds
+    /// [`SHARED`]; the reader's own keys beside it come from `X` and the token.
+    reader: bool,
     /// The one channel a release publishes on, instead of each deleted key's own release
     /// channel (a semaphore's slots share the semaphore's channel).
     channel: Option<Arc<[u8]>>,
@@ -71,14 +74,29 @@ impl Keys {
     pub(crate) fn one(key: Arc<[u8]>) -> Self {
         Self {
             keys: Arc::from([key]),
+            reader: false,
             channel: None,
         }
+    }
+
+    /// A reader of the read-write lock whose lock key is `key`.
+    pub(crate) fn reader(key: Arc<[u8]>) -> Self {
+        Self {
+            reader: true,
+            ..Self::one(key)
+        }
+    }
+
+    /// Whether these are a reader's keys.
+    pub(crate) fn is_reader(&self) -> bool {
+        self.reader
     }
 
     /// Several keys, kept in the order given (callers pass them sorted and distinct).
     pub(crate) fn many(keys: Vec<Arc<[u8]>>) -> Self {
         Self {
             keys: keys.into(),
+            reader: false,
             channel: None,
         }
     }
@@ -124,6 +142,33 @@ impl Keys {
     }
 }
 
+/// The value readers keep under a read-write lock's key while at least one reader holds it:
+/// no token (32 hex digits here; UUIDs, hex or base64 in other Redlock clients) can equal
+/// it, so every string-based Redlock mutex on the name sees the key as taken.
+pub(crate) const SHARED: &str = "redlock:shared";
+
+/// The set of the readers' tokens beside a read-write lock's key.
+pub(crate) fn readers_key(lock_key: &[u8]) -> Arc<[u8]> {
+    helper_key(lock_key, b"readers")
+}
+
+/// What a reader's lease key is made of: this prefix followed by its token.
+pub(crate) fn reader_prefix(lock_key: &[u8]) -> Arc<[u8]> {
+    helper_key(lock_key, b"reader:")
+}
+
+/// A reader's lease key: [`reader_prefix`] followed by its token.
+pub(crate) fn reader_key(lock_key: &[u8], token: &str) -> Arc<[u8]> {
+    let mut suffix = b"reader:".to_vec();
+    suffix.extend_from_slice(token.as_bytes());
+    helper_key(lock_key, &suffix)
+}
+
+/// The key a waiting writer registers its intent under: new readers queue behind it.
+pub(crate) fn intent_key(lock_key: &[u8]) -> Arc<[u8]> {
+    helper_key(lock_key, b"wintent")
+}
+
 /// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
 pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"fence")
@@ -152,12 +197,24 @@ pub(crate) fn helper_key(lock_key: &[u8], suffix: &[u8]) -> Arc<[u8]> {
 }
 
 /// The part of `key` before a reserved helper suffix, if it ends with one: `:fence` (the
-/// fencing counter), `:permits` (a semaphore's number of permits) or `:permit:<digits>` (a
-/// semaphore's slot).
+/// fencing counter), `:permits` (a semaphore's number of permits), `:permit:<digits>` (a
+/// semaphore's slot), `:readers`, `:wintent` or `:reader:<32 hex digits>` (a read-write
+/// lock's reader set, writer intent and reader lease).
 fn strip_reserved_suffix(key: &[u8]) -> Option<&[u8]> {
-    if let Some(stem) = key
-        .strip_suffix(b":fence")
-        .or_else(|| key.strip_suffix(b":permits"))
+    for suffix in [&b":fence"[..], b":permits", b":readers", b":wintent"] {
+        if let Some(stem) = key.strip_suffix(suffix) {
+            return Some(stem);
+        }
+    }
+    let hex = key
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if hex >= 32
+        && let Some(stem) = key
+            .get(..key.len().saturating_sub(32))
+            .and_then(|k| k.strip_suffix(b":reader:"))
     {
         return Some(stem);
     }
@@ -344,6 +401,14 @@ mod tests {
                 assert!(check_lock_key(b"", &resource).is_err());
             }
         }
+        for suffix in [&b"readers"[..], b"wintent"] {
+            let helper = helper_key(b"doc", suffix);
+            assert_eq!(helper_owner(&helper), Some(&b"doc"[..]));
+        }
+        let lease = reader_key(b"doc", &new_token());
+        assert_eq!(helper_owner(&lease), Some(&b"doc"[..]));
+        assert!(lease.starts_with(&reader_prefix(b"doc")));
+        assert_eq!(helper_owner(b"{doc}:reader:abc"), None);
         for fine in [
             &b"{jobs}:permit:"[..],
             b"{jobs}:permit:x",

@@ -31,8 +31,8 @@
 //! | `redlock_master_errors_total` | counter | `master`, `kind` | failed requests per master (`master` is the configured URL, password redacted; `kind`: `timeout`, `refused`, `connection`, `tls`, `auth`, `no_permission`, `out_of_memory`, `read_only`, `not_master`, `sentinel`, `server`, `unexpected_reply`, `same_server`, `backlog`) |
 //!
 //! `primitive` names the kind of lock: `mutex` (one resource: `lock`, `acquire`, …),
-//! `multi` (several resources at once: `lock_all`, `acquire_all`) or `permit` (a
-//! semaphore's permit). Traces carry the same
+//! `multi` (several resources at once: `lock_all`, `acquire_all`), `permit` (a
+//! semaphore's permit), `reader` or `writer` (a read-write lock's). Traces carry the same
 //! `primitive` field on the `redlock.acquire` span and the acquire, release and extend
 //! events.
 //!
@@ -52,6 +52,7 @@ mod lock;
 mod manager;
 mod manager_config;
 mod multi;
+mod rwlock;
 mod semaphore;
 // The quorum machinery: tally, verdicts, retry schedule, fencing, rounds.
 mod quorum;

@@ -293,6 +293,15 @@ pub enum LockState {
         /// `None` when the keys have no TTL (set by something other than a lock library).
         remaining: Option<Duration>,
     },
+    /// Readers hold it ([`LockManager::read`](crate::LockManager::read)) on a majority of
+    /// masters: no writer can take it.
+    Shared {
+        /// The most readers one master of the majority records.
+        readers: usize,
+        /// How long the majority keeps the readers' hold (the quorum-th longest remaining
+        /// TTL of the key, which lives as long as the longest reader lease).
+        remaining: Option<Duration>,
+    },
     /// Neither: no single answer on a majority (an acquisition in progress, a partial or
     /// expiring lock, or a non-lock value under the key — possibly on a majority: see the
     /// outcomes). Nobody can be relied upon to hold it.
@@ -308,9 +317,15 @@ impl LockState {
         matches!(self, Self::Free)
     }
 
-    /// True when some token holds the resource on a majority.
+    /// True when some token holds the resource on a majority (exclusively: a lock, a
+    /// writer, a lock of several resources).
     pub fn is_locked(&self) -> bool {
         matches!(self, Self::Held { .. })
+    }
+
+    /// True when readers hold the resource on a majority ([`LockState::Shared`]).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Shared { .. })
     }
 
     /// True when `lock`'s token holds the resource on a majority: held by this handle.
@@ -322,7 +337,7 @@ impl LockState {
     /// Remaining time of a held lock (see [`LockState::Held`]).
     pub fn remaining(&self) -> Option<Duration> {
         match self {
-            Self::Held { remaining, .. } => *remaining,
+            Self::Held { remaining, .. } | Self::Shared { remaining, .. } => *remaining,
             _ => None,
         }
     }
@@ -339,6 +354,14 @@ pub enum KeyState {
     Held {
         /// The value. Compare with [`Lock::token`]; never log it whole.
         holder: HolderToken,
+        /// The key's remaining TTL; `None` when it has none.
+        remaining: Option<Duration>,
+    },
+    /// Readers of a read-write lock hold the key (its value is the readers' sentinel, not
+    /// a token).
+    Shared {
+        /// The readers this master records.
+        readers: usize,
         /// The key's remaining TTL; `None` when it has none.
         remaining: Option<Duration>,
     },

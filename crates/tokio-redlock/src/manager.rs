@@ -938,6 +938,11 @@ impl LockManager {
                 remaining: remaining
                     .map(|r| quorum::remaining_bound(r, start.elapsed(), drift_factor)),
             }),
+            Some(LockState::Shared { readers, remaining }) => Ok(LockState::Shared {
+                readers,
+                remaining: remaining
+                    .map(|r| quorum::remaining_bound(r, start.elapsed(), drift_factor)),
+            }),
             Some(state) => Ok(state),
             None if answered >= q => Ok(LockState::Unsettled { outcomes }),
             None => Err(self.no_quorum(Operation::Query, &resource, outcomes)),
@@ -989,6 +994,9 @@ impl LockManager {
                         remaining,
                     },
                     Ok(Peek::NotALock) => KeyState::NotALock,
+                    Ok(Peek::Shared { readers, remaining }) => {
+                        KeyState::Shared { readers, remaining }
+                    }
                     Err(e) => KeyState::Failed(e),
                 };
                 MasterKey {
@@ -1002,6 +1010,9 @@ impl LockManager {
         let (elapsed, drift_factor) = (start.elapsed(), self.shared.settings.drift_factor);
         for state in &mut states {
             if let KeyState::Held {
+                remaining: Some(r), ..
+            }
+            | KeyState::Shared {
                 remaining: Some(r), ..
             } = &mut state.state
             {
@@ -1074,9 +1085,18 @@ impl LockManager {
 fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
     let mut absent = 0usize;
     let mut holders: Vec<(&[u8], Vec<Option<Duration>>)> = Vec::new();
+    let mut shared: Vec<Option<Duration>> = Vec::new();
+    let mut readers = 0usize;
     for (_, reply) in round.replies() {
         match reply {
             Ok(Peek::Absent) => absent = absent.saturating_add(1),
+            Ok(Peek::Shared {
+                readers: n,
+                remaining,
+            }) => {
+                shared.push(*remaining);
+                readers = readers.max(*n);
+            }
             Ok(Peek::Value { value, remaining }) => {
                 match holders.iter_mut().find(|(v, _)| *v == value.as_slice()) {
                     Some((_, ttls)) => ttls.push(*remaining),
@@ -1089,20 +1109,29 @@ fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
     if absent >= q {
         return Some(LockState::Free);
     }
-    let (holder, mut ttls) = holders.into_iter().find(|(_, ttls)| ttls.len() >= q)?;
-    // The majority holds until its q-th longest TTL ends; `None` (no TTL) sorts first,
-    // as the longest.
+    if shared.len() >= q {
+        return Some(LockState::Shared {
+            readers,
+            remaining: quorum_remaining(shared, q),
+        });
+    }
+    let (holder, ttls) = holders.into_iter().find(|(_, ttls)| ttls.len() >= q)?;
+    Some(LockState::Held {
+        holder: HolderToken(holder.to_vec()),
+        remaining: quorum_remaining(ttls, q),
+    })
+}
+
+/// How long a majority keeps a key: its q-th longest TTL; `None` (no TTL) sorts first, as
+/// the longest.
+fn quorum_remaining(mut ttls: Vec<Option<Duration>>, q: usize) -> Option<Duration> {
     ttls.sort_by(|a, b| match (a, b) {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Less,
         (Some(_), None) => std::cmp::Ordering::Greater,
         (Some(a), Some(b)) => b.cmp(a),
     });
-    let remaining = ttls.get(q.saturating_sub(1)).copied().flatten();
-    Some(LockState::Held {
-        holder: HolderToken(holder.to_vec()),
-        remaining,
-    })
+    ttls.get(q.saturating_sub(1)).copied().flatten()
 }
 
 /// A TTL cut to whole milliseconds, as it is sent (`PX`), so that every validity is computed
@@ -1115,6 +1144,9 @@ fn peek_status(p: &Peek) -> NodeStatus {
     match p {
         Peek::Absent => NodeStatus::Absent,
         Peek::Value { remaining, .. } => NodeStatus::HeldByOther {
+            remaining: *remaining,
+        },
+        Peek::Shared { remaining, .. } => NodeStatus::HeldByOther {
             remaining: *remaining,
         },
         Peek::NotALock => NodeStatus::NotALock,

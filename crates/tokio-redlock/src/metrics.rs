@@ -35,6 +35,10 @@ pub(crate) enum Primitive {
     Multi,
     /// A semaphore permit (`semaphore(…).lock()`, `.acquire()`).
     Permit,
+    /// A reader of a read-write lock (`read`, `read_lock`).
+    Reader,
+    /// A writer of a read-write lock (`write`, `write_lock`).
+    Writer,
 }
 
 impl Primitive {
@@ -44,6 +48,8 @@ impl Primitive {
             Self::Mutex => "mutex",
             Self::Multi => "multi",
             Self::Permit => "permit",
+            Self::Reader => "reader",
+            Self::Writer => "writer",
         }
     }
 }

@@ -43,8 +43,21 @@ pub(crate) static EXTEND_MULTI: LazyLock<LuaScript> =
 pub(crate) static ACQUIRE_PERMIT: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_permit.lua")));
 
+/// A reader of a read-write lock: see `scripts/acquire_read.lua`.
+pub(crate) static ACQUIRE_READ: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_read.lua")));
+/// A reader's release: see `scripts/release_read.lua`.
+pub(crate) static RELEASE_READ: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/release_read.lua")));
+/// A reader's extension: see `scripts/extend_read.lua`.
+pub(crate) static EXTEND_READ: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/extend_read.lua")));
+/// A writer with its intent: see `scripts/acquire_write.lua`.
+pub(crate) static ACQUIRE_WRITE: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_write.lua")));
+
 /// Every script, loaded on each new connection.
-pub(crate) static ALL: [&LazyLock<LuaScript>; 8] = [
+pub(crate) static ALL: [&LazyLock<LuaScript>; 12] = [
     &ACQUIRE,
     &RELEASE,
     &EXTEND,
@@ -53,4 +66,8 @@ pub(crate) static ALL: [&LazyLock<LuaScript>; 8] = [
     &RELEASE_MULTI,
     &EXTEND_MULTI,
     &ACQUIRE_PERMIT,
+    &ACQUIRE_READ,
+    &RELEASE_READ,
+    &EXTEND_READ,
+    &ACQUIRE_WRITE,
 ];

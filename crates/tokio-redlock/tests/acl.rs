@@ -76,6 +76,45 @@ async fn the_readme_least_privilege_user_can_do_everything() {
     let a = build();
     let b = build();
 
+    // Several resources, a semaphore permit, readers and a writer.
+    let mut set = watchdog("lock_all", a.lock_all(["acl:m1", "acl:m2"]))
+        .await
+        .unwrap();
+    watchdog("extend set", a.extend(&mut set, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    watchdog("unlock set", a.unlock(&mut set)).await.unwrap();
+    let mut permit = watchdog("permit", a.semaphore("acl:s", 2).lock())
+        .await
+        .unwrap();
+    watchdog(
+        "extend permit",
+        a.extend(&mut permit, Duration::from_secs(20)),
+    )
+    .await
+    .unwrap();
+    watchdog("unlock permit", a.unlock(&mut permit))
+        .await
+        .unwrap();
+    let mut reader = watchdog("read", a.read_lock("acl:rw")).await.unwrap();
+    let shared = watchdog("is_locked shared", b.is_locked("acl:rw"))
+        .await
+        .unwrap();
+    assert!(shared.is_shared(), "{shared:?}");
+    watchdog(
+        "extend reader",
+        a.extend(&mut reader, Duration::from_secs(20)),
+    )
+    .await
+    .unwrap();
+    watchdog("unlock reader", a.unlock(&mut reader))
+        .await
+        .unwrap();
+    let mut writer = watchdog("write", a.write_lock("acl:rw")).await.unwrap();
+    watchdog("unlock writer", a.unlock(&mut writer))
+        .await
+        .unwrap();
+
     // Acquire (with a fencing token), query, inspect, extend, release.
     let mut lock = watchdog("lock", a.lock("acl:r")).await.unwrap();
     assert!(lock.fencing_token().is_some());

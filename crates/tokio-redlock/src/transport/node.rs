@@ -58,6 +58,14 @@ pub(crate) enum AcquireReply {
     NotALock { busy: usize },
 }
 
+/// A waiting writer's intent: its id (one per wait) and how long it lives unless refreshed by
+/// the writer's next attempt.
+#[derive(Clone, Debug)]
+pub(crate) struct Intent {
+    pub(crate) id: Arc<str>,
+    pub(crate) ttl_ms: u64,
+}
+
 /// The answer of the semaphore's permit script on one master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PermitReply {
@@ -139,6 +147,12 @@ pub(crate) enum Peek {
     },
     /// The key exists and is not a string.
     NotALock,
+    /// Readers hold a read-write lock on the key: its value is the readers' sentinel;
+    /// `readers` as the readers' set counts them.
+    Shared {
+        readers: usize,
+        remaining: Option<Duration>,
+    },
 }
 
 /// How often (ms) a live connection's server is asked `ROLE` again.
@@ -173,6 +187,10 @@ const RESEND_MAX: Duration = Duration::from_millis(500);
 /// (so that, on a fresh manager, a lock still lands on every master that connects in time);
 /// past it they are dropped, so a master that never answers accumulates nothing.
 const ADOPTED_MAX: usize = 64;
+
+/// Readers of one read-write lock at once: a reader's release recomputes the lock key's TTL
+/// over every reader, so the set is bounded (a reader past it waits as for a writer).
+pub(crate) const MAX_READERS: usize = 1024;
 
 /// Releases one master keeps parked for resending at most.
 const PARKED_MAX: usize = 4096;
@@ -1043,6 +1061,10 @@ impl Node {
     ///
     /// Several keys (a multi-resource lock) take the all-or-nothing script instead
     /// ([`Node::acquire_multi`]); `fence_keys` are the keys' fencing counters, in order.
+    ///
+    /// A reader's keys take the read script; a writer's `intent` the write script (the
+    /// acquire script plus the intent that makes new readers queue behind it).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         keys: &Keys,
@@ -1050,6 +1072,7 @@ impl Node {
         token: &str,
         expires_at: Instant,
         fencing: bool,
+        intent: Option<&Intent>,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
         let asked = Instant::now();
@@ -1070,6 +1093,29 @@ impl Node {
                 .acquire_multi(keys, fence_keys, token, ttl_ms, fencing, call)
                 .await;
         };
+        if keys.is_reader() {
+            return self.acquire_read(key, token, ttl_ms, call).await;
+        }
+        let ttl = ttl_ms.to_string();
+        let fencing_arg: &[u8] = if fencing { b"1" } else { b"0" };
+        if let Some(intent) = intent {
+            let (intent_key, intent_ttl) = (keys::intent_key(key), intent.ttl_ms.to_string());
+            let (reply, _) = self
+                .eval(
+                    &scripts::ACQUIRE_WRITE,
+                    &[&**key, &**fence_key, &intent_key],
+                    &[
+                        token.as_bytes(),
+                        ttl.as_bytes(),
+                        fencing_arg,
+                        intent.id.as_bytes(),
+                        intent_ttl.as_bytes(),
+                    ],
+                    call,
+                )
+                .await?;
+            return acquire_reply(&reply);
+        }
         if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
@@ -1115,24 +1161,59 @@ impl Node {
                 Err(e) => return Err(e),
             }
         }
-        let ttl = ttl_ms.to_string();
-        let fencing: &[u8] = if fencing { b"1" } else { b"0" };
         let (reply, _) = self
             .eval(
                 &scripts::ACQUIRE,
                 &[&**key, &**fence_key],
-                &[token.as_bytes(), ttl.as_bytes(), fencing],
+                &[token.as_bytes(), ttl.as_bytes(), fencing_arg],
                 call,
             )
             .await?;
-        let (code, fence, pttl) = triple(&reply)?;
-        let remaining = u64::try_from(pttl).ok().map(Duration::from_millis);
-        let fences = vec![u64::try_from(fence).map_err(|_| unexpected(&reply))?];
+        acquire_reply(&reply)
+    }
+
+    /// Runs the read script (`scripts/acquire_read.lua`) for a reader of lock key `key`.
+    async fn acquire_read(
+        self: &Arc<Self>,
+        key: &[u8],
+        token: &str,
+        ttl_ms: u64,
+        call: &Call,
+    ) -> Result<AcquireReply, NodeError> {
+        let (readers, lease, intent) = (
+            keys::readers_key(key),
+            keys::reader_key(key, token),
+            keys::intent_key(key),
+        );
+        let (ttl, cap) = (ttl_ms.to_string(), MAX_READERS.to_string());
+        let (reply, _) = self
+            .eval(
+                &scripts::ACQUIRE_READ,
+                &[key, &readers, &lease, &intent],
+                &[
+                    token.as_bytes(),
+                    ttl.as_bytes(),
+                    keys::SHARED.as_bytes(),
+                    cap.as_bytes(),
+                ],
+                call,
+            )
+            .await?;
+        let (code, value) = match &reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(a), Value::Int(b)] => (*a, *b),
+                _ => return Err(unexpected(&reply)),
+            },
+            _ => return Err(unexpected(&reply)),
+        };
+        let remaining = u64::try_from(value).ok().map(Duration::from_millis);
         match code {
-            1 => Ok(AcquireReply::Granted { fences }),
-            0 => Ok(AcquireReply::Held {
+            1 => Ok(AcquireReply::Granted { fences: vec![0] }),
+            // Held by a writer (or the reader cap), or a writer waits: `remaining` is then
+            // the intent's, when to look again.
+            0 | 2 => Ok(AcquireReply::Held {
                 remaining,
-                fences,
+                fences: vec![0],
                 busy: 0,
             }),
             -1 => Ok(AcquireReply::NotALock { busy: 0 }),
@@ -1308,6 +1389,24 @@ impl Node {
     ) -> Result<CasReply, NodeError> {
         let call = call.with_priority();
         let (reply, resent) = match lock_keys.single() {
+            Some(key) if lock_keys.is_reader() => {
+                let channel = match publish {
+                    Publish::Yes => keys::release_channel(key),
+                    Publish::No => Arc::from(&b""[..]),
+                };
+                let (readers, lease, prefix) = (
+                    keys::readers_key(key),
+                    keys::reader_key(key, token),
+                    keys::reader_prefix(key),
+                );
+                self.eval(
+                    &scripts::RELEASE_READ,
+                    &[&**key, &readers, &lease],
+                    &[token.as_bytes(), &channel, keys::SHARED.as_bytes(), &prefix],
+                    &call,
+                )
+                .await?
+            }
             Some(key) => {
                 let channel = match (publish, lock_keys.channel()) {
                     (Publish::Yes, Some(channel)) => Arc::clone(channel),
@@ -1472,6 +1571,20 @@ impl Node {
         call: &Call,
     ) -> Result<CasReply, NodeError> {
         let ttl = ttl_ms.to_string();
+        if let Some(key) = keys.single()
+            && keys.is_reader()
+        {
+            let (readers, lease) = (keys::readers_key(key), keys::reader_key(key, token));
+            let (reply, _) = self
+                .eval(
+                    &scripts::EXTEND_READ,
+                    &[&**key, &readers, &lease],
+                    &[token.as_bytes(), ttl.as_bytes(), keys::SHARED.as_bytes()],
+                    &call.with_priority(),
+                )
+                .await?;
+            return cas_reply(&reply);
+        }
         let (script, script_keys): (&LuaScript, Vec<&[u8]>) = match keys.single() {
             Some(key) => (&scripts::EXTEND, vec![&**key]),
             None => (
@@ -1508,6 +1621,22 @@ impl Node {
             other => return Err(unexpected(&other)),
         };
         match values.as_slice() {
+            // Readers hold it: how many, in a second read-only request (only then, so that
+            // a user without read-write locks needs no permission for sets).
+            [Value::Int(pttl), Value::BulkString(value)]
+                if value.as_slice() == keys::SHARED.as_bytes() =>
+            {
+                let mut scard = redis::cmd("SCARD");
+                scard.arg(&*keys::readers_key(key));
+                let readers = match self.send(&Request::Command(&scard), call).await? {
+                    (Value::Int(n), _) => usize::try_from(n).unwrap_or_default(),
+                    (other, _) => return Err(unexpected(&other)),
+                };
+                Ok(Peek::Shared {
+                    readers,
+                    remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
+                })
+            }
             [Value::Int(pttl), Value::BulkString(value)] => Ok(Peek::Value {
                 value: value.clone(),
                 remaining: u64::try_from(*pttl).ok().map(Duration::from_millis),
@@ -1755,6 +1884,23 @@ fn triple(reply: &Value) -> Result<(i64, i64, i64), NodeError> {
         return Ok((*a, *b, *c));
     }
     Err(unexpected(reply))
+}
+
+/// The reply of the acquire (or write) script: `{code, fence, pttl}`.
+fn acquire_reply(reply: &Value) -> Result<AcquireReply, NodeError> {
+    let (code, fence, pttl) = triple(reply)?;
+    let remaining = u64::try_from(pttl).ok().map(Duration::from_millis);
+    let fences = vec![u64::try_from(fence).map_err(|_| unexpected(reply))?];
+    match code {
+        1 => Ok(AcquireReply::Granted { fences }),
+        0 => Ok(AcquireReply::Held {
+            remaining,
+            fences,
+            busy: 0,
+        }),
+        -1 => Ok(AcquireReply::NotALock { busy: 0 }),
+        _ => Err(unexpected(reply)),
+    }
 }
 
 fn cas_reply(reply: &Value) -> Result<CasReply, NodeError> {

@@ -1,0 +1,168 @@
+//! Read-write locks on the quorum: [`LockManager::read`], [`LockManager::write`] and their
+//! [`Lock`](crate::Lock) forms. See [`LockManager::read`] for the layout, the safety
+//! argument and the fairness.
+
+use std::sync::Arc;
+
+use crate::attempt::{AcquireOptions, Patience, Target};
+use crate::guard::AcquireRequest;
+use crate::manager::{LockManager, LockRequest};
+use crate::metrics::Primitive;
+
+impl LockManager {
+    fn rw_target(resource: &[u8], primitive: Primitive) -> Target {
+        Target {
+            resources: Arc::from([Arc::<[u8]>::from(resource)]),
+            primitive,
+            permits: None,
+        }
+    }
+
+    fn rw_request(&self, target: Target) -> AcquireRequest<'_> {
+        AcquireRequest::new(
+            self,
+            target,
+            AcquireOptions {
+                ttl: self.ttl(),
+                patience: Patience::Retries(self.shared().settings.retry_count),
+            },
+        )
+    }
+
+    /// Starts taking a **read** (shared) lock on `resource` as a
+    /// [`LockGuard`](crate::LockGuard): any number of readers at once, no writer. Each
+    /// reader is a lease of its own, extended (auto-extension), released and lost on its
+    /// own. [`read_lock`](Self::read_lock) gives a plain [`Lock`](crate::Lock).
+    ///
+    /// # How it works, and why it is safe
+    ///
+    /// Readers occupy the resource's very key `X` (the key [`lock`](Self::lock) takes)
+    /// with the value `redlock:shared`, which no token equals: every Redlock mutex on the
+    /// name — ours, a [`write`](Self::write), a [`lock_all`](Self::lock_all) containing it,
+    /// or another Redlock client's — sees the key taken and is refused, and readers are
+    /// refused while `X` holds a token. Beside `X`, each reader has a lease key of its own
+    /// and the readers' set; every script keeps `X`'s TTL at least the longest live lease
+    /// (acquire and extend take a maximum, a release recomputes it over the readers left,
+    /// and the last one deletes `X`). A reader needs the quorum a writer needs: on each
+    /// master of a reader's quorum its lease is live, hence `X` holds `redlock:shared`;
+    /// on each master of a writer's quorum `X` holds the writer's token; two quorums share
+    /// a master, where `X` holds one value. (A smaller read quorum is not offered: a
+    /// reader on a minority could coexist with a plain mutex on the rest.)
+    ///
+    /// # Fairness
+    ///
+    /// Writers are preferred: a writer that waits ([`write`](Self::write) with retries)
+    /// leaves a short-lived intent beside `X` on the masters that refused it, and new
+    /// readers queue behind it (readers already in stay and may extend: bound them with
+    /// [`AcquireRequest::max_hold`]). The intent only delays readers, never admits anyone;
+    /// it is withdrawn when the writer's call ends, and expires by itself otherwise (two
+    /// retry delays plus a node timeout). A reader that nests a second read of the same
+    /// resource may thus wait behind a writer that waits for the first: do not nest reads.
+    /// There is no upgrade of a reader to a writer (two upgrading readers would wait on
+    /// each other forever): release, then [`write`](Self::write).
+    ///
+    /// Cost: one round trip per acquisition attempt, release or extension; a release is
+    /// O(readers) on each master, and at most 1 024 readers hold one resource at once
+    /// (more wait, as for a writer).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire): [`LockError::Conflict`](crate::LockError::Conflict)
+    /// when a writer (or any lock) held the resource, or a writer waited, through every
+    /// attempt.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire): a dropped future leaves no reader behind for longer
+    /// than one cleanup round trip.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let reader = manager.read("catalog").auto_extend().await?;
+    /// // ... read the catalog; other readers may too, no writer can ...
+    /// reader.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read(&self, resource: impl AsRef<[u8]>) -> AcquireRequest<'_> {
+        self.rw_request(Self::rw_target(resource.as_ref(), Primitive::Reader))
+    }
+
+    /// Starts taking a read lock on `resource` as a plain [`Lock`](crate::Lock) (no
+    /// watchdog): see [`read`](Self::read). Release it with [`unlock`](Self::unlock),
+    /// extend it with [`extend`](Self::extend).
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut reader = manager.read_lock("catalog").await?;
+    /// manager.unlock(&mut reader).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_lock(&self, resource: impl AsRef<[u8]>) -> LockRequest<'_> {
+        LockRequest::new(self, Self::rw_target(resource.as_ref(), Primitive::Reader))
+    }
+
+    /// Starts taking the **write** (exclusive) lock on `resource` as a
+    /// [`LockGuard`](crate::LockGuard): no reader and no other writer. The writer is the
+    /// mutex: it takes exactly the key [`acquire`](Self::acquire) takes (with the same
+    /// fencing counter), so writers and plain locks on a name exclude each other and their
+    /// fencing tokens order together. What it adds is the writer's intent while it waits,
+    /// which makes new readers queue behind it (see [`read`](Self::read)).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire); the intent of a dropped call is withdrawn in the
+    /// background.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let writer = manager.write("catalog").wait(Duration::from_secs(30)).await?;
+    /// // ... rewrite the catalog: no reader sees it half done ...
+    /// writer.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn write(&self, resource: impl AsRef<[u8]>) -> AcquireRequest<'_> {
+        self.rw_request(Self::rw_target(resource.as_ref(), Primitive::Writer))
+    }
+
+    /// Starts taking the write lock on `resource` as a plain [`Lock`](crate::Lock): see
+    /// [`write`](Self::write).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write`](Self::write).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut writer = manager.write_lock("catalog").await?;
+    /// manager.unlock(&mut writer).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn write_lock(&self, resource: impl AsRef<[u8]>) -> LockRequest<'_> {
+        LockRequest::new(self, Self::rw_target(resource.as_ref(), Primitive::Writer))
+    }
+}
