@@ -144,8 +144,15 @@ const SHOWN_CHARS: usize = 64;
 /// assert_eq!(Printable::new(b"x\x1b]0;title\x07").to_string(), "x\\u{1b}]0;title\\u{7}");
 /// assert_eq!(Printable::new(b"bad\xff").to_string(), "bad\\xff");
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Printable<'a>(pub(crate) &'a [u8]);
+
+/// As `Display`, in quotes: a `Debug` of a huge or hostile name stays short and inert.
+impl fmt::Debug for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
 
 impl<'a> Printable<'a> {
     /// Shows `name` (any bytes) escaped and cut as described above.

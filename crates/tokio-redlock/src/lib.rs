@@ -59,7 +59,7 @@ pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRIFT_FACTOR, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_COUNT,
     DEFAULT_RETRY_DELAY, DEFAULT_RETRY_JITTER, DEFAULT_TTL, LockManagerBuilder, MAX_TTL,
 };
-pub use error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+pub use error::{Cause, ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 pub use guard::{AcquireRequest, LockGuard, LockHandle, LossCause};
 pub use keys::{Printable, lock_key, release_channel};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};

@@ -123,7 +123,7 @@ pub(crate) fn master_error(master: &str, error: &NodeError) {
     {
         let kind = match error {
             NodeError::Timeout(_) => "timeout",
-            NodeError::Refused => "refused",
+            NodeError::Refused(_) => "refused",
             NodeError::Connection(_) => "connection",
             NodeError::Tls(_) => "tls",
             NodeError::Auth(_) => "auth",

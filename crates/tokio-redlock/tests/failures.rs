@@ -174,7 +174,7 @@ async fn cycle_without_s2(masters: &Masters, manager: &LockManager, other: &Lock
         matches!(
             detail[1].status(),
             NodeStatus::Failed(
-                NodeError::Refused | NodeError::Connection(_) | NodeError::Timeout(_)
+                NodeError::Refused(_) | NodeError::Connection(_) | NodeError::Timeout(_)
             ) | NodeStatus::NotAwaited
         ),
         "S2: {:?}",
@@ -192,7 +192,7 @@ async fn cycle_without_s2(masters: &Masters, manager: &LockManager, other: &Lock
         matches!(
             err.outcomes()[1].status(),
             NodeStatus::Failed(
-                NodeError::Refused | NodeError::Connection(_) | NodeError::Timeout(_)
+                NodeError::Refused(_) | NodeError::Connection(_) | NodeError::Timeout(_)
             ) | NodeStatus::NotAwaited
         ),
         "S2: {shown}"
@@ -259,6 +259,174 @@ async fn c16_unresolvable_hostname_is_non_fatal() {
     watchdog("close", manager.close()).await;
     watchdog("close", other.close()).await;
     assert_eq!(manager.background_tasks(), 0);
+}
+
+/// A name that does not resolve says so, and nothing about TLS: the hint "if this port only
+/// speaks TLS, use rediss://" is for a connection that opened and was then dropped, never for
+/// a failed name resolution (nor a refusal: see `refused_port_gives_no_tls_hint`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_failure_gives_no_tls_hint() {
+    let manager = LockManager::builder()
+        .server("redis://no-such-host.invalid:6379")
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let shown = render(&err);
+    assert!(err.is_unavailable(), "{shown}");
+    match err.outcomes()[0].status() {
+        // The resolver's own words ("failed to lookup address information", "No address
+        // found"); a resolver that cannot answer in time is a timeout.
+        NodeStatus::Failed(NodeError::Connection(_) | NodeError::Timeout(_)) => {}
+        other => panic!("expected a connection failure, got {other:?}: {shown}"),
+    }
+    for word in ["rediss", "TLS"] {
+        assert!(
+            !shown.contains(word),
+            "no TLS hint for a DNS failure: {shown}"
+        );
+    }
+}
+
+/// A refused connection is no evidence of a TLS-only port either: no TLS hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_port_gives_no_tls_hint() {
+    let mut masters = Masters::start(1);
+    let url = masters[0].url();
+    masters[0].kill();
+    let manager = builder(&[url]).build().unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let shown = render(&err);
+    assert!(
+        matches!(
+            err.outcomes()[0].status(),
+            NodeStatus::Failed(NodeError::Refused(_))
+        ),
+        "{shown}"
+    );
+    for word in ["rediss", "TLS"] {
+        assert!(!shown.contains(word), "no TLS hint for a refusal: {shown}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Error chains: `source()` leads from a `LockError` to each level of the cause
+// ---------------------------------------------------------------------------------------
+
+/// Every level of `err`'s `source()` chain, outermost first.
+fn chain(err: &LockError) -> Vec<&(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .collect()
+}
+
+/// Whether a level of a chain is an I/O error (redis-rs keeps its own behind an `Arc`).
+fn is_io(level: &(dyn std::error::Error + 'static)) -> bool {
+    level.is::<std::io::Error>()
+        || level
+            .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+            .is_some_and(|arc| arc.is::<std::io::Error>())
+}
+
+/// Asserts that no level of `err`'s chain shows `password`, in `Display` or `Debug`.
+fn assert_chain_hides(err: &LockError, password: &str) {
+    for (i, level) in chain(err).into_iter().enumerate() {
+        for shown in [level.to_string(), format!("{level:?}")] {
+            assert!(
+                !shown.contains(password),
+                "level {i} of the chain shows the password: {shown}"
+            );
+        }
+    }
+}
+
+/// `LockError::source()` leads to the first failed master's `NodeError`, and that to the
+/// client library's error and its own cause (the I/O error): a refused port, wrong
+/// credentials (a password of odd characters, in no level of the chain), and a frozen master
+/// (a timeout is the library's own finding: the chain ends at the `NodeError`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_error_source_chain_reaches_the_redis_cause() {
+    let odd = "Pw/?#@%:&= SeCrEt";
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(odd, percent_encoding::NON_ALPHANUMERIC).to_string();
+
+    // A refused port: NodeError::Refused, then redis-rs's error, then the I/O error.
+    let mut gone = Masters::start(1);
+    let port = gone[0].port();
+    gone[0].kill();
+    let manager = LockManager::builder()
+        .server(format!("redis://default:{encoded}@127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let levels = chain(&err);
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Refused(_))
+        ),
+        "{levels:?}"
+    );
+    assert!(levels[2].is::<redis::RedisError>(), "{levels:?}");
+    assert!(levels.iter().any(|l| is_io(*l)), "{levels:?}");
+    assert_chain_hides(&err, odd);
+    assert_chain_hides(&err, &encoded);
+
+    // Wrong credentials: NodeError::Auth, then redis-rs's error (which reports WRONGPASS as
+    // its own kind).
+    let protected = password_protected();
+    let manager = LockManager::builder()
+        .server(format!(
+            "redis://default:{encoded}@127.0.0.1:{}",
+            protected[0].port()
+        ))
+        .build()
+        .unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let levels = chain(&err);
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Auth(_))
+        ),
+        "{levels:?}"
+    );
+    let redis = levels[2]
+        .downcast_ref::<redis::RedisError>()
+        .unwrap_or_else(|| panic!("redis-rs's error after the NodeError: {levels:?}"));
+    assert_eq!(
+        redis.kind(),
+        redis::ErrorKind::AuthenticationFailed,
+        "{levels:?}"
+    );
+    assert_chain_hides(&err, odd);
+    assert_chain_hides(&err, &encoded);
+
+    // A frozen master: the library's own timeout ends the chain.
+    let frozen = Masters::start(1);
+    let manager = LockManager::builder()
+        .server(format!(
+            "redis://default:{encoded}@127.0.0.1:{}",
+            frozen[0].port()
+        ))
+        .connect_timeout(ms(300))
+        .build()
+        .unwrap();
+    frozen[0].pause();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    frozen[0].resume();
+    let levels = chain(&err);
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Timeout(_))
+        ),
+        "{levels:?}"
+    );
+    assert_eq!(levels.len(), 2, "{levels:?}");
+    assert_chain_hides(&err, odd);
+    assert_chain_hides(&err, &encoded);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -440,7 +608,7 @@ async fn c18_killed_majority_fails_fast_as_unavailable() {
         assert!(
             matches!(
                 o.status(),
-                NodeStatus::Failed(NodeError::Refused | NodeError::Connection(_))
+                NodeStatus::Failed(NodeError::Refused(_) | NodeError::Connection(_))
                     | NodeStatus::NotAwaited
             ),
             "{o}"

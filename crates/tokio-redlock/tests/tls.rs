@@ -281,6 +281,21 @@ async fn c17a_plaintext_client_against_a_tls_only_port_fails_fast_and_typed() {
     assert_eq!(master.dbsize(), 0, "no key written");
 }
 
+/// The TLS hint stays where the evidence supports it: a plaintext client whose connection to
+/// a TLS-only port opened and was dropped at its first command is told "if this port only
+/// speaks TLS, use rediss://" (a name that does not resolve is not: see
+/// `dns_failure_gives_no_tls_hint` in the failure tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_client_at_a_tls_only_port_keeps_the_tls_hint() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.plain_url()]).build().unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    assert!(
+        matches!(&cause, NodeError::Connection(m) if m.contains("if this port only speaks TLS, use rediss://")),
+        "{shown}"
+    );
+}
+
 /// C17 (a), the other way round: a `rediss://` client against a plaintext-only server. Redis
 /// reads the ClientHello as the start of an inline command and waits for its end of line, so
 /// nothing comes back: the acquire ends at the connect budget as a typed timeout (or, should

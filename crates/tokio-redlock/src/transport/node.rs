@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::{ConfigError, NodeError, NodeStatus};
+use crate::error::{Cause, ConfigError, NodeError, NodeStatus};
 use crate::keys;
 use crate::scripts::{self, LuaScript};
 use crate::transport::failover::FailoverWatch;
@@ -527,7 +527,7 @@ impl Node {
                     None => {
                         if self.stop.is_cancelled() {
                             return Err(NodeError::Connection(
-                                "the lock manager was closed".to_owned(),
+                                "the lock manager was closed".into(),
                             ));
                         }
                         if let Some(error) = &link.down {
@@ -678,10 +678,13 @@ impl Node {
             Ok(Err(Phase::NotMaster(e))) => Err(e),
             Ok(Err(Phase::Lookup(e))) => Err(self.lookup_failure(e)),
             Err(_) if self.target.is_sentinel() && !looked_up.load(Ordering::Acquire) => {
-                Err(NodeError::Sentinel(format!(
-                    "no sentinel named a master within the connect timeout ({:?})",
-                    self.connect_timeout
-                )))
+                Err(NodeError::Sentinel(
+                    format!(
+                        "no sentinel named a master within the connect timeout ({:?})",
+                        self.connect_timeout
+                    )
+                    .into(),
+                ))
             }
             Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
         };
@@ -1162,7 +1165,7 @@ impl Node {
             CasReply::Absent if resent => Err(NodeError::Connection(
                 "the connection died after the release was sent; resent, it found no key \
                  (the first send has probably deleted it)"
-                    .to_owned(),
+                    .into(),
             )),
             other => Ok(other),
         }
@@ -1324,7 +1327,7 @@ impl Node {
             }),
             [_, Value::Nil] => Ok(Peek::Absent),
             [_, Value::ServerError(e)] if e.code() == "WRONGTYPE" => Ok(Peek::NotALock),
-            [_, Value::ServerError(e)] => Err(server_error(e, &self.secrets)),
+            [_, Value::ServerError(e)] => Err(self.server_error(e)),
             _ => Err(unexpected(&Value::Array(values))),
         }
     }
@@ -1335,7 +1338,7 @@ impl Node {
     fn lookup_failure(&self, e: LookupError) -> NodeError {
         let e = match e {
             LookupError::Sentinel(message) => {
-                return NodeError::Sentinel(scrub(&message, &self.secrets));
+                return NodeError::Sentinel(scrub(&message, &self.secrets).into());
             }
             LookupError::Redis(e) => e,
         };
@@ -1344,63 +1347,110 @@ impl Node {
             | NodeError::Tls(_)
             | NodeError::NoPermission(_)
             | NodeError::Sentinel(_)) => error,
-            other => NodeError::Sentinel(format!(
-                "looking up the master through the sentinels failed: {other}"
-            )),
+            other => {
+                let text = format!("looking up the master through the sentinels failed: {other}");
+                NodeError::Sentinel(match other.cause() {
+                    Some(cause) => cause.retext(text),
+                    None => self.cause(text, &e),
+                })
+            }
         }
     }
 
-    /// Maps a client error to a [`NodeError`], scrubbing secrets from its text.
+    /// `text` (already scrubbed) as a [`Cause`] that carries `error`: the error itself when
+    /// no level of its chain shows a secret of this master, else a scrubbed copy of the
+    /// chain's texts.
+    fn cause<E>(&self, text: String, error: &E) -> Cause
+    where
+        E: std::error::Error + Clone + Send + Sync + 'static,
+    {
+        let secrets: Vec<&String> = self.secrets.iter().filter(|s| !s.is_empty()).collect();
+        let first: &(dyn std::error::Error + 'static) = error;
+        let levels = || std::iter::successors(Some(first), |e| e.source());
+        let shows_secret = levels().any(|level| {
+            let (shown, debug) = (level.to_string(), format!("{level:?}"));
+            secrets
+                .iter()
+                .any(|s| shown.contains(s.as_str()) || debug.contains(s.as_str()))
+        });
+        if shows_secret {
+            let chain = levels()
+                .map(|level| scrub(&level.to_string(), &self.secrets))
+                .collect();
+            Cause::with_scrubbed_chain(text, chain)
+        } else {
+            Cause::with_error(text, Arc::new(error.clone()))
+        }
+    }
+
+    /// A server's error reply inside a pipeline's answer, classified as [`Node::classify`]
+    /// classifies a failed command, secrets scrubbed.
+    fn server_error(&self, e: &redis::ServerError) -> NodeError {
+        let message = || scrub(e.details().unwrap_or_default(), &self.secrets);
+        known_code(e.code(), || {
+            self.cause(format!("{}: {}", e.code(), message()), e)
+        })
+        .unwrap_or_else(|| NodeError::Server {
+            code: e.code().to_owned(),
+            message: self.cause(message(), e),
+        })
+    }
+
+    /// Maps a client error to a [`NodeError`], scrubbing secrets from its text; the error
+    /// goes along as the cause's source.
     fn classify(&self, e: &RedisError, budget: Duration) -> NodeError {
+        let cause = |text: String| self.cause(text, e);
         let text = || scrub(&e.to_string(), &self.secrets);
-        if let Some(cause) = tls_cause(e) {
-            return NodeError::Tls(scrub(&cause, &self.secrets));
+        if let Some(tls) = tls_cause(e) {
+            return NodeError::Tls(cause(scrub(&tls, &self.secrets)));
         }
         // redis-rs reports a TLS set-up it could not build (e.g. a client certificate rustls
         // refuses) as a client-configuration error with the cause in its text.
         if e.kind() == ErrorKind::InvalidClientConfig && self.target.is_tls() {
-            return NodeError::Tls(format!("the TLS settings were refused: {}", text()));
+            return NodeError::Tls(cause(format!("the TLS settings were refused: {}", text())));
         }
         if let ErrorKind::MasterNameNotFoundBySentinel
         | ErrorKind::NoValidReplicasFoundBySentinel
         | ErrorKind::EmptySentinelList = e.kind()
         {
-            return NodeError::Sentinel(text());
+            return NodeError::Sentinel(cause(text()));
         }
         let code = e.code().unwrap_or_default();
-        if let Some(error) = known_code(code, text) {
+        if let Some(error) = known_code(code, || cause(text())) {
             return error;
         }
         if e.kind() == ErrorKind::AuthenticationFailed {
-            return NodeError::Auth(text());
+            return NodeError::Auth(cause(text()));
         }
         if e.is_timeout() {
             return NodeError::Timeout(budget);
         }
         if e.is_connection_refusal() {
-            return NodeError::Refused;
+            return NodeError::Refused(cause(text()));
         }
         if e.is_io_error() || e.is_connection_dropped() {
             if self.target.is_sentinel() {
-                return NodeError::Connection(text());
+                return NodeError::Connection(cause(text()));
             }
-            if !self.target.is_tls() && budget == self.connect_timeout {
-                // A plaintext client at a TLS-only port: the server drops the connection at
-                // our first command.
-                return NodeError::Connection(format!(
+            if !self.target.is_tls() && budget == self.connect_timeout && dropped_after_open(e) {
+                // A plaintext client at a TLS-only port: the server accepts the connection,
+                // then drops it at our first command. Only that evidence earns the hint: a
+                // name that does not resolve, a refusal or an unreachable host says nothing
+                // about TLS.
+                return NodeError::Connection(cause(format!(
                     "{} (if this port only speaks TLS, use rediss://)",
                     text()
-                ));
+                )));
             }
-            return NodeError::Connection(text());
+            return NodeError::Connection(cause(text()));
         }
         if let ErrorKind::Server(_) | ErrorKind::Extension = e.kind() {
             return NodeError::Server {
                 code: code.to_owned(),
-                message: scrub(e.detail().unwrap_or_default(), &self.secrets),
+                message: cause(scrub(e.detail().unwrap_or_default(), &self.secrets)),
             };
         }
-        NodeError::Connection(text())
+        NodeError::Connection(cause(text()))
     }
 }
 
@@ -1530,8 +1580,33 @@ fn check_role(role: Result<Value, RedisError>) -> Result<(), NodeError> {
     }
 }
 
+/// Whether `e` says that an open connection was dropped by the peer (reset, aborted, closed,
+/// broken pipe, end of stream) — not that it could not be opened (a name that does not
+/// resolve, a refusal, an unreachable host or network).
+fn dropped_after_open(e: &RedisError) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = level {
+        // redis-rs keeps its I/O errors behind an `Arc<dyn Error>`.
+        let io = err.downcast_ref::<std::io::Error>().or_else(|| {
+            err.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+                .and_then(|arc| arc.downcast_ref::<std::io::Error>())
+        });
+        if let Some(io) = io {
+            return matches!(
+                io.kind(),
+                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof
+            );
+        }
+        level = err.source();
+    }
+    // redis-rs's own I/O errors without an `io::Error` ("connection closed"): it had a
+    // connection to lose.
+    e.kind() == ErrorKind::Io
+}
+
 /// The error kinds told by the code of a server's error reply, if it is one of them.
-fn known_code(code: &str, text: impl FnOnce() -> String) -> Option<NodeError> {
+fn known_code(code: &str, text: impl FnOnce() -> Cause) -> Option<NodeError> {
     match code {
         "NOAUTH" | "WRONGPASS" => Some(NodeError::Auth(text())),
         "NOPERM" => Some(NodeError::NoPermission(text())),
@@ -1539,18 +1614,6 @@ fn known_code(code: &str, text: impl FnOnce() -> String) -> Option<NodeError> {
         "READONLY" | "MISCONF" => Some(NodeError::ReadOnly(text())),
         _ => None,
     }
-}
-
-/// A server's error reply inside a pipeline's answer, classified as [`Node::classify`]
-/// classifies a failed command, secrets scrubbed.
-fn server_error(e: &redis::ServerError, secrets: &[String]) -> NodeError {
-    let message = || scrub(e.details().unwrap_or_default(), secrets);
-    known_code(e.code(), || format!("{}: {}", e.code(), message())).unwrap_or_else(|| {
-        NodeError::Server {
-            code: e.code().to_owned(),
-            message: message(),
-        }
-    })
 }
 
 fn unexpected(reply: &Value) -> NodeError {
@@ -1624,6 +1687,49 @@ mod tests {
             "bad *** and ***"
         );
         assert!(!format!("{node:?}").contains("p%40ss"));
+    }
+
+    #[test]
+    fn source_chain_never_shows_a_password() {
+        let tls = TlsSettings::default();
+        let node = Node::new(
+            "redis://user:p%40ss@127.0.0.1:1",
+            0,
+            Arc::default(),
+            &NodeOptions {
+                node_timeout: Duration::from_millis(50),
+                connect_timeout: Duration::from_secs(1),
+                tls: &tls,
+            },
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let levels = |e: &NodeError| -> Vec<(String, String)> {
+            let first: &(dyn std::error::Error + 'static) = e;
+            std::iter::successors(Some(first), |e| e.source())
+                .map(|l| (l.to_string(), format!("{l:?}")))
+                .collect()
+        };
+        // A cause whose text echoes the password (as a server echoes the arguments of a
+        // command it does not know): every level is a scrubbed copy, and the chain goes on.
+        let echoed = RedisError::from(std::io::Error::other("unknown command, args: p@ss"));
+        let error = node.classify(&echoed, node.node_timeout);
+        let shown = levels(&error);
+        assert!(shown.len() >= 2, "{shown:?}");
+        for (display, debug) in &shown {
+            assert!(
+                !display.contains("p@ss") && !debug.contains("p@ss"),
+                "{shown:?}"
+            );
+        }
+        assert!(
+            shown.iter().skip(1).all(|(d, _)| d.contains("***")),
+            "{shown:?}"
+        );
+        // A cause without a secret keeps the original error, for downcasts.
+        let plain = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        let error = node.classify(&plain, node.node_timeout);
+        let source = std::error::Error::source(&error);
+        assert!(source.is_some_and(|s| s.is::<RedisError>()), "{error:?}");
     }
 
     #[test]
