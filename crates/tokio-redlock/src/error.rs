@@ -887,6 +887,22 @@ pub enum ConfigError {
     /// The drift factor was outside `[0, 1)` or not a number.
     #[error("drift factor must lie in [0, 1), got {0}")]
     DriftFactor(f64),
+    /// The retry delay plus its jitter, the longest sleep between two attempts, is above
+    /// [`MAX_RETRY_SLEEP`](crate::MAX_RETRY_SLEEP): an acquisition would sleep that long
+    /// after the resource is free.
+    #[error(
+        "retry delay {delay:?} plus jitter {jitter:?} must be at most {max:?}: a longer sleep \
+         between attempts keeps the caller waiting after the resource is free (to wait long \
+         for a lock, use wait())"
+    )]
+    RetrySleepTooLong {
+        /// The retry delay given.
+        delay: Duration,
+        /// The jitter given.
+        jitter: Duration,
+        /// The longest sleep accepted.
+        max: Duration,
+    },
     /// The per-master timeout was zero.
     #[error("node timeout must be above zero")]
     ZeroNodeTimeout,
