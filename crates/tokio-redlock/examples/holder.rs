@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use tokio_redlock::{KeyState, LockManagerBuilder, LockState};
+use tokio_redlock::{KeyState, LockManagerBuilder, LockState, NodeStatus};
 
 const RESOURCE: &str = "examples:holder";
 
@@ -24,7 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The quorum's view: `Held` when one token holds the key on a majority of masters, with
     // how long that majority keeps it; `Free` when a majority has no key; `Unsettled` when
-    // the masters disagree (an acquisition in progress, a lock expiring).
+    // no single answer holds on a majority (an acquisition in progress, a lock expiring, a
+    // value that is not a lock).
     let state = ours.is_locked(RESOURCE).await?;
     println!("while held: {}", describe(&state));
 
@@ -72,7 +73,19 @@ fn describe(state: &LockState) -> String {
             None => "held, with no TTL".to_owned(),
         },
         LockState::Unsettled { outcomes } => {
-            format!("unsettled ({} masters disagree)", outcomes.len())
+            // Say what is known: a value that is not a lock is no disagreement.
+            let not_a_lock = outcomes
+                .iter()
+                .filter(|o| *o.status() == NodeStatus::NotALock)
+                .count();
+            if not_a_lock > 0 {
+                format!(
+                    "unsettled: a non-lock value on {not_a_lock} of {} masters",
+                    outcomes.len()
+                )
+            } else {
+                "unsettled: no single answer on a majority of masters".to_owned()
+            }
         }
         other => format!("{other:?}"),
     }

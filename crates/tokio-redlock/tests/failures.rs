@@ -935,6 +935,110 @@ async fn same_server_under_two_names_counts_once() {
     manager.unlock(&mut lock).await.unwrap();
 }
 
+/// The masters in `outcomes` refused as the same server as another; each names the other
+/// name of that server.
+fn refused_as_same_server<'a>(
+    outcomes: impl IntoIterator<Item = (&'a str, &'a NodeStatus)>,
+    names: [&str; 2],
+) -> usize {
+    outcomes
+        .into_iter()
+        .filter(|(master, status)| match status {
+            NodeStatus::Failed(NodeError::SameServer(other)) => {
+                assert!(
+                    names.contains(master) && names.contains(&other.as_str()) && other != master,
+                    "{master}: same server as {other}"
+                );
+                true
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// One server under two names (`127.0.0.1` and `localhost`) is always reported as such, by
+/// the existing typed cause (`NodeError::SameServer` on exactly one of the two names),
+/// whichever name connected first and however early the verdict came: a failed `lock` or
+/// `is_locked` names it among its outcomes (never "not awaited" instead), `inspect` shows it,
+/// and once known it is every later round's outcome for that master. Each case on a fresh
+/// manager, many times over, in both orders of the names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_server_is_always_reported() {
+    const ROUNDS: usize = 25;
+    let mut masters = Masters::start(3);
+    let port = masters[0].port();
+    let (ip, host) = (masters[0].url(), format!("redis://localhost:{port}"));
+    let names = [ip.as_str(), host.as_str()];
+    let other = masters[1].url();
+    let gone = masters[2].url();
+    masters[2].kill();
+    let same = |outcomes: &[tokio_redlock::NodeOutcome]| {
+        refused_as_same_server(outcomes.iter().map(|o| (o.master(), o.status())), names)
+    };
+    for round in 0..ROUNDS {
+        let pair = if round % 2 == 0 {
+            vec![ip.clone(), host.clone()]
+        } else {
+            vec![host.clone(), ip.clone()]
+        };
+        // Only the one server (and a stopped one): every call fails, naming the duplicate.
+        for urls in [pair.clone(), [pair.clone(), vec![gone.clone()]].concat()] {
+            let manager = builder(&urls).build().unwrap();
+            let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+            assert!(
+                err.is_unavailable() && err.has_permanent_failure(),
+                "{}",
+                render(&err)
+            );
+            assert_eq!(same(err.outcomes()), 1, "{}", render(&err));
+            let manager = builder(&urls).build().unwrap();
+            let err = watchdog("is_locked", manager.is_locked("r"))
+                .await
+                .unwrap_err();
+            assert!(err.is_unavailable(), "{}", render(&err));
+            assert_eq!(same(err.outcomes()), 1, "{}", render(&err));
+            let manager = builder(&urls).build().unwrap();
+            let views = watchdog("inspect", manager.inspect("r")).await.unwrap();
+            let shown = views.iter().map(|v| {
+                let status = match &v.state {
+                    tokio_redlock::KeyState::Failed(e) => NodeStatus::Failed(e.clone()),
+                    _ => NodeStatus::Done,
+                };
+                (&*v.master, status)
+            });
+            let shown: Vec<(&str, NodeStatus)> = shown.collect();
+            assert_eq!(
+                refused_as_same_server(shown.iter().map(|(m, s)| (*m, s)), names),
+                1,
+                "{views:?}"
+            );
+        }
+        // With a second real server, a quorum is there: the first lock may be granted before
+        // the duplicate's connection is checked (its outcome then says "no answer before the
+        // verdict", which is true); once known, the duplicate is the outcome of every round.
+        let urls = [pair.clone(), vec![other.clone()]].concat();
+        let manager = builder(&urls).build().unwrap();
+        let views = watchdog("inspect", manager.inspect("r")).await.unwrap();
+        assert_eq!(
+            views
+                .iter()
+                .filter(|v| matches!(
+                    v.state,
+                    tokio_redlock::KeyState::Failed(NodeError::SameServer(_))
+                ))
+                .count(),
+            1,
+            "{views:?}"
+        );
+        for _ in 0..2 {
+            let mut lock = watchdog("lock", manager.lock("r")).await.unwrap();
+            assert_eq!(same(lock.outcomes()), 1, "{:?}", lock.outcomes());
+            watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+        }
+        manager.close().await;
+    }
+}
+
 /// Asserts that one server listed under two names (`urls[0]` and `urls[1]`, `masters[0]`)
 /// counts once toward a quorum: with the other master (`masters[1]`, `urls[2]`) down there is
 /// no quorum, exactly one of the two names is refused as the same server, and with it back a

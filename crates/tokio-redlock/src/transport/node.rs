@@ -585,6 +585,19 @@ impl Node {
         }
     }
 
+    /// The error every request to this master fails with at once, without being sent, while
+    /// no connection is up: the last connection attempt's, when it is permanent (credentials,
+    /// ACL, certificates, or the same server as another master). A request of a decided
+    /// round that never left is reported with it rather than as not awaited: that is all it
+    /// could have answered.
+    pub(crate) fn known_failure(&self) -> Option<NodeError> {
+        let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        match (&link.up, &link.down) {
+            (None, Some(error)) if error.is_permanent() => Some(error.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether a connection is up now.
     fn is_up(&self) -> bool {
         self.link.lock().map(|l| l.up.is_some()).unwrap_or(false)
@@ -712,7 +725,14 @@ impl Node {
                 true
             }
             Err(error) => {
-                tracing::debug!(master = %self.address, %error, "connection attempt failed");
+                let news = link.down.as_ref() != Some(&error);
+                if let (NodeError::SameServer(_), true) = (&error, news) {
+                    // A configuration error nothing else may surface (a round that reaches
+                    // its quorum without this master says nothing of it): said once.
+                    tracing::warn!(master = %self.address, %error, "master refused: fix the server list");
+                } else {
+                    tracing::debug!(master = %self.address, %error, "connection attempt failed");
+                }
                 link.down = Some(error);
                 false
             }
