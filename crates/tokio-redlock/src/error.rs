@@ -441,8 +441,16 @@ fn printable(r: &[u8]) -> Printable<'_> {
 /// [`is_not_held`](Self::is_not_held) (our lock lapsed), … Variants that come from a round of
 /// requests carry one [`NodeOutcome`] per master ([`outcomes`](Self::outcomes)).
 ///
-/// Resource names are shown escaped and cut at 64 characters; tokens never appear in full;
-/// passwords never appear.
+/// Resource names are shown escaped and cut at 64 characters (in `Debug` too); tokens never
+/// appear in full; passwords never appear.
+///
+/// # Source chain
+///
+/// [`source`](std::error::Error::source) is the [`NodeError`] of the first master, in the
+/// order of [`LockManager::masters`](crate::LockManager::masters), whose request failed
+/// ([`failures`](Self::failures) lists them all); its own `source()` leads on to redis-rs's
+/// error and that error's cause (I/O, TLS). Errors where no master failed (a conflict, a lock
+/// not held any more) or raised before any request have no source.
 ///
 /// # Examples
 ///
