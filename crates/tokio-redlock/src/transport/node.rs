@@ -1753,6 +1753,54 @@ mod tests {
     }
 
     #[test]
+    fn tls_hint_only_for_a_connection_dropped_after_it_opened() {
+        use std::io::{Error, ErrorKind as Io};
+        let tls = TlsSettings::default();
+        let node = Node::new(
+            "redis://127.0.0.1:1",
+            0,
+            Arc::default(),
+            &NodeOptions {
+                node_timeout: Duration::from_millis(50),
+                connect_timeout: Duration::from_secs(1),
+                tls: &tls,
+            },
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let hinted = |e: Error| {
+            node.classify(&RedisError::from(e), node.connect_timeout)
+                .to_string()
+                .contains("use rediss://")
+        };
+        for kind in [
+            Io::ConnectionReset,
+            Io::ConnectionAborted,
+            Io::BrokenPipe,
+            Io::UnexpectedEof,
+        ] {
+            assert!(hinted(Error::from(kind)), "{kind:?}");
+        }
+        for e in [
+            Error::other("failed to lookup address information: Name or service not known"),
+            Error::from(Io::HostUnreachable),
+            Error::from(Io::NetworkUnreachable),
+            Error::from(Io::AddrNotAvailable),
+            Error::from(Io::ConnectionRefused),
+        ] {
+            let shown = e.to_string();
+            assert!(!hinted(e), "no TLS hint for {shown}");
+        }
+        // A request on an open connection is not a connect: no hint either.
+        let reset = RedisError::from(Error::from(Io::ConnectionReset));
+        assert!(
+            !node
+                .classify(&reset, node.node_timeout)
+                .to_string()
+                .contains("rediss")
+        );
+    }
+
+    #[test]
     fn one_server_under_two_names_is_refused() {
         let ids = ServerIds::default();
         let (a, b): (Arc<str>, Arc<str>) =
