@@ -1018,6 +1018,26 @@ async fn duplicate_server_is_always_reported() {
         // verdict", which is true); once known, the duplicate is the outcome of every round.
         let urls = [pair.clone(), vec![other.clone()]].concat();
         let manager = builder(&urls).build().unwrap();
+        let mut first = watchdog("lock", manager.lock("r")).await.unwrap();
+        let statuses: Vec<&NodeStatus> = first.outcomes()[..2].iter().map(|o| o.status()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| ***s == NodeStatus::Done).count(),
+            1,
+            "one server, one grant: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| matches!(
+                s,
+                NodeStatus::Done
+                    | NodeStatus::NotAwaited
+                    | NodeStatus::Failed(NodeError::SameServer(_))
+            )),
+            "{statuses:?}"
+        );
+        watchdog("unlock", manager.unlock(&mut first))
+            .await
+            .unwrap();
+        let manager = builder(&urls).build().unwrap();
         let views = watchdog("inspect", manager.inspect("r")).await.unwrap();
         assert_eq!(
             views
