@@ -372,7 +372,9 @@ pub enum NodeStatus {
     /// The request failed.
     Failed(NodeError),
     /// The round was decided before this master answered, and its reply was not awaited.
-    /// Shown as "no answer before the verdict".
+    /// Shown as "no answer before the verdict". (A master whose request never left and that
+    /// is known to fail at once with a permanent cause — e.g. the same server as another
+    /// master — shows that failure instead.)
     NotAwaited,
 }
 

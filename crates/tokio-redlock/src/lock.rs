@@ -114,7 +114,9 @@ impl Lock {
     /// What each master answered in the last successful acquisition or extension: the
     /// masters that granted ([`NodeStatus::Done`](crate::NodeStatus::Done)), and the failures
     /// a quorum tolerated (a master down, a timeout), as non-fatal detail. Masters that had not
-    /// answered when the quorum was reached show [`NodeStatus::NotAwaited`](crate::NodeStatus::NotAwaited).
+    /// answered when the quorum was reached show [`NodeStatus::NotAwaited`](crate::NodeStatus::NotAwaited),
+    /// or their permanent failure when it was already known (e.g. the same server as another
+    /// master: [`NodeError::SameServer`](crate::NodeError::SameServer)).
     pub fn outcomes(&self) -> &[NodeOutcome] {
         &self.outcomes
     }
