@@ -321,6 +321,37 @@ async fn c17a_tls_client_against_a_plaintext_port_fails_fast_and_typed() {
 // C17 (c): a certificate signed by an unknown CA
 // ---------------------------------------------------------------------------------------
 
+/// A TLS failure's `source()` chain goes from the `LockError` to the master's
+/// `NodeError::Tls`, to redis-rs's error, and on to the I/O error that carries rustls's
+/// verdict (its text names the unknown issuer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failure_source_chain_reaches_the_rustls_cause() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.url()])
+        .tls_root_certificate(unknown_ca_pem())
+        .build()
+        .unwrap();
+    let err = within(HANG, "lock", manager.try_lock(unique_name("tls-chain")))
+        .await
+        .unwrap_err();
+    let first: &(dyn std::error::Error + 'static) = &err;
+    let levels: Vec<_> = std::iter::successors(Some(first), |l| l.source()).collect();
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Tls(_))
+        ),
+        "{levels:?}"
+    );
+    assert!(levels[2].is::<redis::RedisError>(), "{levels:?}");
+    assert!(
+        levels[2..]
+            .iter()
+            .any(|l| l.to_string().to_lowercase().contains("unknownissuer")),
+        "a level below the NodeError names rustls's verdict: {levels:?}"
+    );
+}
+
 /// C17 (c): the server's certificate is signed by a CA the client does not trust. The
 /// acquire fails fast with `NodeError::Tls` naming the certificate problem (unknown
 /// issuer); nothing is written.
