@@ -181,7 +181,9 @@ impl fmt::Display for NodeOutcome {
         match &self.status {
             NodeStatus::Done => f.write_str("ok"),
             // Not "by another holder": queries compare no token, so the holder may be us.
-            NodeStatus::HeldByOther { remaining: Some(r) } => write!(f, "held for {r:?}"),
+            NodeStatus::HeldByOther { remaining: Some(r) } => {
+                write!(f, "held, expires in {r:?}")
+            }
             NodeStatus::HeldByOther { remaining: None } => f.write_str("held"),
             NodeStatus::Absent => f.write_str("no lock"),
             NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
@@ -590,7 +592,7 @@ mod tests {
             shown(NodeStatus::HeldByOther {
                 remaining: Some(Duration::from_millis(5))
             }),
-            "redis://a: held for 5ms"
+            "redis://a: held, expires in 5ms"
         );
         assert_eq!(
             shown(NodeStatus::HeldByOther { remaining: None }),
