@@ -352,7 +352,8 @@ pub(crate) struct ExecArgs {
     )]
     pub(crate) nonblock: bool,
 
-    /// Wait at most DUR for the lock (`0` = --nonblock; a bare number means seconds).
+    /// Wait at most DUR for the lock (`0` = --nonblock; a bare number means seconds), also
+    /// through a loss of quorum (exit 69 if the masters are still out of reach at the end).
     /// Default: wait forever.
     #[arg(
         short = 'w',

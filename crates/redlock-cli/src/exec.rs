@@ -84,8 +84,9 @@ pub(crate) struct Acquired {
 /// Acquires `resource`, waiting per `wait` with the library's waiting acquisition: a waiter
 /// is woken by the holder's release notification (one round trip after the release, across
 /// processes and hosts) or by the expiry of the holder's keys, and waiters of one process take
-/// turns in arrival order. `-n` makes one attempt. A conflict keeps waiting; any other error
-/// (no quorum, a non-lock value) returns at once.
+/// turns in arrival order. `-n` makes one attempt. A conflict keeps waiting, and so does a
+/// quorum out of reach (`-w` within its budget; a wait without end once a quorum was
+/// reached); a permanent cause or a non-lock value returns at once.
 pub(crate) async fn acquire_waiting(
     manager: &LockManager,
     resource: &str,

@@ -1185,8 +1185,13 @@ impl LockRequest<'_> {
     /// expiry, without notifications: many callers retrying at once would otherwise all wake
     /// at each release.) When
     /// `wait` has passed it returns [`LockError::Conflict`] with the attempts made and the time
-    /// waited. A quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
-    /// `wait(Duration::ZERO)` makes one attempt.
+    /// waited.
+    ///
+    /// A quorum that cannot be reached (timeouts, refused or lost connections) is ridden out
+    /// the same way, sleeping the retry delay between attempts: when `wait` passes while it
+    /// is still out of reach, the error is [`LockError::NoQuorum`]. A permanent cause (too
+    /// many masters refusing our credentials or commands, one server named twice) fails at
+    /// once with [`LockError::NoQuorum`]. `wait(Duration::ZERO)` makes one attempt.
     ///
     /// Fairness: per manager, the waiters of one resource take turns in arrival order (one
     /// attempts at a time after its first attempt); across processes there is no order.
@@ -1196,7 +1201,9 @@ impl LockRequest<'_> {
     }
 
     /// Keeps trying until the lock is acquired, as [`wait`](Self::wait) with no limit. A
-    /// quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
+    /// loss of quorum is ridden out once some attempt has reached a quorum of masters; when
+    /// the first attempts find them unreachable (a wrong address, Redis down) it fails at once
+    /// with [`LockError::NoQuorum`], as it does for a permanent cause.
     pub fn wait_forever(mut self) -> Self {
         self.options.patience = Patience::Forever;
         self
