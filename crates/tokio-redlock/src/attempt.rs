@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+use crate::holder::{self, HolderInfo};
 use crate::keys::{self, Printable};
 use crate::lock::{Lock, MayHold};
 use crate::manager::Shared;
@@ -27,10 +28,12 @@ use crate::quorum::{self, Verdict, Vote};
 use crate::transport::node::{AcquireReply, FenceReply, Publish};
 
 /// What the caller asked for in one `lock` call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct AcquireOptions {
     pub(crate) ttl: Duration,
     pub(crate) patience: Patience,
+    /// Who holds the lock, stored beside it (opt-in).
+    pub(crate) holder: Option<Arc<HolderInfo>>,
 }
 
 /// How long to keep trying while the resource is held elsewhere.
@@ -235,9 +238,17 @@ async fn acquire_unrecorded(
         listen(notified.as_mut(), subscription.as_ref());
         let span =
             tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
-        let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl, deadline)
-            .instrument(span)
-            .await
+        let failure = match attempt_once(
+            shared,
+            &resource,
+            &key,
+            &fence_key,
+            options.holder.as_deref(),
+            options.ttl,
+            deadline,
+        )
+        .instrument(span)
+        .await
         {
             Ok(lock) => return Ok(lock),
             Err(failure) => failure,
@@ -420,10 +431,16 @@ async fn attempt_once(
     resource: &Arc<[u8]>,
     key: &Arc<[u8]>,
     fence_key: &Arc<[u8]>,
+    holder_info: Option<&HolderInfo>,
     ttl: Duration,
     patience: Option<Instant>,
 ) -> Result<Lock, Failure> {
     let token = keys::new_token();
+    // The holder record names this attempt's token and its wall-clock start.
+    let holder: Option<holder::Record> = holder_info.map(|info| {
+        let record = holder::encode(&token, info, std::time::SystemTime::now());
+        (keys::holder_key(key), Arc::from(record))
+    });
     let fencing = shared.settings.fencing;
     // Step 1: the clock is read before the first request leaves. Every key expires at
     // `start + ttl` (each master gets the time left when its request leaves).
@@ -442,10 +459,15 @@ async fn attempt_once(
         vote,
         queue_until,
         |node, call| {
-            let (key, fence_key, token) =
-                (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
+            let (key, fence_key, token, holder) = (
+                Arc::clone(key),
+                Arc::clone(fence_key),
+                Arc::clone(&token),
+                holder.clone(),
+            );
             async move {
-                node.acquire(&key, &fence_key, &token, expires_at, fencing, &call)
+                let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
+                node.acquire(&key, &fence_key, holder, &token, expires_at, fencing, &call)
                     .await
             }
         },
@@ -526,6 +548,7 @@ async fn attempt_once(
                     deadline,
                     manager: shared.id,
                     fencing_token,
+                    holder,
                     held,
                     owner: Arc::downgrade(shared),
                     outcomes,

@@ -349,21 +349,24 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
-    /// The resource's key is another resource's fencing counter (`{<key>}:fence`, or
-    /// `<key>:fence` when `<key>` has a hash tag): such keys are reserved, since a lock there
-    /// would break that resource's fenced acquisitions, and the counter never expires.
-    /// Nothing was sent. Not retried.
+    /// The resource's key is a helper key of another resource's lock key: its fencing
+    /// counter (`{<key>}:fence`, or `<key>:fence` when `<key>` has a hash tag) or its holder
+    /// record (`{<key>}:holder`, `<key>:holder`). Such keys are reserved, since a lock there
+    /// would break that resource's fenced acquisitions or the holder it shows, and a counter
+    /// never expires. Nothing was sent. Not retried.
     #[error(
-        "resource `{}` cannot be locked: its key is the fencing counter of the lock key `{}` \
-         (keys `{{<key>}}:fence`, and `<key>:fence` where `<key>` has a hash tag, are reserved \
-         for fencing counters)",
-        printable(.resource), printable(.counter_of)
+        "resource `{}` cannot be locked: its key is the {} of the lock key `{}` \
+         (keys `{{<key>}}:fence` and `{{<key>}}:holder`, and `<key>:fence` and `<key>:holder` \
+         where `<key>` has a hash tag, are reserved)",
+        printable(.resource), .helper, printable(.helper_of)
     )]
     ReservedKey {
         /// The resource name.
         resource: Arc<[u8]>,
-        /// The lock key (prefix included) whose counter the resource's key is.
-        counter_of: Arc<[u8]>,
+        /// The lock key (prefix included) whose helper key the resource's key is.
+        helper_of: Arc<[u8]>,
+        /// What kind of helper key: `"fencing counter"` or `"holder record"`.
+        helper: &'static str,
     },
     /// An argument was rejected before any request was sent.
     #[error("invalid argument: {0}")]
@@ -419,7 +422,7 @@ impl LockError {
         )
     }
 
-    /// True when the resource's key is another resource's fencing counter
+    /// True when the resource's key is another resource's fencing counter or holder record
     /// ([`LockError::ReservedKey`]).
     pub fn is_reserved_key(&self) -> bool {
         matches!(self, Self::ReservedKey { .. })

@@ -18,6 +18,7 @@ use crate::attempt::{self, AcquireOptions, Patience};
 use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
+use crate::holder::{self, HolderInfo};
 use crate::keys::{self, Printable};
 use crate::lock::{Held, HolderToken, KeyState, Lock, LockState, MasterKey, MayHold};
 use crate::notify::Notifier;
@@ -137,7 +138,7 @@ impl Shared {
     ) -> Round<CasReply> {
         Round::start(&self.nodes, ask, cas_vote, queue_until, |node, call| {
             let (key, token) = (Arc::clone(key), Arc::clone(token));
-            async move { node.release(&key, &token, publish, &call).await }
+            async move { node.release(&key, None, &token, publish, &call).await }
         })
     }
 
@@ -457,6 +458,7 @@ impl LockManager {
             AcquireOptions {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
+                holder: None,
             },
         )
     }
@@ -570,6 +572,7 @@ impl LockManager {
             options: AcquireOptions {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
+                holder: None,
             },
         }
     }
@@ -669,7 +672,11 @@ impl LockManager {
             give_up_at,
             |node, call| {
                 let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.release_until(&key, &token, Publish::Yes, &call).await }
+                let holder_key = lock.holder.as_ref().map(|(k, _)| Arc::clone(k));
+                async move {
+                    node.release_until(&key, holder_key.as_deref(), &token, Publish::Yes, &call)
+                        .await
+                }
             },
         );
         let verdict = round.decide().await;
@@ -789,7 +796,11 @@ impl LockManager {
             queue_until,
             |node, call| {
                 let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.extend(&key, &token, ttl_ms, &call).await }
+                let holder = lock.holder.clone();
+                async move {
+                    let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
+                    node.extend(&key, holder, &token, ttl_ms, &call).await
+                }
             },
         );
         let verdict = round.decide().await;
@@ -950,7 +961,10 @@ impl LockManager {
     /// lock). [`is_locked`](Self::is_locked) is the quorum's view; this is every master's,
     /// and it waits for all of them (each bounded by the node timeout, or the connect
     /// timeout while connecting). Read-only: `PTTL` and `GET` in one `MULTI`/`EXEC`, which
-    /// answers while writes are paused.
+    /// answers while writes are paused; where the key is held, a second `GET` reads the
+    /// holder record of an acquisition that stored one
+    /// ([`LockRequest::holder_info`]): [`MasterKey::holder_info`] carries it when the record
+    /// names the token the key holds there (a stale record is never shown).
     ///
     /// # Errors
     ///
@@ -980,21 +994,34 @@ impl LockManager {
         let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
         let call = Call::until(self.shared.query_queue_until());
         let start = Instant::now();
+        let holder_key = keys::holder_key(&key);
         let reads = self.shared.nodes.iter().map(|node| {
-            let (key, call) = (Arc::clone(&key), call.clone());
+            let (key, holder_key, call) = (Arc::clone(&key), Arc::clone(&holder_key), call.clone());
             async move {
+                let mut holder_info = None;
                 let state = match node.peek(&key, &call).await {
                     Ok(Peek::Absent) => KeyState::Absent,
-                    Ok(Peek::Value { value, remaining }) => KeyState::Held {
-                        holder: HolderToken(value),
-                        remaining,
-                    },
+                    Ok(Peek::Value { value, remaining }) => {
+                        // The record is shown only while the key holds the token it names.
+                        // Not readable (an ACL without access to it): no record.
+                        if let Ok(Some(record)) = node.get(&holder_key, &call).await
+                            && let Some((token, info)) = holder::decode(&record)
+                            && token == value
+                        {
+                            holder_info = Some(info);
+                        }
+                        KeyState::Held {
+                            holder: HolderToken(value),
+                            remaining,
+                        }
+                    }
                     Ok(Peek::NotALock) => KeyState::NotALock,
                     Err(e) => KeyState::Failed(e),
                 };
                 MasterKey {
                     master: Arc::clone(node.address()),
                     state,
+                    holder_info,
                 }
             }
         });
@@ -1206,6 +1233,34 @@ impl LockRequest<'_> {
     /// with [`LockError::NoQuorum`], as it does for a permanent cause.
     pub fn wait_forever(mut self) -> Self {
         self.options.patience = Patience::Forever;
+        self
+    }
+
+    /// Stores who holds the lock beside it while it is held, for
+    /// [`inspect`](LockManager::inspect) (and `redlock status`) to show: written with the
+    /// lock key in the same request and with the same TTL, given the new TTL by each
+    /// [`extend`](LockManager::extend), and deleted by [`unlock`](LockManager::unlock). The
+    /// lock key itself stays a plain token, as other Redlock clients expect. The record's key
+    /// is `{<key>}:holder` (see [`HolderInfo`] for the format); an ACL user needs access to
+    /// it. The acquisition goes through the acquire script instead of the one-command
+    /// `SET NX GET`. Default: no record.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// use tokio_redlock::HolderInfo;
+    ///
+    /// let mut lock = manager
+    ///     .lock("migrations")
+    ///     .holder_info(HolderInfo::new("db-admin-1", "migrate --to 42"))
+    ///     .await?;
+    /// // `inspect("migrations")` now shows host, pid, command and since on each master.
+    /// manager.unlock(&mut lock).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn holder_info(mut self, info: HolderInfo) -> Self {
+        self.options.holder = Some(Arc::new(info));
         self
     }
 }
