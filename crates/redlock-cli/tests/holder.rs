@@ -168,3 +168,28 @@ fn a_record_of_another_token_is_not_shown_and_values_are_escaped() {
     assert!(!text.contains("holder:"), "no stale holder:\n{text}");
     assert!(status_json(&masters, &resource)["holder"].is_null());
 }
+
+#[test]
+fn a_forced_release_removes_the_holder_record_with_the_lock() {
+    let masters = Masters::start(3);
+    let resource = name("holder-forced");
+    let record = format!("{{{resource}}}:holder");
+    for m in masters.iter() {
+        m.cmd(&["SET", &resource, "tok-1", "PX", "20000"]);
+        m.cmd(&[
+            "SET",
+            &record,
+            "token=tok-1\nhost=h\npid=7\nsince_ms=1\ncommand=c\n",
+            "PX",
+            "20000",
+        ]);
+    }
+    redlock(&masters)
+        .args(["release", "--force", "--yes", &resource])
+        .assert()
+        .code(0);
+    for m in masters.iter() {
+        assert!(!m.exists(resource.as_bytes()));
+        assert!(!m.exists(record.as_bytes()), "the record went with the key");
+    }
+}

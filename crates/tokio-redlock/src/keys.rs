@@ -59,9 +59,18 @@ pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"fence")
 }
 
-/// The holder record key beside a lock key (see [`HolderInfo`](crate::HolderInfo)), in the
-/// same Redis Cluster hash slot.
-pub(crate) fn holder_key(lock_key: &[u8]) -> Arc<[u8]> {
+/// The key of the holder record beside `lock_key` (see [`HolderInfo`](crate::HolderInfo)):
+/// `{<lock key>}:holder`, or `<lock key>:holder` when the lock key has a hash tag, so both
+/// share a Redis Cluster hash slot. For tools that work on the keys directly: an operator's
+/// forced release deletes the record with the key.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(&*tokio_redlock::holder_key(b"orders:42"), b"{orders:42}:holder");
+/// assert_eq!(&*tokio_redlock::holder_key(b"{orders}:42"), b"{orders}:42:holder");
+/// ```
+pub fn holder_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"holder")
 }
 
