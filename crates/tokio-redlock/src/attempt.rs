@@ -99,18 +99,32 @@ pub(crate) struct ReleaseOnDrop {
     tracked: bool,
 }
 
-/// What a cleanup needs: the manager, the lock key, the attempt's token and its TTL.
-type Armed = (Arc<Shared>, Arc<[u8]>, Arc<str>, Duration);
+/// What a cleanup needs: the manager, the lock key, the holder record's key (when the
+/// attempt writes one), the attempt's token and its TTL.
+type Armed = (
+    Arc<Shared>,
+    Arc<[u8]>,
+    Option<Arc<[u8]>>,
+    Arc<str>,
+    Duration,
+);
 
 impl ReleaseOnDrop {
     pub(crate) fn arm(
         shared: &Arc<Shared>,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         ttl: Duration,
     ) -> Self {
         Self {
-            armed: Some((Arc::clone(shared), Arc::clone(key), Arc::clone(token), ttl)),
+            armed: Some((
+                Arc::clone(shared),
+                Arc::clone(key),
+                holder_key.cloned(),
+                Arc::clone(token),
+                ttl,
+            )),
             flags: Vec::new(),
             tracked: false,
         }
@@ -129,7 +143,7 @@ impl ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        if let Some((shared, key, token, ttl)) = self.armed.take() {
+        if let Some((shared, key, holder_key, token, ttl)) = self.armed.take() {
             tracing::debug!(
                 key = %Printable(&key),
                 token = %keys::token_prefix(token.as_bytes()),
@@ -144,7 +158,14 @@ impl Drop for ReleaseOnDrop {
                     .and_then(Option::as_ref)
                     .is_some_and(|f| f.load(Ordering::Acquire));
                 if sent || !tracked {
-                    shared.release_later(i, &key, &token, Publish::Yes, expires);
+                    shared.release_later(
+                        i,
+                        &key,
+                        holder_key.as_ref(),
+                        &token,
+                        Publish::Yes,
+                        expires,
+                    );
                 }
             }
         }
@@ -446,7 +467,8 @@ async fn attempt_once(
     // `start + ttl` (each master gets the time left when its request leaves).
     let start = Instant::now();
     let expires_at = start.checked_add(ttl).unwrap_or(start);
-    let mut cleanup = ReleaseOnDrop::arm(shared, key, &token, ttl);
+    let holder_key = holder.as_ref().map(|(k, _)| k);
+    let mut cleanup = ReleaseOnDrop::arm(shared, key, holder_key, &token, ttl);
     // A request still waiting in our own queue when the TTL has passed could not leave any
     // validity: it gives up as a backlog failure.
     // The caller's patience bounds it too: past the end of a wait, a request that could not
@@ -523,11 +545,12 @@ async fn attempt_once(
                         may_hold.mark(i);
                     }
                 }
-                let held = shared.register_lock(key, &token, ttl, may_hold);
+                let held = shared.register_lock(key, holder_key, &token, ttl, may_hold);
                 let late = Arc::clone(&held);
                 shared.release_after_replies(
                     round.into_pending(),
                     key,
+                    holder_key,
                     &token,
                     Publish::Yes,
                     shared.key_expiry(ttl),
@@ -576,7 +599,7 @@ async fn attempt_once(
     // release on the connection.
     for (i, reply) in round.replies() {
         if reply.is_err() && round.was_sent(i) {
-            shared.release_later(i, key, &token, publish, expires);
+            shared.release_later(i, key, holder_key, &token, publish, expires);
         }
     }
     // A request not answered yet gets its release right after its reply, never before it;
@@ -584,17 +607,18 @@ async fn attempt_once(
     shared.release_after_replies(
         round.into_pending(),
         key,
+        holder_key,
         &token,
         publish,
         expires,
         |_, reply| may_hold_key(reply),
     );
     if granted.contains(&true) {
-        let mut release = shared.release_round(key, &token, publish, expires, |i| {
+        let mut release = shared.release_round(key, holder_key, &token, publish, expires, |i| {
             granted.get(i) == Some(&true)
         });
         release.settle().await;
-        shared.release_what_failed(release, key, &token, publish, expires, |_| true);
+        shared.release_what_failed(release, key, holder_key, &token, publish, expires, |_| true);
     }
     cleanup.disarm();
     Err(failure)

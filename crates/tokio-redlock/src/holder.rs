@@ -9,10 +9,12 @@
 //! `{<key>}:holder` (or `<key>:holder` when the key has a hash tag: the lock key's Redis
 //! Cluster hash slot), and is written in the same script as the lock key, with the same
 //! `PX`: there is no moment at which the lock is held and the record missing, and the record
-//! expires with the lock. An extension gives it the lock's new TTL, and `unlock` deletes it
-//! with the key. The record names the token it belongs to, and is shown only while the lock
-//! key on that master still holds that token: a record left behind (a release that went to
-//! the background, a key overwritten by someone else) is never shown as the holder.
+//! expires with the lock. An extension gives it the lock's new TTL, and every release of the
+//! key deletes it too (`unlock`, a dropped handle's release in the background, a resent
+//! release, the cleanup of a failed attempt): the release script deletes the record only if
+//! it names the token being released. The record names its token, and is shown only while
+//! the lock key on that master still holds that token: a record whose key was taken over
+//! (another client's `SET`) is never shown as the holder, and it expires by its TTL.
 //!
 //! The value is text, one `name=value` per line, the token first:
 //!

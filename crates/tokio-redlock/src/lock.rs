@@ -176,6 +176,8 @@ pub(crate) struct Held {
     /// Registry key in the manager.
     pub(crate) id: u64,
     pub(crate) key: Arc<[u8]>,
+    /// The holder record's key, when the acquisition stored one: released with the key.
+    pub(crate) holder_key: Option<Arc<[u8]>>,
     pub(crate) token: Arc<str>,
     /// Set once the lock is released (or kept on purpose): late acquire replies then release
     /// their key themselves, and a drop does nothing.

@@ -59,6 +59,7 @@ impl Shared {
     pub(crate) fn register_lock(
         &self,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         ttl: Duration,
         may_hold: MayHold,
@@ -66,6 +67,7 @@ impl Shared {
         let held = Arc::new(Held {
             id: self.next_lock.fetch_add(1, Ordering::Relaxed),
             key: Arc::clone(key),
+            holder_key: holder_key.cloned(),
             token: Arc::clone(token),
             released: AtomicBool::new(false),
             may_hold,
@@ -92,7 +94,14 @@ impl Shared {
         let expires = self.key_expiry(ttl);
         for i in 0..self.nodes.len() {
             if held.may_hold.contains(i) {
-                self.release_later(i, &held.key, &held.token, Publish::Yes, expires);
+                self.release_later(
+                    i,
+                    &held.key,
+                    held.holder_key.as_ref(),
+                    &held.token,
+                    Publish::Yes,
+                    expires,
+                );
             }
         }
     }
@@ -131,14 +140,19 @@ impl Shared {
     pub(crate) fn release_round(
         &self,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         queue_until: Instant,
         ask: impl Fn(usize) -> bool,
     ) -> Round<CasReply> {
         Round::start(&self.nodes, ask, cas_vote, queue_until, |node, call| {
-            let (key, token) = (Arc::clone(key), Arc::clone(token));
-            async move { node.release(&key, None, &token, publish, &call).await }
+            let (key, holder_key, token) =
+                (Arc::clone(key), holder_key.cloned(), Arc::clone(token));
+            async move {
+                node.release(&key, holder_key.as_deref(), &token, publish, &call)
+                    .await
+            }
         })
     }
 
@@ -148,22 +162,33 @@ impl Shared {
         &self,
         i: usize,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
     ) {
         if let Some(node) = self.nodes.get(i) {
-            node.release_later(Arc::clone(key), Arc::clone(token), publish, expires);
+            node.release_later(
+                Arc::clone(key),
+                holder_key.cloned(),
+                Arc::clone(token),
+                publish,
+                expires,
+            );
         }
     }
 
     /// Makes sure the releases of a decided release round land: a master whose release
     /// failed, or was never sent, gets it parked on its release worker; one whose release is
     /// still on the wire is awaited in the background, and parked only if it fails.
+    // What to release (key, record key, token, channel, expiry) travels as separate parts,
+    // as in every release path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release_what_failed(
         self: &Arc<Self>,
         round: Round<CasReply>,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -175,14 +200,14 @@ impl Shared {
                 .is_err_and(crate::transport::node::worth_resending)
                 && may_hold(i)
             {
-                self.release_later(i, key, token, publish, expires);
+                self.release_later(i, key, holder_key, token, publish, expires);
             }
         }
         let unanswered = round.unanswered();
         let mut pending = round.into_pending();
         for i in unanswered {
             if !pending.iter().any(|p| p.index() == i) && may_hold(i) {
-                self.release_later(i, key, token, publish, expires);
+                self.release_later(i, key, holder_key, token, publish, expires);
             }
         }
         if pending.is_empty() {
@@ -192,12 +217,12 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let (key, holder_key, token) = (Arc::clone(key), holder_key.cloned(), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
             while let Some((i, reply)) = pending.next().await {
                 if reply.is_err_and(|e| crate::transport::node::worth_resending(&e)) && may_hold(i)
                 {
-                    shared.release_later(i, &key, &token, publish, expires);
+                    shared.release_later(i, &key, holder_key.as_ref(), &token, publish, expires);
                 }
             }
         }));
@@ -217,10 +242,14 @@ impl Shared {
     /// Sending the release at once instead could overtake an acquire that is still on its
     /// way (re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would then hold the key
     /// for the whole TTL. Requests never sent are not in `pending` (see [`Round::into_pending`]).
+    // What to release (key, record key, token, channel, expiry) travels as separate parts,
+    // as in every release path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release_after_replies(
         self: &Arc<Self>,
         mut pending: FuturesUnordered<Pending<AcquireReply>>,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -233,7 +262,7 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let (key, holder_key, token) = (Arc::clone(key), holder_key.cloned(), Arc::clone(token));
         let sent: Vec<(usize, Arc<AtomicBool>)> =
             pending.iter().map(|p| (p.index(), p.sent_flag())).collect();
         runtime.spawn(self.tasks.track_future(async move {
@@ -243,7 +272,7 @@ impl Shared {
                     .iter()
                     .any(|(j, flag)| *j == i && flag.load(Ordering::Acquire));
                 if (reply.is_ok() || was_sent) && should_release(i, &reply) {
-                    shared.release_later(i, &key, &token, publish, expires);
+                    shared.release_later(i, &key, holder_key.as_ref(), &token, publish, expires);
                 }
             }
         }));
@@ -689,6 +718,7 @@ impl LockManager {
         shared.release_what_failed(
             round,
             &lock.key,
+            lock.holder.as_ref().map(|(k, _)| k),
             &lock.token,
             Publish::Yes,
             expires,

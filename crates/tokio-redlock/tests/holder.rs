@@ -21,12 +21,24 @@ use std::time::{Duration, SystemTime};
 
 use support::checks::{RELAXED, assert_no_key_without_ttl, manager};
 use support::servers::Masters;
-use support::unique_name;
+use support::{eventually, unique_name};
 use tokio_redlock::{HolderInfo, KeyState, LockManager, MasterKey};
 
 /// The holder record key of `resource` (no key prefix, no hash tag).
 fn record_key(resource: &str) -> String {
     format!("{{{resource}}}:holder")
+}
+
+/// Waits until every master has the key `r` (a lock is granted once a quorum answered; the
+/// last master may set its key a moment later).
+async fn all_hold(masters: &Masters, r: &str) {
+    assert!(
+        eventually(Duration::from_secs(5), || masters
+            .iter()
+            .all(|s| s.exists(r.as_bytes())))
+        .await,
+        "every master has the key"
+    );
 }
 
 /// The holder shown on each master.
@@ -52,6 +64,8 @@ async fn a_holder_record_is_shown_while_held_and_gone_after_unlock() {
         .holder_info(HolderInfo::new("host-a", "deploy.sh --prod\nrm -rf /"))
         .await
         .unwrap();
+    // Granted once a quorum answered: the last master may set its key a moment later.
+    all_hold(&masters, &r).await;
     // The lock key is a plain token, as every Redlock client expects.
     for s in masters.iter() {
         assert_eq!(s.get(r.as_bytes()).unwrap(), lock.token().as_bytes());
@@ -67,12 +81,13 @@ async fn a_holder_record_is_shown_while_held_and_gone_after_unlock() {
             text.contains("command=deploy.sh --prod%0Arm -rf /\n"),
             "{text}"
         );
-        // Same expiry as the lock key (set by the same script with the same PX).
-        let (key_ttl, record_ttl) = (s.pttl(r.as_bytes()), s.pttl(record_key(&r).as_bytes()));
-        assert!(
-            record_ttl > 0 && record_ttl <= key_ttl,
-            "record {record_ttl} ms, key {key_ttl} ms"
+        // The record expires at the very millisecond the lock key does.
+        assert_eq!(
+            s.cmd(&["PEXPIRETIME", &record_key(&r)]),
+            s.cmd(&["PEXPIRETIME", &r]),
+            "record and key expire together"
         );
+        assert!(s.pttl(record_key(&r).as_bytes()) > 0);
     }
     for info in shown(&m, &r).await {
         let info = info.expect("shown on every master");
@@ -151,12 +166,20 @@ async fn an_extension_gives_the_record_the_new_ttl() {
         .holder_info(HolderInfo::new("host-d", "job"))
         .await
         .unwrap();
+    all_hold(&masters, &r).await;
     m.extend(&mut lock, Duration::from_secs(30)).await.unwrap();
     for s in masters.iter() {
+        // The key's TTL first: read later, the record's can only be lower or equal.
+        let key_ttl = s.pttl(r.as_bytes());
         let record_ttl = s.pttl(record_key(&r).as_bytes());
         assert!(
-            record_ttl > 20_000 && record_ttl <= s.pttl(r.as_bytes()),
-            "record {record_ttl} ms after extending to 30 s"
+            record_ttl > 20_000 && record_ttl <= key_ttl,
+            "record {record_ttl} ms, key {key_ttl} ms after extending to 30 s"
+        );
+        assert_eq!(
+            s.cmd(&["PEXPIRETIME", &record_key(&r)]),
+            s.cmd(&["PEXPIRETIME", &r]),
+            "record and key expire together"
         );
     }
     // Past the first TTL, it is still shown: the extension kept it.
@@ -193,6 +216,7 @@ async fn without_opting_in_nothing_but_the_lock_key_is_written() {
     let m = manager(masters.urls(), RELAXED);
     let r = unique_name("holder-none");
     let mut lock = m.lock(&r).await.unwrap();
+    all_hold(&masters, &r).await;
     for s in masters.iter() {
         assert_eq!(s.keys(), vec![r.as_bytes().to_vec()]);
     }
@@ -212,5 +236,46 @@ async fn a_resource_whose_key_is_a_holder_record_is_refused() {
     assert!(
         masters.iter().all(|s| s.dbsize() == 0),
         "nothing was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_releases_take_the_record_too() {
+    let masters = Masters::start(3);
+    let m = manager(masters.urls(), RELAXED);
+    // A dropped lock is released in the background, record included.
+    let r = unique_name("holder-dropped");
+    let lock = m
+        .lock(&r)
+        .ttl(Duration::from_secs(20))
+        .holder_info(HolderInfo::new("host-f", "dropped"))
+        .await
+        .unwrap();
+    drop(lock);
+    assert!(
+        eventually(Duration::from_secs(5), || masters
+            .iter()
+            .all(|s| s.dbsize() == 0))
+        .await,
+        "the dropped lock's key and record are gone: {:?}",
+        masters.iter().map(|s| s.keys()).collect::<Vec<_>>()
+    );
+    // A failed attempt (granted on one master, held elsewhere on the others) cleans up the
+    // record it wrote with its key.
+    let r = unique_name("holder-failed");
+    for s in masters.iter().skip(1) {
+        s.cmd(&["SET", &r, "someone-else", "PX", "20000"]);
+    }
+    let e = m
+        .lock(&r)
+        .retry_count(0)
+        .holder_info(HolderInfo::new("host-f", "failed"))
+        .await
+        .unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    assert!(
+        eventually(Duration::from_secs(5), || masters[0].dbsize() == 0).await,
+        "the failed attempt's key and record are gone: {:?}",
+        masters[0].keys()
     );
 }

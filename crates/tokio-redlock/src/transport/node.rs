@@ -283,6 +283,8 @@ struct Parked {
 /// One release waiting to be (re)sent.
 struct ParkedRelease {
     key: Arc<[u8]>,
+    /// The holder record's key, deleted with the key when it is this token's.
+    holder_key: Option<Arc<[u8]>>,
     token: Arc<str>,
     publish: Publish,
     /// When the key expires by its TTL at the latest: past it, there is nothing to release.
@@ -1237,6 +1239,7 @@ impl Node {
     pub(crate) fn release_later(
         self: &Arc<Self>,
         key: Arc<[u8]>,
+        holder_key: Option<Arc<[u8]>>,
         token: Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -1254,6 +1257,7 @@ impl Node {
         }
         parked.queue.push_back(ParkedRelease {
             key,
+            holder_key,
             token,
             publish,
             expires,
@@ -1511,7 +1515,9 @@ async fn release_worker(node: Arc<Node>) {
                 let node = &node;
                 async move {
                     let call = Call::until(r.expires);
-                    let result = node.release(&r.key, None, &r.token, r.publish, &call).await;
+                    let result = node
+                        .release(&r.key, r.holder_key.as_deref(), &r.token, r.publish, &call)
+                        .await;
                     (r, result)
                 }
             })
