@@ -7,8 +7,9 @@
 //! The lock key itself stays a plain token set with `SET <key> <token> NX PX <ttl>`, so
 //! other Redlock libraries interoperate on it unchanged. The record lives in a helper key,
 //! `{<key>}:holder` (or `<key>:holder` when the key has a hash tag: the lock key's Redis
-//! Cluster hash slot), and is written in the same script as the lock key, with the same
-//! `PX`: there is no moment at which the lock is held and the record missing, and the record
+//! Cluster hash slot), and is written in the same script as the lock key, to expire at the
+//! key's own expiry time (`PXAT` of its `PEXPIRETIME`; `PX` with the same TTL before Redis
+//! 7.0): there is no moment at which the lock is held and the record missing, and the record
 //! expires with the lock. An extension gives it the lock's new TTL, and every release of the
 //! key deletes it too (`unlock`, a dropped handle's release in the background, a resent
 //! release, the cleanup of a failed attempt): the release script deletes the record only if

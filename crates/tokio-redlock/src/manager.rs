@@ -1268,8 +1268,9 @@ impl LockRequest<'_> {
 
     /// Stores who holds the lock beside it while it is held, for
     /// [`inspect`](LockManager::inspect) (and `redlock status`) to show: written with the
-    /// lock key in the same request and with the same TTL, given the new TTL by each
-    /// [`extend`](LockManager::extend), and deleted by [`unlock`](LockManager::unlock). The
+    /// lock key in the same request and expiring with it, given the new TTL by each
+    /// [`extend`](LockManager::extend), and deleted by [`unlock`](LockManager::unlock) (and
+    /// by every other release of the lock: a dropped handle's, a failed attempt's). The
     /// lock key itself stays a plain token, as other Redlock clients expect. The record's key
     /// is `{<key>}:holder` (see [`HolderInfo`] for the format); an ACL user needs access to
     /// it. The acquisition goes through the acquire script instead of the one-command
