@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_redlock::{DEFAULT_CONNECT_TIMEOUT, LockManager};
+use tokio_redlock::{DEFAULT_CONNECT_TIMEOUT, HolderInfo, LockManager, Printable};
 
 /// Time added to the reads' own bounds before the outer bound gives up on them, so that
 /// each master's own timeout (reported per master) normally fires first.
@@ -42,6 +42,8 @@ pub(crate) struct MasterKey {
     pub(crate) master: String,
     /// What it holds under the key.
     pub(crate) state: KeyState,
+    /// Who holds it here, when the holder stored a record for the token the key holds.
+    pub(crate) holder_info: Option<HolderInfo>,
 }
 
 /// The first [`SHOWN_TOKEN_CHARS`] characters of a token, control characters and invalid
@@ -71,6 +73,7 @@ impl From<tokio_redlock::MasterKey> for MasterKey {
         Self {
             master: m.master.to_string(),
             state,
+            holder_info: m.holder_info,
         }
     }
 }
@@ -97,6 +100,7 @@ pub(crate) async fn read_all(
             .map(|master| MasterKey {
                 master: master.to_owned(),
                 state: KeyState::Failed(why.clone()),
+                holder_info: None,
             })
             .collect()
     };
@@ -104,6 +108,59 @@ pub(crate) async fn read_all(
         Ok(Ok(keys)) => keys.into_iter().map(MasterKey::from).collect(),
         Ok(Err(e)) => failed(e.to_string()),
         Err(_) => failed(format!("no answer within {}", show_duration(timeout))),
+    }
+}
+
+/// The holder record of the token `holder` (the quorum's holder), from the first master
+/// that shows one for that token.
+pub(crate) fn holder_of<'a>(masters: &'a [MasterKey], holder: &[u8]) -> Option<&'a HolderInfo> {
+    masters.iter().find_map(|m| match &m.state {
+        KeyState::Held { value, .. } if value.as_slice() == holder => m.holder_info.as_ref(),
+        _ => None,
+    })
+}
+
+/// A holder for people: `host build-7, pid 30750, since 2026-12-07T01:14:29Z (12.3s ago),
+/// command ./deploy.sh v1.2`. Every value is untrusted (anyone who can write the masters'
+/// keys can write it): shown escaped and cut, as resource names are.
+pub(crate) fn show_holder(info: &HolderInfo) -> String {
+    let ago = std::time::SystemTime::now()
+        .duration_since(info.since())
+        .map(|d| format!(" ({} ago)", show_duration(d)))
+        .unwrap_or_default();
+    format!(
+        "host {}, pid {}, since {}{ago}, command {}",
+        Printable::new(info.host()),
+        info.pid(),
+        humantime::format_rfc3339_seconds(info.since()),
+        Printable::new(info.command()),
+    )
+}
+
+/// The JSON form of a holder record; values escaped as in text.
+#[derive(Debug, Serialize)]
+pub(crate) struct HolderJson {
+    host: String,
+    pid: u32,
+    command: String,
+    /// RFC 3339, UTC, by the holder's clock.
+    since: String,
+    /// The same, in milliseconds since the Unix epoch.
+    since_ms: u64,
+}
+
+impl From<&HolderInfo> for HolderJson {
+    fn from(info: &HolderInfo) -> Self {
+        Self {
+            host: Printable::new(info.host()).to_string(),
+            pid: info.pid(),
+            command: Printable::new(info.command()).to_string(),
+            since: humantime::format_rfc3339_millis(info.since()).to_string(),
+            since_ms: info
+                .since()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+use crate::holder::{self, HolderInfo};
 use crate::keys::{self, Printable};
 use crate::lock::{Lock, MayHold};
 use crate::manager::Shared;
@@ -27,10 +28,12 @@ use crate::quorum::{self, Verdict, Vote};
 use crate::transport::node::{AcquireReply, FenceReply, Publish};
 
 /// What the caller asked for in one `lock` call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct AcquireOptions {
     pub(crate) ttl: Duration,
     pub(crate) patience: Patience,
+    /// Who holds the lock, stored beside it (opt-in).
+    pub(crate) holder: Option<Arc<HolderInfo>>,
 }
 
 /// How long to keep trying while the resource is held elsewhere.
@@ -96,18 +99,32 @@ pub(crate) struct ReleaseOnDrop {
     tracked: bool,
 }
 
-/// What a cleanup needs: the manager, the lock key, the attempt's token and its TTL.
-type Armed = (Arc<Shared>, Arc<[u8]>, Arc<str>, Duration);
+/// What a cleanup needs: the manager, the lock key, the holder record's key (when the
+/// attempt writes one), the attempt's token and its TTL.
+type Armed = (
+    Arc<Shared>,
+    Arc<[u8]>,
+    Option<Arc<[u8]>>,
+    Arc<str>,
+    Duration,
+);
 
 impl ReleaseOnDrop {
     pub(crate) fn arm(
         shared: &Arc<Shared>,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         ttl: Duration,
     ) -> Self {
         Self {
-            armed: Some((Arc::clone(shared), Arc::clone(key), Arc::clone(token), ttl)),
+            armed: Some((
+                Arc::clone(shared),
+                Arc::clone(key),
+                holder_key.cloned(),
+                Arc::clone(token),
+                ttl,
+            )),
             flags: Vec::new(),
             tracked: false,
         }
@@ -126,7 +143,7 @@ impl ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        if let Some((shared, key, token, ttl)) = self.armed.take() {
+        if let Some((shared, key, holder_key, token, ttl)) = self.armed.take() {
             tracing::debug!(
                 key = %Printable(&key),
                 token = %keys::token_prefix(token.as_bytes()),
@@ -141,7 +158,14 @@ impl Drop for ReleaseOnDrop {
                     .and_then(Option::as_ref)
                     .is_some_and(|f| f.load(Ordering::Acquire));
                 if sent || !tracked {
-                    shared.release_later(i, &key, &token, Publish::Yes, expires);
+                    shared.release_later(
+                        i,
+                        &key,
+                        holder_key.as_ref(),
+                        &token,
+                        Publish::Yes,
+                        expires,
+                    );
                 }
             }
         }
@@ -235,9 +259,17 @@ async fn acquire_unrecorded(
         listen(notified.as_mut(), subscription.as_ref());
         let span =
             tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
-        let failure = match attempt_once(shared, &resource, &key, &fence_key, options.ttl, deadline)
-            .instrument(span)
-            .await
+        let failure = match attempt_once(
+            shared,
+            &resource,
+            &key,
+            &fence_key,
+            options.holder.as_deref(),
+            options.ttl,
+            deadline,
+        )
+        .instrument(span)
+        .await
         {
             Ok(lock) => return Ok(lock),
             Err(failure) => failure,
@@ -420,16 +452,23 @@ async fn attempt_once(
     resource: &Arc<[u8]>,
     key: &Arc<[u8]>,
     fence_key: &Arc<[u8]>,
+    holder_info: Option<&HolderInfo>,
     ttl: Duration,
     patience: Option<Instant>,
 ) -> Result<Lock, Failure> {
     let token = keys::new_token();
+    // The holder record names this attempt's token and its wall-clock start.
+    let holder: Option<holder::Record> = holder_info.map(|info| {
+        let record = holder::encode(&token, info, std::time::SystemTime::now());
+        (keys::holder_key(key), Arc::from(record))
+    });
     let fencing = shared.settings.fencing;
     // Step 1: the clock is read before the first request leaves. Every key expires at
     // `start + ttl` (each master gets the time left when its request leaves).
     let start = Instant::now();
     let expires_at = start.checked_add(ttl).unwrap_or(start);
-    let mut cleanup = ReleaseOnDrop::arm(shared, key, &token, ttl);
+    let holder_key = holder.as_ref().map(|(k, _)| k);
+    let mut cleanup = ReleaseOnDrop::arm(shared, key, holder_key, &token, ttl);
     // A request still waiting in our own queue when the TTL has passed could not leave any
     // validity: it gives up as a backlog failure.
     // The caller's patience bounds it too: past the end of a wait, a request that could not
@@ -442,10 +481,15 @@ async fn attempt_once(
         vote,
         queue_until,
         |node, call| {
-            let (key, fence_key, token) =
-                (Arc::clone(key), Arc::clone(fence_key), Arc::clone(&token));
+            let (key, fence_key, token, holder) = (
+                Arc::clone(key),
+                Arc::clone(fence_key),
+                Arc::clone(&token),
+                holder.clone(),
+            );
             async move {
-                node.acquire(&key, &fence_key, &token, expires_at, fencing, &call)
+                let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
+                node.acquire(&key, &fence_key, holder, &token, expires_at, fencing, &call)
                     .await
             }
         },
@@ -501,11 +545,12 @@ async fn attempt_once(
                         may_hold.mark(i);
                     }
                 }
-                let held = shared.register_lock(key, &token, ttl, may_hold);
+                let held = shared.register_lock(key, holder_key, &token, ttl, may_hold);
                 let late = Arc::clone(&held);
                 shared.release_after_replies(
                     round.into_pending(),
                     key,
+                    holder_key,
                     &token,
                     Publish::Yes,
                     shared.key_expiry(ttl),
@@ -526,6 +571,7 @@ async fn attempt_once(
                     deadline,
                     manager: shared.id,
                     fencing_token,
+                    holder,
                     held,
                     owner: Arc::downgrade(shared),
                     outcomes,
@@ -553,7 +599,7 @@ async fn attempt_once(
     // release on the connection.
     for (i, reply) in round.replies() {
         if reply.is_err() && round.was_sent(i) {
-            shared.release_later(i, key, &token, publish, expires);
+            shared.release_later(i, key, holder_key, &token, publish, expires);
         }
     }
     // A request not answered yet gets its release right after its reply, never before it;
@@ -561,17 +607,18 @@ async fn attempt_once(
     shared.release_after_replies(
         round.into_pending(),
         key,
+        holder_key,
         &token,
         publish,
         expires,
         |_, reply| may_hold_key(reply),
     );
     if granted.contains(&true) {
-        let mut release = shared.release_round(key, &token, publish, expires, |i| {
+        let mut release = shared.release_round(key, holder_key, &token, publish, expires, |i| {
             granted.get(i) == Some(&true)
         });
         release.settle().await;
-        shared.release_what_failed(release, key, &token, publish, expires, |_| true);
+        shared.release_what_failed(release, key, holder_key, &token, publish, expires, |_| true);
     }
     cleanup.disarm();
     Err(failure)

@@ -403,7 +403,9 @@ impl fmt::Display for NodeOutcome {
         match &self.status {
             NodeStatus::Done => f.write_str("ok"),
             // Not "by another holder": queries compare no token, so the holder may be us.
-            NodeStatus::HeldByOther { remaining: Some(r) } => write!(f, "held for {r:?}"),
+            NodeStatus::HeldByOther { remaining: Some(r) } => {
+                write!(f, "held, expires in {r:?}")
+            }
             NodeStatus::HeldByOther { remaining: None } => f.write_str("held"),
             NodeStatus::Absent => f.write_str("no lock"),
             NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
@@ -557,15 +559,18 @@ pub enum LockError {
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
-    /// The resource's key is another resource's fencing counter (`{<key>}:fence`, or
-    /// `<key>:fence` when `<key>` has a hash tag): such keys are reserved, since a lock there
-    /// would break that resource's fenced acquisitions, and the counter never expires.
-    /// Nothing was sent. Not retried.
+    /// The resource's key is a helper key of another resource's lock key: its fencing
+    /// counter (`{<key>}:fence`, or `<key>:fence` when `<key>` has a hash tag) or its holder
+    /// record (`{<key>}:holder`, `<key>:holder`). Such keys are reserved, since a lock there
+    /// would break that resource's fenced acquisitions or the holder it shows, and a counter
+    /// never expires. Nothing was sent. Not retried.
     ReservedKey {
         /// The resource name.
         resource: Arc<[u8]>,
-        /// The lock key (prefix included) whose counter the resource's key is.
-        counter_of: Arc<[u8]>,
+        /// The lock key (prefix included) whose helper key the resource's key is.
+        helper_of: Arc<[u8]>,
+        /// What kind of helper key: `"fencing counter"` or `"holder record"`.
+        helper: &'static str,
     },
     /// An argument was rejected before any request was sent.
     InvalidArgument(String),
@@ -640,14 +645,15 @@ impl fmt::Display for LockError {
             ),
             Self::ReservedKey {
                 resource,
-                counter_of,
+                helper_of,
+                helper,
             } => write!(
                 f,
-                "resource `{}` cannot be locked: its key is the fencing counter of the lock key \
-                 `{}` (keys `{{<key>}}:fence`, and `<key>:fence` where `<key>` has a hash tag, \
-                 are reserved for fencing counters)",
+                "resource `{}` cannot be locked: its key is the {helper} of the lock key `{}` \
+                 (keys `{{<key>}}:fence` and `{{<key>}}:holder`, and `<key>:fence` and \
+                 `<key>:holder` where `<key>` has a hash tag, are reserved)",
                 printable(resource),
-                printable(counter_of)
+                printable(helper_of)
             ),
             Self::InvalidArgument(reason) => write!(f, "invalid argument: {reason}"),
             Self::Config(e) => fmt::Display::fmt(e, f),
@@ -727,11 +733,13 @@ impl fmt::Debug for LockError {
                 .finish(),
             Self::ReservedKey {
                 resource,
-                counter_of,
+                helper_of,
+                helper,
             } => f
                 .debug_struct("ReservedKey")
                 .field("resource", &printable(resource))
-                .field("counter_of", &printable(counter_of))
+                .field("helper_of", &printable(helper_of))
+                .field("helper", helper)
                 .finish(),
             Self::InvalidArgument(reason) => {
                 f.debug_tuple("InvalidArgument").field(reason).finish()
@@ -804,7 +812,7 @@ impl LockError {
         )
     }
 
-    /// True when the resource's key is another resource's fencing counter
+    /// True when the resource's key is another resource's fencing counter or holder record
     /// ([`LockError::ReservedKey`]).
     pub fn is_reserved_key(&self) -> bool {
         matches!(self, Self::ReservedKey { .. })
@@ -1002,7 +1010,7 @@ mod tests {
             shown(NodeStatus::HeldByOther {
                 remaining: Some(Duration::from_millis(5))
             }),
-            "redis://a: held for 5ms"
+            "redis://a: held, expires in 5ms"
         );
         assert_eq!(
             shown(NodeStatus::HeldByOther { remaining: None }),
@@ -1029,7 +1037,8 @@ mod tests {
             },
             LockError::ReservedKey {
                 resource: Arc::clone(&huge),
-                counter_of: Arc::clone(&huge),
+                helper_of: Arc::clone(&huge),
+                helper: "fencing counter",
             },
         ];
         let cut = Printable(&huge).to_string();

@@ -412,6 +412,27 @@ impl<'a> AcquireRequest<'a> {
         self.max_hold = Some(max);
         self
     }
+
+    /// Stores who holds the lock beside it while it is held (the watchdog's extensions keep
+    /// it as long as the lock); see [`LockRequest::holder_info`](crate::LockRequest::holder_info).
+    /// Default: no record.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let guard = manager
+    ///     .acquire("nightly")
+    ///     .auto_extend()
+    ///     .holder_info(tokio_redlock::HolderInfo::new("cron-3", "nightly.sh"))
+    ///     .await?;
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn holder_info(mut self, info: crate::HolderInfo) -> Self {
+        self.options.holder = Some(Arc::new(info));
+        self
+    }
 }
 
 impl<'a> IntoFuture for AcquireRequest<'a> {

@@ -7,6 +7,8 @@
 //!   another resource's counter, so it is refused ([`check_lock_key`]): no lock can sit on a
 //!   counter (which would break that resource's fenced acquisitions), and no acquisition can
 //!   wait forever on a counter, which has no TTL;
+//! - holder record: `{<lock key>}:holder` (same rule), written only for acquisitions that
+//!   opted in ([`HolderInfo`](crate::HolderInfo)); reserved the same way;
 //! - token: 128 random bits from the thread-local CSPRNG, as 32 lowercase hex digits.
 
 use std::fmt;
@@ -57,6 +59,21 @@ pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"fence")
 }
 
+/// The key of the holder record beside `lock_key` (see [`HolderInfo`](crate::HolderInfo)):
+/// `{<lock key>}:holder`, or `<lock key>:holder` when the lock key has a hash tag, so both
+/// share a Redis Cluster hash slot. For tools that work on the keys directly: an operator's
+/// forced release deletes the record with the key.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(&*tokio_redlock::holder_key(b"orders:42"), b"{orders:42}:holder");
+/// assert_eq!(&*tokio_redlock::holder_key(b"{orders}:42"), b"{orders}:42:holder");
+/// ```
+pub fn holder_key(lock_key: &[u8]) -> Arc<[u8]> {
+    helper_key(lock_key, b"holder")
+}
+
 /// A helper key of a lock key (`H(X, s)`: fencing counter, holder record, reader keys,
 /// semaphore slots), in the lock key's Redis Cluster hash slot: `{X}:s`, or `X:s` when `X`
 /// already carries a hash tag. Every helper key of a resource is made here.
@@ -79,32 +96,40 @@ pub(crate) fn helper_key(lock_key: &[u8], suffix: &[u8]) -> Arc<[u8]> {
     key.into()
 }
 
-/// The lock key whose fencing counter `key` is, if it is one: `key` is `{<owner>}:fence`
-/// with an owner without a hash tag, or `<owner>:fence` with an owner that has one
-/// (`fence_key(owner) == key`).
+/// The helper keys of a lock key that no resource may lock, by suffix, with what they are:
+/// a lock there would break the owning resource (its fenced acquisitions, or who it shows
+/// as its holder), and an acquisition of a fencing counter would wait for a key that never
+/// expires.
+pub(crate) const RESERVED_HELPERS: [(&[u8], &str); 2] =
+    [(b"fence", "fencing counter"), (b"holder", "holder record")];
+
+/// The lock key whose helper key `key` is, if it is one, and what kind of helper key
+/// ([`RESERVED_HELPERS`]): `key` is `{<owner>}:<suffix>` with an owner without a hash tag,
+/// or `<owner>:<suffix>` with an owner that has one (`helper_key(owner, suffix) == key`).
 ///
-/// A key can be the counter of two lock keys (`{fc}:fence` is that of `fc` and of `{fc}`);
+/// A key can be the helper of two lock keys (`{fc}:fence` is that of `fc` and of `{fc}`);
 /// the one without braces is named.
-pub(crate) fn fence_counter_owner(key: &[u8]) -> Option<&[u8]> {
-    let owner = key.strip_suffix(b":fence")?;
-    if let Some(inner) = owner.strip_prefix(b"{").and_then(|o| o.strip_suffix(b"}"))
-        && !has_hash_tag(inner)
-    {
-        return Some(inner);
-    }
-    has_hash_tag(owner).then_some(owner)
+pub(crate) fn helper_owner(key: &[u8]) -> Option<(&[u8], &'static str)> {
+    RESERVED_HELPERS.iter().find_map(|(suffix, kind)| {
+        let owner = key.strip_suffix(*suffix)?.strip_suffix(b":")?;
+        if let Some(inner) = owner.strip_prefix(b"{").and_then(|o| o.strip_suffix(b"}"))
+            && !has_hash_tag(inner)
+        {
+            return Some((inner, *kind));
+        }
+        has_hash_tag(owner).then_some((owner, *kind))
+    })
 }
 
-/// Refuses a resource whose lock key is another resource's fencing counter
-/// ([`LockError::ReservedKey`]), before any request: such a lock would break that
-/// resource's fenced acquisitions, and an acquisition of it would wait for a counter that
-/// never expires.
+/// Refuses a resource whose lock key is another resource's helper key (a fencing counter or
+/// a holder record: [`LockError::ReservedKey`]), before any request.
 pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {
     let key = lock_key(prefix, resource);
-    match fence_counter_owner(&key) {
-        Some(owner) => Err(LockError::ReservedKey {
+    match helper_owner(&key) {
+        Some((owner, helper)) => Err(LockError::ReservedKey {
             resource: Arc::clone(resource),
-            counter_of: owner.into(),
+            helper_of: owner.into(),
+            helper,
         }),
         None => Ok(()),
     }
@@ -220,15 +245,20 @@ mod tests {
     }
 
     #[test]
-    fn no_lock_key_can_be_a_fencing_counter() {
+    fn no_lock_key_can_be_a_helper_key() {
         for owner in [&b"fc"[..], b"a:b{c}d", b"x{}y", b"", b"}:fence", b"a{b}c}"] {
-            let counter = fence_key(owner);
-            assert_eq!(fence_counter_owner(&counter), Some(owner), "{counter:?}");
-            let resource: Arc<[u8]> = Arc::clone(&counter);
-            assert!(matches!(
-                check_lock_key(b"", &resource),
-                Err(LockError::ReservedKey { counter_of, .. }) if &*counter_of == owner
-            ));
+            for (helper, kind) in [
+                (fence_key(owner), "fencing counter"),
+                (holder_key(owner), "holder record"),
+            ] {
+                assert_eq!(helper_owner(&helper), Some((owner, kind)), "{helper:?}");
+                let resource: Arc<[u8]> = Arc::clone(&helper);
+                assert!(matches!(
+                    check_lock_key(b"", &resource),
+                    Err(LockError::ReservedKey { helper_of, helper, .. })
+                        if &*helper_of == owner && helper == kind
+                ));
+            }
         }
         // With a prefix, the lock key (prefix + resource) is what is checked.
         let resource: Arc<[u8]> = Arc::from(&b"{x}:fence"[..]);
@@ -245,8 +275,11 @@ mod tests {
             b"{fc}:fence2",
             b"fc:fence",
             b"x{}:fence",
+            b"holder",
+            b"{fc}:holders",
+            b"fc:holder",
         ] {
-            assert_eq!(fence_counter_owner(fine), None, "{fine:?}");
+            assert_eq!(helper_owner(fine), None, "{fine:?}");
         }
     }
 

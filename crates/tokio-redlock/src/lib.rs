@@ -42,6 +42,7 @@ mod attempt;
 mod config;
 mod error;
 mod guard;
+mod holder;
 mod lock;
 mod manager;
 mod manager_config;
@@ -62,7 +63,8 @@ pub use config::{
 };
 pub use error::{Cause, ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 pub use guard::{AcquireRequest, LockGuard, LockHandle, LossCause};
-pub use keys::{Printable, lock_key, release_channel};
+pub use holder::HolderInfo;
+pub use keys::{Printable, holder_key, lock_key, release_channel};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;

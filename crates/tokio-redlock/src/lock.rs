@@ -59,6 +59,9 @@ pub struct Lock {
     pub(crate) manager: u64,
     /// The fencing token, when the manager issues them.
     pub(crate) fencing_token: Option<FencingToken>,
+    /// The holder record's key and value, when the acquisition opted in
+    /// ([`HolderInfo`](crate::HolderInfo)): extensions rewrite it, `unlock` deletes it.
+    pub(crate) holder: Option<crate::holder::Record>,
     /// What a release needs, shared with the manager's registry of held locks and with
     /// acquire requests still in flight when the lock was granted.
     pub(crate) held: Arc<Held>,
@@ -175,6 +178,8 @@ pub(crate) struct Held {
     /// Registry key in the manager.
     pub(crate) id: u64,
     pub(crate) key: Arc<[u8]>,
+    /// The holder record's key, when the acquisition stored one: released with the key.
+    pub(crate) holder_key: Option<Arc<[u8]>>,
     pub(crate) token: Arc<str>,
     /// Set once the lock is released (or kept on purpose): late acquire replies then release
     /// their key themselves, and a drop does nothing.
@@ -317,6 +322,11 @@ pub struct MasterKey {
     pub master: Arc<str>,
     /// What it holds.
     pub state: KeyState,
+    /// Who holds the lock here, when the holder stored it
+    /// ([`LockRequest::holder_info`](crate::LockRequest::holder_info)) and the key still
+    /// holds that holder's token. Untrusted text: print it escaped
+    /// ([`Printable`](crate::Printable)).
+    pub holder_info: Option<crate::HolderInfo>,
 }
 
 /// The masters that may hold a lock's key: those that granted it, and those whose acquire

@@ -18,6 +18,7 @@ use crate::attempt::{self, AcquireOptions, Patience};
 use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
+use crate::holder::{self, HolderInfo};
 use crate::keys::{self, Printable};
 use crate::lock::{Held, HolderToken, KeyState, Lock, LockState, MasterKey, MayHold};
 use crate::notify::Notifier;
@@ -58,6 +59,7 @@ impl Shared {
     pub(crate) fn register_lock(
         &self,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         ttl: Duration,
         may_hold: MayHold,
@@ -65,6 +67,7 @@ impl Shared {
         let held = Arc::new(Held {
             id: self.next_lock.fetch_add(1, Ordering::Relaxed),
             key: Arc::clone(key),
+            holder_key: holder_key.cloned(),
             token: Arc::clone(token),
             released: AtomicBool::new(false),
             may_hold,
@@ -91,7 +94,14 @@ impl Shared {
         let expires = self.key_expiry(ttl);
         for i in 0..self.nodes.len() {
             if held.may_hold.contains(i) {
-                self.release_later(i, &held.key, &held.token, Publish::Yes, expires);
+                self.release_later(
+                    i,
+                    &held.key,
+                    held.holder_key.as_ref(),
+                    &held.token,
+                    Publish::Yes,
+                    expires,
+                );
             }
         }
     }
@@ -130,14 +140,19 @@ impl Shared {
     pub(crate) fn release_round(
         &self,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         queue_until: Instant,
         ask: impl Fn(usize) -> bool,
     ) -> Round<CasReply> {
         Round::start(&self.nodes, ask, cas_vote, queue_until, |node, call| {
-            let (key, token) = (Arc::clone(key), Arc::clone(token));
-            async move { node.release(&key, &token, publish, &call).await }
+            let (key, holder_key, token) =
+                (Arc::clone(key), holder_key.cloned(), Arc::clone(token));
+            async move {
+                node.release(&key, holder_key.as_deref(), &token, publish, &call)
+                    .await
+            }
         })
     }
 
@@ -147,22 +162,33 @@ impl Shared {
         &self,
         i: usize,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
     ) {
         if let Some(node) = self.nodes.get(i) {
-            node.release_later(Arc::clone(key), Arc::clone(token), publish, expires);
+            node.release_later(
+                Arc::clone(key),
+                holder_key.cloned(),
+                Arc::clone(token),
+                publish,
+                expires,
+            );
         }
     }
 
     /// Makes sure the releases of a decided release round land: a master whose release
     /// failed, or was never sent, gets it parked on its release worker; one whose release is
     /// still on the wire is awaited in the background, and parked only if it fails.
+    // What to release (key, record key, token, channel, expiry) travels as separate parts,
+    // as in every release path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release_what_failed(
         self: &Arc<Self>,
         round: Round<CasReply>,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -174,14 +200,14 @@ impl Shared {
                 .is_err_and(crate::transport::node::worth_resending)
                 && may_hold(i)
             {
-                self.release_later(i, key, token, publish, expires);
+                self.release_later(i, key, holder_key, token, publish, expires);
             }
         }
         let unanswered = round.unanswered();
         let mut pending = round.into_pending();
         for i in unanswered {
             if !pending.iter().any(|p| p.index() == i) && may_hold(i) {
-                self.release_later(i, key, token, publish, expires);
+                self.release_later(i, key, holder_key, token, publish, expires);
             }
         }
         if pending.is_empty() {
@@ -191,12 +217,12 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let (key, holder_key, token) = (Arc::clone(key), holder_key.cloned(), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
             while let Some((i, reply)) = pending.next().await {
                 if reply.is_err_and(|e| crate::transport::node::worth_resending(&e)) && may_hold(i)
                 {
-                    shared.release_later(i, &key, &token, publish, expires);
+                    shared.release_later(i, &key, holder_key.as_ref(), &token, publish, expires);
                 }
             }
         }));
@@ -216,10 +242,14 @@ impl Shared {
     /// Sending the release at once instead could overtake an acquire that is still on its
     /// way (re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would then hold the key
     /// for the whole TTL. Requests never sent are not in `pending` (see [`Round::into_pending`]).
+    // What to release (key, record key, token, channel, expiry) travels as separate parts,
+    // as in every release path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release_after_replies(
         self: &Arc<Self>,
         mut pending: FuturesUnordered<Pending<AcquireReply>>,
         key: &Arc<[u8]>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -232,7 +262,7 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (key, token) = (Arc::clone(key), Arc::clone(token));
+        let (key, holder_key, token) = (Arc::clone(key), holder_key.cloned(), Arc::clone(token));
         let sent: Vec<(usize, Arc<AtomicBool>)> =
             pending.iter().map(|p| (p.index(), p.sent_flag())).collect();
         runtime.spawn(self.tasks.track_future(async move {
@@ -242,7 +272,7 @@ impl Shared {
                     .iter()
                     .any(|(j, flag)| *j == i && flag.load(Ordering::Acquire));
                 if (reply.is_ok() || was_sent) && should_release(i, &reply) {
-                    shared.release_later(i, &key, &token, publish, expires);
+                    shared.release_later(i, &key, holder_key.as_ref(), &token, publish, expires);
                 }
             }
         }));
@@ -457,6 +487,7 @@ impl LockManager {
             AcquireOptions {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
+                holder: None,
             },
         )
     }
@@ -570,6 +601,7 @@ impl LockManager {
             options: AcquireOptions {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
+                holder: None,
             },
         }
     }
@@ -669,7 +701,11 @@ impl LockManager {
             give_up_at,
             |node, call| {
                 let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.release_until(&key, &token, Publish::Yes, &call).await }
+                let holder_key = lock.holder.as_ref().map(|(k, _)| Arc::clone(k));
+                async move {
+                    node.release_until(&key, holder_key.as_deref(), &token, Publish::Yes, &call)
+                        .await
+                }
             },
         );
         let verdict = round.decide().await;
@@ -682,6 +718,7 @@ impl LockManager {
         shared.release_what_failed(
             round,
             &lock.key,
+            lock.holder.as_ref().map(|(k, _)| k),
             &lock.token,
             Publish::Yes,
             expires,
@@ -789,7 +826,11 @@ impl LockManager {
             queue_until,
             |node, call| {
                 let (key, token) = (Arc::clone(&lock.key), Arc::clone(&lock.token));
-                async move { node.extend(&key, &token, ttl_ms, &call).await }
+                let holder = lock.holder.clone();
+                async move {
+                    let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
+                    node.extend(&key, holder, &token, ttl_ms, &call).await
+                }
             },
         );
         let verdict = round.decide().await;
@@ -950,7 +991,10 @@ impl LockManager {
     /// lock). [`is_locked`](Self::is_locked) is the quorum's view; this is every master's,
     /// and it waits for all of them (each bounded by the node timeout, or the connect
     /// timeout while connecting). Read-only: `PTTL` and `GET` in one `MULTI`/`EXEC`, which
-    /// answers while writes are paused.
+    /// answers while writes are paused; where the key is held, a second `GET` reads the
+    /// holder record of an acquisition that stored one
+    /// ([`LockRequest::holder_info`]): [`MasterKey::holder_info`] carries it when the record
+    /// names the token the key holds there (a stale record is never shown).
     ///
     /// # Errors
     ///
@@ -980,21 +1024,34 @@ impl LockManager {
         let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
         let call = Call::until(self.shared.query_queue_until());
         let start = Instant::now();
+        let holder_key = keys::holder_key(&key);
         let reads = self.shared.nodes.iter().map(|node| {
-            let (key, call) = (Arc::clone(&key), call.clone());
+            let (key, holder_key, call) = (Arc::clone(&key), Arc::clone(&holder_key), call.clone());
             async move {
+                let mut holder_info = None;
                 let state = match node.peek(&key, &call).await {
                     Ok(Peek::Absent) => KeyState::Absent,
-                    Ok(Peek::Value { value, remaining }) => KeyState::Held {
-                        holder: HolderToken(value),
-                        remaining,
-                    },
+                    Ok(Peek::Value { value, remaining }) => {
+                        // The record is shown only while the key holds the token it names.
+                        // Not readable (an ACL without access to it): no record.
+                        if let Ok(Some(record)) = node.get(&holder_key, &call).await
+                            && let Some((token, info)) = holder::decode(&record)
+                            && token == value
+                        {
+                            holder_info = Some(info);
+                        }
+                        KeyState::Held {
+                            holder: HolderToken(value),
+                            remaining,
+                        }
+                    }
                     Ok(Peek::NotALock) => KeyState::NotALock,
                     Err(e) => KeyState::Failed(e),
                 };
                 MasterKey {
                     master: Arc::clone(node.address()),
                     state,
+                    holder_info,
                 }
             }
         });
@@ -1185,8 +1242,13 @@ impl LockRequest<'_> {
     /// expiry, without notifications: many callers retrying at once would otherwise all wake
     /// at each release.) When
     /// `wait` has passed it returns [`LockError::Conflict`] with the attempts made and the time
-    /// waited. A quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
-    /// `wait(Duration::ZERO)` makes one attempt.
+    /// waited.
+    ///
+    /// A quorum that cannot be reached (timeouts, refused or lost connections) is ridden out
+    /// the same way, sleeping the retry delay between attempts: when `wait` passes while it
+    /// is still out of reach, the error is [`LockError::NoQuorum`]. A permanent cause (too
+    /// many masters refusing our credentials or commands, one server named twice) fails at
+    /// once with [`LockError::NoQuorum`]. `wait(Duration::ZERO)` makes one attempt.
     ///
     /// Fairness: per manager, the waiters of one resource take turns in arrival order (one
     /// attempts at a time after its first attempt); across processes there is no order.
@@ -1196,9 +1258,40 @@ impl LockRequest<'_> {
     }
 
     /// Keeps trying until the lock is acquired, as [`wait`](Self::wait) with no limit. A
-    /// quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
+    /// loss of quorum is ridden out once some attempt has reached a quorum of masters; when
+    /// the first attempts find them unreachable (a wrong address, Redis down) it fails at once
+    /// with [`LockError::NoQuorum`], as it does for a permanent cause.
     pub fn wait_forever(mut self) -> Self {
         self.options.patience = Patience::Forever;
+        self
+    }
+
+    /// Stores who holds the lock beside it while it is held, for
+    /// [`inspect`](LockManager::inspect) (and `redlock status`) to show: written with the
+    /// lock key in the same request and expiring with it, given the new TTL by each
+    /// [`extend`](LockManager::extend), and deleted by [`unlock`](LockManager::unlock) (and
+    /// by every other release of the lock: a dropped handle's, a failed attempt's). The
+    /// lock key itself stays a plain token, as other Redlock clients expect. The record's key
+    /// is `{<key>}:holder` (see [`HolderInfo`] for the format); an ACL user needs access to
+    /// it. The acquisition goes through the acquire script instead of the one-command
+    /// `SET NX GET`. Default: no record.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// use tokio_redlock::HolderInfo;
+    ///
+    /// let mut lock = manager
+    ///     .lock("migrations")
+    ///     .holder_info(HolderInfo::new("db-admin-1", "migrate --to 42"))
+    ///     .await?;
+    /// // `inspect("migrations")` now shows host, pid, command and since on each master.
+    /// manager.unlock(&mut lock).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn holder_info(mut self, info: HolderInfo) -> Self {
+        self.options.holder = Some(Arc::new(info));
         self
     }
 }

@@ -283,6 +283,8 @@ struct Parked {
 /// One release waiting to be (re)sent.
 struct ParkedRelease {
     key: Arc<[u8]>,
+    /// The holder record's key, deleted with the key when it is this token's.
+    holder_key: Option<Arc<[u8]>>,
     token: Arc<str>,
     publish: Publish,
     /// When the key expires by its TTL at the latest: past it, there is nothing to release.
@@ -1037,10 +1039,15 @@ impl Node {
     /// until then when the request leaves, so a request that waited for a connection sets a
     /// key that ends with the others, never a full TTL later. (Still at least `expires_at`
     /// on the master's clock: it receives the request after it left.)
+    ///
+    /// With a holder record (`holder`: its key and value), the script writes it beside the
+    /// key with the same `PX`, in the same request.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         key: &[u8],
         fence_key: &[u8],
+        holder: Option<(&[u8], &[u8])>,
         token: &str,
         expires_at: Instant,
         fencing: bool,
@@ -1059,7 +1066,7 @@ impl Node {
             // It waited for a connection past the attempt's TTL: nothing left to grant.
             return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
         }
-        if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
+        if !fencing && holder.is_none() && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
             // as granted), or WRONGTYPE for a non-string. Only a refusal asks for the
@@ -1105,14 +1112,26 @@ impl Node {
         }
         let ttl = ttl_ms.to_string();
         let fencing: &[u8] = if fencing { b"1" } else { b"0" };
-        let (reply, _) = self
-            .eval(
-                &scripts::ACQUIRE,
-                &[key, fence_key],
-                &[token.as_bytes(), ttl.as_bytes(), fencing],
-                call,
-            )
-            .await?;
+        let (reply, _) = match holder {
+            Some((holder_key, record)) => {
+                self.eval(
+                    &scripts::ACQUIRE,
+                    &[key, fence_key, holder_key],
+                    &[token.as_bytes(), ttl.as_bytes(), fencing, record],
+                    call,
+                )
+                .await?
+            }
+            None => {
+                self.eval(
+                    &scripts::ACQUIRE,
+                    &[key, fence_key],
+                    &[token.as_bytes(), ttl.as_bytes(), fencing],
+                    call,
+                )
+                .await?
+            }
+        };
         let (code, fence, pttl) = triple(&reply)?;
         let remaining = u64::try_from(pttl).ok().map(Duration::from_millis);
         let fence = u64::try_from(fence).map_err(|_| unexpected(&reply))?;
@@ -1159,9 +1178,11 @@ impl Node {
     }
 
     /// Runs the compare-and-delete script once (with the one resend on a dead connection).
+    /// With `holder_key`, the holder record there is deleted too if it is this token's.
     pub(crate) async fn release(
         self: &Arc<Self>,
         key: &[u8],
+        holder_key: Option<&[u8]>,
         token: &str,
         publish: Publish,
         call: &Call,
@@ -1171,10 +1192,14 @@ impl Node {
             Publish::No => Arc::from(&b""[..]),
         };
         let call = call.with_priority();
+        let keys: &[&[u8]] = match &holder_key {
+            Some(holder_key) => &[key, holder_key],
+            None => &[key],
+        };
         let (reply, resent) = self
             .eval(
                 &scripts::RELEASE,
-                &[key],
+                keys,
                 &[token.as_bytes(), &channel],
                 &call,
             )
@@ -1198,6 +1223,7 @@ impl Node {
     pub(crate) async fn release_until(
         self: &Arc<Self>,
         key: &[u8],
+        holder_key: Option<&[u8]>,
         token: &str,
         publish: Publish,
         call: &Call,
@@ -1207,7 +1233,7 @@ impl Node {
         // "absent" is then no evidence that the lock had lapsed.
         let mut may_have_run: Option<NodeError> = None;
         loop {
-            match self.release(key, token, publish, call).await {
+            match self.release(key, holder_key, token, publish, call).await {
                 Ok(CasReply::Absent) if let Some(error) = may_have_run.take() => {
                     return Err(error);
                 }
@@ -1236,6 +1262,7 @@ impl Node {
     pub(crate) fn release_later(
         self: &Arc<Self>,
         key: Arc<[u8]>,
+        holder_key: Option<Arc<[u8]>>,
         token: Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -1253,6 +1280,7 @@ impl Node {
         }
         parked.queue.push_back(ParkedRelease {
             key,
+            holder_key,
             token,
             publish,
             expires,
@@ -1304,23 +1332,57 @@ impl Node {
     }
 
     /// Runs the compare-and-`PEXPIRE` script.
+    ///
+    /// With a holder record (`holder`: its key and value), the record is written again with
+    /// the new TTL while the key is ours.
     pub(crate) async fn extend(
         self: &Arc<Self>,
         key: &[u8],
+        holder: Option<(&[u8], &[u8])>,
         token: &str,
         ttl_ms: u64,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
         let ttl = ttl_ms.to_string();
-        let (reply, _) = self
-            .eval(
-                &scripts::EXTEND,
-                &[key],
-                &[token.as_bytes(), ttl.as_bytes()],
-                &call.with_priority(),
-            )
-            .await?;
+        let call = call.with_priority();
+        let (reply, _) = match holder {
+            Some((holder_key, record)) => {
+                self.eval(
+                    &scripts::EXTEND,
+                    &[key, holder_key],
+                    &[token.as_bytes(), ttl.as_bytes(), record],
+                    &call,
+                )
+                .await?
+            }
+            None => {
+                self.eval(
+                    &scripts::EXTEND,
+                    &[key],
+                    &[token.as_bytes(), ttl.as_bytes()],
+                    &call,
+                )
+                .await?
+            }
+        };
         cas_reply(&reply)
+    }
+
+    /// Reads a string key (a holder record): `None` when it is absent or not a string.
+    pub(crate) async fn get(
+        self: &Arc<Self>,
+        key: &[u8],
+        call: &Call,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        match self.send(&Request::Command(&get), call).await {
+            Ok((Value::BulkString(value), _)) => Ok(Some(value)),
+            Ok((Value::Nil, _)) => Ok(None),
+            Ok((other, _)) => Err(unexpected(&other)),
+            Err(NodeError::Server { code, .. }) if code == "WRONGTYPE" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
@@ -1523,7 +1585,9 @@ async fn release_worker(node: Arc<Node>) {
                 let node = &node;
                 async move {
                     let call = Call::until(r.expires);
-                    let result = node.release(&r.key, &r.token, r.publish, &call).await;
+                    let result = node
+                        .release(&r.key, r.holder_key.as_deref(), &r.token, r.publish, &call)
+                        .await;
                     (r, result)
                 }
             })
