@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the Python package `tokio-redlock` (crates/redlock-py) into a virtual environment
+# and runs its tests against real redis-server processes. Needs only the Rust toolchain,
+# python3 (>= 3.9) with venv, and pip access to PyPI.
+#
+#   scripts/python.sh            build (release) + install into the venv + pytest
+#   scripts/python.sh --no-test  build + install only
+#   extra arguments go to pytest (e.g. scripts/python.sh -k cancel)
+#
+# The venv lives in the cargo target dir ($CARGO_TARGET_DIR, default target/), which is
+# git-ignored and reused when present; the build shares that target dir with the
+# workspace's own builds. TOKIO_REDLOCK_VENV overrides the venv's path.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/install-redis.sh
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+export CARGO_TARGET_DIR="$target"
+venv="${TOKIO_REDLOCK_VENV:-$target/py-venv}"
+python="${PYTHON:-python3}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -x "$venv/bin/python" ]; then
+  step "creating the virtual environment $venv"
+  "$python" -m venv "$venv"
+fi
+# shellcheck disable=SC1091
+. "$venv/bin/activate"
+step "installing the build and test tools (pip)"
+python -m pip install -q --disable-pip-version-check -U pip 'maturin>=1.9.4,<2' 'pytest>=8' \
+  'pytest-asyncio>=1.2' pytest-timeout 'redis>=5'
+
+step "building and installing the package (maturin develop --release)"
+(cd crates/redlock-py && maturin develop --release --locked -q)
+python -c 'import tokio_redlock, sys; print("tokio_redlock imported from", tokio_redlock.__file__, "on Python", sys.version.split()[0])'
+
+if [ "${1:-}" = "--no-test" ]; then
+  exit 0
+fi
+step "pytest (real redis-server processes on loopback ports)"
+python -m pytest crates/redlock-py/tests -q "$@"
