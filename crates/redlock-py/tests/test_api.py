@@ -21,7 +21,7 @@ def test_names_and_submodules_mirror_aioredlock():
 
     assert algorithm.Aioredlock is Aioredlock
     assert lock.Lock is Lock
-    assert utility.clean_password({"password": "x"}) == {"password": "*******"}
+    assert utility.clean_password({"password": "x"}) == "{'password': '*******'}"
     assert utility.clean_password("redis://:secret@h:1/0") == "redis://:*******@h:1/0"
 
 

@@ -211,7 +211,7 @@ class Aioredlock:
                     "Can not set lock: this lock was not acquired through this manager in this process"
                 )
             await _call(native.extend(ttl))
-        except LockError:
+        except Exception:
             try:
                 await self.unlock(lock)
             except LockError:
@@ -367,7 +367,7 @@ class Aioredlock:
 
     def __repr__(self) -> str:
         return (
-            f"Aioredlock(redis_connections={clean_password(self.redis_connections)!r}, "
+            f"Aioredlock(redis_connections={clean_password(self.redis_connections)}, "
             f"retry_count={self.retry_count!r}, retry_delay_min={self.retry_delay_min!r}, "
             f"retry_delay_max={self.retry_delay_max!r}, "
             f"internal_lock_timeout={self.internal_lock_timeout!r})"

@@ -54,11 +54,15 @@ _FAILED = frozenset({"timeout", "refused", "connection", "backlog", "failed"})
 
 
 class AioredlockError(Exception):
-    """Base exception for aioredlock"""
+    """
+    Base exception for aioredlock
+    """
 
 
 class LockError(AioredlockError):
-    """Raised in case of failure to acquire or release a lock"""
+    """
+    Error in acquiring or releasing the lock
+    """
 
     reason: Optional[str] = None
     resource: Optional[str] = None
@@ -86,11 +90,15 @@ class LockError(AioredlockError):
 
 
 class LockAcquiringError(LockError):
-    """Error in acquiring a lock during normal operation"""
+    """
+    Error in acquiring the lock during normal operation
+    """
 
 
 class LockRuntimeError(LockError):
-    """Error in acquiring a lock due to an unexpected event"""
+    """
+    Error in acquiring or releasing the lock due to an unexpected event
+    """
 
 
 class LockConflictError(LockAcquiringError):

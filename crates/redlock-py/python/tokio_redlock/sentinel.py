@@ -73,7 +73,7 @@ class Sentinel:
             raise SentinelConfigError("Invalid Sentinel Configuration")
         if not master:
             raise SentinelConfigError("Master name required for sentinel to be configured")
-        self.connection = connection
+        self.connection = hosts
         self.master = master
         self.password = password
         self.db = db
@@ -90,6 +90,4 @@ class Sentinel:
         return f"{scheme}://{auth}{hosts}/{quote(str(self.master), safe='')}{db}"
 
     def __repr__(self) -> str:
-        from .utility import clean_password
-
-        return f"Sentinel(connection={clean_password(self.connection)!r}, master={self.master!r})"
+        return f"Sentinel(connection={self.connection!r}, master={self.master!r})"

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ("clean_password",)
 
-_URL_PASSWORD = re.compile(r"(rediss?(?:\+sentinel|\+unix)?://[^:@/]*):[^@/]+@")
+# aioredlock's pattern: every redis:// or rediss:// URL is shown with a masked password.
+REDIS_DSN_PATTERN = r"(rediss?:\/\/)(:.+@)?(.*)"
 
 
-def clean_password(details: Any, cast: type = str) -> Any:
-    """A copy of ``details`` (a connection dict, URL, or a list of them) with every
-    password replaced by ``*******``; other values are returned as ``cast(details)`` for
-    strings and unchanged otherwise."""
+def clean_password(details: Any, cast: Callable[[Any], Any] = str) -> Any:
+    """``details`` (a connection dict, a URL, or a list of them) with every password
+    replaced by ``*******``, passed through ``cast`` (``str`` by default), exactly as
+    aioredlock's ``utility.clean_password``."""
     if isinstance(details, dict):
-        cleaned = dict(details)
-        if "password" in cleaned:
-            cleaned["password"] = "*******"
-        return cleaned
-    if isinstance(details, str):
-        return cast(_URL_PASSWORD.sub(r"\1:*******@", details))
-    if isinstance(details, list):
-        return [clean_password(d, cast) for d in details]
-    if isinstance(details, tuple):
-        return tuple(clean_password(d, cast) for d in details)
-    return details
+        details = {**details}
+        if "password" in details:
+            details["password"] = "*******"
+    elif isinstance(details, list):
+        details = [clean_password(x, cast=type(x)) for x in details]
+    elif isinstance(details, str) and re.match(REDIS_DSN_PATTERN, details):
+        details = re.sub(REDIS_DSN_PATTERN, "\\1:*******@\\3", details)
+    return cast(details)
