@@ -71,3 +71,27 @@ async def test_setting_valid_false_releases_in_the_background(manager, servers):
             break
         await asyncio.sleep(0.02)
     assert not await manager.is_locked("dropped")
+
+
+async def test_the_gil_is_free_while_a_call_waits(manager):
+    import threading
+
+    holder = await manager.lock("gil", lock_timeout=10)
+    count = 0
+    stop = threading.Event()
+
+    def spin():
+        nonlocal count
+        while not stop.is_set():
+            count += 1
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        with pytest.raises(LockConflictError):
+            await manager.acquire("gil", lock_timeout=5, wait=0.5)
+    finally:
+        stop.set()
+        thread.join()
+    assert count > 1000  # Python code ran in another thread the whole time
+    await manager.unlock(holder)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
+import tokio_redlock
 from tokio_redlock import Aioredlock, LockAcquiringError, LockRuntimeError
 from tokio_redlock.errors import LockLostError, LockUnavailableError
 
@@ -73,6 +75,8 @@ async def test_auto_extension_keeps_the_lock_and_survives_a_blocked_loop(trio):
 
 async def test_losing_the_quorum_signals_loss_before_the_keys_expire(trio, caplog):
     servers, m = trio
+    caplog.set_level(logging.WARNING, logger="tokio_redlock")
+    tokio_redlock.refresh_logging()
     lock = await m.lock("fragile")
     event = lock.lost_event
     acquired = time.monotonic()
@@ -85,6 +89,12 @@ async def test_losing_the_quorum_signals_loss_before_the_keys_expire(trio, caplo
     # Before anyone else could acquire: the survivor's key still has time left.
     assert servers[2].client.pttl("fragile") > 0
     assert lost_at - acquired < 0.6 + 0.6  # within a TTL of the last extension
+    # The engine's warning reaches Python's logging, under the tokio_redlock loggers.
+    for _ in range(50):
+        if any(r.name == "tokio_redlock.guard" and r.levelno == logging.WARNING for r in caplog.records):
+            break
+        await asyncio.sleep(0.02)
+    assert any(r.name == "tokio_redlock.guard" and "lost" in r.getMessage() for r in caplog.records), caplog.records
     with pytest.raises(RuntimeError, match="^Lock is not valid$"):
         await m.extend(lock)
     servers[0].resume()
