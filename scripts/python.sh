@@ -30,7 +30,7 @@ fi
 . "$venv/bin/activate"
 step "installing the build and test tools (pip)"
 python -m pip install -q --disable-pip-version-check -U pip 'maturin>=1.9.4,<2' 'pytest>=8' \
-  'pytest-asyncio>=1.2' pytest-timeout 'redis>=5'
+  'pytest-asyncio>=1.2' pytest-timeout 'redis>=5' 'mypy>=1.11'
 # aioredlock itself, for the API comparison (tests/test_api_surface.py); its aioredis
 # dependency is stubbed there, so it is installed without dependencies.
 python -m pip install -q --disable-pip-version-check --no-deps 'aioredlock==0.7.3' 'attrs>=19'

@@ -1,9 +1,22 @@
 """Type stubs of the native extension (private: import from ``tokio_redlock``)."""
 
-from typing import Any, Awaitable, List, Optional, Tuple
+from typing import Awaitable, List, Optional, Tuple, final
+
+
+__all__ = [
+    "NativeManager",
+    "NativeLock",
+    "NativeError",
+    "refresh_logging",
+    "_shutdown",
+    "_after_fork",
+    "background_tasks",
+    "live_managers",
+]
 
 class NativeError(Exception): ...
 
+@final
 class NativeLock:
     @property
     def resource(self) -> bytes: ...
@@ -28,9 +41,10 @@ class NativeLock:
     def wait_lost(self) -> Awaitable[None]: ...
     def abandon(self) -> None: ...
 
+@final
 class NativeManager:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         servers: List[str],
         ttl: float,
         retry_count: int,
@@ -39,7 +53,7 @@ class NativeManager:
         node_timeout: float,
         fencing: bool = False,
         notifications: bool = True,
-    ) -> None: ...
+    ) -> "NativeManager": ...
     def lock(
         self,
         resource: str,

@@ -270,7 +270,7 @@ class Aioredlock:
             )
         state, _, _ = await _call(self._native.is_locked(resource))
         if state != "unsettled":
-            return state == "held"
+            return bool(state == "held")
         # No single holder on a quorum: aioredlock counts any value as "locked".
         keys = await _call(self._native.inspect(resource))
         held = sum(1 for _, s, _, _, _ in keys if s in ("held", "not_a_lock"))
@@ -346,7 +346,7 @@ class Aioredlock:
 
     # -- attrs-like dunders ----------------------------------------------------------------
 
-    def _fields(self) -> tuple:
+    def _fields(self) -> Tuple[Any, ...]:
         return (
             self.redis_connections,
             self.retry_count,

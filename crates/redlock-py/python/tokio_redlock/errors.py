@@ -23,7 +23,7 @@ redacted, a status word, the detail). When a master failed, ``__cause__`` is a
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 __all__ = (
     "AioredlockError",
@@ -129,7 +129,7 @@ _CLASSES = {
 }
 
 
-def _from_native(args: tuple) -> Tuple[LockError, Optional[BaseException]]:
+def _from_native(args: Tuple[Any, ...]) -> Tuple[LockError, Optional[BaseException]]:
     """The exception (and its cause) for a native error's ``args``."""
     name, text, reason, resource, outcomes = args
     exc = _CLASSES.get(name, LockError)(text)

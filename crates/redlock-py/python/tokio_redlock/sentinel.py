@@ -58,7 +58,7 @@ class Sentinel:
             query = parse_qs(url.query)
             tls = tls or url.scheme == "rediss"
             hosts = [(url.hostname or "localhost", url.port or 26379)]
-            master = master or (query.get("master") or [None])[0]
+            master = master or next(iter(query.get("master") or []), None)
             password = password if password is not None else url.password
             path = url.path.strip("/")
             if db is None and path:
