@@ -7,6 +7,10 @@
 #   scripts/python.sh --no-test  build + install only
 #   extra arguments go to pytest (e.g. scripts/python.sh -k cancel)
 #
+# The interop tests run Rust's `redlock` CLI: REDLOCK_BIN names it, or the script builds it
+# (`cargo build -p redlock-cli`, debug). After the workspace's own test build, set
+# REDLOCK_BIN=target/debug/redlock to reuse that binary.
+#
 # The venv lives in the cargo target dir ($CARGO_TARGET_DIR, default target/), which is
 # git-ignored and reused when present; the build shares that target dir with the
 # workspace's own builds. TOKIO_REDLOCK_VENV overrides the venv's path.
@@ -41,6 +45,11 @@ python -c 'import tokio_redlock, sys; print("tokio_redlock imported from", tokio
 
 if [ "${1:-}" = "--no-test" ]; then
   exit 0
+fi
+if [ -z "${REDLOCK_BIN:-}" ]; then
+  step "building the redlock CLI for the interop tests"
+  cargo build -p redlock-cli --locked -q
+  export REDLOCK_BIN="$target/debug/redlock"
 fi
 step "pytest (real redis-server processes on loopback ports)"
 python -m pytest crates/redlock-py/tests -q "$@"

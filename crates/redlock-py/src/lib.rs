@@ -80,10 +80,11 @@ fn live_managers() -> usize {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels) {
-        if let Ok(reset) = logger.install() {
-            *LOGGING.lock().unwrap_or_else(|p| p.into_inner()) = Some(reset);
-        }
+    // Another logger already installed (an embedding application's): keep it.
+    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::LoggersAndLevels)
+        && let Ok(reset) = logger.install()
+    {
+        *LOGGING.lock().unwrap_or_else(|p| p.into_inner()) = Some(reset);
     }
     m.add_class::<manager::NativeManager>()?;
     m.add_class::<held::NativeLock>()?;

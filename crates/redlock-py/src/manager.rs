@@ -96,6 +96,7 @@ impl NativeManager {
     /// `wait` seconds of waiting (woken by release notifications; `inf`: no limit).
     /// `auto_extend` makes a guard whose watchdog extends the lock every `ttl / 3`.
     #[pyo3(signature = (resource, ttl, retries=None, wait=None, auto_extend=false, max_hold=None))]
+    #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
     fn lock<'py>(
         &self,
         py: Python<'py>,

@@ -53,13 +53,13 @@ fn build() -> std::io::Result<Runtime> {
 pub(crate) fn handle() -> PyResult<Handle> {
     let mut state = lock_state();
     let pid = std::process::id();
-    if let State::Running { pid: owner, .. } = &*state {
-        if *owner != pid {
-            // A fork child: the parent's worker threads do not exist here. Never drop that
-            // runtime (dropping joins threads that are gone): forget it.
-            if let State::Running { runtime, .. } = std::mem::replace(&mut *state, State::Idle) {
-                std::mem::forget(runtime);
-            }
+    if let State::Running { pid: owner, .. } = &*state
+        && *owner != pid
+    {
+        // A fork child: the parent's worker threads do not exist here. Never drop that
+        // runtime (dropping joins threads that are gone): forget it.
+        if let State::Running { runtime, .. } = std::mem::replace(&mut *state, State::Idle) {
+            std::mem::forget(runtime);
         }
     }
     match &*state {
