@@ -48,7 +48,7 @@ fn refresh_logging() {
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
     py.detach(|| {
-        if let Ok(handle) = runtime::handle() {
+        if let Some(handle) = runtime::running() {
             manager::close_all(&handle, EXIT_RELEASE_WAIT);
         }
         runtime::shutdown();

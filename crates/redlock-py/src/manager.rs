@@ -12,14 +12,20 @@ use crate::errors;
 use crate::held::NativeLock;
 use crate::runtime;
 
-/// Every manager alive, so that interpreter exit can release what they still hold.
-static LIVE: Mutex<Vec<Weak<LockManager>>> = Mutex::new(Vec::new());
+/// Every manager alive, with the process that created it, so that interpreter exit can
+/// release what they still hold.
+static LIVE: Mutex<Vec<(u32, Weak<LockManager>)>> = Mutex::new(Vec::new());
 
-/// The managers still alive (pruning the dead ones).
+/// The managers still alive that this process created (pruning the dead ones). A forked
+/// child sees none of its parent's: their locks and connections are the parent's.
 pub(crate) fn live_managers() -> Vec<Arc<LockManager>> {
+    let pid = std::process::id();
     let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    live.retain(|w| w.strong_count() > 0);
-    live.iter().filter_map(Weak::upgrade).collect()
+    live.retain(|(_, w)| w.strong_count() > 0);
+    live.iter()
+        .filter(|(owner, _)| *owner == pid)
+        .filter_map(|(_, w)| w.upgrade())
+        .collect()
 }
 
 /// The lock manager behind an `Aioredlock`.
@@ -84,7 +90,7 @@ impl NativeManager {
         let manager = Arc::new(manager);
         LIVE.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::downgrade(&manager));
+            .push((std::process::id(), Arc::downgrade(&manager)));
         Ok(Self {
             manager,
             pid: std::process::id(),

@@ -78,6 +78,16 @@ pub(crate) fn handle() -> PyResult<Handle> {
     }
 }
 
+/// The runtime's handle if this process built it and it is running (never builds one).
+pub(crate) fn running() -> Option<Handle> {
+    match &*lock_state() {
+        State::Running { pid, runtime } if *pid == std::process::id() => {
+            Some(runtime.handle().clone())
+        }
+        _ => None,
+    }
+}
+
 /// Called in a forked child (`os.register_at_fork`): the inherited runtime's threads are
 /// gone, so it is forgotten, and the next call builds a new one.
 pub(crate) fn after_fork() {

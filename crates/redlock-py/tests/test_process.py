@@ -84,6 +84,15 @@ def test_fork_child_must_create_its_own_manager(urls, servers):
             os._exit(0)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, status
+        # A child that exits normally (atexit runs) leaves the parent's lock alone.
+        held = asyncio.run(m.lock("parent", lock_timeout=30))
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert asyncio.run(m.is_locked("parent"))
+        asyncio.run(m.unlock(held))
         asyncio.run(m.destroy())
         print("ok")
     """
