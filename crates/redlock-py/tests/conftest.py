@@ -42,7 +42,7 @@ def _free_port() -> int:
 class Server:
     """One redis-server process."""
 
-    def __init__(self, workdir: str, unix: bool = False) -> None:
+    def __init__(self, workdir: str, unix: bool = False, debug: bool = False) -> None:
         if shutil.which(REDIS_SERVER) is None:
             pytest.fail(
                 f"cannot start Redis: `{REDIS_SERVER}` is not on PATH "
@@ -58,6 +58,8 @@ class Server:
                 REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self.dir,
             ]
+            if debug:  # DEBUG SLEEP (Redis 7+)
+                args += ["--enable-debug-command", "local"]
             if self.socket_path:
                 args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -148,8 +150,8 @@ def spawn_servers(workdir: str):
     """Starts dedicated servers (for tests that pause or kill them)."""
     started: List[Server] = []
 
-    def spawn(n: int) -> List[Server]:
-        new = [Server(workdir) for _ in range(n)]
+    def spawn(n: int, debug: bool = False) -> List[Server]:
+        new = [Server(workdir, debug=debug) for _ in range(n)]
         started.extend(new)
         return new
 

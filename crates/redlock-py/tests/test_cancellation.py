@@ -75,3 +75,42 @@ async def test_cancelled_unlock_can_be_repeated(manager):
         await task
     await manager.unlock(lock)
     assert not await manager.is_locked("u")
+
+
+async def test_cancelled_lock_calls_against_a_slow_master_leave_no_key(spawn_servers):
+    import threading
+    import time
+
+    import redis
+
+    servers = spawn_servers(3, debug=True)
+    manager = Aioredlock([s.url for s in servers], internal_lock_timeout=5.0)
+    stop = threading.Event()
+
+    def slow_down():  # the third master answers in bursts, 50 ms late
+        client = redis.Redis(port=servers[2].port, socket_timeout=5)
+        while not stop.is_set():
+            client.execute_command("DEBUG", "SLEEP", "0.05")
+
+    thread = threading.Thread(target=slow_down)
+    thread.start()
+    random.seed(11)
+    cancelled = 0
+    try:
+        for i in range(200):
+            try:
+                lock = await asyncio.wait_for(manager.lock(f"slow{i % 7}", lock_timeout=30), random.uniform(0, 0.002))
+            except asyncio.TimeoutError:
+                cancelled += 1
+                continue
+            await manager.unlock(lock)
+    finally:
+        stop.set()
+        thread.join()
+    assert cancelled > 20, cancelled  # the windows were hit
+    # Every key written by a cancelled call is released well before its 30 s TTL.
+    deadline = time.monotonic() + 3
+    while any(s.keys() for s in servers):
+        assert time.monotonic() < deadline, {s.url: s.keys() for s in servers}
+        await asyncio.sleep(0.05)
+    await manager.destroy()
