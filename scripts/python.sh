@@ -11,6 +11,9 @@
 # (`cargo build -p redlock-cli`, debug). After the workspace's own test build, set
 # REDLOCK_BIN=target/debug/redlock to reuse that binary.
 #
+# TOKIO_REDLOCK_PY_PROFILE=dev builds the extension in cargo's dev profile instead of
+# release (faster to compile, slower to run; the tests' margins allow either).
+#
 # The venv lives in the cargo target dir ($CARGO_TARGET_DIR, default target/), which is
 # git-ignored and reused when present; the build shares that target dir with the
 # workspace's own builds. TOKIO_REDLOCK_VENV overrides the venv's path.
@@ -39,8 +42,9 @@ python -m pip install -q --disable-pip-version-check -U pip 'maturin>=1.9.4,<2' 
 # dependency is stubbed there, so it is installed without dependencies.
 python -m pip install -q --disable-pip-version-check --no-deps 'aioredlock==0.7.3' 'attrs>=19'
 
-step "building and installing the package (maturin develop --release)"
-(cd crates/redlock-py && maturin develop --release --locked -q)
+profile="${TOKIO_REDLOCK_PY_PROFILE:-release}"
+step "building and installing the package (maturin develop, $profile profile)"
+(cd crates/redlock-py && maturin develop --profile "$profile" --locked -q)
 python -c 'import tokio_redlock, sys; print("tokio_redlock imported from", tokio_redlock.__file__, "on Python", sys.version.split()[0])'
 
 if [ "${1:-}" = "--no-test" ]; then
