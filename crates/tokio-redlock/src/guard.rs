@@ -10,13 +10,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{AcquireOptions, Patience};
-use crate::error::{LockError, NodeOutcome};
+use crate::error::{ConfigError, LockError, NodeOutcome};
 use crate::keys::{Printable, token_prefix};
 use crate::lock::Lock;
 use crate::manager::LockManager;
@@ -204,7 +204,12 @@ pub struct LockGuard {
     outcomes: Vec<NodeOutcome>,
     /// The watchdog; it releases the lock when stopped and returns the outcome.
     watchdog: Option<JoinHandle<Result<(), LockError>>>,
+    /// Explicit extensions, carried out by the watchdog (which owns the lock).
+    extensions: mpsc::Sender<ExtendRequest>,
 }
+
+/// An explicit extension for the watchdog: the TTL and where to send the outcome.
+type ExtendRequest = (Duration, oneshot::Sender<Result<(), LockError>>);
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -287,6 +292,51 @@ impl LockGuard {
     /// A clonable view of this lock (validity, token, lost signal) to hand to other tasks.
     pub fn handle(&self) -> LockHandle {
         self.handle.clone()
+    }
+
+    /// Extends the lock now to `ttl` from now, as [`LockManager::extend`] (one round,
+    /// compare-and-`PEXPIRE`: a key that expired is never re-created), on top of any
+    /// auto-extension. The watchdog carries it out, so it never races an automatic
+    /// extension; on success the deadline moves, and later automatic extensions use `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockManager::extend`]: [`LockError::NotHeld`] when a majority shows the lock is
+    /// not ours any more (the guard is then lost, [`LossCause::ExpiredOrTaken`]),
+    /// [`LockError::NoQuorum`], [`LockError::ValidityExhausted`],
+    /// [`LockError::InvalidArgument`] for a TTL below 1 ms or above
+    /// [`MAX_TTL`](crate::MAX_TTL); [`LockError::Lost`] when the lock was already lost, and
+    /// [`LockError::Closed`] when the guard's watchdog has ended (the manager was closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future after the request reached the watchdog does not stop the
+    /// extension; only its outcome is not reported.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let guard = manager.acquire("report").auto_extend().await?;
+    /// guard.extend(Duration::from_secs(60)).await?;
+    /// assert!(guard.validity() > Duration::from_secs(59));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend(&self, ttl: Duration) -> Result<(), LockError> {
+        ConfigError::check_ttl(ttl).map_err(|e| LockError::InvalidArgument(e.to_string()))?;
+        if self.handle.is_lost() {
+            return Err(LockError::Lost {
+                resource: Arc::clone(&self.handle.shared.resource),
+            });
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.extensions
+            .send((ttl, reply))
+            .await
+            .map_err(|_| LockError::Closed)?;
+        outcome.await.unwrap_or(Err(LockError::Closed))
     }
 
     /// Stops the watchdog, then releases the lock on every master and reports the outcome,
@@ -478,6 +528,7 @@ impl LockGuard {
         let half = ttl.checked_div(2).unwrap_or_default();
         let every = extend_every.map(|e| e.min(half).max(Duration::from_millis(1)));
         let hold_until = max_hold.and_then(|m| Instant::now().checked_add(m));
+        let (extensions, requests) = mpsc::channel(1);
         let task = Watchdog {
             manager: manager.clone(),
             shared: Arc::clone(&shared),
@@ -485,12 +536,13 @@ impl LockGuard {
             every,
             hold_until,
         };
-        let watchdog = manager.tasks().spawn(task.run(lock));
+        let watchdog = manager.tasks().spawn(task.run(lock, requests));
         Self {
             handle: LockHandle { shared },
             ttl,
             outcomes,
             watchdog: Some(watchdog),
+            extensions,
         }
     }
 }
@@ -506,7 +558,11 @@ struct Watchdog {
 
 impl Watchdog {
     /// Runs until stopped or shut down, then releases the lock and returns the outcome.
-    async fn run(self, mut lock: Lock) -> Result<(), LockError> {
+    async fn run(
+        self,
+        mut lock: Lock,
+        mut requests: mpsc::Receiver<ExtendRequest>,
+    ) -> Result<(), LockError> {
         let shutdown = self.manager.shutdown_token();
         let mut last_error: Option<LockError> = None;
         // Whether an extension was sent since the deadline was last set: a loss at the
@@ -526,6 +582,37 @@ impl Watchdog {
                 () = shutdown.cancelled() => {
                     self.declare_lost(&lock, None, LossCause::ManagerClosed);
                     break;
+                }
+                Some((ttl, reply)) = requests.recv() => {
+                    // An explicit extension (`LockGuard::extend`), raced against stopping
+                    // like an automatic one; a lost lock is not extended.
+                    if self.shared.lost.is_cancelled() {
+                        let _ = reply.send(Err(LockError::Lost { resource: Arc::clone(&lock.resource) }));
+                        continue;
+                    }
+                    let outcome = tokio::select! {
+                        biased;
+                        () = self.shared.stop.cancelled() => break,
+                        () = shutdown.cancelled() => {
+                            let _ = reply.send(Err(LockError::Closed));
+                            continue;
+                        }
+                        r = self.manager.extend_lock(&mut lock, ttl) => r,
+                    };
+                    match &outcome {
+                        Ok(()) => {
+                            last_error = None;
+                            attempted = false;
+                            next_extend = self.every.map(|e| next_extension(e, lock.deadline()));
+                        }
+                        Err(e) if e.is_not_held() => {
+                            self.declare_lost(&lock, Some(e), LossCause::ExpiredOrTaken);
+                        }
+                        Err(_) => {}
+                    }
+                    // A failed extension may have lowered the deadline (a shorter TTL).
+                    let _ = self.deadline.send(lock.deadline());
+                    let _ = reply.send(outcome);
                 }
                 () = tokio::time::sleep_until(deadline), if !lost => {
                     let cause = if attempted {
