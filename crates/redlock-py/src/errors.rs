@@ -191,7 +191,7 @@ fn status_word(status: &NodeStatus) -> &'static str {
         NodeStatus::Absent => "absent",
         NodeStatus::NotALock => "not_a_lock",
         NodeStatus::Failed(NodeError::Timeout(_)) => "timeout",
-        NodeStatus::Failed(NodeError::Refused) => "refused",
+        NodeStatus::Failed(NodeError::Refused(_)) => "refused",
         NodeStatus::Failed(NodeError::Connection(_)) => "connection",
         NodeStatus::Failed(NodeError::Backlog(_)) => "backlog",
         NodeStatus::Failed(_) => "failed",
