@@ -81,6 +81,11 @@ pub enum NodeError {
     /// them, the master they name is not a master, or no sentinel answered.
     #[error("sentinel lookup failed: {0}")]
     Sentinel(String),
+    /// A Redis Cluster member could not serve the key: no seed node told the cluster's
+    /// layout (`CLUSTER SLOTS`), no master serves the key's slot, or the key was redirected
+    /// (`MOVED`/`ASK`) more often than a layout change explains.
+    #[error("redis cluster: {0}")]
+    Cluster(String),
     /// Any other error reply from the server, with its code (`ERR`, `BUSY`, `LOADING`, …).
     #[error("server error {code}: {message}")]
     Server {
@@ -212,6 +217,25 @@ fn show_outcomes(o: &[NodeOutcome]) -> Outcomes<'_> {
 
 fn printable(r: &[u8]) -> Printable<'_> {
     Printable(r)
+}
+
+/// Formats keys with their hash slots as `` `a` in slot 1, `b` in slot 2 ``.
+struct Slots<'a>(&'a [(Arc<[u8]>, u16)]);
+
+impl fmt::Display for Slots<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (key, slot)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{}` in slot {slot}", Printable(key))?;
+        }
+        Ok(())
+    }
+}
+
+fn show_slots(s: &[(Arc<[u8]>, u16)]) -> Slots<'_> {
+    Slots(s)
 }
 
 /// The error of every lock operation.
@@ -363,6 +387,16 @@ pub enum LockError {
         /// The lock key (prefix included) whose counter the resource's key is.
         counter_of: Arc<[u8]>,
     },
+    /// The keys of one request are in different Redis Cluster hash slots, which a cluster
+    /// member cannot serve in one script. Nothing was sent. Not retried: a key's slot never
+    /// changes. Every key and helper key of one resource shares a slot, except for a lock key
+    /// holding a `}` without a hash tag (`a}b`); put the resource in a hash tag
+    /// (`{a}b}`), or rename it.
+    #[error("keys in different Redis Cluster hash slots: {}", show_slots(.slots))]
+    CrossSlot {
+        /// Each key with its hash slot.
+        slots: Vec<(Arc<[u8]>, u16)>,
+    },
     /// An argument was rejected before any request was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -413,8 +447,17 @@ impl LockError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::InvalidArgument(_) | Self::Config(_) | Self::ReservedKey { .. }
+            Self::InvalidArgument(_)
+                | Self::Config(_)
+                | Self::ReservedKey { .. }
+                | Self::CrossSlot { .. }
         )
+    }
+
+    /// True when a request's keys are in different Redis Cluster hash slots
+    /// ([`LockError::CrossSlot`]).
+    pub fn is_cross_slot(&self) -> bool {
+        matches!(self, Self::CrossSlot { .. })
     }
 
     /// True when the resource's key is another resource's fencing counter

@@ -315,6 +315,9 @@ pub struct MasterKey {
     pub master: Arc<str>,
     /// What it holds.
     pub state: KeyState,
+    /// For a Redis Cluster member: the node (`host:port`) that serves the key's slot, which
+    /// answered; `None` for other members (and for a cluster whose layout is not known).
+    pub node: Option<Arc<str>>,
 }
 
 /// The masters that may hold a lock's key: those that granted it, and those whose acquire

@@ -994,6 +994,7 @@ impl LockManager {
                 };
                 MasterKey {
                     master: Arc::clone(node.address()),
+                    node: node.serving(&key),
                     state,
                 }
             }
