@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::checks::{ms, render, settle, within};
-use support::cluster::{RedisCluster, role_of};
+use support::cluster::{RedisCluster, get_on_replica, role_of};
 use tokio::time::Instant;
 use tokio_redlock::{KeyState, LockError, LockManager, NodeError, NodeStatus};
 
@@ -407,4 +407,252 @@ async fn contention_never_overlaps() {
         three.len()
     );
     assert_no_lock_key_without_ttl(&all);
+}
+
+/// A waiter wakes on the holder's release through sharded pub/sub: the release script
+/// publishes with `SPUBLISH` on the key's hash-tagged channel, the waiter's manager has
+/// subscribed (`SSUBSCRIBE`) on the master serving that slot, and the hand-off takes far
+/// less than the 5 s retry delay and the 30 s TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_wakes_on_a_sharded_release() {
+    let cluster = RedisCluster::start(3, 0);
+    let slow = || {
+        LockManager::builder()
+            .server(cluster.url())
+            .ttl(Duration::from_secs(30))
+            .node_timeout(ms(300))
+            .connect_timeout(ms(2_000))
+            .retry_delay(Duration::from_secs(5))
+            .retry_jitter(ms(0))
+            .build()
+            .expect("valid configuration")
+    };
+    let (holder, waiter) = (slow(), slow());
+    for key in cluster.keys_in_many_slots("handoff-", 3) {
+        let owner = &cluster.nodes[cluster.owner_of(key.as_bytes())].server;
+        let channel = tokio_redlock::sharded_release_channel(key.as_bytes());
+        let mut lock = holder.lock(key.as_str()).await.expect("lock");
+        let wait = {
+            let (waiter, key) = (waiter.clone(), key.clone());
+            tokio::spawn(async move {
+                waiter
+                    .lock(key.as_str())
+                    .wait(Duration::from_secs(20))
+                    .await
+            })
+        };
+        // The waiter's subscription is on the slot's master.
+        let subscribed = support::eventually(ms(5_000), || {
+            matches!(
+                owner.cmd_bytes(&[b"PUBSUB", b"SHARDNUMSUB", &channel]),
+                redis::Value::Array(ref items) if items.get(1) == Some(&redis::Value::Int(1))
+            )
+        })
+        .await;
+        assert!(subscribed, "{key}: SSUBSCRIBE on the slot's master");
+        tokio::time::sleep(ms(200)).await;
+        let released = Instant::now();
+        holder.unlock(&mut lock).await.expect("unlock");
+        let mut taken = within(ms(10_000), "waiter", wait)
+            .await
+            .expect("task")
+            .expect("lock");
+        let handoff = released.elapsed();
+        assert!(handoff < ms(2_500), "{key}: hand-off took {handoff:?}");
+        waiter.unlock(&mut taken).await.expect("unlock");
+        assert!(
+            owner.command_calls("spublish") > 0,
+            "the release published with SPUBLISH"
+        );
+    }
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.server.command_calls("publish"),
+            0,
+            "no cluster-wide PUBLISH"
+        );
+    }
+    holder.close().await;
+    waiter.close().await;
+    settle(&waiter).await;
+    assert_eq!(waiter.background_tasks(), 0);
+}
+
+/// Contention on resources of one slot while that slot is migrated key by key to another
+/// master (`SETSLOT … IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT … NODE`) and back: no two
+/// sections overlap, fencing tokens keep growing, every release lands (no lock key is left
+/// once the tasks are done, long before its TTL), and no key is left without a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migrating_while_locks_are_taken_and_released() {
+    let cluster = Arc::new(RedisCluster::start(3, 0));
+    let resources: Vec<String> = (0..4).map(|i| format!("{{migrating}}:r{i}")).collect();
+    let slot = cluster.slot_of(resources[0].as_bytes());
+    let source = cluster.owner_of_slot(slot);
+    let target = cluster
+        .masters()
+        .into_iter()
+        .find(|i| *i != source)
+        .expect("another master");
+    let manager = LockManager::builder()
+        .server(cluster.url())
+        .ttl(Duration::from_secs(10))
+        .node_timeout(ms(300))
+        .connect_timeout(ms(2_000))
+        .retry_delay(ms(20))
+        .fencing(true)
+        .build()
+        .expect("valid configuration");
+    let sections = Arc::new(Mutex::new(Vec::new()));
+    let unlock_errors = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (manager, sections, unlock_errors, stop, resources) = (
+            manager.clone(),
+            Arc::clone(&sections),
+            Arc::clone(&unlock_errors),
+            Arc::clone(&stop),
+            resources.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = t;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = n % resources.len();
+                n += 1;
+                let Ok(mut lock) = manager.lock(resources[r].as_str()).wait(ms(2_000)).await else {
+                    continue;
+                };
+                let entered = Instant::now();
+                tokio::time::sleep(ms(3)).await;
+                let left = Instant::now();
+                assert!(left < lock.deadline());
+                let fence = lock.fencing_token().expect("fencing").get();
+                sections.lock().unwrap().push(Section {
+                    resource: r,
+                    entered,
+                    left,
+                    fence,
+                });
+                if let Err(e) = manager.unlock(&mut lock).await {
+                    unlock_errors.lock().unwrap().push(render(&e));
+                }
+            }
+        }));
+    }
+    let mover = {
+        let cluster = Arc::clone(&cluster);
+        tokio::task::spawn_blocking(move || {
+            for (from, to) in [(source, target), (target, source)] {
+                std::thread::sleep(Duration::from_millis(500));
+                let migration = cluster.begin_migration(slot, from, to);
+                // One key at a time, with pauses: requests meet every state (ASK, TRYAGAIN).
+                for _ in 0..20 {
+                    migration.migrate_keys(1);
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                migration.finish();
+                assert_eq!(cluster.owner_of_slot(slot), to);
+            }
+        })
+    };
+    within(ms(60_000), "migrations", mover)
+        .await
+        .expect("mover");
+    let asked: u64 = [source, target]
+        .iter()
+        .map(|i| cluster.nodes[*i].server.command_calls("asking"))
+        .sum();
+    assert!(
+        asked > 0,
+        "requests were redirected with ASK during the migration"
+    );
+    tokio::time::sleep(ms(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in tasks {
+        within(ms(30_000), "a task", task).await.expect("task");
+    }
+    let sections = Arc::try_unwrap(sections).unwrap().into_inner().unwrap();
+    assert!(sections.len() > 40, "{} sections", sections.len());
+    assert_no_overlap(&sections, resources.len());
+    let errors = unlock_errors.lock().unwrap().clone();
+    assert!(
+        errors.iter().all(|e| !e.contains("NotHeld")),
+        "an unlock found its lock gone: {errors:?}"
+    );
+    manager.close().await;
+    settle(&manager).await;
+    // Every release landed: no lock key is left (their TTL is 10 s).
+    for i in [source, target] {
+        let left: Vec<_> = cluster.nodes[i]
+            .server
+            .keys_with_pttl()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with(":fence"))
+            .collect();
+        assert!(left.is_empty(), "lock keys left on node {i}: {left:?}");
+    }
+    assert_no_lock_key_without_ttl(std::slice::from_ref(&*cluster));
+    println!(
+        "{} sections, {} unlock errors during migration",
+        sections.len(),
+        errors.len()
+    );
+}
+
+/// A manual failover (`CLUSTER FAILOVER`) of the master serving a lock's slot: the lock
+/// taken before it is released on the promoted replica (the old master, now a replica,
+/// redirects with `MOVED`); locks keep being granted with growing fencing tokens; then the
+/// new master is killed, its replica (the old master) takes over, and locking resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_promoted_by_cluster_failover_and_a_master_killed() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let manager = manager(&[cluster.url()]);
+    let key = "failover-key";
+    let master = cluster.owner_of(key.as_bytes());
+    let replica = cluster.replica_of(master).expect("a replica");
+    let mut before = manager.lock(key).await.expect("lock");
+    let first = before.fencing_token().expect("fencing");
+    // Wait until the replica has the key (replication is asynchronous).
+    assert!(
+        support::eventually(ms(5_000), || get_on_replica(
+            &cluster.nodes[replica].server,
+            key.as_bytes()
+        )
+        .is_some())
+        .await,
+        "the replica has the lock key"
+    );
+    cluster.failover(replica);
+    assert_eq!(cluster.owner_of(key.as_bytes()), replica);
+    manager
+        .unlock(&mut before)
+        .await
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(
+        !cluster.nodes[replica].server.exists(key.as_bytes()),
+        "released on the new master"
+    );
+    let mut after = manager
+        .lock(key)
+        .await
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    assert!(after.fencing_token().expect("fencing") > first);
+    manager.unlock(&mut after).await.expect("unlock");
+    // Kill the new master: its replica (the old master) is promoted by the cluster.
+    cluster.nodes[replica].server.kill();
+    cluster.wait_master(master, Duration::from_secs(30));
+    let started = Instant::now();
+    let mut again = loop {
+        match manager.lock(key).await {
+            Ok(lock) => break lock,
+            Err(e) if started.elapsed() < ms(10_000) => {
+                assert!(e.is_unavailable(), "{}", render(&e));
+                tokio::time::sleep(ms(100)).await;
+            }
+            Err(e) => panic!("no lock after the failover: {}", render(&e)),
+        }
+    };
+    manager.unlock(&mut again).await.expect("unlock");
+    manager.close().await;
+    settle(&manager).await;
 }

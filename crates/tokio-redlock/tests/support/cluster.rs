@@ -485,3 +485,15 @@ pub fn text(value: Value) -> String {
         other => panic!("expected a text reply, got {other:?}"),
     }
 }
+
+/// `GET` on a replica of a cluster (after `READONLY`, on the same connection).
+pub fn get_on_replica(server: &RedisServer, key: &[u8]) -> Option<Vec<u8>> {
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut con = client
+        .get_connection_with_timeout(super::servers::CMD_TIMEOUT)
+        .expect("connection");
+    redis::cmd("READONLY")
+        .query::<()>(&mut con)
+        .expect("READONLY");
+    redis::cmd("GET").arg(key).query(&mut con).expect("GET")
+}
