@@ -10,9 +10,9 @@
 //!   facade; the names are listed under [Metrics reference](#metrics-reference).
 //! - `serde`: `Deserialize`/`Serialize` for [`LockManagerConfig`].
 //!
-//! Without features the crate depends on `redis` (with `tokio-comp`, `script`, `sentinel`),
-//! `tokio`, `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util`, `url` and
-//! `percent-encoding`.
+//! Without features the crate depends on `redis` (with `tokio-comp`, `script`, `sentinel`,
+//! `cluster-async`), `tokio`, `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util`,
+//! `url`, `percent-encoding` and `crc16` (Redis Cluster hash slots).
 //!
 //! # Metrics reference
 //!

@@ -656,3 +656,52 @@ async fn a_replica_promoted_by_cluster_failover_and_a_master_killed() {
     manager.close().await;
     settle(&manager).await;
 }
+
+/// A cluster with a password: locks work with it; a wrong one fails as `Auth` at once
+/// (not a timeout, not a retry), and the password shows nowhere — not in the member's
+/// address, the error, its `Debug`, or any log line. One cluster alone is allowed, with a
+/// warning that names the failover caveat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_stay_hidden_and_one_cluster_alone_is_warned_about() {
+    support::diagnostics::install_recording_everything();
+    let secret = "Clu5terS3cret";
+    let cluster = RedisCluster::start_with_password(3, 0, secret);
+    let url = cluster.url().replacen(
+        "redis+cluster://",
+        &format!("redis+cluster://:{secret}@"),
+        1,
+    );
+    let manager = manager(std::slice::from_ref(&url));
+    let shown: Vec<&str> = manager.masters().collect();
+    assert_eq!(shown, [url.replace(secret, "***").as_str()]);
+    let mut lock = manager
+        .lock("with-password")
+        .await
+        .unwrap_or_else(|e| panic!("{}", render(&e)));
+    manager.unlock(&mut lock).await.expect("unlock");
+    let warned = support::diagnostics::warnings_about("only member");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("failover"), "{warned:?}");
+    let wrong = url.replace(secret, "Wr0ngPa55");
+    let refused = manager_with_retries(std::slice::from_ref(&wrong), 3);
+    let started = Instant::now();
+    let err = refused.lock("with-password").await.unwrap_err();
+    assert!(
+        started.elapsed() < ms(4_000),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.is_auth(), "{}", render(&err));
+    for text in [
+        render(&err),
+        format!("{refused:?}"),
+        support::diagnostics::all_events().join("\n"),
+    ] {
+        assert!(
+            !text.contains(secret) && !text.contains("Wr0ngPa55"),
+            "{text}"
+        );
+    }
+    manager.close().await;
+    refused.close().await;
+}

@@ -18,6 +18,9 @@
 #[macro_use]
 pub mod servers;
 
+#[path = "../../../tokio-redlock/tests/support/cluster.rs"]
+pub mod cluster;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command as StdCommand, ExitStatus};

@@ -233,7 +233,13 @@ impl Cluster {
                     drop(layout);
                     return self.node_at(&addr);
                 }
-                if waited && !layout.refreshing {
+                // After a refresh (ours, or one that ended a moment ago: a slot nobody
+                // serves must not make every request refresh the layout again), the slot
+                // has no master.
+                let fresh = layout
+                    .last_refresh
+                    .is_some_and(|at| at.elapsed() < REFRESH_MIN);
+                if !layout.refreshing && (waited || fresh) {
                     return Err(layout.error.clone().unwrap_or_else(|| {
                         NodeError::Cluster(format!("no master serves slot {slot}"))
                     }));

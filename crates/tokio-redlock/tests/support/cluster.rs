@@ -74,6 +74,16 @@ impl RedisCluster {
         Self::start_with(masters, replicas, &[])
     }
 
+    /// Like [`start`](Self::start), every node requiring `password` (replicas use it to
+    /// reach their masters).
+    pub fn start_with_password(masters: usize, replicas: usize, password: &str) -> Self {
+        Self::start_with(
+            masters,
+            replicas,
+            &["--requirepass", password, "--masterauth", password],
+        )
+    }
+
     /// Like [`start`](Self::start), with `extra` arguments for every node.
     pub fn start_with(masters: usize, replicas: usize, extra: &[&str]) -> Self {
         assert!(
@@ -86,6 +96,9 @@ impl RedisCluster {
         create.arg("--cluster").arg("create");
         for server in &servers {
             create.arg(format!("127.0.0.1:{}", server.port()));
+        }
+        if let Some(i) = extra.iter().position(|a| *a == "--requirepass") {
+            create.args(["-a", extra[i + 1], "--no-auth-warning"]);
         }
         create
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
