@@ -407,7 +407,8 @@ impl Report {
         out.push_str(
             "## Reproduce\n\n\
              Needs `redis-server` on the `PATH` (the run starts its own three masters on free \
-             loopback ports, without persistence, and stops them at the end).\n\n\
+             loopback ports, without persistence, and stops them at the end; for S1_3c also \
+             three clusters of three masters, joined with `redis-cli --cluster create`).\n\n\
              ```sh\n\
              cargo run --release -p redlock-bench                       # table and RESULT lines (a few minutes)\n\
              cargo run --release -p redlock-bench -- --write-docs docs  # the same, and rewrites this file and the plot\n\
@@ -416,7 +417,7 @@ impl Report {
              cargo bench -p redlock-bench                               # criterion: one lock+unlock cycle, 1 local master\n\
              ```\n\n\
              `--masters URL,URL,URL` uses given masters instead (S4 is then skipped: it freezes \
-             a master). `--help` lists every option.\n\n",
+             a master; S1_3c too: it starts its own clusters). `--help` lists every option.\n\n",
         );
         let _ = writeln!(
             out,
