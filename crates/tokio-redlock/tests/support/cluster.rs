@@ -310,30 +310,50 @@ impl RedisCluster {
     pub fn failover(&self, replica: usize) {
         let server = &self.nodes[replica].server;
         assert_eq!(role_of(server), "slave", "node {replica} is not a replica");
-        server.cmd(&["CLUSTER", "FAILOVER"]);
-        self.wait_master(replica, Duration::from_secs(30));
+        // A manual failover that cannot finish in time (the replica slow to catch up on a
+        // loaded machine) is abandoned by Redis without a word: ask again, a few times.
+        for _ in 0..4 {
+            if role_of(server) == "slave" {
+                server.cmd(&["CLUSTER", "FAILOVER"]);
+            }
+            if self.is_master_everywhere(replica, Duration::from_secs(12)) {
+                return;
+            }
+        }
+        panic!("node {replica} was not promoted by CLUSTER FAILOVER");
+    }
+
+    /// Whether node `i` becomes, within `timeout`, a master that every live node names.
+    fn is_master_everywhere(&self, i: usize, timeout: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.agrees_master(i) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn agrees_master(&self, i: usize) -> bool {
+        let port = self.nodes[i].server.port();
+        role_of(&self.nodes[i].server) == "master"
+            && self.live_nodes().all(|n| {
+                slot_owners(&n.server).is_ok_and(|owners| owners.values().any(|p| *p == port))
+            })
+            && self.live_nodes().all(|n| {
+                n.server
+                    .try_cmd(&["CLUSTER", "INFO"])
+                    .is_ok_and(|info| text(info).lines().any(|l| l.trim() == "cluster_state:ok"))
+            })
     }
 
     /// Waits until node `i` is a master every live node names for some slot.
     pub fn wait_master(&self, i: usize, timeout: Duration) {
-        let port = self.nodes[i].server.port();
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            let agreed = role_of(&self.nodes[i].server) == "master"
-                && self.live_nodes().all(|n| {
-                    slot_owners(&n.server).is_ok_and(|owners| owners.values().any(|p| *p == port))
-                })
-                && self.live_nodes().all(|n| {
-                    n.server.try_cmd(&["CLUSTER", "INFO"]).is_ok_and(|info| {
-                        text(info).lines().any(|l| l.trim() == "cluster_state:ok")
-                    })
-                });
-            if agreed {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        panic!("node {i} did not become a master within {timeout:?}");
+        assert!(
+            self.is_master_everywhere(i, timeout),
+            "node {i} did not become a master within {timeout:?}"
+        );
     }
 
     /// The replica of master `master`, if it has one.
