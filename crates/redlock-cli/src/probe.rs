@@ -40,6 +40,8 @@ pub(crate) enum KeyState {
 pub(crate) struct MasterKey {
     /// The master's address, password redacted.
     pub(crate) master: String,
+    /// For a Redis Cluster member: the node (`host:port`) that served the key.
+    pub(crate) node: Option<String>,
     /// What it holds under the key.
     pub(crate) state: KeyState,
     /// Who holds it here, when the holder stored a record for the token the key holds.
@@ -72,6 +74,7 @@ impl From<tokio_redlock::MasterKey> for MasterKey {
         };
         Self {
             master: m.master.to_string(),
+            node: m.node.map(|n| n.to_string()),
             state,
             holder_info: m.holder_info,
         }
@@ -99,6 +102,7 @@ pub(crate) async fn read_all(
             .masters()
             .map(|master| MasterKey {
                 master: master.to_owned(),
+                node: None,
                 state: KeyState::Failed(why.clone()),
                 holder_info: None,
             })
@@ -177,7 +181,10 @@ pub(crate) fn show_duration(d: Duration) -> String {
 
 impl fmt::Display for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.master)?;
+        match &self.node {
+            Some(node) => write!(f, "{} (node {node}): ", self.master)?,
+            None => write!(f, "{}: ", self.master)?,
+        }
         match &self.state {
             KeyState::Absent => f.write_str("no key"),
             KeyState::Held { value, pttl } => {
@@ -197,6 +204,9 @@ impl fmt::Display for MasterKey {
 #[derive(Debug, Serialize)]
 pub(crate) struct MasterJson {
     master: String,
+    /// For a Redis Cluster member: the node that served the key (omitted otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
     reachable: bool,
     exists: Option<bool>,
     is_lock: Option<bool>,
@@ -214,9 +224,11 @@ fn pttl_ms(p: Option<Duration>) -> i64 {
 impl From<&MasterKey> for MasterJson {
     fn from(m: &MasterKey) -> Self {
         let master = m.master.clone();
+        let node = m.node.clone();
         match &m.state {
             KeyState::Absent => Self {
                 master,
+                node: node.clone(),
                 reachable: true,
                 exists: Some(false),
                 is_lock: None,
@@ -226,6 +238,7 @@ impl From<&MasterKey> for MasterJson {
             },
             KeyState::Held { value, pttl } => Self {
                 master,
+                node: node.clone(),
                 reachable: true,
                 exists: Some(true),
                 is_lock: Some(true),
@@ -235,6 +248,7 @@ impl From<&MasterKey> for MasterJson {
             },
             KeyState::NotALock => Self {
                 master,
+                node: node.clone(),
                 reachable: true,
                 exists: Some(true),
                 is_lock: Some(false),
@@ -244,6 +258,7 @@ impl From<&MasterKey> for MasterJson {
             },
             KeyState::Failed(e) => Self {
                 master,
+                node: node.clone(),
                 reachable: false,
                 exists: None,
                 is_lock: None,

@@ -193,6 +193,11 @@ pub(crate) async fn acquire(
     options: AcquireOptions,
 ) -> Result<Lock, LockError> {
     keys::check_lock_key(&shared.settings.key_prefix, &resource)?;
+    if shared.nodes.iter().any(|n| n.is_cluster()) {
+        // A cluster member runs each script on one slot: the lock key and its helper keys.
+        let key = keys::lock_key(&shared.settings.key_prefix, &resource);
+        keys::check_one_slot(&[&key, &keys::fence_key(&key)])?;
+    }
     let started = Instant::now();
     let result = acquire_unrecorded(shared, resource, options).await;
     crate::metrics::acquisition(&result, started.elapsed());

@@ -419,6 +419,17 @@ impl LockManagerBuilder {
             }
             nodes.push(Arc::new(node));
         }
+        if let [only] = nodes.as_slice()
+            && only.is_cluster()
+        {
+            tracing::warn!(
+                member = %only.address(),
+                "one Redis Cluster is the only member: a failover inside it can promote a \
+                 replica that missed the latest lock (asynchronous replication), and another \
+                 client may then take it; use three independent clusters (or masters), and \
+                 fencing tokens"
+            );
+        }
         if self.tls.is_configured() && !nodes.iter().any(|n| n.is_tls()) {
             return Err(ConfigError::TlsWithoutTlsServer);
         }

@@ -82,6 +82,10 @@ pub enum NodeError {
     /// No sentinel of a Sentinel group named a usable master: the master name is unknown to
     /// them, the master they name is not a master, or no sentinel answered.
     Sentinel(Cause),
+    /// A Redis Cluster member could not serve the key: no seed node told the cluster's
+    /// layout (`CLUSTER SLOTS`), no master serves the key's slot, or the key was redirected
+    /// (`MOVED`/`ASK`) more often than a layout change explains.
+    Cluster(Cause),
     /// Any other error reply from the server, with its code (`ERR`, `BUSY`, `LOADING`, …).
     Server {
         /// The error code, the first word of the reply.
@@ -115,6 +119,7 @@ impl fmt::Display for NodeError {
             Self::ReadOnly(c) => write!(f, "not writable: {c}"),
             Self::NotMaster(m) => write!(f, "not a master: {m}"),
             Self::Sentinel(c) => write!(f, "sentinel lookup failed: {c}"),
+            Self::Cluster(c) => write!(f, "redis cluster: {c}"),
             Self::Server { code, message } => write!(f, "server error {code}: {message}"),
             Self::UnexpectedReply(r) => write!(f, "unexpected reply: {r}"),
             Self::SameServer(other) => write!(
@@ -172,6 +177,7 @@ impl NodeError {
             | Self::OutOfMemory(c)
             | Self::ReadOnly(c)
             | Self::Sentinel(c)
+            | Self::Cluster(c)
             | Self::Server { message: c, .. } => Some(c),
             Self::Timeout(_)
             | Self::NotMaster(_)
@@ -438,6 +444,25 @@ fn printable(r: &[u8]) -> Printable<'_> {
     Printable(r)
 }
 
+/// Formats keys with their hash slots as `` `a` in slot 1, `b` in slot 2 ``.
+struct Slots<'a>(&'a [(Arc<[u8]>, u16)]);
+
+impl fmt::Display for Slots<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (key, slot)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{}` in slot {slot}", Printable(key))?;
+        }
+        Ok(())
+    }
+}
+
+fn show_slots(s: &[(Arc<[u8]>, u16)]) -> Slots<'_> {
+    Slots(s)
+}
+
 /// The error of every lock operation.
 ///
 /// Match on the variant, or ask a predicate: [`is_conflict`](Self::is_conflict) (someone else
@@ -572,6 +597,15 @@ pub enum LockError {
         /// What kind of helper key: `"fencing counter"` or `"holder record"`.
         helper: &'static str,
     },
+    /// The keys of one request are in different Redis Cluster hash slots, which a cluster
+    /// member cannot serve in one script. Nothing was sent. Not retried: a key's slot never
+    /// changes. Every key and helper key of one resource shares a slot, except for a lock key
+    /// holding a `}` without a hash tag (`a}b`); put the resource in a hash tag
+    /// (`{a}b}`), or rename it.
+    CrossSlot {
+        /// Each key with its hash slot.
+        slots: Vec<(Arc<[u8]>, u16)>,
+    },
     /// An argument was rejected before any request was sent.
     InvalidArgument(String),
     /// The configuration was rejected by [`LockManagerBuilder::build`](crate::LockManagerBuilder::build).
@@ -655,6 +689,13 @@ impl fmt::Display for LockError {
                 printable(resource),
                 printable(helper_of)
             ),
+            Self::CrossSlot { slots } => {
+                write!(
+                    f,
+                    "keys in different Redis Cluster hash slots: {}",
+                    show_slots(slots)
+                )
+            }
             Self::InvalidArgument(reason) => write!(f, "invalid argument: {reason}"),
             Self::Config(e) => fmt::Display::fmt(e, f),
             Self::Closed => f.write_str("the lock manager is closed"),
@@ -741,6 +782,13 @@ impl fmt::Debug for LockError {
                 .field("helper_of", &printable(helper_of))
                 .field("helper", helper)
                 .finish(),
+            Self::CrossSlot { slots } => {
+                let keys: Vec<(String, u16)> = slots
+                    .iter()
+                    .map(|(key, slot)| (printable(key).to_string(), *slot))
+                    .collect();
+                f.debug_struct("CrossSlot").field("slots", &keys).finish()
+            }
             Self::InvalidArgument(reason) => {
                 f.debug_tuple("InvalidArgument").field(reason).finish()
             }
@@ -808,8 +856,17 @@ impl LockError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::InvalidArgument(_) | Self::Config(_) | Self::ReservedKey { .. }
+            Self::InvalidArgument(_)
+                | Self::Config(_)
+                | Self::ReservedKey { .. }
+                | Self::CrossSlot { .. }
         )
+    }
+
+    /// True when a request's keys are in different Redis Cluster hash slots
+    /// ([`LockError::CrossSlot`]).
+    pub fn is_cross_slot(&self) -> bool {
+        matches!(self, Self::CrossSlot { .. })
     }
 
     /// True when the resource's key is another resource's fencing counter or holder record

@@ -54,6 +54,84 @@ pub fn release_channel(lock_key: &[u8]) -> Arc<[u8]> {
     channel.into()
 }
 
+/// The channel the release script publishes on with `SPUBLISH` (sharded pub/sub, Redis 7)
+/// on a Redis Cluster member: [`release_channel`] with the lock key as its hash tag
+/// (`redlock:released:{<key>}`, or `redlock:released:<key>` when the key already carries a
+/// hash tag), so that the channel hashes to the lock key's slot. A sharded message then
+/// travels only within the shard that serves the key, and waiters subscribe (`SSUBSCRIBE`)
+/// on that shard's master alone.
+///
+/// A tool that deletes a lock key on a cluster itself publishes there (`SPUBLISH`).
+///
+/// # Examples
+///
+/// ```
+/// use tokio_redlock::sharded_release_channel;
+///
+/// assert_eq!(&*sharded_release_channel(b"orders:42"), b"redlock:released:{orders:42}");
+/// assert_eq!(&*sharded_release_channel(b"{orders}:42"), b"redlock:released:{orders}:42");
+/// ```
+pub fn sharded_release_channel(lock_key: &[u8]) -> Arc<[u8]> {
+    const PREFIX: &[u8] = b"redlock:released:";
+    let mut channel = Vec::with_capacity(
+        PREFIX
+            .len()
+            .saturating_add(lock_key.len())
+            .saturating_add(2),
+    );
+    channel.extend_from_slice(PREFIX);
+    if has_hash_tag(lock_key) {
+        channel.extend_from_slice(lock_key);
+    } else {
+        channel.push(b'{');
+        channel.extend_from_slice(lock_key);
+        channel.push(b'}');
+    }
+    channel.into()
+}
+
+/// The lock key of a release channel ([`release_channel`] or [`sharded_release_channel`]),
+/// if `channel` is one.
+pub(crate) fn channel_lock_key(channel: &[u8]) -> Option<&[u8]> {
+    channel.strip_prefix(b"redlock:released:")
+}
+
+/// The number of hash slots of a Redis Cluster.
+pub(crate) const SLOTS: u16 = 16_384;
+
+/// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag (the bytes between
+/// the first `{` and the next `}`, when not empty), else of the whole key, modulo 16384 —
+/// the cluster specification's `HASH_SLOT`, computed with the CRC16 redis-rs itself uses.
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
+}
+
+/// The hash tag of a key, if it has one (see [`has_hash_tag`]).
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|b| *b == b'{')?;
+    let rest = key.get(open.saturating_add(1)..)?;
+    let close = rest.iter().position(|b| *b == b'}')?;
+    rest.get(..close).filter(|tag| !tag.is_empty())
+}
+
+/// Refuses a request whose keys are not all in one hash slot, as a Redis Cluster member
+/// needs ([`LockError::CrossSlot`], naming each key's slot), before anything is sent: a
+/// cluster would answer `CROSSSLOT`, and no retry can change a key's slot.
+///
+/// Every helper key of a resource shares its lock key's slot ([`helper_key`]), except for
+/// a lock key that holds a `}` without a hash tag (`a}b`, `x{}y}`): braces around it cannot
+/// make a tag of the whole key, so its helper keys hash elsewhere.
+pub(crate) fn check_one_slot(keys: &[&[u8]]) -> Result<(), LockError> {
+    let slots: Vec<(Arc<[u8]>, u16)> = keys.iter().map(|k| (Arc::from(*k), slot(k))).collect();
+    match slots.first() {
+        Some((_, first)) if slots.iter().any(|(_, s)| s != first) => {
+            Err(LockError::CrossSlot { slots })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
 pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"fence")
@@ -281,6 +359,34 @@ mod tests {
         ] {
             assert_eq!(helper_owner(fine), None, "{fine:?}");
         }
+    }
+
+    #[test]
+    fn slots_follow_the_cluster_spec() {
+        // Values from the cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(
+            crc16::State::<crc16::XMODEM>::calculate(b"123456789"),
+            0x31C3
+        );
+        assert_eq!(slot(b"foo"), 12_182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+        assert_eq!(slot(b"foo{bar}{zap}"), slot(b"bar"));
+        for key in [&b"orders:42"[..], b"a{b}c", b"{x}", b"\xff\x00"] {
+            assert_eq!(slot(&fence_key(key)), slot(key), "{key:?}");
+            assert_eq!(slot(&sharded_release_channel(key)), slot(key), "{key:?}");
+            assert_eq!(channel_lock_key(&release_channel(key)), Some(key));
+            assert!(check_one_slot(&[key, &fence_key(key)]).is_ok(), "{key:?}");
+        }
+        // A `}` without a tag: braces cannot make the whole key a tag.
+        let key = &b"a}b"[..];
+        let err = check_one_slot(&[key, &fence_key(key)]);
+        assert!(
+            matches!(&err, Err(LockError::CrossSlot { slots }) if slots.len() == 2),
+            "{err:?}"
+        );
     }
 
     #[test]

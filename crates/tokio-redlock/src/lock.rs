@@ -327,6 +327,9 @@ pub struct MasterKey {
     /// holds that holder's token. Untrusted text: print it escaped
     /// ([`Printable`](crate::Printable)).
     pub holder_info: Option<crate::HolderInfo>,
+    /// For a Redis Cluster member: the node (`host:port`) that serves the key's slot, which
+    /// answered; `None` for other members (and for a cluster whose layout is not known).
+    pub node: Option<Arc<str>>,
 }
 
 /// The masters that may hold a lock's key: those that granted it, and those whose acquire

@@ -1050,6 +1050,7 @@ impl LockManager {
                 };
                 MasterKey {
                     master: Arc::clone(node.address()),
+                    node: node.serving(&key),
                     state,
                     holder_info,
                 }

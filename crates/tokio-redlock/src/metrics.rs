@@ -132,6 +132,7 @@ pub(crate) fn master_error(master: &str, error: &NodeError) {
             NodeError::ReadOnly(_) => "read_only",
             NodeError::NotMaster(_) => "not_master",
             NodeError::Sentinel(_) => "sentinel",
+            NodeError::Cluster(_) => "cluster",
             NodeError::Server { .. } => "server",
             NodeError::UnexpectedReply(_) => "unexpected_reply",
             NodeError::SameServer(_) => "same_server",

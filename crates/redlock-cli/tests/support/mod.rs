@@ -23,6 +23,9 @@ pub mod sentinel;
 #[path = "../../../tokio-redlock/tests/support/tls.rs"]
 pub mod tls;
 
+#[path = "../../../tokio-redlock/tests/support/cluster.rs"]
+pub mod cluster;
+
 use std::fs;
 use std::net::TcpListener;
 use std::path::Path;

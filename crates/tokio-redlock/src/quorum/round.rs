@@ -99,6 +99,7 @@ impl<T: Send + 'static> Round<T> {
                     queue_until,
                     sent: Some(Arc::clone(&sent)),
                     priority: false,
+                    asking: false,
                 };
                 Pending {
                     index,

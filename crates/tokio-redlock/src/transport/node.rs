@@ -183,9 +183,10 @@ impl Attempt {
 
 /// The servers behind one manager's masters, known by their `run_id` (from `INFO server`),
 /// so that one server listed under two names (`127.0.0.1` and `localhost`, say) is refused
-/// instead of counting twice toward a quorum.
+/// instead of counting twice toward a quorum. A Redis Cluster member has one entry per node
+/// it connected to; its nodes may not be another member's servers either.
 #[derive(Debug, Default)]
-pub(crate) struct ServerIds(Mutex<Vec<Option<ServerId>>>);
+pub(crate) struct ServerIds(Mutex<Vec<(usize, ServerId)>>);
 
 /// One master's server: its `run_id` and the master's (redacted) address.
 #[derive(Debug, Clone)]
@@ -195,9 +196,9 @@ struct ServerId {
 }
 
 impl ServerIds {
-    /// Records that master `index` is the server `run_id`, unless another master of the same
-    /// manager is that server. Without a `run_id` (no permission for `INFO`) the check is
-    /// skipped.
+    /// Records that member `index` reaches the server `run_id` at `address`, unless another
+    /// member of the same manager is that server. Without a `run_id` (no permission for
+    /// `INFO`) the check is skipped.
     fn register(
         &self,
         index: usize,
@@ -209,21 +210,22 @@ impl ServerIds {
             return Ok(());
         };
         let mut ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let duplicate = ids.iter().enumerate().find_map(|(i, id)| match id {
-            Some(other) if i != index && other.run_id == run_id => Some(Arc::clone(&other.address)),
-            _ => None,
+        let duplicate = ids.iter().find_map(|(i, other)| {
+            (*i != index && other.run_id == run_id).then(|| Arc::clone(&other.address))
         });
         if let Some(other) = duplicate {
             return Err(NodeError::SameServer(other.to_string()));
         }
-        if ids.len() <= index {
-            ids.resize(index.saturating_add(1), None);
-        }
-        if let Some(slot) = ids.get_mut(index) {
-            *slot = Some(ServerId {
-                run_id,
-                address: Arc::clone(address),
-            });
+        let entry = ServerId {
+            run_id,
+            address: Arc::clone(address),
+        };
+        match ids
+            .iter_mut()
+            .find(|(i, id)| *i == index && id.address == *address)
+        {
+            Some((_, slot)) => *slot = entry,
+            None => ids.push((index, entry)),
         }
         Ok(())
     }
@@ -297,8 +299,12 @@ pub(crate) struct Node {
     index: usize,
     /// The servers of all the manager's masters, to refuse one server counted twice.
     servers: Arc<ServerIds>,
-    /// The URL as configured, password replaced by `***`.
+    /// The URL as configured, password replaced by `***` (a node of a Redis Cluster
+    /// member: its `host:port`).
     address: Arc<str>,
+    /// The label of this master's metrics: its address, or for a node of a Redis Cluster
+    /// member, the member's (metrics label members, not each node of a cluster).
+    label: Arc<str>,
     /// Where connections go: a fixed server, or the master a Sentinel group names.
     target: Target,
     /// Passwords from the URL, scrubbed from any error text.
@@ -358,6 +364,9 @@ pub(crate) struct Call {
     /// Releases and extensions may also take one of the connection's reserved slots, so
     /// that they never queue behind a storm of acquisitions.
     pub(crate) priority: bool,
+    /// Redis Cluster `ASK` redirection: the request goes to a master importing the key's
+    /// slot, preceded by `ASKING` in the same write.
+    pub(crate) asking: bool,
 }
 
 impl Call {
@@ -367,6 +376,7 @@ impl Call {
             queue_until,
             sent: None,
             priority: false,
+            asking: false,
         }
     }
 
@@ -430,14 +440,71 @@ impl Node {
             options.node_timeout,
             options.connect_timeout,
         )?;
-        Ok(Self {
+        if let Some(cluster) = target.cluster() {
+            cluster.seat(
+                index,
+                Arc::clone(&servers),
+                Arc::clone(&address),
+                secrets.clone(),
+            );
+        }
+        Ok(Self::with_target(
             index,
             servers,
+            Arc::clone(&address),
             address,
             target,
             secrets,
-            node_timeout: options.node_timeout,
-            connect_timeout: options.connect_timeout,
+            options.node_timeout,
+            options.connect_timeout,
+        ))
+    }
+
+    /// One node (a master) of a Redis Cluster member, at `address` (`host:port`), counted
+    /// as member `index` and labelled `label` (the member's URL) in metrics.
+    #[expect(clippy::too_many_arguments, reason = "a constructor of plain parts")]
+    pub(crate) fn cluster_node(
+        address: Arc<str>,
+        label: Arc<str>,
+        client: redis::Client,
+        index: usize,
+        servers: Arc<ServerIds>,
+        secrets: Vec<String>,
+        node_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self::with_target(
+            index,
+            servers,
+            address,
+            label,
+            Target::Direct(client),
+            secrets,
+            node_timeout,
+            connect_timeout,
+        )
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "a constructor of plain parts")]
+    fn with_target(
+        index: usize,
+        servers: Arc<ServerIds>,
+        address: Arc<str>,
+        label: Arc<str>,
+        target: Target,
+        secrets: Vec<String>,
+        node_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self {
+            index,
+            servers,
+            address,
+            label,
+            target,
+            secrets,
+            node_timeout,
+            connect_timeout,
             link: Mutex::new(LinkState::default()),
             changed: Notify::new(),
             nudge: Arc::new(Notify::new()),
@@ -451,7 +518,23 @@ impl Node {
             adopted: Arc::new(AtomicUsize::new(0)),
             born: Instant::now(),
             role_checked_ms: AtomicU64::new(0),
-        })
+        }
+    }
+
+    /// The router of a Redis Cluster member.
+    fn cluster(&self) -> Option<&crate::transport::cluster::Cluster> {
+        self.target.cluster()
+    }
+
+    /// Whether the member is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.cluster().is_some()
+    }
+
+    /// For a Redis Cluster member, the node (`host:port`) that serves `key` as far as the
+    /// member's layout tells; `None` for other members (or a layout not learnt yet).
+    pub(crate) fn serving(&self, key: &[u8]) -> Option<Arc<str>> {
+        self.cluster().and_then(|c| c.serving(key))
     }
 
     /// Takes one of [`ADOPTED_MAX`] places for an unsent request of a decided round that
@@ -460,7 +543,10 @@ impl Node {
     /// taken.
     pub(crate) fn adopt(&self) -> Option<Adopted> {
         let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
-        let connecting = link.up.is_none() && link.down.is_none() && link.connecting;
+        // A cluster member has no connection of its own: an unsent request waits for its
+        // layout or its node's connection, each bounded by `connect_timeout`.
+        let connecting =
+            self.is_cluster() || (link.up.is_none() && link.down.is_none() && link.connecting);
         drop(link);
         if !connecting {
             return None;
@@ -803,12 +889,29 @@ impl Node {
         }
     }
 
+    /// A Redis Cluster member's subscriber connection (see
+    /// [`Cluster::subscriber`](crate::transport::cluster::Cluster::subscriber)); `None` for
+    /// other members.
+    pub(crate) async fn cluster_subscriber(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> Option<Result<redis::cluster_async::ClusterConnection, NodeError>> {
+        match self.cluster() {
+            Some(cluster) => Some(cluster.subscriber(pushes).await),
+            None => None,
+        }
+    }
+
     /// A client for the member's master: the fixed one, or the one its sentinels name now
     /// (with the configuration epoch of that answer; 0 for a fixed address).
     async fn resolve(&self) -> Result<(redis::Client, u64), LookupError> {
         match &self.target {
             Target::Direct(client) => Ok((client.clone(), 0)),
             Target::Sentinel(group) => group.master(self.connect_timeout).await,
+            // Never asked: a cluster member's requests go to its nodes.
+            Target::Cluster(_) => Err(LookupError::Sentinel(
+                "a Redis Cluster member has no single server".to_owned(),
+            )),
         }
     }
 
@@ -816,6 +919,9 @@ impl Node {
     /// dropped). Releases still parked get one last try when a connection is up; then they
     /// are left to expire by their TTL.
     pub(crate) fn disconnect(&self) {
+        if let Some(cluster) = self.cluster() {
+            cluster.disconnect();
+        }
         self.stop();
         let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(up) = link.up.take() {
@@ -831,6 +937,9 @@ impl Node {
     pub(crate) fn stop(&self) {
         if let Some(watch) = self.target.watch() {
             watch.stop();
+        }
+        if let Some(cluster) = self.cluster() {
+            cluster.stop();
         }
         self.stop.cancel();
         self.tasks.close();
@@ -851,16 +960,26 @@ impl Node {
     /// Waits until the master's background tasks have ended (after [`disconnect`](Self::disconnect)).
     pub(crate) async fn stopped(&self) {
         self.tasks.wait().await;
+        if let Some(cluster) = self.cluster() {
+            cluster.stopped().await;
+        }
     }
 
     /// Background tasks of this master still running (connector, release worker).
     pub(crate) fn background_tasks(&self) -> usize {
-        self.tasks.len()
+        let own = self.tasks.len();
+        self.cluster()
+            .map_or(own, |c| own.saturating_add(c.background_tasks()))
     }
 
     /// Counts a failed request in the per-master error metric and passes the error on.
     fn note_error(&self, error: NodeError) -> NodeError {
-        crate::metrics::master_error(&self.address, &error);
+        // A cluster's redirection is routing, followed by the member: not a failure.
+        let redirection =
+            matches!(&error, NodeError::Server { code, .. } if code == "MOVED" || code == "ASK");
+        if !redirection {
+            crate::metrics::master_error(&self.label, &error);
+        }
         error
     }
 
@@ -912,6 +1031,7 @@ impl Node {
             let mut con = con.clone();
             async move { redis::cmd("ROLE").query_async::<Value>(&mut con).await }
         });
+        let asking = call.asking;
         let request = async {
             match request {
                 Request::Script { script, keys, args } => {
@@ -921,17 +1041,18 @@ impl Node {
                         .arg(keys.len())
                         .arg(*keys)
                         .arg(*args);
-                    match evalsha.query_async::<Value>(&mut con).await {
+                    match query(&mut con, evalsha, asking).await {
                         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                             tracing::debug!(master = %self.address, "NOSCRIPT: sending the script body");
                             let mut eval = redis::cmd("EVAL");
                             eval.arg(script.body).arg(keys.len()).arg(*keys).arg(*args);
-                            eval.query_async::<Value>(&mut con).await
+                            query(&mut con, eval, asking).await
                         }
                         other => other,
                     }
                 }
-                Request::Command(cmd) => cmd.query_async::<Value>(&mut con).await,
+                Request::Command(cmd) => query(&mut con, (*cmd).clone(), asking).await,
+                // A pipeline carries its own `ASKING` (see `peek`).
                 Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut con).await,
             }
         };
@@ -1053,6 +1174,30 @@ impl Node {
         fencing: bool,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.acquire_here(key, fence_key, holder, token, expires_at, fencing, &call)
+                        .await
+                })
+                .await;
+        }
+        self.acquire_here(key, fence_key, holder, token, expires_at, fencing, call)
+            .await
+    }
+
+    /// [`acquire`](Self::acquire) on this server.
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_here(
+        self: &Arc<Self>,
+        key: &[u8],
+        fence_key: &[u8],
+        holder: Option<(&[u8], &[u8])>,
+        token: &str,
+        expires_at: Instant,
+        fencing: bool,
+        call: &Call,
+    ) -> Result<AcquireReply, NodeError> {
         let asked = Instant::now();
         if !self.is_up() {
             // Wait for the connection first, so that the TTL is counted when the request
@@ -1152,6 +1297,25 @@ impl Node {
         t: u64,
         call: &Call,
     ) -> Result<FenceReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.fence_here(key, fence_key, token, t, &call).await
+                })
+                .await;
+        }
+        self.fence_here(key, fence_key, token, t, call).await
+    }
+
+    /// [`fence`](Self::fence) on this server.
+    async fn fence_here(
+        self: &Arc<Self>,
+        key: &[u8],
+        fence_key: &[u8],
+        token: &str,
+        t: u64,
+        call: &Call,
+    ) -> Result<FenceReply, NodeError> {
         let t_arg = t.to_string();
         let (reply, _) = self
             .eval(
@@ -1187,10 +1351,35 @@ impl Node {
         publish: Publish,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.release_on(key, holder_key, token, publish, true, &call)
+                        .await
+                })
+                .await;
+        }
+        self.release_on(key, holder_key, token, publish, false, call)
+            .await
+    }
+
+    /// [`release`](Self::release) on this server; `sharded`: publish the notification with
+    /// `SPUBLISH` on the key's sharded channel (a node of a Redis Cluster member).
+    async fn release_on(
+        self: &Arc<Self>,
+        key: &[u8],
+        holder_key: Option<&[u8]>,
+        token: &str,
+        publish: Publish,
+        sharded: bool,
+        call: &Call,
+    ) -> Result<CasReply, NodeError> {
         let channel = match publish {
+            Publish::Yes if sharded => keys::sharded_release_channel(key),
             Publish::Yes => keys::release_channel(key),
             Publish::No => Arc::from(&b""[..]),
         };
+        let mode: &[u8] = if sharded { b"1" } else { b"0" };
         let call = call.with_priority();
         let keys: &[&[u8]] = match &holder_key {
             Some(holder_key) => &[key, holder_key],
@@ -1200,7 +1389,7 @@ impl Node {
             .eval(
                 &scripts::RELEASE,
                 keys,
-                &[token.as_bytes(), &channel],
+                &[token.as_bytes(), &channel, mode],
                 &call,
             )
             .await?;
@@ -1343,6 +1532,25 @@ impl Node {
         ttl_ms: u64,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.extend_here(key, holder, token, ttl_ms, &call).await
+                })
+                .await;
+        }
+        self.extend_here(key, holder, token, ttl_ms, call).await
+    }
+
+    /// [`extend`](Self::extend) on this server.
+    async fn extend_here(
+        self: &Arc<Self>,
+        key: &[u8],
+        holder: Option<(&[u8], &[u8])>,
+        token: &str,
+        ttl_ms: u64,
+        call: &Call,
+    ) -> Result<CasReply, NodeError> {
         let ttl = ttl_ms.to_string();
         let call = call.with_priority();
         let (reply, _) = match holder {
@@ -1388,17 +1596,52 @@ impl Node {
     /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
     /// still answers while the master's writes are paused (`CLIENT PAUSE WRITE`).
     pub(crate) async fn peek(self: &Arc<Self>, key: &[u8], call: &Call) -> Result<Peek, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.peek_here(key, &call).await
+                })
+                .await;
+        }
+        self.peek_here(key, call).await
+    }
+
+    /// [`peek`](Self::peek) on this server.
+    async fn peek_here(self: &Arc<Self>, key: &[u8], call: &Call) -> Result<Peek, NodeError> {
         let mut pipe = redis::pipe();
         // `ignore_errors`: a WRONGTYPE from GET comes back as that entry's value instead
         // of failing the whole transaction without its code.
-        pipe.atomic()
-            .ignore_errors()
-            .cmd("PTTL")
-            .arg(key)
-            .cmd("GET")
-            .arg(key);
+        if call.asking {
+            // A slot being imported (cluster `ASK`): `ASKING` right before `MULTI` holds
+            // for the whole transaction; written by hand, as redis-rs's atomic pipelines
+            // start with `MULTI`.
+            pipe.ignore_errors()
+                .cmd("ASKING")
+                .ignore()
+                .cmd("MULTI")
+                .ignore()
+                .cmd("PTTL")
+                .arg(key)
+                .ignore()
+                .cmd("GET")
+                .arg(key)
+                .ignore()
+                .cmd("EXEC");
+        } else {
+            pipe.atomic()
+                .ignore_errors()
+                .cmd("PTTL")
+                .arg(key)
+                .cmd("GET")
+                .arg(key);
+        }
         let (reply, _) = self.send(&Request::Pipeline(&pipe), call).await?;
         let values = match reply {
+            Value::Array(values) if call.asking => match values.into_iter().next() {
+                Some(Value::Array(values)) => values,
+                Some(Value::ServerError(e)) => return Err(self.server_error(&e)),
+                other => return Err(unexpected(&other.unwrap_or(Value::Nil))),
+            },
             Value::Array(values) => values,
             other => return Err(unexpected(&other)),
         };
@@ -1483,6 +1726,13 @@ impl Node {
     fn classify(&self, e: &RedisError, budget: Duration) -> NodeError {
         let cause = |text: String| self.cause(text, e);
         let text = || scrub(&e.to_string(), &self.secrets);
+        if let Some((code, message)) = redirection(e) {
+            // Read by the cluster router, which follows it.
+            return NodeError::Server {
+                code,
+                message: cause(message),
+            };
+        }
         if let Some(tls) = tls_cause(e) {
             return NodeError::Tls(cause(scrub(&tls, &self.secrets)));
         }
@@ -1627,6 +1877,45 @@ async fn release_worker(node: Arc<Node>) {
         }
         backoff = backoff.saturating_mul(2).min(RESEND_MAX);
     }
+}
+
+/// Sends one command; with `asking`, as `ASKING` + the command in one pipeline, so that no
+/// other request on the shared connection comes between them (the flag would apply to it,
+/// and it could run on a master that does not hold its key yet).
+async fn query(
+    con: &mut MultiplexedConnection,
+    cmd: redis::Cmd,
+    asking: bool,
+) -> Result<Value, RedisError> {
+    if !asking {
+        return cmd.query_async::<Value>(con).await;
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING").ignore().add_command(cmd).ignore_errors();
+    let replies: Vec<Value> = pipe.query_async(con).await?;
+    match replies.into_iter().next() {
+        Some(Value::ServerError(e)) => Err(e.into()),
+        Some(reply) => Ok(reply),
+        None => Err(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "no reply after ASKING",
+        ))),
+    }
+}
+
+/// The `MOVED`/`ASK` redirection inside an error (a transaction aborted by it included), as
+/// its code and text.
+fn redirection(e: &RedisError) -> Option<(String, String)> {
+    e.clone().into_server_errors().and_then(|errors| {
+        errors.iter().find_map(|(_, e)| {
+            matches!(e.code(), "MOVED" | "ASK").then(|| {
+                (
+                    e.code().to_owned(),
+                    e.details().unwrap_or_default().to_owned(),
+                )
+            })
+        })
+    })
 }
 
 /// Whether a failed release may land if sent again: not after a permanent failure
