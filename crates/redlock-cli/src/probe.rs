@@ -132,13 +132,37 @@ pub(crate) fn show_holder(info: &HolderInfo) -> String {
         .duration_since(info.since())
         .map(|d| format!(" ({} ago)", show_duration(d)))
         .unwrap_or_default();
+    let since = rfc3339(info.since(), false)
+        .unwrap_or_else(|| format!("{} ms after the Unix epoch", since_ms(info.since())));
     format!(
-        "host {}, pid {}, since {}{ago}, command {}",
+        "host {}, pid {}, since {since}{ago}, command {}",
         Printable::new(info.host()),
         info.pid(),
-        humantime::format_rfc3339_seconds(info.since()),
         Printable::new(info.command()),
     )
+}
+
+/// `time` in RFC 3339 (UTC; with milliseconds when `millis`), or `None` for a time RFC 3339
+/// cannot show (after the year 9999, or before 1970). A record's time is untrusted input, and
+/// `humantime` reports such a time as a formatting error, which `format!` and `to_string`
+/// turn into a panic: the text is written through `fmt::Write`, which returns it instead.
+fn rfc3339(time: std::time::SystemTime, millis: bool) -> Option<String> {
+    use std::fmt::Write as _;
+    // `humantime` also panics (an `expect`) on a time before the epoch.
+    time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mut text = String::new();
+    let written = if millis {
+        write!(text, "{}", humantime::format_rfc3339_millis(time))
+    } else {
+        write!(text, "{}", humantime::format_rfc3339_seconds(time))
+    };
+    written.ok().map(|()| text)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn since_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The JSON form of a holder record; values escaped as in text.
@@ -147,8 +171,9 @@ pub(crate) struct HolderJson {
     host: String,
     pid: u32,
     command: String,
-    /// RFC 3339, UTC, by the holder's clock.
-    since: String,
+    /// RFC 3339, UTC, by the holder's clock; `null` for a time it cannot show (after the
+    /// year 9999: a record is untrusted input).
+    since: Option<String>,
     /// The same, in milliseconds since the Unix epoch.
     since_ms: u64,
 }
@@ -159,11 +184,8 @@ impl From<&HolderInfo> for HolderJson {
             host: Printable::new(info.host()).to_string(),
             pid: info.pid(),
             command: Printable::new(info.command()).to_string(),
-            since: humantime::format_rfc3339_millis(info.since()).to_string(),
-            since_ms: info
-                .since()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            since: rfc3339(info.since(), true),
+            since_ms: since_ms(info.since()),
         }
     }
 }
@@ -279,6 +301,25 @@ mod tests {
         assert_eq!(token_prefix(b"0123456789abcdef"), "01234567");
         assert_eq!(token_prefix(b"a\nb"), "a\\nb");
         assert_eq!(token_prefix(b""), "");
+    }
+
+    #[test]
+    fn times_past_rfc3339_are_shown_without_panicking() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let ok = UNIX_EPOCH + Duration::from_millis(1_765_072_800_123);
+        assert_eq!(
+            rfc3339(ok, true).as_deref(),
+            Some("2025-12-07T02:00:00.123Z")
+        );
+        assert_eq!(rfc3339(ok, false).as_deref(), Some("2025-12-07T02:00:00Z"));
+        let year_10000 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert_eq!(rfc3339(year_10000, true), None);
+        assert_eq!(rfc3339(year_10000, false), None);
+        let far = UNIX_EPOCH + Duration::from_millis(u64::MAX);
+        assert_eq!(rfc3339(far, false), None);
+        assert_eq!(since_ms(far), u64::MAX);
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1), false), None);
+        assert!(rfc3339(SystemTime::now(), false).is_some());
     }
 
     #[test]

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, IntoConnectionInfo};
 use serde::Serialize;
-use tokio_redlock::{DEFAULT_TTL, Printable, holder_key, lock_key, release_channel};
+use tokio_redlock::{
+    DEFAULT_TTL, Printable, check_resource, holder_key, lock_key, release_channel,
+};
 
 use crate::cli::{Common, ReleaseArgs};
 use crate::exit;
@@ -91,6 +93,12 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
             return exit::USAGE;
         }
     };
+    // Another resource's fencing counter or holder record is no lock to delete: a deleted
+    // counter would let fencing tokens go backwards.
+    if let Err(e) = check_resource(b"", args.resource.as_bytes()) {
+        report.error(format_args!("no forced release: {e}"));
+        return exit::USAGE;
+    }
     let manager = match crate::build_manager(common, DEFAULT_TTL, false) {
         Ok(m) => m,
         Err(e) => {

@@ -193,3 +193,53 @@ fn a_forced_release_removes_the_holder_record_with_the_lock() {
         assert!(!m.exists(record.as_bytes()), "the record went with the key");
     }
 }
+
+#[test]
+fn a_record_from_beyond_the_year_9999_is_shown_without_a_crash() {
+    // A record is untrusted input: a `since_ms` past what RFC 3339 can write (here the
+    // largest u64) must not crash `status` (it panicked in both text and JSON).
+    let masters = Masters::start(3);
+    let resource = name("holder-far-future");
+    let record = format!("{{{resource}}}:holder");
+    let written = format!(
+        "token=tok-1\nhost=h\npid=7\nsince_ms={}\ncommand=c\n",
+        u64::MAX
+    );
+    for m in masters.iter() {
+        m.cmd(&["SET", &resource, "tok-1", "PX", "20000"]);
+        m.cmd(&["SET", &record, &written, "PX", "20000"]);
+    }
+    let out = redlock(&masters)
+        .args(["status", &resource])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "held; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "host h, pid 7, since {} ms after the Unix epoch, command c",
+            u64::MAX
+        )),
+        "{text}"
+    );
+    let out = redlock(&masters)
+        .args(["status", "--json", &resource])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "held; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let holder = &doc["resources"][0]["holder"];
+    assert!(holder["since"].is_null(), "{holder}");
+    assert_eq!(holder["since_ms"], u64::MAX, "{holder}");
+    assert_eq!(holder["pid"], 7);
+}

@@ -45,8 +45,9 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode, percent_encode};
 const MAX_HOST: usize = 255;
 /// Bytes of `command` kept in a record.
 const MAX_COMMAND: usize = 1024;
-/// A record longer than this is not read (it was not written by us).
-const MAX_RECORD: usize = 8192;
+/// A record longer than this is not read (it was not written by us): `inspect` reads at
+/// most one byte more, so a huge foreign value there costs no more than a record.
+pub(crate) const MAX_RECORD: usize = 8192;
 
 /// What is percent-encoded in a record's values: controls (newlines included), `%`, and
 /// (always, by `percent_encode`) bytes outside ASCII.

@@ -199,6 +199,32 @@ pub(crate) fn helper_owner(key: &[u8]) -> Option<(&[u8], &'static str)> {
     })
 }
 
+/// Checks that the lock key of `resource` (after the key `prefix`) is not another
+/// resource's helper key: its fencing counter (`{<key>}:fence`) or its holder record
+/// (`{<key>}:holder`; `<key>:fence` and `<key>:holder` where `<key>` has a hash tag). No
+/// lock may sit there, and a tool that works on the keys directly must not delete one as if
+/// it were a lock: a deleted fencing counter starts again from 1, so fencing tokens would go
+/// backwards. Acquisitions check this themselves; an operator's forced release checks it
+/// first.
+///
+/// # Errors
+///
+/// [`LockError::ReservedKey`] (with [`is_reserved_key`](LockError::is_reserved_key) and
+/// [`is_invalid_input`](LockError::is_invalid_input)) naming the lock key it belongs to.
+///
+/// # Examples
+///
+/// ```
+/// assert!(tokio_redlock::check_resource(b"", b"orders:42").is_ok());
+/// let e = tokio_redlock::check_resource(b"", b"{orders:42}:fence").unwrap_err();
+/// assert!(e.is_reserved_key());
+/// assert!(tokio_redlock::check_resource(b"app:", b"orders:42:holder").is_ok());
+/// assert!(tokio_redlock::check_resource(b"{app}:", b"orders:42:holder").is_err());
+/// ```
+pub fn check_resource(prefix: &[u8], resource: &[u8]) -> Result<(), LockError> {
+    check_lock_key(prefix, &Arc::from(resource))
+}
+
 /// Refuses a resource whose lock key is another resource's helper key (a fencing counter or
 /// a holder record: [`LockError::ReservedKey`]), before any request.
 pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {

@@ -64,7 +64,9 @@ pub use config::{
 pub use error::{Cause, ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 pub use guard::{AcquireRequest, LockGuard, LockHandle, LossCause};
 pub use holder::HolderInfo;
-pub use keys::{Printable, holder_key, lock_key, release_channel, sharded_release_channel};
+pub use keys::{
+    Printable, check_resource, holder_key, lock_key, release_channel, sharded_release_channel,
+};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;

@@ -1034,7 +1034,10 @@ impl LockManager {
                     Ok(Peek::Value { value, remaining }) => {
                         // The record is shown only while the key holds the token it names.
                         // Not readable (an ACL without access to it): no record.
-                        if let Ok(Some(record)) = node.get(&holder_key, &call).await
+                        // One byte more than a record may hold, so a longer value is
+                        // refused as one (a huge foreign value is never read whole).
+                        let most = holder::MAX_RECORD.saturating_add(1);
+                        if let Ok(Some(record)) = node.get_prefix(&holder_key, most, &call).await
                             && let Some((token, info)) = holder::decode(&record)
                             && token == value
                         {

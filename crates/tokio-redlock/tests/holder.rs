@@ -279,3 +279,55 @@ async fn background_releases_take_the_record_too() {
         masters[0].keys()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_foreign_value_at_the_record_key_is_never_read_whole() {
+    // A value at `{key}:holder` is untrusted input. Read whole, 32 MiB on each master came
+    // down the connection shared with the lock traffic at every `inspect` (and held up the
+    // requests behind it); only the first bytes a record may hold are read now.
+    let masters = Masters::start(3);
+    let m = manager(masters.urls(), RELAXED);
+    let r = unique_name("holder-huge");
+    let sent = |s: &support::servers::RedisServer| -> u64 {
+        s.info("stats")
+            .lines()
+            .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO stats has total_net_output_bytes")
+    };
+    for s in masters.iter() {
+        s.cmd(&["SET", &r, "tok-1", "PX", "20000"]);
+        s.cmd(&["SETRANGE", &record_key(&r), "33554432", "x"]);
+    }
+    let before: Vec<u64> = masters.iter().map(sent).collect();
+    let states = m.inspect(&r).await.unwrap();
+    for (s, was) in masters.iter().zip(&before) {
+        let out = sent(s) - was;
+        assert!(
+            out < 1_000_000,
+            "{} sent {out} bytes for one inspect",
+            s.url()
+        );
+    }
+    for state in &states {
+        assert!(
+            matches!(state.state, KeyState::Held { .. }) && state.holder_info.is_none(),
+            "{state:?}"
+        );
+    }
+    // A record of ours is still read in full.
+    for s in masters.iter() {
+        s.cmd(&["DEL", &r, &record_key(&r)]);
+    }
+    let mut lock = m
+        .lock(&r)
+        .holder_info(HolderInfo::new("h".repeat(300), "c".repeat(2_000)))
+        .await
+        .unwrap();
+    all_hold(&masters, &r).await;
+    for info in shown(&m, &r).await {
+        let info = info.expect("a record of ours is shown");
+        assert_eq!(info.command().len(), 1024, "cut as written, read whole");
+    }
+    m.unlock(&mut lock).await.unwrap();
+}

@@ -369,7 +369,7 @@ async fn own_lock_never_shows_as_held_by_another_holder() {
     };
     let ours = outcomes[0].to_string();
     assert!(
-        ours.ends_with(": held") || ours.contains(": held for "),
+        ours.ends_with(": held") || ours.contains(": held, expires in "),
         "{ours}"
     );
     for o in outcomes {

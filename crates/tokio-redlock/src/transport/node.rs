@@ -1576,15 +1576,20 @@ impl Node {
         cas_reply(&reply)
     }
 
-    /// Reads a string key (a holder record): `None` when it is absent or not a string.
-    pub(crate) async fn get(
+    /// Reads at most the first `max` bytes of a string key (a holder record; `GETRANGE`, so
+    /// that a huge foreign value there neither fills memory nor holds up the connection's
+    /// other requests while it streams): `None` when it is absent, empty or not a string.
+    pub(crate) async fn get_prefix(
         self: &Arc<Self>,
         key: &[u8],
+        max: usize,
         call: &Call,
     ) -> Result<Option<Vec<u8>>, NodeError> {
-        let mut get = redis::cmd("GET");
-        get.arg(key);
+        let mut get = redis::cmd("GETRANGE");
+        // `end` is inclusive: bytes 0 ..= max - 1.
+        get.arg(key).arg(0).arg(max.saturating_sub(1));
         match self.send(&Request::Command(&get), call).await {
+            Ok((Value::BulkString(value), _)) if value.is_empty() => Ok(None),
             Ok((Value::BulkString(value), _)) => Ok(Some(value)),
             Ok((Value::Nil, _)) => Ok(None),
             Ok((other, _)) => Err(unexpected(&other)),
