@@ -483,6 +483,21 @@ impl<'a> AcquireRequest<'a> {
         self.options.holder = Some(Arc::new(info));
         self
     }
+
+    /// Acquires with a caller-chosen token; see [`LockRequest::token`](crate::LockRequest::token)
+    /// for what it means and how a reused token is kept safe. The watchdog extends with it.
+    /// Default: a fresh random token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Sleep between attempts for this call; see
+    /// [`LockRequest::retry_delay`](crate::LockRequest::retry_delay). Default: the manager's.
+    pub fn retry_delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.options.retry = Some((delay, jitter));
+        self
+    }
 }
 
 impl<'a> IntoFuture for AcquireRequest<'a> {

@@ -153,6 +153,13 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Adopted, or superseded by a newer lock with the same token: left to the TTL.
+        if self.held.keep_on_drop.load(Ordering::SeqCst) {
+            if let Some(shared) = self.owner.upgrade() {
+                shared.forget_lock(&self.held);
+            }
+            return;
+        }
         // Released already (unlock, close, keep_until_expiry): nothing to do.
         if self.held.released.swap(true, Ordering::SeqCst) {
             return;
@@ -190,6 +197,11 @@ pub(crate) struct Held {
     /// The TTL of the last grant or extension, in milliseconds: how long a key can outlive
     /// a release that did not land.
     pub(crate) ttl_ms: AtomicU64,
+    /// Dropping the handle leaves the keys to their TTL: a lock adopted from the masters
+    /// ([`LockManager::adopt`](crate::LockManager::adopt)), or one superseded by a newer
+    /// acquisition with the same caller-chosen token (the keys are the newer lock's now).
+    /// An explicit `unlock` still releases.
+    pub(crate) keep_on_drop: AtomicBool,
 }
 
 impl fmt::Debug for Lock {

@@ -1900,3 +1900,5 @@ mod tests {
         assert_eq!(triple(&ok), Ok((0, 0, -1)));
     }
 }
+
+mod own_token;
