@@ -265,7 +265,7 @@ async fn acquire_unrecorded(
         let span =
             tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
         if let Some(token) = &options.token {
-            withdraw_parked(shared, &key, token);
+            withdraw_parked(shared, &key, token).await;
         }
         let failure = match attempt_once(shared, &resource, &key, &fence_key, &options, deadline)
             .instrument(span)
@@ -825,10 +825,11 @@ pub(crate) fn check_token(token: &str) -> Result<(), LockError> {
     Ok(())
 }
 
-/// Withdraws, on every master, the releases of `token` under `key` still parked for
-/// resending: with a caller-chosen token a late release of an earlier lock (or attempt)
-/// would delete the key this attempt is about to hold.
-fn withdraw_parked(shared: &Shared, key: &[u8], token: &str) {
+/// Withdraws, on every master, the releases of `token` under `key` parked for resending,
+/// and waits (at most two node timeouts plus the connect timeout) for one the release
+/// worker is sending right now: with a caller-chosen token a late release of an earlier lock
+/// (or attempt) would delete the key this attempt is about to hold.
+async fn withdraw_parked(shared: &Shared, key: &[u8], token: &str) {
     let withdrawn: usize = shared
         .nodes
         .iter()
@@ -841,22 +842,39 @@ fn withdraw_parked(shared: &Shared, key: &[u8], token: &str) {
             "parked releases of the same token withdrawn before a new attempt"
         );
     }
+    let settings = &shared.settings;
+    let bound = settings
+        .node_timeout
+        .saturating_mul(2)
+        .saturating_add(settings.connect_timeout);
+    let started = Instant::now();
+    while shared.nodes.iter().any(|n| n.release_in_flight(key, token)) {
+        if started.elapsed() >= bound {
+            tracing::debug!(key = %Printable(key), "a release of the same token is still in flight");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
-/// The cleanup of a failed attempt with a caller-chosen token: the masters that granted
-/// are released in one round that is awaited (each request bounded by the node timeout) and
-/// never parked for resending; masters that failed or had not answered get no release.
+/// The cleanup of a failed attempt with a caller-chosen token: the replies still owed are
+/// awaited for up to one node timeout, then the masters that granted are released in one
+/// round that is awaited (each request bounded by the node timeout) and never parked for
+/// resending; masters that failed or still had not answered get no release.
 /// A release sent later than the next attempt with the same token could delete that
 /// attempt's key; a release sent before it on the same connection runs before it. What
 /// stays behind carries the caller's token: it expires by its TTL, and the next attempt with
 /// that token counts it as granted.
 async fn own_token_cleanup(
     shared: &Arc<Shared>,
-    round: Round<AcquireReply>,
+    mut round: Round<AcquireReply>,
     key: &Arc<[u8]>,
     token: &Arc<str>,
     ttl: Duration,
 ) {
+    // The replies still owed, for at most one node timeout: a master that grants late is
+    // released with the others.
+    let _ = tokio::time::timeout(shared.settings.node_timeout, round.settle()).await;
     let granted: Vec<bool> = (0..shared.nodes.len())
         .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
         .collect();

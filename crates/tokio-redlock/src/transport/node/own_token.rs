@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::{AcquireReply, Call, Node, triple, unexpected};
+use super::{AcquireReply, Call, Node, Parked, ParkedRelease, triple, unexpected};
 use crate::error::NodeError;
 use crate::scripts;
 
@@ -59,15 +59,72 @@ impl Node {
         }
     }
 
-    /// Withdraws the releases of `token` under `key` still parked on this master (not yet
-    /// taken by the release worker): a new acquisition with the same token must not be
-    /// deleted by the late release of an earlier one. Returns how many were withdrawn.
+    /// Withdraws the releases of `token` under `key` parked on this master: those still
+    /// queued are dropped, and one the release worker is sending right now is not queued
+    /// again if that send fails. A new acquisition with the same token must not be deleted
+    /// by the late release of an earlier one. (A send already on the connection runs before
+    /// the new acquisition, which leaves after it on the same connection.) Returns how many
+    /// queued releases were dropped.
     pub(crate) fn withdraw_parked(&self, key: &[u8], token: &str) -> usize {
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
         let before = parked.queue.len();
         parked
             .queue
             .retain(|r| !(&*r.key == key && &*r.token == token));
-        before.saturating_sub(parked.queue.len())
+        let dropped = before.saturating_sub(parked.queue.len());
+        if parked.working {
+            let seq = parked.seq;
+            let found = parked
+                .withdrawn
+                .iter()
+                .position(|w| &*w.key == key && &*w.token == token);
+            let full = parked.withdrawn.len() >= WITHDRAWN_MAX;
+            match found.and_then(|i| parked.withdrawn.get_mut(i)) {
+                Some(w) => w.before = seq,
+                None if !full => {
+                    parked.withdrawn.push(Withdrawal {
+                        key: Arc::from(key),
+                        token: Arc::from(token),
+                        before: seq,
+                    });
+                }
+                // Past the bound the releases in flight may still be queued again; they
+                // expire with their keys.
+                None => {}
+            }
+        }
+        dropped
+    }
+}
+
+impl Node {
+    /// Whether the release worker is sending a release of `token` under `key` right now
+    /// (it may be resent once on a fresh connection inside that send).
+    pub(crate) fn release_in_flight(&self, key: &[u8], token: &str) -> bool {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight
+            .iter()
+            .any(|(k, t)| &**k == key && &**t == token)
+    }
+}
+
+/// At most this many withdrawals are remembered while a release worker runs.
+const WITHDRAWN_MAX: usize = 4096;
+
+/// A withdrawal of the releases of one key and token parked before sequence `before`.
+pub(super) struct Withdrawal {
+    key: Arc<[u8]>,
+    token: Arc<str>,
+    before: u64,
+}
+
+impl Parked {
+    /// Whether `release` was withdrawn after it was parked.
+    pub(super) fn is_withdrawn(&self, release: &ParkedRelease) -> bool {
+        self.withdrawn
+            .iter()
+            .any(|w| release.seq < w.before && w.key == release.key && w.token == release.token)
     }
 }
