@@ -101,6 +101,7 @@ impl LockManager {
             may_hold,
             ttl_ms: AtomicU64::new(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             keep_on_drop: AtomicBool::new(true),
+            superseded: AtomicBool::new(false),
         });
         debug_assert!(held.keep_on_drop.load(Ordering::Relaxed));
         Ok(Lock {

@@ -73,6 +73,7 @@ impl Shared {
             may_hold,
             ttl_ms: AtomicU64::new(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             keep_on_drop: AtomicBool::new(false),
+            superseded: AtomicBool::new(false),
         });
         self.live
             .lock()
@@ -83,11 +84,12 @@ impl Shared {
 
     /// Marks the live locks of this manager with `key` and `token` as superseded by a new
     /// acquisition with that caller-chosen token: dropping their handles no longer releases
-    /// the keys, which the new lock holds now (an explicit `unlock` of any still does).
+    /// the keys, which the new lock holds now (an explicit `unlock` of any still does), and
+    /// extending them is refused (a shorter TTL would cut the new lock's).
     pub(crate) fn supersede(&self, key: &[u8], token: &str) {
         for held in self.live.lock().unwrap_or_else(|p| p.into_inner()).values() {
             if &*held.key == key && &*held.token == token {
-                held.keep_on_drop.store(true, Ordering::SeqCst);
+                held.superseded.store(true, Ordering::SeqCst);
             }
         }
     }
@@ -824,7 +826,10 @@ impl LockManager {
         lock: &mut Lock,
         ttl: Duration,
     ) -> Result<(), LockError> {
-        let result = self.extend_unrecorded(lock, ttl).await;
+        let result = match superseded(lock) {
+            Some(e) => Err(e),
+            None => self.extend_unrecorded(lock, ttl).await,
+        };
         crate::metrics::extension(result.is_ok());
         result
     }
@@ -1153,6 +1158,19 @@ impl LockManager {
     }
 }
 
+/// The refusal to extend a handle superseded by a newer lock with the same token.
+fn superseded(lock: &mut Lock) -> Option<LockError> {
+    if !lock.held.superseded.load(Ordering::SeqCst) {
+        return None;
+    }
+    lock.invalidate(Instant::now());
+    Some(LockError::NotHeld {
+        operation: Operation::Extend,
+        resource: Arc::clone(&lock.resource),
+        outcomes: Vec::new(),
+    })
+}
+
 /// Decides the quorum view from the answers so far, if they settle it.
 fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
     let mut absent = 0usize;
@@ -1327,8 +1345,10 @@ impl LockRequest<'_> {
     /// On a key that already holds the token the TTL is raised to this request's, never
     /// lowered, so an earlier handle with the same token keeps a deadline its keys outlive.
     /// A new lock supersedes this manager's earlier handles with the same resource and
-    /// token: dropping one no longer releases (the keys are the new lock's), while an
-    /// explicit [`unlock`](LockManager::unlock) of any of them releases the keys for all.
+    /// token (plain locks and guards): dropping one no longer releases (the keys are the new
+    /// lock's), extending one fails with [`LockError::NotHeld`] and ends its validity (a
+    /// shorter TTL would cut the new lock's; a superseded guard reports itself lost), while
+    /// an explicit [`unlock`](LockManager::unlock) of any of them releases the keys for all.
     ///
     /// Safety with a reused token: before each attempt, releases of this resource and token
     /// still parked for resending are withdrawn on every master; a failed attempt releases

@@ -69,9 +69,24 @@ async fn own_token_is_granted_again_and_its_ttl_only_raised() {
         .await
         .unwrap_err();
     assert!(err.is_conflict(), "{err:?}");
-    // The older handles were superseded: dropping them releases nothing.
+    // The older handles were superseded: extending one is refused (it would cut the newer
+    // lock's TTL), and dropping them releases nothing.
+    let mut first = first;
+    let err = m.extend(&mut first, ms(1_000)).await.unwrap_err();
+    assert!(err.is_not_held(), "{err:?}");
+    assert!(!first.is_valid());
+    for s in masters.iter() {
+        assert!(
+            s.pttl(b"r") > 15_000,
+            "a superseded handle's extension lowered the TTL"
+        );
+    }
+    let guard = m.acquire("r").token(TOKEN).auto_extend().await.unwrap();
+    let mut newest = m.lock("r").token(TOKEN).ttl(ms(20_000)).await.unwrap();
+    drop(guard);
     drop(first);
     drop(second);
+    drop(third);
     tokio::time::sleep(ms(300)).await;
     for s in masters.iter() {
         assert!(
@@ -79,9 +94,8 @@ async fn own_token_is_granted_again_and_its_ttl_only_raised() {
             "a superseded handle's drop released the key"
         );
     }
-    // An explicit unlock of the newest releases the keys for all.
-    let mut third = third;
-    m.unlock(&mut third).await.unwrap();
+    // An explicit unlock of the newest releases the keys.
+    m.unlock(&mut newest).await.unwrap();
     settle(&m).await;
     for s in masters.iter() {
         assert_eq!(s.get(b"r"), None);
