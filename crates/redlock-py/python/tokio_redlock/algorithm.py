@@ -118,7 +118,14 @@ class Aioredlock:
         it is taken for ``internal_lock_timeout`` and extended by the engine every third of
         it until released (or lost: then ``valid`` turns False and ``wait_lost()`` returns).
 
-        Raises ``ValueError`` for a ``lock_timeout`` not above 0; ``LockAcquiringError``
+        ``lock_identifier`` (a str of at most 256 bytes, no control characters) becomes
+        ``lock.id`` instead of a random one; a resource already held under that id counts
+        as acquired (its TTL is raised to this lock's, never lowered). The newest lock
+        under an id supersedes this manager's earlier ones: they can no longer be extended,
+        and dropping them releases nothing; unlocking any of them releases the resource.
+
+        Raises ``ValueError`` for a ``lock_timeout`` not above 0 or a bad
+        ``lock_identifier``, ``TypeError`` for one that is not a str; ``LockAcquiringError``
         (``LockConflictError``) when the resource stayed held elsewhere;
         ``LockRuntimeError`` when masters failed (``LockUnavailableError``: no quorum
         reachable, not retried); ``LockError('Lock timeout…')`` when no validity was left.
