@@ -7,7 +7,7 @@
 //! [`LockManager::is_locked`] reports it).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -103,7 +103,6 @@ impl LockManager {
             keep_on_drop: AtomicBool::new(true),
             superseded: AtomicBool::new(false),
         });
-        debug_assert!(held.keep_on_drop.load(Ordering::Relaxed));
         Ok(Lock {
             resource,
             key,

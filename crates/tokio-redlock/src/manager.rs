@@ -1355,8 +1355,13 @@ impl LockRequest<'_> {
     /// only the masters that granted it, in one round it awaits (bounded by the node
     /// timeout) and never resends, and not at all while a lock of this manager holds the
     /// token. What a failed attempt leaves expires by its TTL, and the next attempt with the
-    /// token counts it as granted. A release of the same token from another manager (or
-    /// process) can still delete the keys: use a token in one manager at a time.
+    /// token counts it as granted. Not covered: a release of the same token from another
+    /// manager (or process) — use a token in one manager at a time — and the release of an
+    /// `unlock` that returned at quorum while a slow master had not answered yet: it is
+    /// parked only once that master fails, possibly after the new attempt started, and may
+    /// then delete that master's key. Between an `unlock` and a new lock with the same token
+    /// while a master is slow, wait until [`background_tasks`](LockManager::background_tasks)
+    /// is 0.
     ///
     /// Anyone who knows the token can release or extend the lock. With fencing, a key that
     /// already held the token reports the current counter, so re-entering a lock nobody took
