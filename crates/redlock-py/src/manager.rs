@@ -101,7 +101,9 @@ impl NativeManager {
     /// Acquires `resource` (awaitable → `NativeLock`). `retries` after the first attempt, or
     /// `wait` seconds of waiting (woken by release notifications; `inf`: no limit).
     /// `auto_extend` makes a guard whose watchdog extends the lock every `ttl / 3`.
-    #[pyo3(signature = (resource, ttl, retries=None, wait=None, auto_extend=false, max_hold=None))]
+    /// `token`: a caller-chosen lock id (a key already holding it counts as granted).
+    /// `retry_delay`: `(delay, jitter)` seconds between attempts for this call.
+    #[pyo3(signature = (resource, ttl, retries=None, wait=None, auto_extend=false, max_hold=None, token=None, retry_delay=None))]
     #[allow(clippy::too_many_arguments)] // the Python keyword arguments, one each
     fn lock<'py>(
         &self,
@@ -112,9 +114,19 @@ impl NativeManager {
         wait: Option<f64>,
         auto_extend: bool,
         max_hold: Option<f64>,
+        token: Option<String>,
+        retry_delay: Option<(f64, f64)>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.checked()?;
         let ttl = crate::duration(ttl, "lock_timeout")?;
+        let retry_delay = retry_delay
+            .map(|(d, j)| -> PyResult<_> {
+                Ok((
+                    crate::duration(d, "retry_delay")?,
+                    crate::duration(j, "retry_delay")?,
+                ))
+            })
+            .transpose()?;
         let wait = match wait {
             Some(w) if w.is_infinite() && w > 0.0 => Some(None),
             Some(w) => Some(Some(crate::duration(w, "wait")?)),
@@ -127,6 +139,12 @@ impl NativeManager {
         runtime::awaitable(py, async move {
             if auto_extend {
                 let mut request = manager.acquire(&resource).ttl(ttl).auto_extend();
+                if let Some(t) = token {
+                    request = request.token(t);
+                }
+                if let Some((d, j)) = retry_delay {
+                    request = request.retry_delay(d, j);
+                }
                 if let Some(n) = retries {
                     request = request.retry_count(n);
                 }
@@ -142,6 +160,12 @@ impl NativeManager {
                 Ok(NativeLock::guarded(Arc::clone(&manager), guard, runtime))
             } else {
                 let mut request = manager.lock(&resource).ttl(ttl);
+                if let Some(t) = token {
+                    request = request.token(t);
+                }
+                if let Some((d, j)) = retry_delay {
+                    request = request.retry_delay(d, j);
+                }
                 if let Some(n) = retries {
                     request = request.retry_count(n);
                 }
@@ -153,6 +177,26 @@ impl NativeManager {
                 let lock = request.await.map_err(errors::to_py)?;
                 Ok(NativeLock::plain(Arc::clone(&manager), lock, runtime))
             }
+        })
+    }
+
+    /// A handle for the lock `token` holds on `resource` on a quorum of masters (awaitable →
+    /// `NativeLock`), its deadline the quorum's remaining TTL. Dropping it releases nothing;
+    /// `unlock` does. Raises `LockNotHeldError` when `token` does not hold it on a quorum.
+    fn adopt<'py>(
+        &self,
+        py: Python<'py>,
+        resource: String,
+        token: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let manager = self.checked()?;
+        let runtime = self.runtime.clone();
+        runtime::awaitable(py, async move {
+            let lock = manager
+                .adopt(&resource, token)
+                .await
+                .map_err(errors::to_py)?;
+            Ok(NativeLock::plain(Arc::clone(&manager), lock, runtime))
         })
     }
 

@@ -238,11 +238,6 @@ async def test_get_lock_get_active_locks_and_destroy(manager, urls, servers):
         await manager.lock("a")
 
 
-async def test_lock_identifier_is_refused_clearly(manager):
-    with pytest.raises(NotImplementedError, match="lock_identifier"):
-        await manager.lock("r", lock_identifier="mine")
-
-
 async def test_non_lock_value_counts_as_locked(manager, servers):
     for s in servers:
         s.client.hset("h", "f", "v")

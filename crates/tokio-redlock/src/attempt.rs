@@ -34,6 +34,10 @@ pub(crate) struct AcquireOptions {
     pub(crate) patience: Patience,
     /// Who holds the lock, stored beside it (opt-in).
     pub(crate) holder: Option<Arc<HolderInfo>>,
+    /// A caller-chosen token instead of a fresh one per attempt (`LockRequest::token`).
+    pub(crate) token: Option<Arc<str>>,
+    /// Retry delay and jitter for this call instead of the manager's.
+    pub(crate) retry: Option<(Duration, Duration)>,
 }
 
 /// How long to keep trying while the resource is held elsewhere.
@@ -216,6 +220,7 @@ async fn acquire_unrecorded(
         ttl: crate::manager::whole_millis(options.ttl),
         ..options
     };
+    check_own_options(&options)?;
     shared.check_open()?;
     let key = keys::lock_key(&shared.settings.key_prefix, &resource);
     // Without fencing the script never reads KEYS[2]: pass the lock key, allocate nothing.
@@ -264,17 +269,12 @@ async fn acquire_unrecorded(
         listen(notified.as_mut(), subscription.as_ref());
         let span =
             tracing::debug_span!("redlock.acquire", resource = %Printable(&resource), attempt);
-        let failure = match attempt_once(
-            shared,
-            &resource,
-            &key,
-            &fence_key,
-            options.holder.as_deref(),
-            options.ttl,
-            deadline,
-        )
-        .instrument(span)
-        .await
+        if let Some(token) = &options.token {
+            withdraw_parked(shared, &key, token).await;
+        }
+        let failure = match attempt_once(shared, &resource, &key, &fence_key, &options, deadline)
+            .instrument(span)
+            .await
         {
             Ok(lock) => return Ok(lock),
             Err(failure) => failure,
@@ -355,11 +355,10 @@ async fn acquire_unrecorded(
                 }
             }
         }
-        let mut sleep = retry::retry_sleep(
-            shared.settings.retry_delay,
-            shared.settings.retry_jitter,
-            rand::random::<f64>(),
-        );
+        let (delay, jitter) = options
+            .retry
+            .unwrap_or((shared.settings.retry_delay, shared.settings.retry_jitter));
+        let mut sleep = retry::retry_sleep(delay, jitter, rand::random::<f64>());
         if let Some(hint) = hint {
             // Wake just after the holder's keys expire: a lock released by a client that
             // publishes nothing (or an expiry) is taken at once.
@@ -457,11 +456,12 @@ async fn attempt_once(
     resource: &Arc<[u8]>,
     key: &Arc<[u8]>,
     fence_key: &Arc<[u8]>,
-    holder_info: Option<&HolderInfo>,
-    ttl: Duration,
+    options: &AcquireOptions,
     patience: Option<Instant>,
 ) -> Result<Lock, Failure> {
-    let token = keys::new_token();
+    let (holder_info, ttl) = (options.holder.as_deref(), options.ttl);
+    let own = options.token.is_some();
+    let token = options.token.clone().unwrap_or_else(keys::new_token);
     // The holder record names this attempt's token and its wall-clock start.
     let holder: Option<holder::Record> = holder_info.map(|info| {
         let record = holder::encode(&token, info, std::time::SystemTime::now());
@@ -493,6 +493,11 @@ async fn attempt_once(
                 holder.clone(),
             );
             async move {
+                if own {
+                    return node
+                        .acquire_own(&key, &fence_key, &token, expires_at, fencing, &call)
+                        .await;
+                }
                 let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
                 node.acquire(&key, &fence_key, holder, &token, expires_at, fencing, &call)
                     .await
@@ -550,6 +555,9 @@ async fn attempt_once(
                         may_hold.mark(i);
                     }
                 }
+                if own {
+                    shared.supersede(key, &token);
+                }
                 let held = shared.register_lock(key, holder_key, &token, ttl, may_hold);
                 let late = Arc::clone(&held);
                 shared.release_after_replies(
@@ -595,6 +603,11 @@ async fn attempt_once(
         Some(outcomes) => Failure::FencingContention(outcomes),
         None => classify(&round, verdict, elapsed, &shared.nodes, expires_at),
     };
+    if own {
+        own_token_cleanup(shared, round, key, &token, ttl).await;
+        cleanup.disarm();
+        return Err(failure);
+    }
     let publish = Publish::No;
     let expires = shared.key_expiry(ttl);
     let granted: Vec<bool> = (0..shared.nodes.len())
@@ -762,4 +775,122 @@ fn classify(
         return Failure::Split(outcomes);
     }
     Failure::Conflict(outcomes)
+}
+
+/// The longest caller-chosen token accepted, in bytes.
+pub(crate) const MAX_TOKEN_LEN: usize = 256;
+
+/// Checks the per-call options the manager's settings do not cover: a caller-chosen token
+/// (see [`check_token`]) without a holder record beside it, and a retry sleep within
+/// [`MAX_RETRY_SLEEP`](crate::MAX_RETRY_SLEEP).
+fn check_own_options(options: &AcquireOptions) -> Result<(), LockError> {
+    if let Some(token) = &options.token {
+        check_token(token)?;
+        if options.holder.is_some() {
+            return Err(LockError::InvalidArgument(
+                "a holder record cannot be stored with a caller-chosen token".to_owned(),
+            ));
+        }
+    }
+    if let Some((delay, jitter)) = options.retry
+        && delay
+            .checked_add(jitter)
+            .is_none_or(|sleep| sleep > crate::MAX_RETRY_SLEEP)
+    {
+        return Err(LockError::InvalidArgument(
+            crate::error::ConfigError::RetrySleepTooLong {
+                delay,
+                jitter,
+                max: crate::MAX_RETRY_SLEEP,
+            }
+            .to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A caller-chosen token: non-empty, at most [`MAX_TOKEN_LEN`] bytes, no control characters.
+pub(crate) fn check_token(token: &str) -> Result<(), LockError> {
+    if token.is_empty() {
+        return Err(LockError::InvalidArgument(
+            "the lock token is empty".to_owned(),
+        ));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(LockError::InvalidArgument(format!(
+            "the lock token is {} bytes long; at most {MAX_TOKEN_LEN} are accepted",
+            token.len()
+        )));
+    }
+    if token.chars().any(char::is_control) {
+        return Err(LockError::InvalidArgument(
+            "the lock token contains a control character".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Withdraws, on every master, the releases of `token` under `key` parked for resending,
+/// and waits (at most two node timeouts plus the connect timeout) for one the release
+/// worker is sending right now: with a caller-chosen token a late release of an earlier lock
+/// (or attempt) would delete the key this attempt is about to hold.
+async fn withdraw_parked(shared: &Shared, key: &[u8], token: &str) {
+    let withdrawn: usize = shared
+        .nodes
+        .iter()
+        .map(|n| n.withdraw_parked(key, token))
+        .sum();
+    if withdrawn > 0 {
+        tracing::debug!(
+            key = %Printable(key),
+            withdrawn,
+            "parked releases of the same token withdrawn before a new attempt"
+        );
+    }
+    let settings = &shared.settings;
+    let bound = settings
+        .node_timeout
+        .saturating_mul(2)
+        .saturating_add(settings.connect_timeout);
+    let started = Instant::now();
+    while shared.nodes.iter().any(|n| n.release_in_flight(key, token)) {
+        if started.elapsed() >= bound {
+            tracing::debug!(key = %Printable(key), "a release of the same token is still in flight");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The cleanup of a failed attempt with a caller-chosen token: the replies still owed are
+/// awaited for up to one node timeout, then the masters that granted are released in one
+/// round that is awaited (each request bounded by the node timeout) and never parked for
+/// resending; masters that failed or still had not answered get no release.
+/// A release sent later than the next attempt with the same token could delete that
+/// attempt's key; a release sent before it on the same connection runs before it. What
+/// stays behind carries the caller's token: it expires by its TTL, and the next attempt with
+/// that token counts it as granted.
+async fn own_token_cleanup(
+    shared: &Arc<Shared>,
+    mut round: Round<AcquireReply>,
+    key: &Arc<[u8]>,
+    token: &Arc<str>,
+    ttl: Duration,
+) {
+    // The replies still owed, for at most one node timeout: a master that grants late is
+    // released with the others.
+    let _ = tokio::time::timeout(shared.settings.node_timeout, round.settle()).await;
+    let granted: Vec<bool> = (0..shared.nodes.len())
+        .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
+        .collect();
+    // Requests still on the wire are dropped: their keys (if set) expire by the TTL.
+    drop(round);
+    // A lock of this manager still holds the token there: its keys are not ours to delete.
+    if granted.contains(&true) && !shared.holds(key, token) {
+        let mut release =
+            shared.release_round(key, None, token, Publish::No, shared.key_expiry(ttl), |i| {
+                granted.get(i) == Some(&true)
+            });
+        release.settle().await;
+    }
 }

@@ -70,6 +70,9 @@ struct Shared {
     cause: std::sync::OnceLock<LossCause>,
     /// Cancelled to stop the watchdog, which then releases the lock (release, drop).
     stop: CancellationToken,
+    /// Set when the guard was dropped (not released): a lock superseded by a newer one with
+    /// the same caller-chosen token is then left to the newer one.
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 /// A cheap, clonable view of a guard's lock: its validity, token and lost signal.
@@ -375,6 +378,10 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         if self.watchdog.take().is_some() {
             // The watchdog releases the lock in the background and ends.
+            self.handle
+                .shared
+                .dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.handle.shared.stop.cancel();
         }
     }
@@ -483,6 +490,21 @@ impl<'a> AcquireRequest<'a> {
         self.options.holder = Some(Arc::new(info));
         self
     }
+
+    /// Acquires with a caller-chosen token; see [`LockRequest::token`](crate::LockRequest::token)
+    /// for what it means and how a reused token is kept safe. The watchdog extends with it.
+    /// Default: a fresh random token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Sleep between attempts for this call; see
+    /// [`LockRequest::retry_delay`](crate::LockRequest::retry_delay). Default: the manager's.
+    pub fn retry_delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.options.retry = Some((delay, jitter));
+        self
+    }
 }
 
 impl<'a> IntoFuture for AcquireRequest<'a> {
@@ -522,6 +544,7 @@ impl LockGuard {
             lost: CancellationToken::new(),
             cause: std::sync::OnceLock::new(),
             stop: CancellationToken::new(),
+            dropped: std::sync::atomic::AtomicBool::new(false),
         });
         let ttl = lock.ttl();
         let outcomes = lock.outcomes().to_vec();
@@ -661,6 +684,12 @@ impl Watchdog {
         // Stopped (release, drop) or shut down: from now on no handle claims the lock, then
         // release it, bounded by the masters' timeouts.
         let _ = self.deadline.send(Instant::now());
+        let ordering = std::sync::atomic::Ordering::SeqCst;
+        if self.shared.dropped.load(ordering) && lock.held.superseded.load(ordering) {
+            // The keys belong to a newer lock with the same token now.
+            lock.keep_until_expiry();
+            return Ok(());
+        }
         self.manager.release_lock(&mut lock).await
     }
 

@@ -38,6 +38,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The public API: the manager and its builder, locks, guards, errors.
+mod adopt;
 mod attempt;
 mod config;
 mod error;

@@ -153,6 +153,15 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Adopted, or superseded by a newer lock with the same token: left to the TTL.
+        if self.held.keep_on_drop.load(Ordering::SeqCst)
+            || self.held.superseded.load(Ordering::SeqCst)
+        {
+            if let Some(shared) = self.owner.upgrade() {
+                shared.forget_lock(&self.held);
+            }
+            return;
+        }
         // Released already (unlock, close, keep_until_expiry): nothing to do.
         if self.held.released.swap(true, Ordering::SeqCst) {
             return;
@@ -190,6 +199,13 @@ pub(crate) struct Held {
     /// The TTL of the last grant or extension, in milliseconds: how long a key can outlive
     /// a release that did not land.
     pub(crate) ttl_ms: AtomicU64,
+    /// Dropping the handle leaves the keys to their TTL: a lock adopted from the masters
+    /// ([`LockManager::adopt`](crate::LockManager::adopt)). An explicit `unlock` releases.
+    pub(crate) keep_on_drop: AtomicBool,
+    /// A newer acquisition with the same caller-chosen token holds the keys now: dropping
+    /// this handle leaves them, and extending it is refused (it could lower the newer lock's
+    /// TTL). An explicit `unlock` still releases them, for both.
+    pub(crate) superseded: AtomicBool,
 }
 
 impl fmt::Debug for Lock {

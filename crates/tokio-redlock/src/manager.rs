@@ -72,12 +72,35 @@ impl Shared {
             released: AtomicBool::new(false),
             may_hold,
             ttl_ms: AtomicU64::new(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            keep_on_drop: AtomicBool::new(false),
+            superseded: AtomicBool::new(false),
         });
         self.live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(held.id, Arc::clone(&held));
         held
+    }
+
+    /// Marks the live locks of this manager with `key` and `token` as superseded by a new
+    /// acquisition with that caller-chosen token: dropping their handles no longer releases
+    /// the keys, which the new lock holds now (an explicit `unlock` of any still does), and
+    /// extending them is refused (a shorter TTL would cut the new lock's).
+    pub(crate) fn supersede(&self, key: &[u8], token: &str) {
+        for held in self.live.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            if &*held.key == key && &*held.token == token {
+                held.superseded.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Whether a live lock of this manager holds `key` with `token`.
+    pub(crate) fn holds(&self, key: &[u8], token: &str) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|h| &*h.key == key && &*h.token == token && !h.released.load(Ordering::SeqCst))
     }
 
     /// Removes a lock from the registry (released, or kept on purpose).
@@ -488,6 +511,8 @@ impl LockManager {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
                 holder: None,
+                token: None,
+                retry: None,
             },
         )
     }
@@ -602,6 +627,8 @@ impl LockManager {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
                 holder: None,
+                token: None,
+                retry: None,
             },
         }
     }
@@ -799,7 +826,10 @@ impl LockManager {
         lock: &mut Lock,
         ttl: Duration,
     ) -> Result<(), LockError> {
-        let result = self.extend_unrecorded(lock, ttl).await;
+        let result = match superseded(lock) {
+            Some(e) => Err(e),
+            None => self.extend_unrecorded(lock, ttl).await,
+        };
         crate::metrics::extension(result.is_ok());
         result
     }
@@ -1132,6 +1162,19 @@ impl LockManager {
     }
 }
 
+/// The refusal to extend a handle superseded by a newer lock with the same token.
+fn superseded(lock: &mut Lock) -> Option<LockError> {
+    if !lock.held.superseded.load(Ordering::SeqCst) {
+        return None;
+    }
+    lock.invalidate(Instant::now());
+    Some(LockError::NotHeld {
+        operation: Operation::Extend,
+        resource: Arc::clone(&lock.resource),
+        outcomes: Vec::new(),
+    })
+}
+
 /// Decides the quorum view from the answers so far, if they settle it.
 fn settled_state(round: &Round<Peek>, q: usize) -> Option<LockState> {
     let mut absent = 0usize;
@@ -1296,6 +1339,72 @@ impl LockRequest<'_> {
     /// ```
     pub fn holder_info(mut self, info: HolderInfo) -> Self {
         self.options.holder = Some(Arc::new(info));
+        self
+    }
+
+    /// Acquires with this token instead of a fresh random one, and counts a key that already
+    /// holds it as granted (aioredlock's `lock_identifier`): the holder can take its own lock
+    /// again, and the leftover keys of its own failed attempt never stand in its way.
+    ///
+    /// On a key that already holds the token the TTL is raised to this request's, never
+    /// lowered, so an earlier handle with the same token keeps a deadline its keys outlive.
+    /// A new lock supersedes this manager's earlier handles with the same resource and
+    /// token (plain locks and guards): dropping one no longer releases (the keys are the new
+    /// lock's), extending one fails with [`LockError::NotHeld`] and ends its validity (a
+    /// shorter TTL would cut the new lock's; a superseded guard reports itself lost), while
+    /// an explicit [`unlock`](LockManager::unlock) of any of them releases the keys for all.
+    ///
+    /// Safety with a reused token: before each attempt, releases of this resource and token
+    /// still parked for resending are withdrawn on every master; a failed attempt releases
+    /// only the masters that granted it, in one round it awaits (bounded by the node
+    /// timeout) and never resends, and not at all while a lock of this manager holds the
+    /// token. What a failed attempt leaves expires by its TTL, and the next attempt with the
+    /// token counts it as granted. Not covered: a release of the same token from another
+    /// manager (or process) — use a token in one manager at a time — and the release of an
+    /// `unlock` that returned at quorum while a slow master had not answered yet: it is
+    /// parked only once that master fails, possibly after the new attempt started, and may
+    /// then delete that master's key. Between an `unlock` and a new lock with the same token
+    /// while a master is slow, wait until [`background_tasks`](LockManager::background_tasks)
+    /// is 0.
+    ///
+    /// Anyone who knows the token can release or extend the lock. With fencing, a key that
+    /// already held the token reports the current counter, so re-entering a lock nobody took
+    /// in between keeps its fencing token.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidArgument`] before any request for an empty token, one longer than
+    /// 256 bytes or with a control character, or together with
+    /// [`holder_info`](Self::holder_info).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut lock = manager.lock("orders:42").token("worker-7").await?;
+    /// // The same holder again: granted, its TTL renewed.
+    /// let mut again = manager.lock("orders:42").token("worker-7").await?;
+    /// manager.unlock(&mut again).await?;
+    /// # drop(lock);
+    /// # Ok(()) }
+    /// ```
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Sleep between attempts for this call, drawn uniformly from
+    /// `[delay − jitter, delay + jitter)`. Default: the manager's
+    /// [`retry_delay`](crate::LockManagerBuilder::retry_delay) and
+    /// [`retry_jitter`](crate::LockManagerBuilder::retry_jitter) (200 ms ± 100 ms unless set).
+    ///
+    /// # Errors
+    ///
+    /// The request fails with [`LockError::InvalidArgument`] before any request when
+    /// `delay + jitter` exceeds [`MAX_RETRY_SLEEP`](crate::MAX_RETRY_SLEEP) (1 min), as the
+    /// builder refuses it.
+    pub fn retry_delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.options.retry = Some((delay, jitter));
         self
     }
 }

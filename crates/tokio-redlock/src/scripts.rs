@@ -29,5 +29,11 @@ pub(crate) static EXTEND: LazyLock<LuaScript> =
 pub(crate) static FENCE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/fence.lua")));
 
+/// `SET NX PX`, or raise the TTL of a key already holding the caller's token: see
+/// `scripts/acquire_own.lua`.
+pub(crate) static ACQUIRE_OWN: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_own.lua")));
+
 /// Every script, loaded on each new connection.
-pub(crate) static ALL: [&LazyLock<LuaScript>; 4] = [&ACQUIRE, &RELEASE, &EXTEND, &FENCE];
+pub(crate) static ALL: [&LazyLock<LuaScript>; 5] =
+    [&ACQUIRE, &RELEASE, &EXTEND, &FENCE, &ACQUIRE_OWN];

@@ -62,7 +62,10 @@ class NativeManager:
         wait: Optional[float] = None,
         auto_extend: bool = False,
         max_hold: Optional[float] = None,
+        token: Optional[str] = None,
+        retry_delay: Optional[Tuple[float, float]] = None,
     ) -> Awaitable[NativeLock]: ...
+    def adopt(self, resource: str, token: str) -> Awaitable[NativeLock]: ...
     def is_locked(self, resource: str) -> Awaitable[Tuple[str, Optional[str], Optional[float]]]: ...
     def inspect(
         self, resource: str

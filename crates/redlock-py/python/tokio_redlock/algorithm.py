@@ -118,7 +118,14 @@ class Aioredlock:
         it is taken for ``internal_lock_timeout`` and extended by the engine every third of
         it until released (or lost: then ``valid`` turns False and ``wait_lost()`` returns).
 
-        Raises ``ValueError`` for a ``lock_timeout`` not above 0; ``LockAcquiringError``
+        ``lock_identifier`` (a str of at most 256 bytes, no control characters) becomes
+        ``lock.id`` instead of a random one; a resource already held under that id counts
+        as acquired (its TTL is raised to this lock's, never lowered). The newest lock
+        under an id supersedes this manager's earlier ones: they can no longer be extended,
+        and dropping them releases nothing; unlocking any of them releases the resource.
+
+        Raises ``ValueError`` for a ``lock_timeout`` not above 0 or a bad
+        ``lock_identifier``, ``TypeError`` for one that is not a str; ``LockAcquiringError``
         (``LockConflictError``) when the resource stayed held elsewhere;
         ``LockRuntimeError`` when masters failed (``LockUnavailableError``: no quorum
         reachable, not retried); ``LockError('Lock timeout…')`` when no validity was left.
@@ -156,11 +163,10 @@ class Aioredlock:
     ) -> Lock:
         if lock_timeout is not None and lock_timeout <= 0:
             raise ValueError("Lock timeout must be greater than 0 seconds.")
-        if lock_identifier is not None:
-            raise NotImplementedError(
-                "lock_identifier: caller-chosen lock ids are not supported yet; locks get a "
-                "random 128-bit id (lock.id)"
-            )
+        # aioredlock: ``lock_identifier or str(uuid4())``; the engine draws a random token.
+        token = lock_identifier or None
+        if token is not None and not isinstance(token, str):
+            raise TypeError(f"lock_identifier must be a str, not {type(token).__name__}")
         if not isinstance(resource, str):
             raise TypeError(f"resource must be a str, not {type(resource).__name__}")
         ttl = float(lock_timeout or self.internal_lock_timeout)
@@ -169,6 +175,7 @@ class Aioredlock:
             raise ValueError("Retry count must be greater or equal 1.")
         if wait is not None and wait < 0:
             raise ValueError("wait must be 0 seconds or more")
+        delay = self._retry_delay()
         native = await _call(
             self._native.lock(
                 resource,
@@ -177,12 +184,30 @@ class Aioredlock:
                 wait=None if wait is None else float(wait),
                 auto_extend=lock_timeout is None,
                 max_hold=None if max_hold is None else float(max_hold),
+                token=token,
+                retry_delay=delay,
             )
         )
         lock = Lock(self, resource, native.token, lock_timeout, valid=True)
         lock._native = native
         self._locks[(resource, lock.id)] = lock
         return lock
+
+    def _retry_delay(self) -> Tuple[float, float]:
+        """``(delay, jitter)`` from the current ``retry_delay_min``/``retry_delay_max``,
+        re-read on every call as aioredlock does (a uniform draw between them)."""
+        lo, hi = sorted((float(self.retry_delay_min), float(self.retry_delay_max)))
+        if lo <= 0:
+            raise ValueError("Retry delay must be greater than 0 seconds.")
+        return ((lo + hi) / 2, (hi - lo) / 2)
+
+    async def _adopt(self, lock: Lock) -> Any:
+        """The native handle of a ``Lock`` this manager did not acquire (built by hand, or
+        from ``get_lock``): adopted from the masters, where ``lock.id`` must hold it on a
+        quorum. Dropping an adopted handle releases nothing."""
+        native = await _call(self._native.adopt(lock.resource, lock.id))
+        lock._native = native
+        return native
 
     def _native_of(self, lock: Lock) -> Any:
         if lock._native is not None:
@@ -207,9 +232,7 @@ class Aioredlock:
         native = self._native_of(lock)
         try:
             if native is None:
-                raise LockRuntimeError(
-                    "Can not set lock: this lock was not acquired through this manager in this process"
-                )
+                native = await self._adopt(lock)
             await _call(native.extend(ttl))
         except Exception:
             try:
@@ -236,18 +259,22 @@ class Aioredlock:
         self._locks.pop((lock.resource, lock.id), None)
 
     async def _unlock_untracked(self, lock: Lock) -> None:
-        """A hand-built ``Lock`` (or one from ``get_lock``) unknown to this manager: only
-        its absence can be confirmed."""
+        """A hand-built ``Lock`` (or one from ``get_lock``) unknown to this manager: adopted
+        and released when ``lock.id`` holds it on a quorum; otherwise released as aioredlock
+        counts it (absent keys count as released; keys of ``lock.id`` left on a minority
+        expire by their TTL)."""
+        try:
+            native = await self._adopt(lock)
+        except LockError as e:
+            if not e.is_not_held:
+                raise
+        else:
+            await _call(native.unlock())
+            return
         keys = await _call(self._native.inspect(lock.resource))
         quorum = self._native.quorum()
-        ours = sum(1 for _, state, holder, _, _ in keys if state == "held" and holder == lock.id)
         others = sum(1 for _, state, holder, _, _ in keys if state == "held" and holder != lock.id)
         failed = sum(1 for _, state, _, _, _ in keys if state == "failed")
-        if ours:
-            raise LockRuntimeError(
-                "Can not unset lock: it was not acquired through this manager in this process; "
-                "release it with the manager that acquired it, or let it expire"
-            )
         if failed and len(keys) - failed < quorum:
             raise LockRuntimeError("Can not unset lock: too few masters answered")
         if others >= quorum:
@@ -286,25 +313,25 @@ class Aioredlock:
 
     async def get_lock(self, resource: str, lock_identifier: str) -> Lock:
         """A ``Lock`` for ``resource`` held under ``lock_identifier`` on a quorum of
-        masters, its ``lock_timeout`` the quorum's remaining time in seconds (a float).
+        masters (by this or another process), its ``lock_timeout`` the quorum's remaining
+        time in seconds (a float, a safe lower bound). It can be extended and unlocked;
+        dropping it releases nothing.
 
         Raises ``LockRuntimeError`` when masters failed, ``LockAcquiringError`` when another
         holder has the key, ``LockError`` otherwise.
         """
         tracked = self._locks.get((resource, lock_identifier))
-        keys = await _call(self._native.inspect(resource))
-        quorum = self._native.quorum()
-        remaining = sorted(
-            (r if r is not None else float("inf"))
-            for _, state, holder, r, _ in keys
-            if state == "held" and holder == lock_identifier
-        )
-        if len(remaining) >= quorum:
-            ttl = remaining[len(remaining) - quorum]
-            lock = Lock(self, resource, lock_identifier, ttl, valid=True)
-            if tracked is not None:
-                lock._native = tracked._native
+        try:
+            native = await _call(self._native.adopt(resource, lock_identifier))
+        except LockError as e:
+            if not e.is_not_held:
+                raise
+        else:
+            lock = Lock(self, resource, lock_identifier, float(native.ttl), valid=True)
+            # Operations go through the handle that acquired it, when this manager did.
+            lock._native = native if tracked is None else tracked._native
             return lock
+        keys = await _call(self._native.inspect(resource))
         if any(state == "failed" for _, state, _, _, _ in keys):
             raise LockRuntimeError("Can not get lock")
         if any(state in ("held", "not_a_lock") for _, state, _, _, _ in keys):

@@ -280,6 +280,13 @@ struct Parked {
     queue: VecDeque<ParkedRelease>,
     /// A release worker task is running.
     working: bool,
+    /// Sequence number of the next release parked.
+    seq: u64,
+    /// Releases withdrawn while the worker runs (see `own_token.rs`): a release of that key
+    /// and token parked before the withdrawal is not queued again after a failed send.
+    withdrawn: Vec<own_token::Withdrawal>,
+    /// Key and token of each release the worker is sending right now.
+    in_flight: Vec<(Arc<[u8]>, Arc<str>)>,
 }
 
 /// One release waiting to be (re)sent.
@@ -291,6 +298,8 @@ struct ParkedRelease {
     publish: Publish,
     /// When the key expires by its TTL at the latest: past it, there is nothing to release.
     expires: Instant,
+    /// Parking order (for withdrawals).
+    seq: u64,
 }
 
 /// One master of the quorum.
@@ -1467,12 +1476,15 @@ impl Node {
             parked.queue.pop_front();
             tracing::debug!(master = %self.address, "release queue full: the oldest is left to its TTL");
         }
+        let seq = parked.seq;
+        parked.seq = seq.wrapping_add(1);
         parked.queue.push_back(ParkedRelease {
             key,
             holder_key,
             token,
             publish,
             expires,
+            seq,
         });
         if parked.working {
             return;
@@ -1514,10 +1526,16 @@ impl Node {
         parked.queue.retain(|r| r.expires > now);
         if parked.queue.is_empty() {
             parked.working = false;
+            parked.withdrawn.clear();
             return Vec::new();
         }
         let n = parked.queue.len().min(MAX_IN_FLIGHT);
-        parked.queue.drain(..n).collect()
+        let batch: Vec<ParkedRelease> = parked.queue.drain(..n).collect();
+        parked.in_flight = batch
+            .iter()
+            .map(|r| (Arc::clone(&r.key), Arc::clone(&r.token)))
+            .collect();
+        batch
     }
 
     /// Runs the compare-and-`PEXPIRE` script.
@@ -1851,9 +1869,12 @@ async fn release_worker(node: Arc<Node>) {
         let mut again = 0usize;
         {
             let mut parked = node.parked.lock().unwrap_or_else(|p| p.into_inner());
+            parked.in_flight.clear();
             for (release, result) in results {
                 match result {
-                    Err(e) if worth_resending(&e) && !stopping => {
+                    Err(e)
+                        if worth_resending(&e) && !stopping && !parked.is_withdrawn(&release) =>
+                    {
                         again = again.saturating_add(1);
                         parked.queue.push_front(release);
                     }
@@ -2194,3 +2215,5 @@ mod tests {
         assert_eq!(triple(&ok), Ok((0, 0, -1)));
     }
 }
+
+mod own_token;
