@@ -18,7 +18,31 @@ impl Node {
     /// the token is granted too, its TTL raised to what is left until `expires_at` (never
     /// lowered). Always the acquire-own script (no `SET NX GET` fast path: that one would
     /// leave an own key's TTL as it is, shorter than the validity counted for it).
+    ///
+    /// On a Redis Cluster member the request goes to the master of the key's slot.
     pub(crate) async fn acquire_own(
+        self: &Arc<Self>,
+        key: &[u8],
+        fence_key: &[u8],
+        token: &str,
+        expires_at: Instant,
+        fencing: bool,
+        call: &Call,
+    ) -> Result<AcquireReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.acquire_own_here(key, fence_key, token, expires_at, fencing, &call)
+                        .await
+                })
+                .await;
+        }
+        self.acquire_own_here(key, fence_key, token, expires_at, fencing, call)
+            .await
+    }
+
+    /// [`acquire_own`](Self::acquire_own) on this server.
+    async fn acquire_own_here(
         self: &Arc<Self>,
         key: &[u8],
         fence_key: &[u8],
