@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command, and what CI runs: formatting, lints, every test against real
-# redis-server processes (unit, property, integration, doc tests), and the docs.
+# redis-server processes (unit, property, integration, doc tests), the docs, and the Python
+# package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-redis.sh
@@ -25,6 +26,11 @@ step "cargo doc (no warnings): every feature, then the library without features"
 cargo doc --workspace --all-features --no-deps --locked
 # What an application that depends on the crate with default features gets.
 cargo doc -p tokio-redlock --no-deps --locked
+step "Python package (crates/redlock-py): build into a venv, pytest against real redis-server"
+# The dev profile shares most of the debug build above; the CLI built by the tests serves the
+# interop tests.
+REDLOCK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/redlock" TOKIO_REDLOCK_PY_PROFILE=dev \
+  scripts/python.sh
 # Nothing may outlive the run: every test stops the servers it started.
 if pgrep -f 'redis-server 127.0.0.1' >/dev/null 2>&1; then
   echo "warning: redis-server processes left running after the tests:" >&2

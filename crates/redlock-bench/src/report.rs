@@ -336,6 +336,13 @@ impl Report {
             "µs",
         );
         ratio_check(
+            "S1_3c p50 ≤ 1.25 × S1_3m p50 (three cluster members vs three masters)".to_owned(),
+            self.median(Scenario::S1Clusters, Ours, P50Us),
+            self.median(Scenario::S1Three, Ours, P50Us),
+            &|r| r <= 1.25,
+            "µs",
+        );
+        ratio_check(
             "S5 fencing adds ≤ 5 % to p50 (vs ours without fencing, interleaved)".to_owned(),
             self.median(Scenario::S5, Ours, P50Us),
             self.median(Scenario::S5, Contender::OursNoFencing, P50Us),
@@ -400,7 +407,8 @@ impl Report {
         out.push_str(
             "## Reproduce\n\n\
              Needs `redis-server` on the `PATH` (the run starts its own three masters on free \
-             loopback ports, without persistence, and stops them at the end).\n\n\
+             loopback ports, without persistence, and stops them at the end; for S1_3c also \
+             three clusters of three masters, joined with `redis-cli --cluster create`).\n\n\
              ```sh\n\
              cargo run --release -p redlock-bench                       # table and RESULT lines (a few minutes)\n\
              cargo run --release -p redlock-bench -- --write-docs docs  # the same, and rewrites this file and the plot\n\
@@ -409,7 +417,7 @@ impl Report {
              cargo bench -p redlock-bench                               # criterion: one lock+unlock cycle, 1 local master\n\
              ```\n\n\
              `--masters URL,URL,URL` uses given masters instead (S4 is then skipped: it freezes \
-             a master). `--help` lists every option.\n\n",
+             a master; S1_3c too: it starts its own clusters). `--help` lists every option.\n\n",
         );
         let _ = writeln!(
             out,
@@ -527,6 +535,7 @@ impl Report {
                  10 ms); it includes whatever the allocator kept from earlier runs."
             },
         );
+        out.push_str(CLUSTERS);
         out.push_str(HISTORY);
         out.push_str("## RESULT lines\n\n```text\n");
         out.push_str(&self.result_text());
@@ -577,6 +586,28 @@ fn plain(metric: Metric, v: f64) -> String {
         _ => format!("{v:.1}"),
     }
 }
+
+/// What S1_3c measures, and how capacity grows with shards (which one machine cannot show).
+const CLUSTERS: &str = "## Redis Cluster members (S1_3c)\n\n\
+S1_3c runs S1 against three Redis Cluster members — three clusters of three masters each, \
+started by the run (`redis-cli --cluster create`), nine `redis-server` processes — instead of \
+three masters. Each cycle still makes one round trip per member for the lock and one for the \
+release: the member computes the key's slot (CRC16) and sends the request on the connection of \
+the master serving it, so the cost per operation is S1_3m's plus a slot lookup; on this machine \
+the nine servers share its two cores with the client, which is what the ratio to S1_3m \
+mostly shows (target above).\n\n\
+How capacity grows with shards: one resource is always served by one master per cluster, so \
+the throughput of a *single* resource does not grow; but distinct resources hash to distinct \
+slots, and the slots are spread over every master of each cluster. With three clusters of `m` \
+masters each, the lock traffic of many resources is split `m` ways inside every member: each \
+master sees about `1/m` of the requests a lone master would, and the connections, CPU and \
+memory of the Redlock scripts are spread alike (each master a single-threaded Redis process). \
+An S2-like load of distinct resources that saturates three lone masters at `X` cycles/s \
+(bounded by each master's single thread when the servers have cores of their own) therefore \
+reaches about `m × X` across three `m`-master clusters, until the clients' CPU or the network \
+is the limit. The per-operation latency stays that of S1_3m (one round trip per member, in \
+parallel), plus the `MOVED`/`ASK` redirections paid only while slots move. A 2-core machine \
+cannot show the scaling: more servers only compete for the same two cores.\n\n";
 
 /// Medians of earlier runs on this kind of machine, kept by hand when a change moves them:
 /// what each version costs beside the floor of its own run.

@@ -74,6 +74,30 @@ pub async fn run(
         }
     };
     progress(&format!("masters: {}", urls.join(" ")));
+    // Three clusters of three masters for S1_3c, started only when it runs on our own servers.
+    let clusters = if options.scenarios.contains(&Scenario::S1Clusters) && options.masters.is_none()
+    {
+        let started = tokio::task::spawn_blocking(|| servers::start_clusters(3, 3))
+            .await
+            .map_err(|e| BenchError::Server(format!("start task: {e}")))?;
+        match started {
+            Ok(clusters) => Some(clusters),
+            Err(e) => {
+                progress(&format!("clusters: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let cluster_urls: Vec<String> = clusters
+        .iter()
+        .flatten()
+        .map(servers::RedisCluster::url)
+        .collect();
+    if !cluster_urls.is_empty() {
+        progress(&format!("clusters: {}", cluster_urls.join(" ")));
+    }
     let first = urls.first().cloned();
     let mut machine = tokio::task::spawn_blocking(move || Machine::probe(first.as_deref()))
         .await
@@ -81,6 +105,18 @@ pub async fn run(
     let mut report = Report::new(options, options.masters.is_none());
     for round in 0..options.rounds {
         for &scenario in &options.scenarios {
+            let urls = if scenario == Scenario::S1Clusters {
+                if cluster_urls.is_empty() {
+                    report.skip(
+                        scenario,
+                        "no clusters: it starts its own (not with given masters)",
+                    );
+                    continue;
+                }
+                &cluster_urls
+            } else {
+                &urls
+            };
             if urls.len() < scenario.masters() {
                 report.skip(scenario, "fewer masters given than it needs");
                 continue;
@@ -103,7 +139,7 @@ pub async fn run(
             if scenario.interleaved() {
                 let tag = format!("r{round}");
                 for (contender, output) in
-                    interleaved(scenario, &contenders, &urls, options, &tag).await
+                    interleaved(scenario, &contenders, urls, options, &tag).await
                 {
                     progress(&progress_line(
                         round,
@@ -118,7 +154,7 @@ pub async fn run(
             }
             for contender in contenders {
                 let tag = format!("r{round}");
-                let output = run_one(scenario, contender, &urls, frozen, options, &tag).await;
+                let output = run_one(scenario, contender, urls, frozen, options, &tag).await;
                 let output = output.unwrap_or_else(|e| {
                     let mut out = RunOutput::default();
                     out.error(e.to_string());
@@ -140,6 +176,7 @@ pub async fn run(
     report.source = machine::source_state();
     report.elapsed = started.elapsed();
     drop(owned);
+    drop(clusters);
     Ok(report)
 }
 
@@ -187,9 +224,11 @@ async fn run_one(
     }
     let client = Arc::new(Client::new(contender, scenario, urls).await?);
     let mut output = match scenario {
-        Scenario::S1One | Scenario::S1Three | Scenario::S4 | Scenario::S5 => {
-            latency(&client, &prefix, options.latency_duration, frozen).await
-        }
+        Scenario::S1One
+        | Scenario::S1Three
+        | Scenario::S4
+        | Scenario::S5
+        | Scenario::S1Clusters => latency(&client, &prefix, options.latency_duration, frozen).await,
         Scenario::S2 => throughput(&client, &prefix, options.duration).await,
         Scenario::S3 => contention(&client, &prefix, options.duration).await,
     };

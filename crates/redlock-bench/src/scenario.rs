@@ -17,17 +17,20 @@ pub enum Scenario {
     S4,
     /// S5: S1 with three masters and fencing tokens.
     S5,
+    /// S1 with three Redis Cluster members (three clusters of three masters each).
+    S1Clusters,
 }
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::S1One,
         Self::S1Three,
         Self::S2,
         Self::S3,
         Self::S4,
         Self::S5,
+        Self::S1Clusters,
     ];
 
     /// The id used in `RESULT` lines and on the command line.
@@ -39,6 +42,7 @@ impl Scenario {
             Self::S3 => "S3",
             Self::S4 => "S4",
             Self::S5 => "S5",
+            Self::S1Clusters => "S1_3c",
         }
     }
 
@@ -66,6 +70,9 @@ impl Scenario {
             }
             Self::S4 => "S4 degraded, 3 masters with one frozen (SIGSTOP): S1 otherwise",
             Self::S5 => "S5 fencing, 3 masters: S1 with a fencing token per acquisition",
+            Self::S1Clusters => {
+                "S1 latency, 3 Redis Cluster members (three clusters of 3 masters, keys spread over every slot): S1 otherwise"
+            }
         }
     }
 
@@ -80,11 +87,19 @@ impl Scenario {
     /// Whether its contenders take turns cycle by cycle (S1, S5) rather than one after the
     /// other (S2, S3, and S4, where one cycle of the floor or rslock takes 100 ms to 1 s).
     pub fn interleaved(self) -> bool {
-        matches!(self, Self::S1One | Self::S1Three | Self::S5)
+        matches!(
+            self,
+            Self::S1One | Self::S1Three | Self::S5 | Self::S1Clusters
+        )
     }
 
     /// The contenders that run it.
     pub fn contenders(self) -> Vec<Contender> {
+        // The floor speaks to fixed masters: on clusters, tokio-redlock alone (compared with
+        // its own S1_3m).
+        if self == Self::S1Clusters {
+            return vec![Contender::Ours];
+        }
         let mut list = vec![Contender::Floor, Contender::QuorumFloor, Contender::Ours];
         match self {
             Self::S3 => {
@@ -110,7 +125,9 @@ impl Scenario {
     /// The metrics reported for it.
     pub fn metrics(self) -> &'static [Metric] {
         match self {
-            Self::S1One | Self::S1Three | Self::S4 | Self::S5 => &[Metric::P50Us, Metric::P99Us],
+            Self::S1One | Self::S1Three | Self::S4 | Self::S5 | Self::S1Clusters => {
+                &[Metric::P50Us, Metric::P99Us]
+            }
             Self::S2 => &[Metric::OpsPerS, Metric::RssKb],
             Self::S3 => &[
                 Metric::OpsPerS,

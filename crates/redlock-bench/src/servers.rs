@@ -34,6 +34,15 @@ impl RedisServer {
     ///
     /// [`BenchError::Server`] when `redis-server` is missing or never answers.
     pub fn start() -> Result<Self, BenchError> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`start`](Self::start), with `extra` arguments for `redis-server`.
+    ///
+    /// # Errors
+    ///
+    /// [`BenchError::Server`] when `redis-server` is missing or never answers.
+    pub fn start_with(extra: &[&str]) -> Result<Self, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("redlock-bench-")
             .tempdir()
@@ -41,7 +50,7 @@ impl RedisServer {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            match spawn_and_wait(port, &dir) {
+            match spawn_and_wait(port, &dir, extra) {
                 Ok(child) => {
                     return Ok(Self {
                         child,
@@ -117,6 +126,107 @@ pub fn start_masters(n: usize) -> Result<Vec<RedisServer>, BenchError> {
     }
 }
 
+/// A Redis Cluster of `redis-server` processes (masters only), joined by
+/// `redis-cli --cluster create`; every node is stopped on drop.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `redis+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+}
+
+/// How long a cluster may take to agree on its slots after `redis-cli --cluster create`.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts `n` independent clusters of `masters` masters each (in parallel).
+///
+/// # Errors
+///
+/// [`BenchError::Server`] when a server does not start, `redis-cli` is missing or fails, or a
+/// cluster does not reach `cluster_state:ok` in time.
+pub fn start_clusters(n: usize, masters: usize) -> Result<Vec<RedisCluster>, BenchError> {
+    let handles: Vec<_> = (0..n)
+        .map(|_| thread::spawn(move || start_cluster(masters)))
+        .collect();
+    let mut clusters = Vec::with_capacity(n);
+    let mut error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(cluster)) => clusters.push(cluster),
+            Ok(Err(e)) => error = Some(e),
+            Err(_) => error = Some(BenchError::Server("cluster start thread panicked".into())),
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(clusters),
+    }
+}
+
+fn start_cluster(masters: usize) -> Result<RedisCluster, BenchError> {
+    let args = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
+    let nodes = (0..masters)
+        .map(|_| RedisServer::start_with(&args))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut create = Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    for node in &nodes {
+        create.arg(format!("127.0.0.1:{}", node.port));
+    }
+    let out = create
+        .args(["--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            BenchError::Server(format!("cannot run redis-cli ({e}); install redis-tools"))
+        })?;
+    if !out.status.success() {
+        return Err(BenchError::Server(format!(
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )));
+    }
+    let started = Instant::now();
+    while !nodes.iter().all(|n| cluster_ok(n.port)) {
+        if started.elapsed() > CLUSTER_TIMEOUT {
+            return Err(BenchError::Server(format!(
+                "the cluster did not reach cluster_state:ok within {CLUSTER_TIMEOUT:?}"
+            )));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(RedisCluster { nodes })
+}
+
+/// Whether the node on `port` says `cluster_state:ok`.
+fn cluster_ok(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+        return false;
+    };
+    redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query::<String>(&mut conn)
+        .is_ok_and(|info| info.lines().any(|l| l.trim() == "cluster_state:ok"))
+}
+
 /// A port that was free a moment ago (bind :0, read it, release it).
 fn free_port() -> Result<u16, BenchError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -128,12 +238,13 @@ fn free_port() -> Result<u16, BenchError> {
 }
 
 /// Spawns `redis-server` on `port` and waits until it answers PING.
-fn spawn_and_wait(port: u16, dir: &TempDir) -> Result<Child, String> {
+fn spawn_and_wait(port: u16, dir: &TempDir, extra: &[&str]) -> Result<Child, String> {
     let dir_str = dir.path().to_str().ok_or("temp dir path is not UTF-8")?;
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--dir", dir_str])
         .args(["--protected-mode", "no", "--daemonize", "no"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -28,7 +28,11 @@ async fn every_scenario_produces_numbers() {
             }
             if matches!(
                 scenario,
-                Scenario::S1One | Scenario::S1Three | Scenario::S4 | Scenario::S5
+                Scenario::S1One
+                    | Scenario::S1Three
+                    | Scenario::S4
+                    | Scenario::S5
+                    | Scenario::S1Clusters
             ) {
                 let p50 = report.summary(scenario, contender, Metric::P50Us);
                 assert!(
@@ -56,11 +60,13 @@ async fn every_scenario_produces_numbers() {
     assert!(text.lines().all(|l| l.starts_with("RESULT lib=")));
     assert!(text.contains("RESULT lib=floor scenario=S1_3m metric=p50_us value="));
     assert!(report.table().contains("| ours |"));
-    assert_eq!(report.targets().len(), 10);
+    assert_eq!(report.targets().len(), 11);
+    assert!(text.contains("RESULT lib=ours scenario=S1_3c metric=p50_us value="));
     let dir = tempfile::tempdir().expect("temp dir");
     report.write_docs(dir.path()).expect("write docs");
     let svg = std::fs::read_to_string(dir.path().join(redlock_bench::PLOT_FILE)).expect("svg");
     assert!(svg.contains("<svg") && svg.contains("ours"));
     let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).expect("md");
     assert!(md.contains("## Machine") && md.contains("RESULT lib=ours"));
+    assert!(md.contains("## Redis Cluster members (S1_3c)"));
 }

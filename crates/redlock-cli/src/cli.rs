@@ -80,7 +80,9 @@ Examples:
 
 const STATUS_AFTER_HELP: &str = "\
 For each resource: on each master, whether the key exists, the first 8 characters of the
-holder's token and the key's PTTL; then the quorum view (free, held, or unsettled).
+holder's token and the key's PTTL; then the quorum view (free, held, or unsettled). When the
+holder is a `redlock exec` (or a library user that stored it), a holder line names its host,
+pid, command and since when.
 
 Exit codes: 0 held (every resource), 1 free, 2 unsettled (the masters disagree: an acquisition
 or expiry in progress, or a value that is not a lock), 69 unavailable (too few masters
@@ -352,7 +354,8 @@ pub(crate) struct ExecArgs {
     )]
     pub(crate) nonblock: bool,
 
-    /// Wait at most DUR for the lock (`0` = --nonblock; a bare number means seconds).
+    /// Wait at most DUR for the lock (`0` = --nonblock; a bare number means seconds), also
+    /// through a loss of quorum (exit 69 if the masters are still out of reach at the end).
     /// Default: wait forever.
     #[arg(
         short = 'w',

@@ -26,8 +26,8 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_redlock::{
-    DEFAULT_DRIFT_FACTOR, LockError, LockGuard, LockManager, LossCause, NodeError, NodeStatus,
-    Printable,
+    DEFAULT_DRIFT_FACTOR, HolderInfo, LockError, LockGuard, LockManager, LossCause, NodeError,
+    NodeStatus, Printable,
 };
 
 use crate::child::{self, CommandLine};
@@ -84,24 +84,44 @@ pub(crate) struct Acquired {
 /// Acquires `resource`, waiting per `wait` with the library's waiting acquisition: a waiter
 /// is woken by the holder's release notification (one round trip after the release, across
 /// processes and hosts) or by the expiry of the holder's keys, and waiters of one process take
-/// turns in arrival order. `-n` makes one attempt. A conflict keeps waiting; any other error
-/// (no quorum, a non-lock value) returns at once.
+/// turns in arrival order. `-n` makes one attempt. A conflict keeps waiting, and so does a
+/// quorum out of reach (`-w` within its budget; a wait without end once a quorum was
+/// reached); a permanent cause or a non-lock value returns at once.
+///
+/// The lock carries a holder record (this host, redlock's pid, the command, the start time)
+/// for `redlock status` to show; it lives and dies with the lock.
 pub(crate) async fn acquire_waiting(
     manager: &LockManager,
     resource: &str,
     spec: AcquireSpec,
     wait: Wait,
+    holder: HolderInfo,
 ) -> Result<Acquired, LockError> {
     let request = manager
         .acquire(resource)
         .ttl(spec.ttl)
-        .extend_every(spec.extend_every);
+        .extend_every(spec.extend_every)
+        .holder_info(holder);
     let request = match wait {
         Wait::No => request.retry_count(0),
         Wait::For(d) => request.wait(d),
         Wait::Forever => request.wait_forever(),
     };
     request.await.map(|guard| Acquired { guard })
+}
+
+/// Who holds the lock, for `redlock status`: this host's name, redlock's own pid (the
+/// process that holds the lock; its command dies with it), and the command as given, its
+/// arguments joined by spaces (`sh -c STR` for `-c`).
+fn holder_info(args: &ExecArgs) -> HolderInfo {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let command = match &args.shell_command {
+        Some(cmd) => format!("sh -c {cmd}"),
+        None => args.command.join(" "),
+    };
+    HolderInfo::new(host, command)
 }
 
 /// Errors that waiting can cure: held elsewhere, a quorum that came too late, contending
@@ -246,7 +266,7 @@ async fn run_with(
     let wait = Wait::from_args(args);
     let terminal = Terminal::of_stdin();
     let started = Instant::now();
-    let acquiring = acquire_waiting(manager, resource, spec, wait);
+    let acquiring = acquire_waiting(manager, resource, spec, wait, holder_info(args));
     tokio::pin!(acquiring);
     let acquired = loop {
         tokio::select! {

@@ -133,7 +133,12 @@ pub(crate) fn build_manager(
     fencing: bool,
 ) -> Result<LockManager, SetupError> {
     let servers = common.server_urls()?;
-    warn_about_quorum_size(servers.len(), Report::new(common.verbose, common.quiet));
+    let only_cluster = matches!(servers.as_slice(), [only] if only.contains("+cluster://"));
+    warn_about_quorum_size(
+        servers.len(),
+        only_cluster,
+        Report::new(common.verbose, common.quiet),
+    );
     let mut builder = LockManager::builder()
         .servers(servers)
         .ttl(ttl)
@@ -164,8 +169,14 @@ pub(crate) fn build_manager(
 /// Warns (once, unless `-q`) when the member count makes a poor quorum: one master is a
 /// single point of failure and not Redlock; an even number tolerates no more failures than
 /// one fewer.
-fn warn_about_quorum_size(members: usize, report: Report) {
-    if members == 1 {
+fn warn_about_quorum_size(members: usize, only_cluster: bool, report: Report) {
+    if only_cluster {
+        report.warn(
+            "only one member, a Redis Cluster: a failover inside it can promote a replica that \
+             missed the latest lock, and another client may then take it; Redlock needs \
+             independent members, 3 or 5 (three clusters), and fencing tokens",
+        );
+    } else if members == 1 {
         report.warn(
             "only one master: the lock is as available as that one Redis and is lost with it \
              (no failover keeps it); Redlock needs independent masters, 3 or 5",

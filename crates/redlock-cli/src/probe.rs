@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_redlock::{DEFAULT_CONNECT_TIMEOUT, LockManager};
+use tokio_redlock::{DEFAULT_CONNECT_TIMEOUT, HolderInfo, LockManager, Printable};
 
 /// Time added to the reads' own bounds before the outer bound gives up on them, so that
 /// each master's own timeout (reported per master) normally fires first.
@@ -40,8 +40,12 @@ pub(crate) enum KeyState {
 pub(crate) struct MasterKey {
     /// The master's address, password redacted.
     pub(crate) master: String,
+    /// For a Redis Cluster member: the node (`host:port`) that served the key.
+    pub(crate) node: Option<String>,
     /// What it holds under the key.
     pub(crate) state: KeyState,
+    /// Who holds it here, when the holder stored a record for the token the key holds.
+    pub(crate) holder_info: Option<HolderInfo>,
 }
 
 /// The first [`SHOWN_TOKEN_CHARS`] characters of a token, control characters and invalid
@@ -70,7 +74,9 @@ impl From<tokio_redlock::MasterKey> for MasterKey {
         };
         Self {
             master: m.master.to_string(),
+            node: m.node.map(|n| n.to_string()),
             state,
+            holder_info: m.holder_info,
         }
     }
 }
@@ -96,7 +102,9 @@ pub(crate) async fn read_all(
             .masters()
             .map(|master| MasterKey {
                 master: master.to_owned(),
+                node: None,
                 state: KeyState::Failed(why.clone()),
+                holder_info: None,
             })
             .collect()
     };
@@ -104,6 +112,81 @@ pub(crate) async fn read_all(
         Ok(Ok(keys)) => keys.into_iter().map(MasterKey::from).collect(),
         Ok(Err(e)) => failed(e.to_string()),
         Err(_) => failed(format!("no answer within {}", show_duration(timeout))),
+    }
+}
+
+/// The holder record of the token `holder` (the quorum's holder), from the first master
+/// that shows one for that token.
+pub(crate) fn holder_of<'a>(masters: &'a [MasterKey], holder: &[u8]) -> Option<&'a HolderInfo> {
+    masters.iter().find_map(|m| match &m.state {
+        KeyState::Held { value, .. } if value.as_slice() == holder => m.holder_info.as_ref(),
+        _ => None,
+    })
+}
+
+/// A holder for people: `host build-7, pid 30750, since 2026-12-07T01:14:29Z (12.3s ago),
+/// command ./deploy.sh v1.2`. Every value is untrusted (anyone who can write the masters'
+/// keys can write it): shown escaped and cut, as resource names are.
+pub(crate) fn show_holder(info: &HolderInfo) -> String {
+    let ago = std::time::SystemTime::now()
+        .duration_since(info.since())
+        .map(|d| format!(" ({} ago)", show_duration(d)))
+        .unwrap_or_default();
+    let since = rfc3339(info.since(), false)
+        .unwrap_or_else(|| format!("{} ms after the Unix epoch", since_ms(info.since())));
+    format!(
+        "host {}, pid {}, since {since}{ago}, command {}",
+        Printable::new(info.host()),
+        info.pid(),
+        Printable::new(info.command()),
+    )
+}
+
+/// `time` in RFC 3339 (UTC; with milliseconds when `millis`), or `None` for a time RFC 3339
+/// cannot show (after the year 9999, or before 1970). A record's time is untrusted input, and
+/// `humantime` reports such a time as a formatting error, which `format!` and `to_string`
+/// turn into a panic: the text is written through `fmt::Write`, which returns it instead.
+fn rfc3339(time: std::time::SystemTime, millis: bool) -> Option<String> {
+    use std::fmt::Write as _;
+    // `humantime` also panics (an `expect`) on a time before the epoch.
+    time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mut text = String::new();
+    let written = if millis {
+        write!(text, "{}", humantime::format_rfc3339_millis(time))
+    } else {
+        write!(text, "{}", humantime::format_rfc3339_seconds(time))
+    };
+    written.ok().map(|()| text)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn since_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The JSON form of a holder record; values escaped as in text.
+#[derive(Debug, Serialize)]
+pub(crate) struct HolderJson {
+    host: String,
+    pid: u32,
+    command: String,
+    /// RFC 3339, UTC, by the holder's clock; `null` for a time it cannot show (after the
+    /// year 9999: a record is untrusted input).
+    since: Option<String>,
+    /// The same, in milliseconds since the Unix epoch.
+    since_ms: u64,
+}
+
+impl From<&HolderInfo> for HolderJson {
+    fn from(info: &HolderInfo) -> Self {
+        Self {
+            host: Printable::new(info.host()).to_string(),
+            pid: info.pid(),
+            command: Printable::new(info.command()).to_string(),
+            since: rfc3339(info.since(), true),
+            since_ms: since_ms(info.since()),
+        }
     }
 }
 
@@ -120,7 +203,10 @@ pub(crate) fn show_duration(d: Duration) -> String {
 
 impl fmt::Display for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.master)?;
+        match &self.node {
+            Some(node) => write!(f, "{} (node {node}): ", self.master)?,
+            None => write!(f, "{}: ", self.master)?,
+        }
         match &self.state {
             KeyState::Absent => f.write_str("no key"),
             KeyState::Held { value, pttl } => {
@@ -140,6 +226,9 @@ impl fmt::Display for MasterKey {
 #[derive(Debug, Serialize)]
 pub(crate) struct MasterJson {
     master: String,
+    /// For a Redis Cluster member: the node that served the key (omitted otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
     reachable: bool,
     exists: Option<bool>,
     is_lock: Option<bool>,
@@ -157,9 +246,11 @@ fn pttl_ms(p: Option<Duration>) -> i64 {
 impl From<&MasterKey> for MasterJson {
     fn from(m: &MasterKey) -> Self {
         let master = m.master.clone();
+        let node = m.node.clone();
         match &m.state {
             KeyState::Absent => Self {
                 master,
+                node: node.clone(),
                 reachable: true,
                 exists: Some(false),
                 is_lock: None,
@@ -169,6 +260,7 @@ impl From<&MasterKey> for MasterJson {
             },
             KeyState::Held { value, pttl } => Self {
                 master,
+                node: node.clone(),
                 reachable: true,
                 exists: Some(true),
                 is_lock: Some(true),
@@ -178,6 +270,7 @@ impl From<&MasterKey> for MasterJson {
             },
             KeyState::NotALock => Self {
                 master,
+                node: node.clone(),
                 reachable: true,
                 exists: Some(true),
                 is_lock: Some(false),
@@ -187,6 +280,7 @@ impl From<&MasterKey> for MasterJson {
             },
             KeyState::Failed(e) => Self {
                 master,
+                node: node.clone(),
                 reachable: false,
                 exists: None,
                 is_lock: None,
@@ -207,6 +301,25 @@ mod tests {
         assert_eq!(token_prefix(b"0123456789abcdef"), "01234567");
         assert_eq!(token_prefix(b"a\nb"), "a\\nb");
         assert_eq!(token_prefix(b""), "");
+    }
+
+    #[test]
+    fn times_past_rfc3339_are_shown_without_panicking() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let ok = UNIX_EPOCH + Duration::from_millis(1_765_072_800_123);
+        assert_eq!(
+            rfc3339(ok, true).as_deref(),
+            Some("2025-12-07T02:00:00.123Z")
+        );
+        assert_eq!(rfc3339(ok, false).as_deref(), Some("2025-12-07T02:00:00Z"));
+        let year_10000 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert_eq!(rfc3339(year_10000, true), None);
+        assert_eq!(rfc3339(year_10000, false), None);
+        let far = UNIX_EPOCH + Duration::from_millis(u64::MAX);
+        assert_eq!(rfc3339(far, false), None);
+        assert_eq!(since_ms(far), u64::MAX);
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1), false), None);
+        assert!(rfc3339(SystemTime::now(), false).is_some());
     }
 
     #[test]

@@ -20,21 +20,29 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, IntoConnectionInfo};
 use serde::Serialize;
-use tokio_redlock::{DEFAULT_TTL, Printable, lock_key, release_channel};
+use tokio_redlock::{
+    DEFAULT_TTL, Printable, check_resource, holder_key, lock_key, release_channel,
+};
 
 use crate::cli::{Common, ReleaseArgs};
 use crate::exit;
 use crate::probe::{self, KeyState, MasterJson, MasterKey};
 use crate::report::{Report, output};
 
-/// Deletes the key if it holds `ARGV[1]`, and announces it on `ARGV[2]`. Returns 1 deleted,
-/// 0 no key, -1 another value now, -2 not a string (not a lock).
+/// Deletes the key if it holds `ARGV[1]`, with the holder record at `KEYS[2]` if it is that
+/// value's (its first line is `token=<value>`), and announces it on `ARGV[2]`. Returns 1
+/// deleted, 0 no key, -1 another value now, -2 not a string (not a lock).
 const DELETE_IF_SAME: &str = r"
 local v = redis.pcall('GET', KEYS[1])
 if type(v) == 'table' then return -2 end
 if not v then return 0 end
 if v ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
+local prefix = 'token=' .. ARGV[1] .. '\n'
+local record = redis.pcall('GET', KEYS[2])
+if type(record) == 'string' and string.sub(record, 1, #prefix) == prefix then
+  redis.pcall('DEL', KEYS[2])
+end
 redis.pcall('PUBLISH', ARGV[2], '')
 return 1
 ";
@@ -85,6 +93,13 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
             return exit::USAGE;
         }
     };
+    // Another resource's helper key (fencing counter, holder record, a semaphore's or a
+    // read-write lock's keys) is no lock to delete: a deleted counter would let fencing
+    // tokens go backwards.
+    if let Err(e) = check_resource(b"", args.resource.as_bytes()) {
+        report.error(format_args!("no forced release: {e}"));
+        return exit::USAGE;
+    }
     let manager = match crate::build_manager(common, DEFAULT_TTL, false) {
         Ok(m) => m,
         Err(e) => {
@@ -233,6 +248,7 @@ async fn delete_if_same(
         let mut conn = client.get_multiplexed_async_connection().await?;
         redis::Script::new(DELETE_IF_SAME)
             .key(key)
+            .key(&*holder_key(key))
             .arg(value)
             .arg(channel)
             .invoke_async::<i64>(&mut conn)

@@ -10,7 +10,7 @@ use tokio_redlock::{DEFAULT_TTL, LockError, LockManager, LockState, Printable};
 
 use crate::cli::{Common, StatusArgs};
 use crate::exit;
-use crate::probe::{self, MasterJson, MasterKey, show_duration};
+use crate::probe::{self, HolderJson, MasterJson, MasterKey, show_duration};
 use crate::report::{Report, output};
 
 /// One resource's status.
@@ -34,6 +34,8 @@ struct ResourceJson {
     /// `free`, `held`, `unsettled`, or `unknown` (no quorum answered).
     state: &'static str,
     holder_prefix: Option<String>,
+    /// Who holds it, when the holder stored it (`redlock exec` does): null otherwise.
+    holder: Option<HolderJson>,
     /// How long a majority keeps holding it; null when free, unknown, or without expiry.
     remaining_ms: Option<u64>,
     error: Option<String>,
@@ -143,6 +145,11 @@ fn print_text(s: &Status, manager: &LockManager) {
         Err(e) => format!("unknown: {e}"),
     };
     output(format_args!("{}: {view}", Printable::new(&s.resource)));
+    if let Ok(LockState::Held { holder, .. }) = &s.view
+        && let Some(info) = probe::holder_of(&s.masters, holder.as_bytes())
+    {
+        output(format_args!("  holder: {}", probe::show_holder(info)));
+    }
     for m in &s.masters {
         output(format_args!("  {m}"));
     }
@@ -160,10 +167,17 @@ fn to_json(s: &Status) -> ResourceJson {
         Ok(_) => ("unsettled", None, None, None),
         Err(e) => ("unknown", None, None, Some(e.to_string())),
     };
+    let holder = match &s.view {
+        Ok(LockState::Held { holder, .. }) => {
+            probe::holder_of(&s.masters, holder.as_bytes()).map(HolderJson::from)
+        }
+        _ => None,
+    };
     ResourceJson {
         resource: Printable::new(&s.resource).to_string(),
         state,
         holder_prefix,
+        holder,
         remaining_ms,
         error,
         masters: s.masters.iter().map(MasterJson::from).collect(),

@@ -13,21 +13,11 @@
     clippy::print_stderr
 )]
 
-#[path = "../../tokio-redlock/tests/support/sentinel.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod sentinel;
-#[path = "../../tokio-redlock/tests/support/servers.rs"]
-#[allow(dead_code, unreachable_pub)]
-#[macro_use]
-mod servers;
-#[path = "../../tokio-redlock/tests/support/tls.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod tls;
+mod support;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command as StdCommand, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,15 +25,14 @@ use assert_cmd::Command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use predicates::prelude::*;
-use sentinel::SentinelSet;
-use servers::{Masters, RedisServer, ServerOptions};
-use tls::{TlsMaster, TlsOptions};
+use support::sentinel::SentinelSet;
+use support::tls::{self, TlsMaster, TlsOptions};
+use support::{
+    BIN, Masters, RELAXED_NODE_TIMEOUT, RedisServer, ServerOptions, assert_usage_error,
+    closed_ports, held_anywhere, hold_elsewhere, name, redlock, redlock_bare,
+    redlock_std_with as redlock_std, wait_for_line, wait_timeout,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_redlock");
-
-/// The per-master budget of tests that are not about timeouts. The 50 ms default is "no
-/// quorum" (exit 69) as soon as a loaded CI machine keeps a request from its CPU that long.
-const RELAXED_NODE_TIMEOUT: &str = "1s";
 /// The budget of the loss tests: short enough that paused masters are noticed well within
 /// the test's TTL, and long enough to widen the safety margin (max(node timeout + drift,
 /// 100 ms), capped at ttl/4) to 422 ms with `--ttl 2s`. The test times the command's *trap*,
@@ -59,110 +48,6 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The environment variables redlock reads; the tests' own runs start without them.
-const REDLOCK_ENV: &[&str] = &[
-    "REDLOCK_SERVERS",
-    "REDLOCK_LOG",
-    "REDLOCK_TLS_CA_CERT",
-    "REDLOCK_TLS_CERT",
-    "REDLOCK_TLS_KEY",
-];
-
-/// `redlock` without any of [`REDLOCK_ENV`] from the environment, with a 20 s limit.
-fn redlock_bare() -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in REDLOCK_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.timeout(Duration::from_secs(20));
-    cmd
-}
-
-/// Runs `cmd` and checks that it is refused as bad usage (exit 64) with `says` in its stderr.
-fn assert_usage_error(cmd: &mut Command, says: &str) -> assert_cmd::assert::Assert {
-    cmd.assert().code(64).stderr(predicate::str::contains(says))
-}
-
-/// `redlock` with `-s` for every master, `--node-timeout 1s`, and no `REDLOCK_SERVERS` from
-/// the environment.
-fn redlock(masters: &Masters) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("REDLOCK_SERVERS").env_remove("REDLOCK_LOG");
-    for url in masters.urls() {
-        cmd.arg("-s").arg(url);
-    }
-    cmd.args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
-    cmd.timeout(Duration::from_secs(20));
-    cmd
-}
-
-/// The same as a `std::process::Command` with the given node timeout, for tests that
-/// signal or time the process.
-fn redlock_std(masters: &Masters, node_timeout: &str) -> StdCommand {
-    let mut cmd = StdCommand::new(BIN);
-    cmd.env_remove("REDLOCK_SERVERS").env_remove("REDLOCK_LOG");
-    for url in masters.urls() {
-        cmd.arg("-s").arg(url);
-    }
-    cmd.args(["--node-timeout", node_timeout]);
-    cmd
-}
-
-/// A resource name unique to this process and call site.
-fn name(prefix: &str) -> String {
-    format!("{prefix}-{}", std::process::id())
-}
-
-/// Whether the key exists on any master.
-fn held_anywhere(masters: &Masters, key: &str) -> bool {
-    masters.iter().any(|m| m.exists(key.as_bytes()))
-}
-
-/// Sets `key` to another holder's token on every master.
-fn hold_elsewhere(masters: &Masters, key: &str, ttl_ms: u64) {
-    for m in masters.iter() {
-        m.cmd(&[
-            "SET",
-            key,
-            "0ther0holder0token0000000000000",
-            "PX",
-            &ttl_ms.to_string(),
-        ]);
-    }
-}
-
-/// Waits for `child` up to `limit`; kills it and panics when it does not exit.
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("redlock did not exit within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits until `file` contains `needle`.
-fn wait_for_line(file: &Path, needle: &str, limit: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if fs::read_to_string(file).is_ok_and(|t| t.contains(needle)) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    panic!(
-        "{} never contained {needle:?}: {:?}",
-        file.display(),
-        fs::read_to_string(file)
-    );
 }
 
 /// Wall-clock nanoseconds since the epoch, as `date +%s%N` prints them.
@@ -183,17 +68,6 @@ fn stamp(text: &str, tag: &str) -> u128 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-/// Loopback ports where nothing listens.
-fn closed_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 #[test]

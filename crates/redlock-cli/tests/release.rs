@@ -116,3 +116,38 @@ fn force_release_reports_each_master_and_leaves_non_locks_alone() {
         .stdout(predicate::str::contains("removed the lock"))
         .stdout(predicate::str::contains("not changed"));
 }
+
+#[test]
+fn force_release_refuses_a_fencing_counter_or_a_holder_record() {
+    // `{r}:fence` is the fencing counter of `r`: deleted as if it were a lock, the next
+    // fenced acquisition of `r` restarted at 1 and fencing tokens went backwards.
+    let masters = Masters::start(3);
+    let r = name("reserved");
+    redlock(&masters)
+        .args(["exec", "--fencing", &r, "--", "true"])
+        .assert()
+        .code(0);
+    let counter = format!("{{{r}}}:fence");
+    let record = format!("{{{r}}}:holder");
+    for m in masters.iter() {
+        m.cmd(&[
+            "SET",
+            &record,
+            "token=t\nhost=h\npid=1\nsince_ms=1\ncommand=c\n",
+            "PX",
+            "60000",
+        ]);
+    }
+    for reserved in [&counter, &record] {
+        redlock(&masters)
+            .args(["release", "--force", "--yes", reserved])
+            .assert()
+            .code(64)
+            .stderr(predicate::str::contains("no forced release"))
+            .stderr(predicate::str::contains("reserved"));
+    }
+    for m in masters.iter() {
+        assert!(m.exists(counter.as_bytes()), "the counter is left alone");
+        assert!(m.exists(record.as_bytes()), "the record is left alone");
+    }
+}

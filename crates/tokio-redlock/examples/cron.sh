@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A cron job that must run on one host at a time, under `redlock exec` (the CLI of this
-# repository: `cargo build --release -p redlock-cli`, then put target/release/redlock on PATH).
+# repository: `cargo build -p redlock-cli`, then put target/debug/redlock on PATH, or point
+# REDLOCK at it as the README shows).
 #
 # Install the same crontab line on every host; whichever host gets the lock runs the job, the
 # others skip this run quietly:

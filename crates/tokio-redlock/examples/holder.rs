@@ -1,5 +1,6 @@
 //! Who holds a resource: the quorum's answer (`is_locked`, a `LockState`) and each master's
-//! (`inspect`, for diagnostics).
+//! (`inspect`, for diagnostics), with the holder's host, pid and command when it stored them
+//! (`holder_info`).
 //!
 //! ```sh
 //! REDLOCK_SERVERS=redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003 \
@@ -9,7 +10,7 @@
 
 use std::time::Duration;
 
-use tokio_redlock::{KeyState, LockManagerBuilder, LockState};
+use tokio_redlock::{HolderInfo, KeyState, LockManagerBuilder, LockState, NodeStatus};
 
 const RESOURCE: &str = "examples:holder";
 
@@ -20,11 +21,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let theirs = LockManagerBuilder::from_env()?.build()?;
 
     println!("before: {}", describe(&ours.is_locked(RESOURCE).await?));
-    let mut lock = theirs.lock(RESOURCE).ttl(Duration::from_secs(30)).await?;
+    // The holder opts in to a holder record: who it is, for everyone who inspects the lock.
+    let mut lock = theirs
+        .lock(RESOURCE)
+        .ttl(Duration::from_secs(30))
+        .holder_info(HolderInfo::new("example-host", "examples/holder"))
+        .await?;
 
     // The quorum's view: `Held` when one token holds the key on a majority of masters, with
     // how long that majority keeps it; `Free` when a majority has no key; `Unsettled` when
-    // the masters disagree (an acquisition in progress, a lock expiring).
+    // no single answer holds on a majority (an acquisition in progress, a lock expiring, a
+    // value that is not a lock).
     let state = ours.is_locked(RESOURCE).await?;
     println!("while held: {}", describe(&state));
 
@@ -50,6 +57,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => format!("{other:?}"),
         };
         println!("  {}: {what}", master.master);
+        // Shown only while the key holds the token the record names. Untrusted text: a
+        // real tool prints it escaped (`tokio_redlock::Printable`).
+        if let Some(info) = &master.holder_info {
+            println!(
+                "    holder: {}, pid {}, command {}",
+                tokio_redlock::Printable::new(info.host()),
+                info.pid(),
+                tokio_redlock::Printable::new(info.command()),
+            );
+        }
     }
 
     theirs.unlock(&mut lock).await?;
@@ -72,7 +89,19 @@ fn describe(state: &LockState) -> String {
             None => "held, with no TTL".to_owned(),
         },
         LockState::Unsettled { outcomes } => {
-            format!("unsettled ({} masters disagree)", outcomes.len())
+            // Say what is known: a value that is not a lock is no disagreement.
+            let not_a_lock = outcomes
+                .iter()
+                .filter(|o| *o.status() == NodeStatus::NotALock)
+                .count();
+            if not_a_lock > 0 {
+                format!(
+                    "unsettled: a non-lock value on {not_a_lock} of {} masters",
+                    outcomes.len()
+                )
+            } else {
+                "unsettled: no single answer on a majority of masters".to_owned()
+            }
         }
         other => format!("{other:?}"),
     }

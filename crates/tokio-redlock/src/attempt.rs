@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::{LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+use crate::holder::{self, HolderInfo};
 use crate::keys::{self, Keys, Printable};
 use crate::lock::{Lock, MayHold};
 use crate::manager::Shared;
@@ -78,10 +79,16 @@ impl std::fmt::Debug for Target {
 }
 
 /// What the caller asked for in one `lock` call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct AcquireOptions {
     pub(crate) ttl: Duration,
     pub(crate) patience: Patience,
+    /// Who holds the lock, stored beside it (opt-in).
+    pub(crate) holder: Option<Arc<HolderInfo>>,
+    /// A caller-chosen token instead of a fresh one per attempt (`LockRequest::token`).
+    pub(crate) token: Option<Arc<str>>,
+    /// Retry delay and jitter for this call instead of the manager's.
+    pub(crate) retry: Option<(Duration, Duration)>,
 }
 
 /// How long to keep trying while the resource is held elsewhere.
@@ -154,13 +161,26 @@ pub(crate) struct ReleaseOnDrop {
     tracked: bool,
 }
 
-/// What a cleanup needs: the manager, the lock keys, the attempt's token and its TTL.
-type Armed = (Arc<Shared>, Keys, Arc<str>, Duration);
+/// What a cleanup needs: the manager, the lock keys, the holder record's key (when the
+/// attempt writes one), the attempt's token and its TTL.
+type Armed = (Arc<Shared>, Keys, Option<Arc<[u8]>>, Arc<str>, Duration);
 
 impl ReleaseOnDrop {
-    pub(crate) fn arm(shared: &Arc<Shared>, keys: &Keys, token: &Arc<str>, ttl: Duration) -> Self {
+    pub(crate) fn arm(
+        shared: &Arc<Shared>,
+        keys: &Keys,
+        holder_key: Option<&Arc<[u8]>>,
+        token: &Arc<str>,
+        ttl: Duration,
+    ) -> Self {
         Self {
-            armed: Some((Arc::clone(shared), keys.clone(), Arc::clone(token), ttl)),
+            armed: Some((
+                Arc::clone(shared),
+                keys.clone(),
+                holder_key.cloned(),
+                Arc::clone(token),
+                ttl,
+            )),
             flags: Vec::new(),
             tracked: false,
         }
@@ -179,7 +199,7 @@ impl ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        if let Some((shared, keys, token, ttl)) = self.armed.take() {
+        if let Some((shared, keys, holder_key, token, ttl)) = self.armed.take() {
             tracing::debug!(
                 key = %Printable(keys.first()),
                 keys = keys.len(),
@@ -195,7 +215,14 @@ impl Drop for ReleaseOnDrop {
                     .and_then(Option::as_ref)
                     .is_some_and(|f| f.load(Ordering::Acquire));
                 if sent || !tracked {
-                    shared.release_later(i, &keys, &token, Publish::Yes, expires);
+                    shared.release_later(
+                        i,
+                        &keys,
+                        holder_key.as_ref(),
+                        &token,
+                        Publish::Yes,
+                        expires,
+                    );
                 }
             }
         }
@@ -227,7 +254,8 @@ pub(crate) async fn acquire(
 ) -> Result<Lock, LockError> {
     let started = Instant::now();
     let checked = crate::multi::check(&shared.settings.key_prefix, &target)
-        .and_then(|()| crate::semaphore::check(&target));
+        .and_then(|()| crate::semaphore::check(&target))
+        .and_then(|()| check_target(shared, &target, &options));
     let result = match checked {
         Ok(()) => acquire_unrecorded(shared, &target, options).await,
         Err(e) => Err(e),
@@ -249,6 +277,7 @@ async fn acquire_unrecorded(
         ttl: crate::manager::whole_millis(options.ttl),
         ..options
     };
+    check_own_options(&options)?;
     shared.check_open()?;
     let keys = target.keys(&shared.settings.key_prefix);
     // Without fencing the scripts never read the counters: pass the lock keys.
@@ -333,6 +362,9 @@ async fn acquire_unrecorded(
             resources = keys.len(),
             attempt
         );
+        if let (Some(token), Some(key)) = (&options.token, keys.single()) {
+            withdraw_parked(shared, key, token).await;
+        }
         let one_attempt = async {
             match &slots {
                 Some(slots) => {
@@ -345,7 +377,7 @@ async fn acquire_unrecorded(
                         target,
                         &keys,
                         &fence_keys,
-                        options.ttl,
+                        &options,
                         deadline,
                         intent.as_ref(),
                     )
@@ -446,11 +478,10 @@ async fn acquire_unrecorded(
                 }
             }
         }
-        let mut sleep = retry::retry_sleep(
-            shared.settings.retry_delay,
-            shared.settings.retry_jitter,
-            rand::random::<f64>(),
-        );
+        let (delay, jitter) = options
+            .retry
+            .unwrap_or((shared.settings.retry_delay, shared.settings.retry_jitter));
+        let mut sleep = retry::retry_sleep(delay, jitter, rand::random::<f64>());
         if let Some(hint) = hint {
             // Wake just after the holder's keys expire: a lock released by a client that
             // publishes nothing (or an expiry) is taken at once.
@@ -516,8 +547,14 @@ impl Drop for Withdraw {
             .shared
             .key_expiry(Duration::from_millis(self.intent.ttl_ms));
         for i in 0..self.shared.nodes.len() {
-            self.shared
-                .release_later(i, &self.intent_key, &self.intent.id, Publish::Yes, expires);
+            self.shared.release_later(
+                i,
+                &self.intent_key,
+                None,
+                &self.intent.id,
+                Publish::Yes,
+                expires,
+            );
         }
     }
 }
@@ -594,18 +631,29 @@ async fn attempt_once(
     target: &Target,
     keys: &Keys,
     fence_keys: &Keys,
-    ttl: Duration,
+    options: &AcquireOptions,
     patience: Option<Instant>,
     intent: Option<&Intent>,
 ) -> Result<Lock, (Failure, Option<usize>)> {
-    let token = keys::new_token();
+    let (holder_info, ttl) = (options.holder.as_deref(), options.ttl);
+    let own = options.token.is_some();
+    let token = options.token.clone().unwrap_or_else(keys::new_token);
+    // The holder record names this attempt's token and its wall-clock start (a mutex only:
+    // `check_target` refuses one for other locks).
+    let holder: Option<holder::Record> = holder_info
+        .zip(keys.single().filter(|_| !keys.is_reader()))
+        .map(|(info, key)| {
+            let record = holder::encode(&token, info, std::time::SystemTime::now());
+            (keys::holder_key(key), Arc::from(record))
+        });
     // Readers carry no fencing token (they do not write).
     let fencing = shared.settings.fencing && !keys.is_reader();
     // Step 1: the clock is read before the first request leaves. Every key expires at
     // `start + ttl` (each master gets the time left when its request leaves).
     let start = Instant::now();
     let expires_at = start.checked_add(ttl).unwrap_or(start);
-    let mut cleanup = ReleaseOnDrop::arm(shared, keys, &token, ttl);
+    let holder_key = holder.as_ref().map(|(k, _)| k);
+    let mut cleanup = ReleaseOnDrop::arm(shared, keys, holder_key, &token, ttl);
     // A request still waiting in our own queue when the TTL has passed could not leave any
     // validity: it gives up as a backlog failure.
     // The caller's patience bounds it too: past the end of a wait, a request that could not
@@ -618,12 +666,24 @@ async fn attempt_once(
         vote,
         queue_until,
         |node, call| {
-            let (keys, fence_keys, token) = (keys.clone(), fence_keys.clone(), Arc::clone(&token));
+            let (keys, fence_keys, token, holder) = (
+                keys.clone(),
+                fence_keys.clone(),
+                Arc::clone(&token),
+                holder.clone(),
+            );
             let intent = intent.cloned();
             async move {
+                if own && let (Some(key), Some(fence_key)) = (keys.single(), fence_keys.single()) {
+                    return node
+                        .acquire_own(key, fence_key, &token, expires_at, fencing, &call)
+                        .await;
+                }
+                let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
                 node.acquire(
                     &keys,
                     &fence_keys,
+                    holder,
                     &token,
                     expires_at,
                     fencing,
@@ -699,10 +759,14 @@ async fn attempt_once(
                         may_hold.mark(i);
                     }
                 }
-                let held = shared.register_lock(keys, &token, ttl, may_hold);
+                if own && let Some(key) = keys.single() {
+                    shared.supersede(key, &token);
+                }
+                let held = shared.register_lock(keys, holder_key, &token, ttl, may_hold);
                 let late = Arc::clone(&held);
                 shared.release_after_replies(
                     round.into_pending(),
+                    holder_key,
                     &token,
                     Publish::Yes,
                     shared.key_expiry(ttl),
@@ -727,6 +791,7 @@ async fn attempt_once(
                     deadline,
                     manager: shared.id,
                     fencing_tokens: fencing_tokens.into(),
+                    holder,
                     held,
                     owner: Arc::downgrade(shared),
                     outcomes,
@@ -746,10 +811,16 @@ async fn attempt_once(
         None => classify(&round, verdict, elapsed, &shared.nodes, expires_at),
     };
     let busy = (keys.len() > 1).then(|| most_named_busy(&round)).flatten();
+    if own {
+        own_token_cleanup(shared, round, keys, &token, ttl).await;
+        cleanup.disarm();
+        return Err((failure, busy));
+    }
     clean_up_failed(
         shared,
         round,
         keys,
+        holder_key,
         &token,
         ttl,
         |r| matches!(r, AcquireReply::Granted { .. }),
@@ -765,11 +836,14 @@ async fn attempt_once(
 /// granted answered promptly, so their release is awaited and the caller sees a clean
 /// slate; the others are parked on their master's release worker, so a frozen master does
 /// not cost a second timeout. A failed attempt's cleanup never wakes waiters: it frees
-/// nothing a waiter could take that expiry or a holder's release will not announce.
+/// nothing a waiter could take that expiry or a holder's release will not announce. The
+/// holder record at `holder_key` (a mutex's, when it stored one) goes with the key.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn clean_up_failed<T: Send + 'static>(
     shared: &Arc<Shared>,
     round: Round<T>,
     keys: &Keys,
+    holder_key: Option<&Arc<[u8]>>,
     token: &Arc<str>,
     ttl: Duration,
     granted: fn(&T) -> bool,
@@ -784,7 +858,7 @@ pub(crate) async fn clean_up_failed<T: Send + 'static>(
     // release on the connection.
     for (i, reply) in round.replies() {
         if reply.is_err() && round.was_sent(i) {
-            shared.release_later(i, keys, token, publish, expires);
+            shared.release_later(i, keys, holder_key, token, publish, expires);
         }
     }
     // A request not answered yet gets its release right after its reply, never before it;
@@ -792,17 +866,18 @@ pub(crate) async fn clean_up_failed<T: Send + 'static>(
     let all = keys.clone();
     shared.release_after_replies(
         round.into_pending(),
+        holder_key,
         token,
         publish,
         expires,
         move |_, reply| may_hold(reply).then(|| all.clone()),
     );
     if granted.contains(&true) {
-        let mut release = shared.release_round(keys, token, publish, expires, |i| {
+        let mut release = shared.release_round(keys, holder_key, token, publish, expires, |i| {
             granted.get(i) == Some(&true)
         });
         release.settle().await;
-        shared.release_what_failed(release, keys, token, publish, expires, |_| true);
+        shared.release_what_failed(release, keys, holder_key, token, publish, expires, |_| true);
     }
 }
 
@@ -958,4 +1033,162 @@ fn classify(
         return Failure::Split(outcomes);
     }
     Failure::Conflict(outcomes)
+}
+
+/// Checks what depends on the kind of lock, before any request: a caller-chosen token and a
+/// holder record are for a lock of one resource (a mutex) only, and on a Redis Cluster
+/// member every key one script touches (each lock key and its helper keys) must be in one
+/// hash slot ([`LockError::CrossSlot`]: a multi-resource lock's resources share a slot only
+/// when they share a hash tag).
+fn check_target(
+    shared: &Shared,
+    target: &Target,
+    options: &AcquireOptions,
+) -> Result<(), LockError> {
+    if target.primitive != Primitive::Mutex {
+        let what = match (&options.token, &options.holder) {
+            (Some(_), _) => Some("a caller-chosen token"),
+            (None, Some(_)) => Some("a holder record"),
+            (None, None) => None,
+        };
+        if let Some(what) = what {
+            return Err(LockError::InvalidArgument(format!(
+                "{what} is only supported on a lock of one resource (`lock`, `acquire`), not \
+                 on a {} lock",
+                target.primitive.as_str()
+            )));
+        }
+    }
+    if shared.nodes.iter().any(|n| n.is_cluster()) {
+        // A cluster member runs each script on one slot: the lock keys and their helper
+        // keys (which share each lock key's slot but for keys like `a}b`).
+        let lock_keys = target.keys(&shared.settings.key_prefix);
+        let all: Vec<Arc<[u8]>> = lock_keys
+            .as_slice()
+            .iter()
+            .flat_map(|k| [Arc::clone(k), keys::fence_key(k)])
+            .collect();
+        let refs: Vec<&[u8]> = all.iter().map(|k| &**k).collect();
+        keys::check_one_slot(&refs)?;
+    }
+    Ok(())
+}
+
+/// The longest caller-chosen token accepted, in bytes.
+pub(crate) const MAX_TOKEN_LEN: usize = 256;
+
+/// Checks the per-call options the manager's settings do not cover: a caller-chosen token
+/// (see [`check_token`]) without a holder record beside it, and a retry sleep within
+/// [`MAX_RETRY_SLEEP`](crate::MAX_RETRY_SLEEP).
+fn check_own_options(options: &AcquireOptions) -> Result<(), LockError> {
+    if let Some(token) = &options.token {
+        check_token(token)?;
+        if options.holder.is_some() {
+            return Err(LockError::InvalidArgument(
+                "a holder record cannot be stored with a caller-chosen token".to_owned(),
+            ));
+        }
+    }
+    if let Some((delay, jitter)) = options.retry
+        && delay
+            .checked_add(jitter)
+            .is_none_or(|sleep| sleep > crate::MAX_RETRY_SLEEP)
+    {
+        return Err(LockError::InvalidArgument(
+            crate::error::ConfigError::RetrySleepTooLong {
+                delay,
+                jitter,
+                max: crate::MAX_RETRY_SLEEP,
+            }
+            .to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// A caller-chosen token: non-empty, at most [`MAX_TOKEN_LEN`] bytes, no control characters.
+pub(crate) fn check_token(token: &str) -> Result<(), LockError> {
+    if token.is_empty() {
+        return Err(LockError::InvalidArgument(
+            "the lock token is empty".to_owned(),
+        ));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(LockError::InvalidArgument(format!(
+            "the lock token is {} bytes long; at most {MAX_TOKEN_LEN} are accepted",
+            token.len()
+        )));
+    }
+    if token.chars().any(char::is_control) {
+        return Err(LockError::InvalidArgument(
+            "the lock token contains a control character".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Withdraws, on every master, the releases of `token` under `key` parked for resending,
+/// and waits (at most two node timeouts plus the connect timeout) for one the release
+/// worker is sending right now: with a caller-chosen token a late release of an earlier lock
+/// (or attempt) would delete the key this attempt is about to hold.
+async fn withdraw_parked(shared: &Shared, key: &[u8], token: &str) {
+    let withdrawn: usize = shared
+        .nodes
+        .iter()
+        .map(|n| n.withdraw_parked(key, token))
+        .sum();
+    if withdrawn > 0 {
+        tracing::debug!(
+            key = %Printable(key),
+            withdrawn,
+            "parked releases of the same token withdrawn before a new attempt"
+        );
+    }
+    let settings = &shared.settings;
+    let bound = settings
+        .node_timeout
+        .saturating_mul(2)
+        .saturating_add(settings.connect_timeout);
+    let started = Instant::now();
+    while shared.nodes.iter().any(|n| n.release_in_flight(key, token)) {
+        if started.elapsed() >= bound {
+            tracing::debug!(key = %Printable(key), "a release of the same token is still in flight");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The cleanup of a failed attempt with a caller-chosen token: the replies still owed are
+/// awaited for up to one node timeout, then the masters that granted are released in one
+/// round that is awaited (each request bounded by the node timeout) and never parked for
+/// resending; masters that failed or still had not answered get no release.
+/// A release sent later than the next attempt with the same token could delete that
+/// attempt's key; a release sent before it on the same connection runs before it. What
+/// stays behind carries the caller's token: it expires by its TTL, and the next attempt with
+/// that token counts it as granted.
+async fn own_token_cleanup(
+    shared: &Arc<Shared>,
+    mut round: Round<AcquireReply>,
+    keys: &Keys,
+    token: &Arc<str>,
+    ttl: Duration,
+) {
+    // The replies still owed, for at most one node timeout: a master that grants late is
+    // released with the others.
+    let _ = tokio::time::timeout(shared.settings.node_timeout, round.settle()).await;
+    let granted: Vec<bool> = (0..shared.nodes.len())
+        .map(|i| matches!(round.reply(i), Some(Ok(AcquireReply::Granted { .. }))))
+        .collect();
+    // Requests still on the wire are dropped: their keys (if set) expire by the TTL.
+    drop(round);
+    // A lock of this manager still holds the token there: its keys are not ours to delete.
+    let held_here = keys.single().is_some_and(|key| shared.holds(key, token));
+    if granted.contains(&true) && !held_here {
+        let expires = shared.key_expiry(ttl);
+        let mut release = shared.release_round(keys, None, token, Publish::No, expires, |i| {
+            granted.get(i) == Some(&true)
+        });
+        release.settle().await;
+    }
 }

@@ -29,6 +29,11 @@ pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The largest TTL accepted: 100 × 365 days. Larger values are rejected, never wrapped.
 pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The longest sleep between two attempts of one acquisition the builder accepts: the retry
+/// delay plus its jitter, at most 1 minute. A longer sleep only keeps the caller waiting
+/// after the resource is free (an acquisition with a retry count listens to no release);
+/// to wait long for a lock, use [`LockRequest::wait`](crate::LockRequest::wait).
+pub const MAX_RETRY_SLEEP: Duration = Duration::from_secs(60);
 
 /// Validated settings shared by every operation.
 #[derive(Clone)]
@@ -271,7 +276,8 @@ impl LockManagerBuilder {
         self
     }
 
-    /// Base sleep between attempts. Default: [`DEFAULT_RETRY_DELAY`] (200 ms).
+    /// Base sleep between attempts. With its jitter at most [`MAX_RETRY_SLEEP`] (1 min).
+    /// Default: [`DEFAULT_RETRY_DELAY`] (200 ms).
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.settings.retry_delay = delay;
         self
@@ -279,7 +285,8 @@ impl LockManagerBuilder {
 
     /// Random spread around the retry delay: each sleep is drawn uniformly from
     /// `[delay − jitter, delay + jitter)`, so contending clients fall out of step. A jitter
-    /// larger than the delay is allowed; sleeps below zero are then zero.
+    /// larger than the delay is allowed; sleeps below zero are then zero. The delay plus the
+    /// jitter is at most [`MAX_RETRY_SLEEP`] (1 min).
     /// Default: [`DEFAULT_RETRY_JITTER`] (±100 ms).
     pub fn retry_jitter(mut self, jitter: Duration) -> Self {
         self.settings.retry_jitter = jitter;
@@ -353,7 +360,7 @@ impl LockManagerBuilder {
     /// redacted); a TLS URL without the `tls` feature, or with a `#insecure` fragment; TLS
     /// settings with no TLS member, or certificates and keys that are not PEM; the same master twice; a TTL below 1 ms or above
     /// [`MAX_TTL`]; a drift factor outside `[0, 1)`; a zero node or connect timeout; a node
-    /// timeout not below the TTL.
+    /// timeout not below the TTL; a retry delay plus jitter above [`MAX_RETRY_SLEEP`].
     pub fn build(self) -> Result<LockManager, ConfigError> {
         if let Some(e) = self.list_error {
             return Err(e);
@@ -369,6 +376,17 @@ impl LockManagerBuilder {
         }
         if self.settings.node_timeout.is_zero() {
             return Err(ConfigError::ZeroNodeTimeout);
+        }
+        let (delay, jitter) = (self.settings.retry_delay, self.settings.retry_jitter);
+        if delay
+            .checked_add(jitter)
+            .is_none_or(|sleep| sleep > MAX_RETRY_SLEEP)
+        {
+            return Err(ConfigError::RetrySleepTooLong {
+                delay,
+                jitter,
+                max: MAX_RETRY_SLEEP,
+            });
         }
         if self.settings.connect_timeout.is_zero() {
             return Err(ConfigError::ZeroConnectTimeout);
@@ -400,6 +418,17 @@ impl LockManagerBuilder {
                 return Err(ConfigError::DuplicateServer(node.address().to_string()));
             }
             nodes.push(Arc::new(node));
+        }
+        if let [only] = nodes.as_slice()
+            && only.is_cluster()
+        {
+            tracing::warn!(
+                member = %only.address(),
+                "one Redis Cluster is the only member: a failover inside it can promote a \
+                 replica that missed the latest lock (asynchronous replication), and another \
+                 client may then take it; use three independent clusters (or masters), and \
+                 fencing tokens"
+            );
         }
         if self.tls.is_configured() && !nodes.iter().any(|n| n.is_tls()) {
             return Err(ConfigError::TlsWithoutTlsServer);

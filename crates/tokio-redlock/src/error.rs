@@ -41,70 +41,106 @@ impl fmt::Display for Operation {
 ///
 /// Server error texts are kept (they name the cause: `WRONGPASS`, `OOM`, …) but scrubbed of
 /// configured passwords.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+///
+/// # Source chain
+///
+/// Variants that carry a [`Cause`] keep the error they came from: [`source`](std::error::Error::source)
+/// leads to redis-rs's error and on to its own cause (the I/O error, rustls's verdict), so
+/// that `anyhow`'s `{:#}` or a `tracing` error field shows the whole story. No level of the
+/// chain shows a password: when one of them would, the chain is replaced by a copy of its
+/// texts with the passwords scrubbed. A timeout, a refusal of our own backlog, a server that
+/// is not a master, a duplicate server and an unexpected reply end the chain: they are the
+/// library's own findings.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NodeError {
     /// No reply within the per-master budget (`node_timeout`, or `connect_timeout` while
     /// connecting). The master may still have executed the request.
-    #[error("timed out after {0:?}")]
     Timeout(Duration),
-    /// The TCP connection was refused: nothing listens at that address.
-    #[error("connection refused")]
-    Refused,
+    /// The TCP connection was refused: nothing listens at that address. The cause is the
+    /// client's I/O error.
+    Refused(Cause),
     /// Connecting or talking to the master failed (reset, broken pipe, DNS).
-    #[error("connection failed: {0}")]
-    Connection(String),
+    Connection(Cause),
     /// The TLS handshake failed: the server's certificate is not trusted (unknown issuer,
     /// wrong name, expired), or the server refused our client certificate. The text is
     /// rustls's cause. Not transient: fix the certificates or the trusted root.
-    #[error("TLS handshake failed: {0}")]
-    Tls(String),
+    Tls(Cause),
     /// The master rejected our credentials (`NOAUTH`, `WRONGPASS`). Not transient: never
     /// retried as if it were.
-    #[error("authentication failed: {0}")]
-    Auth(String),
+    Auth(Cause),
     /// The ACL user may not run a command the library needs (`NOPERM`, e.g. no `EVAL`).
-    #[error("permission denied: {0}")]
-    NoPermission(String),
+    NoPermission(Cause),
     /// The master is at `maxmemory` and refused a write (`OOM`).
-    #[error("out of memory: {0}")]
-    OutOfMemory(String),
+    OutOfMemory(Cause),
     /// The master is a read-only replica, or refuses writes (`READONLY`, `MISCONF`).
-    #[error("not writable: {0}")]
-    ReadOnly(String),
+    ReadOnly(Cause),
     /// The server is not a master: it answered `ROLE` as a replica (or a sentinel). A
     /// replica never counts toward a quorum; after a failover a Sentinel group's member
     /// moves to the new master on its next connection.
-    #[error("not a master: {0}")]
     NotMaster(String),
     /// No sentinel of a Sentinel group named a usable master: the master name is unknown to
     /// them, the master they name is not a master, or no sentinel answered.
-    #[error("sentinel lookup failed: {0}")]
-    Sentinel(String),
+    Sentinel(Cause),
+    /// A Redis Cluster member could not serve the key: no seed node told the cluster's
+    /// layout (`CLUSTER SLOTS`), no master serves the key's slot, or the key was redirected
+    /// (`MOVED`/`ASK`) more often than a layout change explains.
+    Cluster(Cause),
     /// Any other error reply from the server, with its code (`ERR`, `BUSY`, `LOADING`, …).
-    #[error("server error {code}: {message}")]
     Server {
         /// The error code, the first word of the reply.
         code: String,
         /// The rest of the reply.
-        message: String,
+        message: Cause,
     },
     /// The reply did not have the shape our script returns.
-    #[error("unexpected reply: {0}")]
     UnexpectedReply(String),
     /// This master is the same Redis server as another master of the manager (same
     /// `run_id`, e.g. `127.0.0.1` and `localhost`): it is refused so that one server never
     /// counts twice toward a quorum. Fix the server list.
-    #[error("same server as {0}: one server must not count twice toward a quorum")]
     SameServer(String),
     /// The request never left this process: it waited — for one of the connection's
     /// in-flight slots (every one busy), or for the connection to open — until the caller's
     /// patience or the attempt's TTL ran out. Says nothing about the master: it is our
     /// backlog, not a failure of the server. The duration is how long it waited.
-    #[error(
-        "not sent: waited {0:?} in this process for a free slot or the connection (local backlog, not a server failure)"
-    )]
     Backlog(Duration),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(d) => write!(f, "timed out after {d:?}"),
+            Self::Refused(_) => f.write_str("connection refused"),
+            Self::Connection(c) => write!(f, "connection failed: {c}"),
+            Self::Tls(c) => write!(f, "TLS handshake failed: {c}"),
+            Self::Auth(c) => write!(f, "authentication failed: {c}"),
+            Self::NoPermission(c) => write!(f, "permission denied: {c}"),
+            Self::OutOfMemory(c) => write!(f, "out of memory: {c}"),
+            Self::ReadOnly(c) => write!(f, "not writable: {c}"),
+            Self::NotMaster(m) => write!(f, "not a master: {m}"),
+            Self::Sentinel(c) => write!(f, "sentinel lookup failed: {c}"),
+            Self::Cluster(c) => write!(f, "redis cluster: {c}"),
+            Self::Server { code, message } => write!(f, "server error {code}: {message}"),
+            Self::UnexpectedReply(r) => write!(f, "unexpected reply: {r}"),
+            Self::SameServer(other) => write!(
+                f,
+                "same server as {other}: one server must not count twice toward a quorum"
+            ),
+            Self::Backlog(d) => write!(
+                f,
+                "not sent: waited {d:?} in this process for a free slot or the connection \
+                 (local backlog, not a server failure)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    /// The error this failure came from (redis-rs's, leading on to the I/O or TLS error), if
+    /// any; see [the source chain](NodeError#source-chain).
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause().and_then(Cause::error)
+    }
 }
 
 impl NodeError {
@@ -129,6 +165,196 @@ impl NodeError {
     pub fn is_backlog(&self) -> bool {
         matches!(self, Self::Backlog(_))
     }
+
+    /// The reported cause with its underlying error, for the variants that carry one.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            Self::Refused(c)
+            | Self::Connection(c)
+            | Self::Tls(c)
+            | Self::Auth(c)
+            | Self::NoPermission(c)
+            | Self::OutOfMemory(c)
+            | Self::ReadOnly(c)
+            | Self::Sentinel(c)
+            | Self::Cluster(c)
+            | Self::Server { message: c, .. } => Some(c),
+            Self::Timeout(_)
+            | Self::NotMaster(_)
+            | Self::UnexpectedReply(_)
+            | Self::SameServer(_)
+            | Self::Backlog(_) => None,
+        }
+    }
+}
+
+/// The cause of a master's failure as reported — its text, scrubbed of the configured
+/// passwords — with the error it came from (redis-rs's, which leads on to the I/O error or
+/// rustls's verdict), so that [`NodeError`]'s `source()` chain goes on.
+///
+/// It reads as its text (`Deref<Target = str>`, `Display`, `Debug` as a string), and two
+/// causes are equal when their texts are: the underlying error is carried along, never
+/// compared.
+///
+/// # Examples
+///
+/// ```
+/// use tokio_redlock::{Cause, NodeError};
+///
+/// let e = NodeError::Auth(Cause::from("WRONGPASS invalid username-password pair"));
+/// assert_eq!(e.to_string(), "authentication failed: WRONGPASS invalid username-password pair");
+/// assert!(e.cause().is_some_and(|c| c.starts_with("WRONGPASS")));
+/// // Made from a text alone, it has no underlying error.
+/// assert!(std::error::Error::source(&e).is_none());
+/// ```
+#[derive(Clone)]
+pub struct Cause {
+    text: Arc<str>,
+    error: Option<Underlying>,
+}
+
+/// The error behind a [`Cause`].
+#[derive(Clone)]
+enum Underlying {
+    /// The original error: no level of its chain shows a secret.
+    Original(Arc<dyn std::error::Error + Send + Sync>),
+    /// A copy of the texts of the original chain, scrubbed: some level showed a secret.
+    Scrubbed(Arc<ScrubbedError>),
+}
+
+impl Cause {
+    /// A cause that carries the error it came from. The caller has checked that no level of
+    /// `error`'s chain shows a secret, in `Display` or `Debug`.
+    pub(crate) fn with_error(
+        text: impl Into<Arc<str>>,
+        error: Arc<dyn std::error::Error + Send + Sync>,
+    ) -> Self {
+        Self {
+            text: text.into(),
+            error: Some(Underlying::Original(error)),
+        }
+    }
+
+    /// A cause whose underlying chain is given as its texts, already scrubbed, outermost
+    /// first.
+    pub(crate) fn with_scrubbed_chain(text: impl Into<Arc<str>>, chain: Vec<String>) -> Self {
+        let scrubbed = chain.into_iter().rev().fold(None, |next, text| {
+            Some(ScrubbedError {
+                text,
+                next: next.map(Box::new),
+            })
+        });
+        Self {
+            text: text.into(),
+            error: scrubbed.map(|e| Underlying::Scrubbed(Arc::new(e))),
+        }
+    }
+
+    /// The same underlying error under another text (the text of a wrapping message).
+    pub(crate) fn retext(&self, text: impl Into<Arc<str>>) -> Self {
+        Self {
+            text: text.into(),
+            error: self.error.clone(),
+        }
+    }
+
+    /// The text, scrubbed of passwords.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The error this cause came from, if any: redis-rs's (its own `source()` leads on), or a
+    /// copy of that chain's texts with passwords scrubbed when a level would show one.
+    pub fn error(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.error.as_ref()? {
+            Underlying::Original(e) => Some(&**e),
+            Underlying::Scrubbed(e) => Some(&**e),
+        }
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.text, f)
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Cause {}
+
+impl PartialEq<str> for Cause {
+    fn eq(&self, other: &str) -> bool {
+        &*self.text == other
+    }
+}
+
+impl PartialEq<&str> for Cause {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.text == *other
+    }
+}
+
+impl From<String> for Cause {
+    fn from(text: String) -> Self {
+        Self {
+            text: text.into(),
+            error: None,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(text: &str) -> Self {
+        Self {
+            text: text.into(),
+            error: None,
+        }
+    }
+}
+
+/// One level of an error chain whose texts had to be scrubbed of a password: its text, and
+/// the next level.
+struct ScrubbedError {
+    text: String,
+    next: Option<Box<ScrubbedError>>,
+}
+
+impl fmt::Display for ScrubbedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for ScrubbedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl std::error::Error for ScrubbedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let next: &(dyn std::error::Error + 'static) = self.next.as_deref()?;
+        Some(next)
+    }
 }
 
 /// What one master answered in one round.
@@ -152,7 +378,9 @@ pub enum NodeStatus {
     /// The request failed.
     Failed(NodeError),
     /// The round was decided before this master answered, and its reply was not awaited.
-    /// Shown as "no answer before the verdict".
+    /// Shown as "no answer before the verdict". (A master whose request never left and that
+    /// is known to fail at once with a permanent cause — e.g. the same server as another
+    /// master — shows that failure instead.)
     NotAwaited,
 }
 
@@ -181,7 +409,9 @@ impl fmt::Display for NodeOutcome {
         match &self.status {
             NodeStatus::Done => f.write_str("ok"),
             // Not "by another holder": queries compare no token, so the holder may be us.
-            NodeStatus::HeldByOther { remaining: Some(r) } => write!(f, "held for {r:?}"),
+            NodeStatus::HeldByOther { remaining: Some(r) } => {
+                write!(f, "held, expires in {r:?}")
+            }
             NodeStatus::HeldByOther { remaining: None } => f.write_str("held"),
             NodeStatus::Absent => f.write_str("no lock"),
             NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
@@ -214,6 +444,25 @@ fn printable(r: &[u8]) -> Printable<'_> {
     Printable(r)
 }
 
+/// Formats keys with their hash slots as `` `a` in slot 1, `b` in slot 2 ``.
+struct Slots<'a>(&'a [(Arc<[u8]>, u16)]);
+
+impl fmt::Display for Slots<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (key, slot)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "`{}` in slot {slot}", Printable(key))?;
+        }
+        Ok(())
+    }
+}
+
+fn show_slots(s: &[(Arc<[u8]>, u16)]) -> Slots<'_> {
+    Slots(s)
+}
+
 /// The error of every lock operation.
 ///
 /// Match on the variant, or ask a predicate: [`is_conflict`](Self::is_conflict) (someone else
@@ -221,8 +470,16 @@ fn printable(r: &[u8]) -> Printable<'_> {
 /// [`is_not_held`](Self::is_not_held) (our lock lapsed), … Variants that come from a round of
 /// requests carry one [`NodeOutcome`] per master ([`outcomes`](Self::outcomes)).
 ///
-/// Resource names are shown escaped and cut at 64 characters; tokens never appear in full;
-/// passwords never appear.
+/// Resource names are shown escaped and cut at 64 characters (in `Debug` too); tokens never
+/// appear in full; passwords never appear.
+///
+/// # Source chain
+///
+/// [`source`](std::error::Error::source) is the [`NodeError`] of the first master, in the
+/// order of [`LockManager::masters`](crate::LockManager::masters), whose request failed
+/// ([`failures`](Self::failures) lists them all); its own `source()` leads on to redis-rs's
+/// error and that error's cause (I/O, TLS). Errors where no master failed (a conflict, a lock
+/// not held any more) or raised before any request have no source.
 ///
 /// # Examples
 ///
@@ -249,15 +506,10 @@ fn printable(r: &[u8]) -> Printable<'_> {
 /// }
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
     /// The resource is locked by another holder: a majority of the reachable masters
     /// refused us on every attempt.
-    #[error(
-        "resource `{}` is locked by another holder ({attempts} attempt(s) in {waited:?}): {}",
-        printable(.resource), show_outcomes(.outcomes)
-    )]
     Conflict {
         /// The resource name.
         resource: Arc<[u8]>,
@@ -271,10 +523,6 @@ pub enum LockError {
     /// Too few masters could be reached to decide (they timed out, refused the connection,
     /// rejected our credentials, …). Not retried by `lock`: waiting does not fix it within
     /// a lock's budget.
-    #[error(
-        "{operation} of `{}` reached no quorum ({quorum} of {masters} masters needed): {}",
-        printable(.resource), show_outcomes(.outcomes)
-    )]
     NoQuorum {
         /// The operation that failed.
         operation: Operation,
@@ -290,10 +538,6 @@ pub enum LockError {
     /// A quorum agreed, but too late: the TTL minus the time the round took minus the drift
     /// left no validity. The keys written in that round were released (acquire) or left to
     /// expire (extend); the lock's deadline stays (or becomes the new TTL's when earlier).
-    #[error(
-        "{operation} of `{}` left no validity: a {ttl:?} TTL, and the round took {elapsed:?} ({attempts} attempt(s))",
-        printable(.resource)
-    )]
     ValidityExhausted {
         /// The operation that failed.
         operation: Operation,
@@ -309,10 +553,6 @@ pub enum LockError {
     /// The lock is not ours any more: on a majority of masters its key had expired, was
     /// released, or holds another token. Every reachable master that still had our token
     /// has deleted it (release) or extended it (extend).
-    #[error(
-        "lock on `{}` is not held: it expired or another holder took it: {}",
-        printable(.resource), show_outcomes(.outcomes)
-    )]
     NotHeld {
         /// The operation that found it.
         operation: Operation,
@@ -324,7 +564,6 @@ pub enum LockError {
     /// The lock was granted but the masters' fencing counters could not be brought to agree
     /// on a token (another client raised them at the same time, or masters failed); the lock
     /// was released. Retried by `lock` like a conflict.
-    #[error("no fencing token could be agreed for `{}`: {}", printable(.resource), show_outcomes(.outcomes))]
     FencingContention {
         /// The resource name.
         resource: Arc<[u8]>,
@@ -333,51 +572,51 @@ pub enum LockError {
     },
     /// The lock was lost while it was held: no extension succeeded before its deadline, or a
     /// majority showed it expired or taken (see [`LockGuard`](crate::LockGuard)).
-    #[error("lock on `{}` was lost while held", printable(.resource))]
     Lost {
         /// The resource name.
         resource: Arc<[u8]>,
     },
     /// The key under the resource's name holds a value that is not a lock (not a string),
     /// e.g. a hash written by something else. Nothing was changed. Not retried.
-    #[error("key `{}` holds a value that is not a lock: {}", printable(.resource), show_outcomes(.outcomes))]
     NotALock {
         /// The resource name.
         resource: Arc<[u8]>,
         /// Per-master answers.
         outcomes: Vec<NodeOutcome>,
     },
-    /// The resource's key is a helper key of another resource: its fencing counter
-    /// (`{<key>}:fence`), a semaphore's permits or slot key (`{<key>}:permits`,
-    /// `{<key>}:permit:<n>`), or a read-write lock's readers' set, reader lease or writer
-    /// intent (`{<key>}:readers`, `{<key>}:reader:<token>`, `{<key>}:wintent`); without the
-    /// braces when `<key>` has a hash tag. Such keys are
-    /// reserved: a lock on a counter would break that resource's fenced acquisitions (and
-    /// the counter never expires), a lock on a slot would take a permit behind the
+    /// The resource's key is a helper key of another resource's lock key: its fencing
+    /// counter (`{<key>}:fence`), its holder record (`{<key>}:holder`), a semaphore's
+    /// permits or slot key (`{<key>}:permits`, `{<key>}:permit:<n>`), or a read-write lock's
+    /// readers' set, reader lease or writer intent (`{<key>}:readers`,
+    /// `{<key>}:reader:<token>`, `{<key>}:wintent`); without the braces when `<key>` has a
+    /// hash tag. Such keys are reserved: a lock on a counter would break that resource's
+    /// fenced acquisitions (and the counter never expires), a lock on a holder record would
+    /// change the holder it shows, a lock on a slot would take a permit behind the
     /// semaphore's users. Nothing was sent. Not retried.
-    #[error(
-        "resource `{}` cannot be locked: its key is a helper key (fencing counter, semaphore \
-         permits or slot, readers' set or lease, writer intent) of the lock key `{}` (keys \
-         `{{<key>}}:fence`, `:permits`, `:permit:<n>`, `:readers`, `:reader:<token>` and \
-         `:wintent`, without braces where `<key>` has a hash tag, are reserved)",
-        printable(.resource), printable(.counter_of)
-    )]
     ReservedKey {
         /// The resource name.
         resource: Arc<[u8]>,
         /// The lock key (prefix included) whose helper key the resource's key is.
-        counter_of: Arc<[u8]>,
+        helper_of: Arc<[u8]>,
+        /// What kind of helper key: `"fencing counter"`, `"holder record"`,
+        /// `"semaphore's permits"`, `"semaphore slot"`, `"readers' set"`, `"reader lease"`
+        /// or `"writer intent"`.
+        helper: &'static str,
+    },
+    /// The keys of one request are in different Redis Cluster hash slots, which a cluster
+    /// member cannot serve in one script. Nothing was sent. Not retried: a key's slot never
+    /// changes. Every key and helper key of one resource shares a slot, except for a lock key
+    /// holding a `}` without a hash tag (`a}b`); put the resource in a hash tag
+    /// (`{a}b}`), or rename it. The resources of a multi-resource lock share a slot only
+    /// when they share a hash tag (`{orders}:1`, `{orders}:2`).
+    CrossSlot {
+        /// Each key with its hash slot.
+        slots: Vec<(Arc<[u8]>, u16)>,
     },
     /// The semaphore's users disagree on its number of permits: a majority of masters
     /// record another number for it (set by a user that gave another number, while its
     /// permits were being taken). Nothing was taken. Not retried: give every user of the
     /// name the same number, or wait until the other users' permits have expired.
-    #[error(
-        "semaphore `{}` is used with {} permits elsewhere, not {permits}: {}",
-        printable(.resource),
-        .found.map_or_else(|| "another number of".to_owned(), |f| f.to_string()),
-        show_outcomes(.outcomes)
-    )]
     PermitsMismatch {
         /// The semaphore's name.
         resource: Arc<[u8]>,
@@ -389,16 +628,241 @@ pub enum LockError {
         outcomes: Vec<NodeOutcome>,
     },
     /// An argument was rejected before any request was sent.
-    #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The configuration was rejected by [`LockManagerBuilder::build`](crate::LockManagerBuilder::build).
     /// No lock operation returns it: it comes from converting a [`ConfigError`] with `?` or
     /// `into()`, so one error type can carry both.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// [`LockManager::close`](crate::LockManager::close) was called; no new requests are sent.
-    #[error("the lock manager is closed")]
     Closed,
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conflict {
+                resource,
+                attempts,
+                waited,
+                outcomes,
+            } => write!(
+                f,
+                "resource `{}` is locked by another holder ({attempts} attempt(s) in {waited:?}): {}",
+                printable(resource),
+                show_outcomes(outcomes)
+            ),
+            Self::NoQuorum {
+                operation,
+                resource,
+                quorum,
+                masters,
+                outcomes,
+            } => write!(
+                f,
+                "{operation} of `{}` reached no quorum ({quorum} of {masters} masters needed): {}",
+                printable(resource),
+                show_outcomes(outcomes)
+            ),
+            Self::ValidityExhausted {
+                operation,
+                resource,
+                ttl,
+                elapsed,
+                attempts,
+            } => write!(
+                f,
+                "{operation} of `{}` left no validity: a {ttl:?} TTL, and the round took \
+                 {elapsed:?} ({attempts} attempt(s))",
+                printable(resource)
+            ),
+            Self::NotHeld {
+                resource, outcomes, ..
+            } => write!(
+                f,
+                "lock on `{}` is not held: it expired or another holder took it: {}",
+                printable(resource),
+                show_outcomes(outcomes)
+            ),
+            Self::FencingContention { resource, outcomes } => write!(
+                f,
+                "no fencing token could be agreed for `{}`: {}",
+                printable(resource),
+                show_outcomes(outcomes)
+            ),
+            Self::Lost { resource } => {
+                write!(f, "lock on `{}` was lost while held", printable(resource))
+            }
+            Self::NotALock { resource, outcomes } => write!(
+                f,
+                "key `{}` holds a value that is not a lock: {}",
+                printable(resource),
+                show_outcomes(outcomes)
+            ),
+            Self::ReservedKey {
+                resource,
+                helper_of,
+                helper,
+            } => write!(
+                f,
+                "resource `{}` cannot be locked: its key is the {helper} of the lock key `{}` \
+                 (keys `{{<key>}}:fence`, `:holder`, `:permits`, `:permit:<n>`, `:readers`, \
+                 `:reader:<token>` and `:wintent`, without braces where `<key>` has a hash \
+                 tag, are reserved)",
+                printable(resource),
+                printable(helper_of)
+            ),
+            Self::PermitsMismatch {
+                resource,
+                permits,
+                found,
+                outcomes,
+            } => write!(
+                f,
+                "semaphore `{}` is used with {} permits elsewhere, not {permits}: {}",
+                printable(resource),
+                found.map_or_else(|| "another number of".to_owned(), |f| f.to_string()),
+                show_outcomes(outcomes)
+            ),
+            Self::CrossSlot { slots } => {
+                write!(
+                    f,
+                    "keys in different Redis Cluster hash slots: {}",
+                    show_slots(slots)
+                )
+            }
+            Self::InvalidArgument(reason) => write!(f, "invalid argument: {reason}"),
+            Self::Config(e) => fmt::Display::fmt(e, f),
+            Self::Closed => f.write_str("the lock manager is closed"),
+        }
+    }
+}
+
+/// Resource names as [`Printable`] shows them (escaped, cut at 64 characters), tokens never:
+/// a `Debug` of an error stays readable whatever the resource, and shows no secret.
+impl fmt::Debug for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conflict {
+                resource,
+                attempts,
+                waited,
+                outcomes,
+            } => f
+                .debug_struct("Conflict")
+                .field("resource", &printable(resource))
+                .field("attempts", attempts)
+                .field("waited", waited)
+                .field("outcomes", outcomes)
+                .finish(),
+            Self::NoQuorum {
+                operation,
+                resource,
+                quorum,
+                masters,
+                outcomes,
+            } => f
+                .debug_struct("NoQuorum")
+                .field("operation", operation)
+                .field("resource", &printable(resource))
+                .field("quorum", quorum)
+                .field("masters", masters)
+                .field("outcomes", outcomes)
+                .finish(),
+            Self::ValidityExhausted {
+                operation,
+                resource,
+                ttl,
+                elapsed,
+                attempts,
+            } => f
+                .debug_struct("ValidityExhausted")
+                .field("operation", operation)
+                .field("resource", &printable(resource))
+                .field("ttl", ttl)
+                .field("elapsed", elapsed)
+                .field("attempts", attempts)
+                .finish(),
+            Self::NotHeld {
+                operation,
+                resource,
+                outcomes,
+            } => f
+                .debug_struct("NotHeld")
+                .field("operation", operation)
+                .field("resource", &printable(resource))
+                .field("outcomes", outcomes)
+                .finish(),
+            Self::FencingContention { resource, outcomes } => f
+                .debug_struct("FencingContention")
+                .field("resource", &printable(resource))
+                .field("outcomes", outcomes)
+                .finish(),
+            Self::Lost { resource } => f
+                .debug_struct("Lost")
+                .field("resource", &printable(resource))
+                .finish(),
+            Self::NotALock { resource, outcomes } => f
+                .debug_struct("NotALock")
+                .field("resource", &printable(resource))
+                .field("outcomes", outcomes)
+                .finish(),
+            Self::ReservedKey {
+                resource,
+                helper_of,
+                helper,
+            } => f
+                .debug_struct("ReservedKey")
+                .field("resource", &printable(resource))
+                .field("helper_of", &printable(helper_of))
+                .field("helper", helper)
+                .finish(),
+            Self::PermitsMismatch {
+                resource,
+                permits,
+                found,
+                outcomes,
+            } => f
+                .debug_struct("PermitsMismatch")
+                .field("resource", &printable(resource))
+                .field("permits", permits)
+                .field("found", found)
+                .field("outcomes", outcomes)
+                .finish(),
+            Self::CrossSlot { slots } => {
+                let keys: Vec<(String, u16)> = slots
+                    .iter()
+                    .map(|(key, slot)| (printable(key).to_string(), *slot))
+                    .collect();
+                f.debug_struct("CrossSlot").field("slots", &keys).finish()
+            }
+            Self::InvalidArgument(reason) => {
+                f.debug_tuple("InvalidArgument").field(reason).finish()
+            }
+            Self::Config(e) => f.debug_tuple("Config").field(e).finish(),
+            Self::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+impl std::error::Error for LockError {
+    /// For an error that comes from a round of requests: the [`NodeError`] of the first
+    /// master, in the order of [`LockManager::masters`](crate::LockManager::masters), whose
+    /// request failed (the others are in [`outcomes`](LockError::outcomes)). Its own
+    /// `source()` leads on to redis-rs's error and its cause. `None` when no master failed
+    /// (a conflict, a lock not held any more) and for errors raised before any request.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if let Self::Config(e) = self {
+            return e.source();
+        }
+        let first: &(dyn std::error::Error + 'static) = self.failures().next()?;
+        Some(first)
+    }
+}
+
+impl From<ConfigError> for LockError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
 }
 
 impl LockError {
@@ -444,12 +908,21 @@ impl LockError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::InvalidArgument(_) | Self::Config(_) | Self::ReservedKey { .. }
+            Self::InvalidArgument(_)
+                | Self::Config(_)
+                | Self::ReservedKey { .. }
+                | Self::CrossSlot { .. }
         )
     }
 
+    /// True when a request's keys are in different Redis Cluster hash slots
+    /// ([`LockError::CrossSlot`]).
+    pub fn is_cross_slot(&self) -> bool {
+        matches!(self, Self::CrossSlot { .. })
+    }
+
     /// True when the resource's key is a helper key of another resource (fencing counter,
-    /// semaphore permits or slot, readers' set or lease, writer intent:
+    /// holder record, semaphore permits or slot, readers' set or lease, writer intent:
     /// [`LockError::ReservedKey`]).
     pub fn is_reserved_key(&self) -> bool {
         matches!(self, Self::ReservedKey { .. })
@@ -473,6 +946,15 @@ impl LockError {
         self.outcomes()
             .iter()
             .any(|o| matches!(&o.status, NodeStatus::Failed(e) if e.is_permanent()))
+    }
+
+    /// The errors of the masters whose request failed, in the order of
+    /// [`LockManager::masters`](crate::LockManager::masters).
+    pub fn failures(&self) -> impl Iterator<Item = &NodeError> {
+        self.outcomes().iter().filter_map(|o| match &o.status {
+            NodeStatus::Failed(e) => Some(e),
+            _ => None,
+        })
     }
 
     /// The per-master answers of the round that failed; empty for errors raised before any
@@ -534,6 +1016,22 @@ pub enum ConfigError {
     /// The drift factor was outside `[0, 1)` or not a number.
     #[error("drift factor must lie in [0, 1), got {0}")]
     DriftFactor(f64),
+    /// The retry delay plus its jitter, the longest sleep between two attempts, is above
+    /// [`MAX_RETRY_SLEEP`](crate::MAX_RETRY_SLEEP): an acquisition would sleep that long
+    /// after the resource is free.
+    #[error(
+        "retry delay {delay:?} plus jitter {jitter:?} must be at most {max:?}: a longer sleep \
+         between attempts keeps the caller waiting after the resource is free (to wait long \
+         for a lock, use wait())"
+    )]
+    RetrySleepTooLong {
+        /// The retry delay given.
+        delay: Duration,
+        /// The jitter given.
+        jitter: Duration,
+        /// The longest sleep accepted.
+        max: Duration,
+    },
     /// The per-master timeout was zero.
     #[error("node timeout must be above zero")]
     ZeroNodeTimeout,
@@ -623,7 +1121,7 @@ mod tests {
             shown(NodeStatus::HeldByOther {
                 remaining: Some(Duration::from_millis(5))
             }),
-            "redis://a: held for 5ms"
+            "redis://a: held, expires in 5ms"
         );
         assert_eq!(
             shown(NodeStatus::HeldByOther { remaining: None }),
@@ -633,6 +1131,65 @@ mod tests {
             shown(NodeStatus::NotAwaited),
             "redis://a: no answer before the verdict"
         );
+    }
+
+    #[test]
+    fn lock_error_debug_shows_resources_like_printable() {
+        let huge: Arc<[u8]> = vec![b'x'; 100_000].into();
+        let errors = [
+            LockError::Lost {
+                resource: Arc::clone(&huge),
+            },
+            LockError::Conflict {
+                resource: Arc::clone(&huge),
+                attempts: 1,
+                waited: Duration::ZERO,
+                outcomes: Vec::new(),
+            },
+            LockError::ReservedKey {
+                resource: Arc::clone(&huge),
+                helper_of: Arc::clone(&huge),
+                helper: "fencing counter",
+            },
+        ];
+        let cut = Printable(&huge).to_string();
+        for e in errors {
+            let debug = format!("{e:?}");
+            assert!(debug.len() < 400, "{} bytes: {debug:.200}", debug.len());
+            assert!(debug.contains(&format!("\"{cut}\"")), "{debug}");
+        }
+        let e = LockError::Lost {
+            resource: Arc::from(&b"r\x1b[2J"[..]),
+        };
+        assert_eq!(format!("{e:?}"), r#"Lost { resource: "r\u{1b}[2J" }"#);
+    }
+
+    #[test]
+    fn lock_error_source_is_the_first_failed_master() {
+        let e = LockError::NoQuorum {
+            operation: Operation::Acquire,
+            resource: Arc::from(&b"r"[..]),
+            quorum: 2,
+            masters: 3,
+            outcomes: vec![
+                NodeOutcome {
+                    master: "redis://a".into(),
+                    status: NodeStatus::Done,
+                },
+                NodeOutcome {
+                    master: "redis://b".into(),
+                    status: NodeStatus::Failed(NodeError::Timeout(Duration::from_millis(50))),
+                },
+                NodeOutcome {
+                    master: "redis://c".into(),
+                    status: NodeStatus::Failed(NodeError::Auth("WRONGPASS".into())),
+                },
+            ],
+        };
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<NodeError>());
+        assert_eq!(source, Some(&NodeError::Timeout(Duration::from_millis(50))));
+        assert_eq!(e.failures().count(), 2);
+        assert!(std::error::Error::source(&LockError::Closed).is_none());
     }
 
     #[test]

@@ -10,13 +10,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt::{AcquireOptions, Patience, Target};
-use crate::error::{LockError, NodeOutcome};
+use crate::error::{ConfigError, LockError, NodeOutcome};
 use crate::keys::{Printable, token_prefix};
 use crate::lock::Lock;
 use crate::manager::LockManager;
@@ -71,6 +71,9 @@ struct Shared {
     cause: std::sync::OnceLock<LossCause>,
     /// Cancelled to stop the watchdog, which then releases the lock (release, drop).
     stop: CancellationToken,
+    /// Set when the guard was dropped (not released): a lock superseded by a newer one with
+    /// the same caller-chosen token is then left to the newer one.
+    dropped: std::sync::atomic::AtomicBool,
 }
 
 /// A cheap, clonable view of a guard's lock: its validity, token and lost signal.
@@ -219,7 +222,12 @@ pub struct LockGuard {
     outcomes: Vec<NodeOutcome>,
     /// The watchdog; it releases the lock when stopped and returns the outcome.
     watchdog: Option<JoinHandle<Result<(), LockError>>>,
+    /// Explicit extensions, carried out by the watchdog (which owns the lock).
+    extensions: mpsc::Sender<ExtendRequest>,
 }
+
+/// An explicit extension for the watchdog: the TTL and where to send the outcome.
+type ExtendRequest = (Duration, oneshot::Sender<Result<(), LockError>>);
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,6 +323,51 @@ impl LockGuard {
         self.handle.clone()
     }
 
+    /// Extends the lock now to `ttl` from now, as [`LockManager::extend`] (one round,
+    /// compare-and-`PEXPIRE`: a key that expired is never re-created), on top of any
+    /// auto-extension. The watchdog carries it out, so it never races an automatic
+    /// extension; on success the deadline moves, and later automatic extensions use `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockManager::extend`]: [`LockError::NotHeld`] when a majority shows the lock is
+    /// not ours any more (the guard is then lost, [`LossCause::ExpiredOrTaken`]),
+    /// [`LockError::NoQuorum`], [`LockError::ValidityExhausted`],
+    /// [`LockError::InvalidArgument`] for a TTL below 1 ms or above
+    /// [`MAX_TTL`](crate::MAX_TTL); [`LockError::Lost`] when the lock was already lost, and
+    /// [`LockError::Closed`] when the guard's watchdog has ended (the manager was closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future after the request reached the watchdog does not stop the
+    /// extension; only its outcome is not reported.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let guard = manager.acquire("report").auto_extend().await?;
+    /// guard.extend(Duration::from_secs(60)).await?;
+    /// assert!(guard.validity() > Duration::from_secs(59));
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend(&self, ttl: Duration) -> Result<(), LockError> {
+        ConfigError::check_ttl(ttl).map_err(|e| LockError::InvalidArgument(e.to_string()))?;
+        if self.handle.is_lost() {
+            return Err(LockError::Lost {
+                resource: Arc::clone(&self.handle.shared.resource),
+            });
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.extensions
+            .send((ttl, reply))
+            .await
+            .map_err(|_| LockError::Closed)?;
+        outcome.await.unwrap_or(Err(LockError::Closed))
+    }
+
     /// Stops the watchdog, then releases the lock on every master and reports the outcome,
     /// as [`LockManager::unlock`].
     ///
@@ -351,6 +404,10 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         if self.watchdog.take().is_some() {
             // The watchdog releases the lock in the background and ends.
+            self.handle
+                .shared
+                .dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.handle.shared.stop.cancel();
         }
     }
@@ -434,6 +491,42 @@ impl<'a> AcquireRequest<'a> {
         self.max_hold = Some(max);
         self
     }
+
+    /// Stores who holds the lock beside it while it is held (the watchdog's extensions keep
+    /// it as long as the lock); see [`LockRequest::holder_info`](crate::LockRequest::holder_info).
+    /// Default: no record.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let guard = manager
+    ///     .acquire("nightly")
+    ///     .auto_extend()
+    ///     .holder_info(tokio_redlock::HolderInfo::new("cron-3", "nightly.sh"))
+    ///     .await?;
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn holder_info(mut self, info: crate::HolderInfo) -> Self {
+        self.options.holder = Some(Arc::new(info));
+        self
+    }
+
+    /// Acquires with a caller-chosen token; see [`LockRequest::token`](crate::LockRequest::token)
+    /// for what it means and how a reused token is kept safe. The watchdog extends with it.
+    /// Default: a fresh random token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Sleep between attempts for this call; see
+    /// [`LockRequest::retry_delay`](crate::LockRequest::retry_delay). Default: the manager's.
+    pub fn retry_delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.options.retry = Some((delay, jitter));
+        self
+    }
 }
 
 impl<'a> IntoFuture for AcquireRequest<'a> {
@@ -474,12 +567,14 @@ impl LockGuard {
             lost: CancellationToken::new(),
             cause: std::sync::OnceLock::new(),
             stop: CancellationToken::new(),
+            dropped: std::sync::atomic::AtomicBool::new(false),
         });
         let ttl = lock.ttl();
         let outcomes = lock.outcomes().to_vec();
         let half = ttl.checked_div(2).unwrap_or_default();
         let every = extend_every.map(|e| e.min(half).max(Duration::from_millis(1)));
         let hold_until = max_hold.and_then(|m| Instant::now().checked_add(m));
+        let (extensions, requests) = mpsc::channel(1);
         let task = Watchdog {
             manager: manager.clone(),
             shared: Arc::clone(&shared),
@@ -487,12 +582,13 @@ impl LockGuard {
             every,
             hold_until,
         };
-        let watchdog = manager.tasks().spawn(task.run(lock));
+        let watchdog = manager.tasks().spawn(task.run(lock, requests));
         Self {
             handle: LockHandle { shared },
             ttl,
             outcomes,
             watchdog: Some(watchdog),
+            extensions,
         }
     }
 }
@@ -508,7 +604,11 @@ struct Watchdog {
 
 impl Watchdog {
     /// Runs until stopped or shut down, then releases the lock and returns the outcome.
-    async fn run(self, mut lock: Lock) -> Result<(), LockError> {
+    async fn run(
+        self,
+        mut lock: Lock,
+        mut requests: mpsc::Receiver<ExtendRequest>,
+    ) -> Result<(), LockError> {
         let shutdown = self.manager.shutdown_token();
         let mut last_error: Option<LockError> = None;
         // Whether an extension was sent since the deadline was last set: a loss at the
@@ -528,6 +628,37 @@ impl Watchdog {
                 () = shutdown.cancelled() => {
                     self.declare_lost(&lock, None, LossCause::ManagerClosed);
                     break;
+                }
+                Some((ttl, reply)) = requests.recv() => {
+                    // An explicit extension (`LockGuard::extend`), raced against stopping
+                    // like an automatic one; a lost lock is not extended.
+                    if self.shared.lost.is_cancelled() {
+                        let _ = reply.send(Err(LockError::Lost { resource: Arc::clone(&lock.resource) }));
+                        continue;
+                    }
+                    let outcome = tokio::select! {
+                        biased;
+                        () = self.shared.stop.cancelled() => break,
+                        () = shutdown.cancelled() => {
+                            let _ = reply.send(Err(LockError::Closed));
+                            continue;
+                        }
+                        r = self.manager.extend_lock(&mut lock, ttl) => r,
+                    };
+                    match &outcome {
+                        Ok(()) => {
+                            last_error = None;
+                            attempted = false;
+                            next_extend = self.every.map(|e| next_extension(e, lock.deadline()));
+                        }
+                        Err(e) if e.is_not_held() => {
+                            self.declare_lost(&lock, Some(e), LossCause::ExpiredOrTaken);
+                        }
+                        Err(_) => {}
+                    }
+                    // A failed extension may have lowered the deadline (a shorter TTL).
+                    let _ = self.deadline.send(lock.deadline());
+                    let _ = reply.send(outcome);
                 }
                 () = tokio::time::sleep_until(deadline), if !lost => {
                     let cause = if attempted {
@@ -576,6 +707,12 @@ impl Watchdog {
         // Stopped (release, drop) or shut down: from now on no handle claims the lock, then
         // release it, bounded by the masters' timeouts.
         let _ = self.deadline.send(Instant::now());
+        let ordering = std::sync::atomic::Ordering::SeqCst;
+        if self.shared.dropped.load(ordering) && lock.held.superseded.load(ordering) {
+            // The keys belong to a newer lock with the same token now.
+            lock.keep_until_expiry();
+            return Ok(());
+        }
         self.manager.release_lock(&mut lock).await
     }
 

@@ -7,6 +7,8 @@
 //!   another resource's counter, so it is refused ([`check_lock_key`]): no lock can sit on a
 //!   counter (which would break that resource's fenced acquisitions), and no acquisition can
 //!   wait forever on a counter, which has no TTL;
+//! - holder record: `{<lock key>}:holder` (same rule), written only for acquisitions that
+//!   opted in ([`HolderInfo`](crate::HolderInfo)); reserved the same way;
 //! - token: 128 random bits from the thread-local CSPRNG, as 32 lowercase hex digits.
 
 use std::fmt;
@@ -126,6 +128,11 @@ impl Keys {
         }
     }
 
+    /// Whether these are exactly the one key `key` of a mutex (not a reader's).
+    pub(crate) fn is_one(&self, key: &[u8]) -> bool {
+        !self.reader && self.single().is_some_and(|k| &**k == key)
+    }
+
     /// How many keys.
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
@@ -169,9 +176,102 @@ pub(crate) fn intent_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"wintent")
 }
 
+/// The channel the release script publishes on with `SPUBLISH` (sharded pub/sub, Redis 7)
+/// on a Redis Cluster member: [`release_channel`] with the lock key as its hash tag
+/// (`redlock:released:{<key>}`, or `redlock:released:<key>` when the key already carries a
+/// hash tag), so that the channel hashes to the lock key's slot. A sharded message then
+/// travels only within the shard that serves the key, and waiters subscribe (`SSUBSCRIBE`)
+/// on that shard's master alone.
+///
+/// A tool that deletes a lock key on a cluster itself publishes there (`SPUBLISH`).
+///
+/// # Examples
+///
+/// ```
+/// use tokio_redlock::sharded_release_channel;
+///
+/// assert_eq!(&*sharded_release_channel(b"orders:42"), b"redlock:released:{orders:42}");
+/// assert_eq!(&*sharded_release_channel(b"{orders}:42"), b"redlock:released:{orders}:42");
+/// ```
+pub fn sharded_release_channel(lock_key: &[u8]) -> Arc<[u8]> {
+    const PREFIX: &[u8] = b"redlock:released:";
+    let mut channel = Vec::with_capacity(
+        PREFIX
+            .len()
+            .saturating_add(lock_key.len())
+            .saturating_add(2),
+    );
+    channel.extend_from_slice(PREFIX);
+    if has_hash_tag(lock_key) {
+        channel.extend_from_slice(lock_key);
+    } else {
+        channel.push(b'{');
+        channel.extend_from_slice(lock_key);
+        channel.push(b'}');
+    }
+    channel.into()
+}
+
+/// The lock key of a release channel ([`release_channel`] or [`sharded_release_channel`]),
+/// if `channel` is one.
+pub(crate) fn channel_lock_key(channel: &[u8]) -> Option<&[u8]> {
+    channel.strip_prefix(b"redlock:released:")
+}
+
+/// The number of hash slots of a Redis Cluster.
+pub(crate) const SLOTS: u16 = 16_384;
+
+/// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag (the bytes between
+/// the first `{` and the next `}`, when not empty), else of the whole key, modulo 16384 —
+/// the cluster specification's `HASH_SLOT`, computed with the CRC16 redis-rs itself uses.
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
+}
+
+/// The hash tag of a key, if it has one (see [`has_hash_tag`]).
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|b| *b == b'{')?;
+    let rest = key.get(open.saturating_add(1)..)?;
+    let close = rest.iter().position(|b| *b == b'}')?;
+    rest.get(..close).filter(|tag| !tag.is_empty())
+}
+
+/// Refuses a request whose keys are not all in one hash slot, as a Redis Cluster member
+/// needs ([`LockError::CrossSlot`], naming each key's slot), before anything is sent: a
+/// cluster would answer `CROSSSLOT`, and no retry can change a key's slot.
+///
+/// Every helper key of a resource shares its lock key's slot ([`helper_key`]), except for
+/// a lock key that holds a `}` without a hash tag (`a}b`, `x{}y}`): braces around it cannot
+/// make a tag of the whole key, so its helper keys hash elsewhere.
+pub(crate) fn check_one_slot(keys: &[&[u8]]) -> Result<(), LockError> {
+    let slots: Vec<(Arc<[u8]>, u16)> = keys.iter().map(|k| (Arc::from(*k), slot(k))).collect();
+    match slots.first() {
+        Some((_, first)) if slots.iter().any(|(_, s)| s != first) => {
+            Err(LockError::CrossSlot { slots })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The fencing counter key beside a lock key, in the same Redis Cluster hash slot.
 pub(crate) fn fence_key(lock_key: &[u8]) -> Arc<[u8]> {
     helper_key(lock_key, b"fence")
+}
+
+/// The key of the holder record beside `lock_key` (see [`HolderInfo`](crate::HolderInfo)):
+/// `{<lock key>}:holder`, or `<lock key>:holder` when the lock key has a hash tag, so both
+/// share a Redis Cluster hash slot. For tools that work on the keys directly: an operator's
+/// forced release deletes the record with the key.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(&*tokio_redlock::holder_key(b"orders:42"), b"{orders:42}:holder");
+/// assert_eq!(&*tokio_redlock::holder_key(b"{orders}:42"), b"{orders}:42:holder");
+/// ```
+pub fn holder_key(lock_key: &[u8]) -> Arc<[u8]> {
+    helper_key(lock_key, b"holder")
 }
 
 /// A helper key of a lock key (`H(X, s)`: fencing counter, holder record, reader keys,
@@ -196,14 +296,27 @@ pub(crate) fn helper_key(lock_key: &[u8], suffix: &[u8]) -> Arc<[u8]> {
     key.into()
 }
 
-/// The part of `key` before a reserved helper suffix, if it ends with one: `:fence` (the
-/// fencing counter), `:permits` (a semaphore's number of permits), `:permit:<digits>` (a
-/// semaphore's slot), `:readers`, `:wintent` or `:reader:<32 hex digits>` (a read-write
-/// lock's reader set, writer intent and reader lease).
-fn strip_reserved_suffix(key: &[u8]) -> Option<&[u8]> {
-    for suffix in [&b":fence"[..], b":permits", b":readers", b":wintent"] {
-        if let Some(stem) = key.strip_suffix(suffix) {
-            return Some(stem);
+/// The helper keys of a lock key that no resource may lock, by exact suffix, with what they
+/// are: a lock there would break the owning resource (its fenced acquisitions, who it shows
+/// as its holder, its semaphore's number of permits, its readers or its waiting writer),
+/// and an acquisition of a fencing counter would wait for a key that never expires. Two
+/// more suffixes take a variable part: `permit:<digits>` (a semaphore's slot) and
+/// `reader:<32 hex digits>` (a reader's lease), see [`strip_reserved_suffix`].
+pub(crate) const RESERVED_HELPERS: [(&[u8], &str); 5] = [
+    (b"fence", "fencing counter"),
+    (b"holder", "holder record"),
+    (b"permits", "semaphore's permits"),
+    (b"readers", "readers' set"),
+    (b"wintent", "writer intent"),
+];
+
+/// The part of `key` before a reserved helper suffix, if it ends with one, and what kind of
+/// helper key it is: one of [`RESERVED_HELPERS`], `:permit:<digits>` (a semaphore's slot)
+/// or `:reader:<32 hex digits>` (a read-write lock's reader lease).
+fn strip_reserved_suffix(key: &[u8]) -> Option<(&[u8], &'static str)> {
+    for (suffix, kind) in RESERVED_HELPERS {
+        if let Some(stem) = key.strip_suffix(suffix).and_then(|k| k.strip_suffix(b":")) {
+            return Some((stem, kind));
         }
     }
     let hex = key
@@ -216,43 +329,76 @@ fn strip_reserved_suffix(key: &[u8]) -> Option<&[u8]> {
             .get(..key.len().saturating_sub(32))
             .and_then(|k| k.strip_suffix(b":reader:"))
     {
-        return Some(stem);
+        return Some((stem, "reader lease"));
     }
     let digits = key.iter().rev().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 {
         return None;
     }
-    key.get(..key.len().saturating_sub(digits))?
-        .strip_suffix(b":permit:")
+    let stem = key
+        .get(..key.len().saturating_sub(digits))?
+        .strip_suffix(b":permit:")?;
+    Some((stem, "semaphore slot"))
 }
 
-/// The lock key whose helper key `key` is, if it is one: `key` is `{<owner>}:<suffix>` with
-/// an owner without a hash tag, or `<owner>:<suffix>` with an owner that has one
-/// (`helper_key(owner, suffix) == key`), for a reserved suffix (fencing counter, semaphore
-/// permits and slots).
+/// The lock key whose helper key `key` is, if it is one, and what kind of helper key
+/// ([`strip_reserved_suffix`]): `key` is `{<owner>}:<suffix>` with an owner without a hash
+/// tag, or `<owner>:<suffix>` with an owner that has one (`helper_key(owner, suffix) ==
+/// key`).
 ///
 /// A key can be the helper of two lock keys (`{fc}:fence` is that of `fc` and of `{fc}`);
 /// the one without braces is named.
-pub(crate) fn helper_owner(key: &[u8]) -> Option<&[u8]> {
-    let owner = strip_reserved_suffix(key)?;
+pub(crate) fn helper_owner(key: &[u8]) -> Option<(&[u8], &'static str)> {
+    let (owner, kind) = strip_reserved_suffix(key)?;
     if let Some(inner) = owner.strip_prefix(b"{").and_then(|o| o.strip_suffix(b"}"))
         && !has_hash_tag(inner)
     {
-        return Some(inner);
+        return Some((inner, kind));
     }
-    has_hash_tag(owner).then_some(owner)
+    has_hash_tag(owner).then_some((owner, kind))
+}
+
+/// Checks that the lock key of `resource` (after the key `prefix`) is not another
+/// resource's helper key: its fencing counter (`{<key>}:fence`), its holder record
+/// (`{<key>}:holder`), a semaphore's permits or slot (`{<key>}:permits`,
+/// `{<key>}:permit:<n>`), or a read-write lock's readers' set, reader lease or writer
+/// intent (`{<key>}:readers`, `{<key>}:reader:<token>`, `{<key>}:wintent`); without the
+/// braces where `<key>` has a hash tag. No lock may sit there, and a tool that works on the
+/// keys directly must not delete one as if it were a lock: a deleted fencing counter starts
+/// again from 1, so fencing tokens would go backwards. Acquisitions check this themselves;
+/// an operator's forced release checks it first.
+///
+/// # Errors
+///
+/// [`LockError::ReservedKey`] (with [`is_reserved_key`](LockError::is_reserved_key) and
+/// [`is_invalid_input`](LockError::is_invalid_input)) naming the lock key it belongs to.
+///
+/// # Examples
+///
+/// ```
+/// assert!(tokio_redlock::check_resource(b"", b"orders:42").is_ok());
+/// let e = tokio_redlock::check_resource(b"", b"{orders:42}:fence").unwrap_err();
+/// assert!(e.is_reserved_key());
+/// assert!(tokio_redlock::check_resource(b"", b"{jobs}:permit:3").is_err());
+/// assert!(tokio_redlock::check_resource(b"app:", b"orders:42:holder").is_ok());
+/// assert!(tokio_redlock::check_resource(b"{app}:", b"orders:42:holder").is_err());
+/// ```
+pub fn check_resource(prefix: &[u8], resource: &[u8]) -> Result<(), LockError> {
+    check_lock_key(prefix, &Arc::from(resource))
 }
 
 /// Refuses a resource whose lock key is a helper key of another resource
 /// ([`LockError::ReservedKey`]), before any request: a lock on a fencing counter would break
 /// that resource's fenced acquisitions (and wait for a counter that never expires); a lock
-/// on a semaphore's slot would take a permit behind its users' backs.
+/// on a holder record would change the holder it shows; a lock on a semaphore's slot would
+/// take a permit behind its users' backs.
 pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {
     let key = lock_key(prefix, resource);
     match helper_owner(&key) {
-        Some(owner) => Err(LockError::ReservedKey {
+        Some((owner, helper)) => Err(LockError::ReservedKey {
             resource: Arc::clone(resource),
-            counter_of: owner.into(),
+            helper_of: owner.into(),
+            helper,
         }),
         None => Ok(()),
     }
@@ -292,8 +438,15 @@ const SHOWN_CHARS: usize = 64;
 /// assert_eq!(Printable::new(b"x\x1b]0;title\x07").to_string(), "x\\u{1b}]0;title\\u{7}");
 /// assert_eq!(Printable::new(b"bad\xff").to_string(), "bad\\xff");
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Printable<'a>(pub(crate) &'a [u8]);
+
+/// As `Display`, in quotes: a `Debug` of a huge or hostile name stays short and inert.
+impl fmt::Debug for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
 
 impl<'a> Printable<'a> {
     /// Shows `name` (any bytes) escaped and cut as described above.
@@ -361,15 +514,20 @@ mod tests {
     }
 
     #[test]
-    fn no_lock_key_can_be_a_fencing_counter() {
+    fn no_lock_key_can_be_a_helper_key() {
         for owner in [&b"fc"[..], b"a:b{c}d", b"x{}y", b"", b"}:fence", b"a{b}c}"] {
-            let counter = fence_key(owner);
-            assert_eq!(helper_owner(&counter), Some(owner), "{counter:?}");
-            let resource: Arc<[u8]> = Arc::clone(&counter);
-            assert!(matches!(
-                check_lock_key(b"", &resource),
-                Err(LockError::ReservedKey { counter_of, .. }) if &*counter_of == owner
-            ));
+            for (helper, kind) in [
+                (fence_key(owner), "fencing counter"),
+                (holder_key(owner), "holder record"),
+            ] {
+                assert_eq!(helper_owner(&helper), Some((owner, kind)), "{helper:?}");
+                let resource: Arc<[u8]> = Arc::clone(&helper);
+                assert!(matches!(
+                    check_lock_key(b"", &resource),
+                    Err(LockError::ReservedKey { helper_of, helper, .. })
+                        if &*helper_of == owner && helper == kind
+                ));
+            }
         }
         // With a prefix, the lock key (prefix + resource) is what is checked.
         let resource: Arc<[u8]> = Arc::from(&b"{x}:fence"[..]);
@@ -386,6 +544,9 @@ mod tests {
             b"{fc}:fence2",
             b"fc:fence",
             b"x{}:fence",
+            b"holder",
+            b"{fc}:holders",
+            b"fc:holder",
         ] {
             assert_eq!(helper_owner(fine), None, "{fine:?}");
         }
@@ -396,17 +557,21 @@ mod tests {
         for owner in [&b"jobs"[..], b"a{b}c"] {
             for suffix in [&b"permits"[..], b"permit:0", b"permit:255"] {
                 let helper = helper_key(owner, suffix);
-                assert_eq!(helper_owner(&helper), Some(owner), "{helper:?}");
+                assert_eq!(
+                    helper_owner(&helper).map(|(o, _)| o),
+                    Some(owner),
+                    "{helper:?}"
+                );
                 let resource: Arc<[u8]> = Arc::clone(&helper);
                 assert!(check_lock_key(b"", &resource).is_err());
             }
         }
         for suffix in [&b"readers"[..], b"wintent"] {
             let helper = helper_key(b"doc", suffix);
-            assert_eq!(helper_owner(&helper), Some(&b"doc"[..]));
+            assert_eq!(helper_owner(&helper).map(|(o, _)| o), Some(&b"doc"[..]));
         }
         let lease = reader_key(b"doc", &new_token());
-        assert_eq!(helper_owner(&lease), Some(&b"doc"[..]));
+        assert_eq!(helper_owner(&lease), Some((&b"doc"[..], "reader lease")));
         assert!(lease.starts_with(&reader_prefix(b"doc")));
         assert_eq!(helper_owner(b"{doc}:reader:abc"), None);
         for fine in [
@@ -417,6 +582,34 @@ mod tests {
         ] {
             assert_eq!(helper_owner(fine), None, "{fine:?}");
         }
+    }
+
+    #[test]
+    fn slots_follow_the_cluster_spec() {
+        // Values from the cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(
+            crc16::State::<crc16::XMODEM>::calculate(b"123456789"),
+            0x31C3
+        );
+        assert_eq!(slot(b"foo"), 12_182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+        assert_eq!(slot(b"foo{bar}{zap}"), slot(b"bar"));
+        for key in [&b"orders:42"[..], b"a{b}c", b"{x}", b"\xff\x00"] {
+            assert_eq!(slot(&fence_key(key)), slot(key), "{key:?}");
+            assert_eq!(slot(&sharded_release_channel(key)), slot(key), "{key:?}");
+            assert_eq!(channel_lock_key(&release_channel(key)), Some(key));
+            assert!(check_one_slot(&[key, &fence_key(key)]).is_ok(), "{key:?}");
+        }
+        // A `}` without a tag: braces cannot make the whole key a tag.
+        let key = &b"a}b"[..];
+        let err = check_one_slot(&[key, &fence_key(key)]);
+        assert!(
+            matches!(&err, Err(LockError::CrossSlot { slots }) if slots.len() == 2),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //!   facade; the names are listed under [Metrics reference](#metrics-reference).
 //! - `serde`: `Deserialize`/`Serialize` for [`LockManagerConfig`].
 //!
-//! Without features the crate depends on `redis` (with `tokio-comp`, `script`, `sentinel`),
-//! `tokio`, `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util`, `url` and
-//! `percent-encoding`.
+//! Without features the crate depends on `redis` (with `tokio-comp`, `script`, `sentinel`,
+//! `cluster-async`), `tokio`, `tokio-util`, `thiserror`, `tracing`, `rand`, `futures-util`,
+//! `url`, `percent-encoding` and `crc16` (Redis Cluster hash slots).
 //!
 //! # Metrics reference
 //!
@@ -28,7 +28,7 @@
 //! | `redlock_releases_total` | counter | `outcome` = `ok` \| `failed`, `primitive` | releases (`unlock`, guard release or drop) |
 //! | `redlock_acquire_seconds` | histogram | `outcome` = `ok` \| `failed`, `primitive` | time from the call to the lock (or the error), waiting included |
 //! | `redlock_hold_seconds` | histogram | `primitive` | time from acquisition to release |
-//! | `redlock_master_errors_total` | counter | `master`, `kind` | failed requests per master (`master` is the configured URL, password redacted; `kind`: `timeout`, `refused`, `connection`, `tls`, `auth`, `no_permission`, `out_of_memory`, `read_only`, `not_master`, `sentinel`, `server`, `unexpected_reply`, `same_server`, `backlog`) |
+//! | `redlock_master_errors_total` | counter | `master`, `kind` | failed requests per master (`master` is the configured URL, password redacted; `kind`: `timeout`, `refused`, `connection`, `tls`, `auth`, `no_permission`, `out_of_memory`, `read_only`, `not_master`, `sentinel`, `cluster`, `server`, `unexpected_reply`, `same_server`, `backlog`; a Redis Cluster member is one `master` label, whichever of its nodes failed; its `MOVED`/`ASK` redirections are not counted) |
 //!
 //! `primitive` names the kind of lock: `mutex` (one resource: `lock`, `acquire`, …),
 //! `multi` (several resources at once: `lock_all`, `acquire_all`), `permit` (a
@@ -44,10 +44,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The public API: the manager and its builder, locks, guards, errors.
+mod adopt;
 mod attempt;
 mod config;
 mod error;
 mod guard;
+mod holder;
 mod lock;
 mod manager;
 mod manager_config;
@@ -66,11 +68,15 @@ mod scripts;
 
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRIFT_FACTOR, DEFAULT_NODE_TIMEOUT, DEFAULT_RETRY_COUNT,
-    DEFAULT_RETRY_DELAY, DEFAULT_RETRY_JITTER, DEFAULT_TTL, LockManagerBuilder, MAX_TTL,
+    DEFAULT_RETRY_DELAY, DEFAULT_RETRY_JITTER, DEFAULT_TTL, LockManagerBuilder, MAX_RETRY_SLEEP,
+    MAX_TTL,
 };
-pub use error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
+pub use error::{Cause, ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 pub use guard::{AcquireRequest, LockGuard, LockHandle, LossCause};
-pub use keys::{Printable, lock_key, release_channel};
+pub use holder::HolderInfo;
+pub use keys::{
+    Printable, check_resource, holder_key, lock_key, release_channel, sharded_release_channel,
+};
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;

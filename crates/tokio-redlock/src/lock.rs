@@ -66,6 +66,10 @@ pub struct Lock {
     pub(crate) manager: u64,
     /// The fencing tokens, one per resource, when the manager issues them (else empty).
     pub(crate) fencing_tokens: Arc<[FencingToken]>,
+    /// The holder record's key and value, when the acquisition opted in
+    /// ([`HolderInfo`](crate::HolderInfo)): extensions rewrite it, `unlock` deletes it. Only
+    /// a single-resource lock (a mutex) stores one.
+    pub(crate) holder: Option<crate::holder::Record>,
     /// What a release needs, shared with the manager's registry of held locks and with
     /// acquire requests still in flight when the lock was granted.
     pub(crate) held: Arc<Held>,
@@ -155,7 +159,9 @@ impl Lock {
     /// What each master answered in the last successful acquisition or extension: the
     /// masters that granted ([`NodeStatus::Done`](crate::NodeStatus::Done)), and the failures
     /// a quorum tolerated (a master down, a timeout), as non-fatal detail. Masters that had not
-    /// answered when the quorum was reached show [`NodeStatus::NotAwaited`](crate::NodeStatus::NotAwaited).
+    /// answered when the quorum was reached show [`NodeStatus::NotAwaited`](crate::NodeStatus::NotAwaited),
+    /// or their permanent failure when it was already known (e.g. the same server as another
+    /// master: [`NodeError::SameServer`](crate::NodeError::SameServer)).
     pub fn outcomes(&self) -> &[NodeOutcome] {
         &self.outcomes
     }
@@ -189,6 +195,15 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Adopted, or superseded by a newer lock with the same token: left to the TTL.
+        if self.held.keep_on_drop.load(Ordering::SeqCst)
+            || self.held.superseded.load(Ordering::SeqCst)
+        {
+            if let Some(shared) = self.owner.upgrade() {
+                shared.forget_lock(&self.held);
+            }
+            return;
+        }
         // Released already (unlock, close, keep_until_expiry): nothing to do.
         if self.held.released.swap(true, Ordering::SeqCst) {
             return;
@@ -214,6 +229,8 @@ pub(crate) struct Held {
     /// Registry key in the manager.
     pub(crate) id: u64,
     pub(crate) keys: Keys,
+    /// The holder record's key, when the acquisition stored one: released with the key.
+    pub(crate) holder_key: Option<Arc<[u8]>>,
     pub(crate) token: Arc<str>,
     /// Set once the lock is released (or kept on purpose): late acquire replies then release
     /// their key themselves, and a drop does nothing.
@@ -224,6 +241,13 @@ pub(crate) struct Held {
     /// The TTL of the last grant or extension, in milliseconds: how long a key can outlive
     /// a release that did not land.
     pub(crate) ttl_ms: AtomicU64,
+    /// Dropping the handle leaves the keys to their TTL: a lock adopted from the masters
+    /// ([`LockManager::adopt`](crate::LockManager::adopt)). An explicit `unlock` releases.
+    pub(crate) keep_on_drop: AtomicBool,
+    /// A newer acquisition with the same caller-chosen token holds the keys now: dropping
+    /// this handle leaves them, and extending it is refused (it could lower the newer lock's
+    /// TTL). An explicit `unlock` still releases them, for both.
+    pub(crate) superseded: AtomicBool,
 }
 
 impl fmt::Debug for Lock {
@@ -379,6 +403,14 @@ pub struct MasterKey {
     pub master: Arc<str>,
     /// What it holds.
     pub state: KeyState,
+    /// Who holds the lock here, when the holder stored it
+    /// ([`LockRequest::holder_info`](crate::LockRequest::holder_info)) and the key still
+    /// holds that holder's token. Untrusted text: print it escaped
+    /// ([`Printable`](crate::Printable)).
+    pub holder_info: Option<crate::HolderInfo>,
+    /// For a Redis Cluster member: the node (`host:port`) that serves the key's slot, which
+    /// answered; `None` for other members (and for a cluster whose layout is not known).
+    pub node: Option<Arc<str>>,
 }
 
 /// The masters that may hold a lock's key: those that granted it, and those whose acquire

@@ -18,6 +18,7 @@ use crate::attempt::{self, AcquireOptions, Patience, Target};
 use crate::config::{LockManagerBuilder, Settings};
 use crate::error::{ConfigError, LockError, NodeError, NodeOutcome, NodeStatus, Operation};
 use crate::guard::{AcquireRequest, LockHandle};
+use crate::holder::{self, HolderInfo};
 use crate::keys::{self, Keys, Printable};
 use crate::lock::{Held, HolderToken, KeyState, Lock, LockState, MasterKey, MayHold};
 use crate::notify::Notifier;
@@ -58,6 +59,7 @@ impl Shared {
     pub(crate) fn register_lock(
         &self,
         keys: &Keys,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         ttl: Duration,
         may_hold: MayHold,
@@ -65,16 +67,40 @@ impl Shared {
         let held = Arc::new(Held {
             id: self.next_lock.fetch_add(1, Ordering::Relaxed),
             keys: keys.clone(),
+            holder_key: holder_key.cloned(),
             token: Arc::clone(token),
             released: AtomicBool::new(false),
             may_hold,
             ttl_ms: AtomicU64::new(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            keep_on_drop: AtomicBool::new(false),
+            superseded: AtomicBool::new(false),
         });
         self.live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(held.id, Arc::clone(&held));
         held
+    }
+
+    /// Marks the live locks of this manager with `key` and `token` as superseded by a new
+    /// acquisition with that caller-chosen token: dropping their handles no longer releases
+    /// the keys, which the new lock holds now (an explicit `unlock` of any still does), and
+    /// extending them is refused (a shorter TTL would cut the new lock's).
+    pub(crate) fn supersede(&self, key: &[u8], token: &str) {
+        for held in self.live.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            if held.keys.is_one(key) && &*held.token == token {
+                held.superseded.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Whether a live lock of this manager holds `key` with `token`.
+    pub(crate) fn holds(&self, key: &[u8], token: &str) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|h| h.keys.is_one(key) && &*h.token == token && !h.released.load(Ordering::SeqCst))
     }
 
     /// Removes a lock from the registry (released, or kept on purpose).
@@ -91,7 +117,14 @@ impl Shared {
         let expires = self.key_expiry(ttl);
         for i in 0..self.nodes.len() {
             if held.may_hold.contains(i) {
-                self.release_later(i, &held.keys, &held.token, Publish::Yes, expires);
+                self.release_later(
+                    i,
+                    &held.keys,
+                    held.holder_key.as_ref(),
+                    &held.token,
+                    Publish::Yes,
+                    expires,
+                );
             }
         }
     }
@@ -130,14 +163,18 @@ impl Shared {
     pub(crate) fn release_round(
         &self,
         keys: &Keys,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         queue_until: Instant,
         ask: impl Fn(usize) -> bool,
     ) -> Round<CasReply> {
         Round::start(&self.nodes, ask, cas_vote, queue_until, |node, call| {
-            let (keys, token) = (keys.clone(), Arc::clone(token));
-            async move { node.release(&keys, &token, publish, &call).await }
+            let (keys, holder_key, token) = (keys.clone(), holder_key.cloned(), Arc::clone(token));
+            async move {
+                node.release(&keys, holder_key.as_deref(), &token, publish, &call)
+                    .await
+            }
         })
     }
 
@@ -147,22 +184,33 @@ impl Shared {
         &self,
         i: usize,
         keys: &Keys,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
     ) {
         if let Some(node) = self.nodes.get(i) {
-            node.release_later(keys.clone(), Arc::clone(token), publish, expires);
+            node.release_later(
+                keys.clone(),
+                holder_key.cloned(),
+                Arc::clone(token),
+                publish,
+                expires,
+            );
         }
     }
 
     /// Makes sure the releases of a decided release round land: a master whose release
     /// failed, or was never sent, gets it parked on its release worker; one whose release is
     /// still on the wire is awaited in the background, and parked only if it fails.
+    // What to release (key, record key, token, channel, expiry) travels as separate parts,
+    // as in every release path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release_what_failed(
         self: &Arc<Self>,
         round: Round<CasReply>,
         keys: &Keys,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -174,14 +222,14 @@ impl Shared {
                 .is_err_and(crate::transport::node::worth_resending)
                 && may_hold(i)
             {
-                self.release_later(i, keys, token, publish, expires);
+                self.release_later(i, keys, holder_key, token, publish, expires);
             }
         }
         let unanswered = round.unanswered();
         let mut pending = round.into_pending();
         for i in unanswered {
             if !pending.iter().any(|p| p.index() == i) && may_hold(i) {
-                self.release_later(i, keys, token, publish, expires);
+                self.release_later(i, keys, holder_key, token, publish, expires);
             }
         }
         if pending.is_empty() {
@@ -191,12 +239,12 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let (keys, token) = (keys.clone(), Arc::clone(token));
+        let (keys, holder_key, token) = (keys.clone(), holder_key.cloned(), Arc::clone(token));
         runtime.spawn(self.tasks.track_future(async move {
             while let Some((i, reply)) = pending.next().await {
                 if reply.is_err_and(|e| crate::transport::node::worth_resending(&e)) && may_hold(i)
                 {
-                    shared.release_later(i, &keys, &token, publish, expires);
+                    shared.release_later(i, &keys, holder_key.as_ref(), &token, publish, expires);
                 }
             }
         }));
@@ -216,9 +264,13 @@ impl Shared {
     /// Sending the release at once instead could overtake an acquire that is still on its
     /// way (re-sent as `EVAL` after `NOSCRIPT`), and its late `SET` would then hold the key
     /// for the whole TTL. Requests never sent are not in `pending` (see [`Round::into_pending`]).
+    // What to release (record key, token, channel, expiry, which keys) travels as separate
+    // parts, as in every release path.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release_after_replies<T: Send + 'static>(
         self: &Arc<Self>,
         mut pending: FuturesUnordered<Pending<T>>,
+        holder_key: Option<&Arc<[u8]>>,
         token: &Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -231,7 +283,7 @@ impl Shared {
             return;
         };
         let shared = Arc::clone(self);
-        let token = Arc::clone(token);
+        let (holder_key, token) = (holder_key.cloned(), Arc::clone(token));
         let sent: Vec<(usize, Arc<AtomicBool>)> =
             pending.iter().map(|p| (p.index(), p.sent_flag())).collect();
         runtime.spawn(self.tasks.track_future(async move {
@@ -243,7 +295,7 @@ impl Shared {
                 if (reply.is_ok() || was_sent)
                     && let Some(keys) = what(i, &reply)
                 {
-                    shared.release_later(i, &keys, &token, publish, expires);
+                    shared.release_later(i, &keys, holder_key.as_ref(), &token, publish, expires);
                 }
             }
         }));
@@ -458,6 +510,9 @@ impl LockManager {
             AcquireOptions {
                 ttl: self.shared.settings.ttl,
                 patience: Patience::Retries(self.shared.settings.retry_count),
+                holder: None,
+                token: None,
+                retry: None,
             },
         )
     }
@@ -663,7 +718,11 @@ impl LockManager {
             give_up_at,
             |node, call| {
                 let (keys, token) = (lock.keys.clone(), Arc::clone(&lock.token));
-                async move { node.release_until(&keys, &token, Publish::Yes, &call).await }
+                let holder_key = lock.holder.as_ref().map(|(k, _)| Arc::clone(k));
+                async move {
+                    node.release_until(&keys, holder_key.as_deref(), &token, Publish::Yes, &call)
+                        .await
+                }
             },
         );
         let verdict = round.decide().await;
@@ -676,6 +735,7 @@ impl LockManager {
         shared.release_what_failed(
             round,
             &lock.keys,
+            lock.holder.as_ref().map(|(k, _)| k),
             &lock.token,
             Publish::Yes,
             expires,
@@ -759,7 +819,10 @@ impl LockManager {
         lock: &mut Lock,
         ttl: Duration,
     ) -> Result<(), LockError> {
-        let result = self.extend_unrecorded(lock, ttl).await;
+        let result = match superseded(lock) {
+            Some(e) => Err(e),
+            None => self.extend_unrecorded(lock, ttl).await,
+        };
         crate::metrics::extension(lock.primitive, result.is_ok());
         result
     }
@@ -786,7 +849,11 @@ impl LockManager {
             queue_until,
             |node, call| {
                 let (keys, token) = (lock.keys.clone(), Arc::clone(&lock.token));
-                async move { node.extend(&keys, &token, ttl_ms, &call).await }
+                let holder = lock.holder.clone();
+                async move {
+                    let holder = holder.as_ref().map(|(k, r)| (&**k, &**r));
+                    node.extend(&keys, holder, &token, ttl_ms, &call).await
+                }
             },
         );
         let verdict = round.decide().await;
@@ -954,7 +1021,10 @@ impl LockManager {
     /// lock). [`is_locked`](Self::is_locked) is the quorum's view; this is every master's,
     /// and it waits for all of them (each bounded by the node timeout, or the connect
     /// timeout while connecting). Read-only: `PTTL` and `GET` in one `MULTI`/`EXEC`, which
-    /// answers while writes are paused.
+    /// answers while writes are paused; where the key is held, a second `GET` reads the
+    /// holder record of an acquisition that stored one
+    /// ([`LockRequest::holder_info`]): [`MasterKey::holder_info`] carries it when the record
+    /// names the token the key holds there (a stale record is never shown).
     ///
     /// # Errors
     ///
@@ -984,15 +1054,30 @@ impl LockManager {
         let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
         let call = Call::until(self.shared.query_queue_until());
         let start = Instant::now();
+        let holder_key = keys::holder_key(&key);
         let reads = self.shared.nodes.iter().map(|node| {
-            let (key, call) = (Arc::clone(&key), call.clone());
+            let (key, holder_key, call) = (Arc::clone(&key), Arc::clone(&holder_key), call.clone());
             async move {
+                let mut holder_info = None;
                 let state = match node.peek(&key, &call).await {
                     Ok(Peek::Absent) => KeyState::Absent,
-                    Ok(Peek::Value { value, remaining }) => KeyState::Held {
-                        holder: HolderToken(value),
-                        remaining,
-                    },
+                    Ok(Peek::Value { value, remaining }) => {
+                        // The record is shown only while the key holds the token it names.
+                        // Not readable (an ACL without access to it): no record.
+                        // One byte more than a record may hold, so a longer value is
+                        // refused as one (a huge foreign value is never read whole).
+                        let most = holder::MAX_RECORD.saturating_add(1);
+                        if let Ok(Some(record)) = node.get_prefix(&holder_key, most, &call).await
+                            && let Some((token, info)) = holder::decode(&record)
+                            && token == value
+                        {
+                            holder_info = Some(info);
+                        }
+                        KeyState::Held {
+                            holder: HolderToken(value),
+                            remaining,
+                        }
+                    }
                     Ok(Peek::NotALock) => KeyState::NotALock,
                     Ok(Peek::Shared { readers, remaining }) => {
                         KeyState::Shared { readers, remaining }
@@ -1001,7 +1086,9 @@ impl LockManager {
                 };
                 MasterKey {
                     master: Arc::clone(node.address()),
+                    node: node.serving(&key),
                     state,
+                    holder_info,
                 }
             }
         });
@@ -1079,6 +1166,19 @@ impl LockManager {
             node.stopped().await;
         }
     }
+}
+
+/// The refusal to extend a handle superseded by a newer lock with the same token.
+fn superseded(lock: &mut Lock) -> Option<LockError> {
+    if !lock.held.superseded.load(Ordering::SeqCst) {
+        return None;
+    }
+    lock.invalidate(Instant::now());
+    Some(LockError::NotHeld {
+        operation: Operation::Extend,
+        resource: Arc::clone(&lock.resource),
+        outcomes: Vec::new(),
+    })
 }
 
 /// Decides the quorum view from the answers so far, if they settle it.
@@ -1197,6 +1297,9 @@ impl<'a> LockRequest<'a> {
             options: AcquireOptions {
                 ttl: manager.shared.settings.ttl,
                 patience: Patience::Retries(manager.shared.settings.retry_count),
+                holder: None,
+                token: None,
+                retry: None,
             },
         }
     }
@@ -1230,8 +1333,13 @@ impl LockRequest<'_> {
     /// expiry, without notifications: many callers retrying at once would otherwise all wake
     /// at each release.) When
     /// `wait` has passed it returns [`LockError::Conflict`] with the attempts made and the time
-    /// waited. A quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
-    /// `wait(Duration::ZERO)` makes one attempt.
+    /// waited.
+    ///
+    /// A quorum that cannot be reached (timeouts, refused or lost connections) is ridden out
+    /// the same way, sleeping the retry delay between attempts: when `wait` passes while it
+    /// is still out of reach, the error is [`LockError::NoQuorum`]. A permanent cause (too
+    /// many masters refusing our credentials or commands, one server named twice) fails at
+    /// once with [`LockError::NoQuorum`]. `wait(Duration::ZERO)` makes one attempt.
     ///
     /// Fairness: per manager, the waiters of one resource take turns in arrival order (one
     /// attempts at a time after its first attempt); across processes there is no order.
@@ -1241,9 +1349,113 @@ impl LockRequest<'_> {
     }
 
     /// Keeps trying until the lock is acquired, as [`wait`](Self::wait) with no limit. A
-    /// quorum that is unreachable still fails at once with [`LockError::NoQuorum`].
+    /// loss of quorum is ridden out once some attempt has reached a quorum of masters; when
+    /// the first attempts find them unreachable (a wrong address, Redis down) it fails at once
+    /// with [`LockError::NoQuorum`], as it does for a permanent cause.
     pub fn wait_forever(mut self) -> Self {
         self.options.patience = Patience::Forever;
+        self
+    }
+
+    /// Stores who holds the lock beside it while it is held, for
+    /// [`inspect`](LockManager::inspect) (and `redlock status`) to show: written with the
+    /// lock key in the same request and expiring with it, given the new TTL by each
+    /// [`extend`](LockManager::extend), and deleted by [`unlock`](LockManager::unlock) (and
+    /// by every other release of the lock: a dropped handle's, a failed attempt's). The
+    /// lock key itself stays a plain token, as other Redlock clients expect. The record's key
+    /// is `{<key>}:holder` (see [`HolderInfo`] for the format); an ACL user needs access to
+    /// it. The acquisition goes through the acquire script instead of the one-command
+    /// `SET NX GET`. Default: no record.
+    ///
+    /// A lock of one resource only: a request of several resources
+    /// ([`lock_all`](LockManager::lock_all)), a semaphore's permit, a reader or a writer with
+    /// a holder record fails with [`LockError::InvalidArgument`] before any request.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// use tokio_redlock::HolderInfo;
+    ///
+    /// let mut lock = manager
+    ///     .lock("migrations")
+    ///     .holder_info(HolderInfo::new("db-admin-1", "migrate --to 42"))
+    ///     .await?;
+    /// // `inspect("migrations")` now shows host, pid, command and since on each master.
+    /// manager.unlock(&mut lock).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn holder_info(mut self, info: HolderInfo) -> Self {
+        self.options.holder = Some(Arc::new(info));
+        self
+    }
+
+    /// Acquires with this token instead of a fresh random one, and counts a key that already
+    /// holds it as granted (aioredlock's `lock_identifier`): the holder can take its own lock
+    /// again, and the leftover keys of its own failed attempt never stand in its way.
+    ///
+    /// On a key that already holds the token the TTL is raised to this request's, never
+    /// lowered, so an earlier handle with the same token keeps a deadline its keys outlive.
+    /// A new lock supersedes this manager's earlier handles with the same resource and
+    /// token (plain locks and guards): dropping one no longer releases (the keys are the new
+    /// lock's), extending one fails with [`LockError::NotHeld`] and ends its validity (a
+    /// shorter TTL would cut the new lock's; a superseded guard reports itself lost), while
+    /// an explicit [`unlock`](LockManager::unlock) of any of them releases the keys for all.
+    ///
+    /// Safety with a reused token: before each attempt, releases of this resource and token
+    /// still parked for resending are withdrawn on every master; a failed attempt releases
+    /// only the masters that granted it, in one round it awaits (bounded by the node
+    /// timeout) and never resends, and not at all while a lock of this manager holds the
+    /// token. What a failed attempt leaves expires by its TTL, and the next attempt with the
+    /// token counts it as granted. Not covered: a release of the same token from another
+    /// manager (or process) — use a token in one manager at a time — and the release of an
+    /// `unlock` that returned at quorum while a slow master had not answered yet: it is
+    /// parked only once that master fails, possibly after the new attempt started, and may
+    /// then delete that master's key. Between an `unlock` and a new lock with the same token
+    /// while a master is slow, wait until [`background_tasks`](LockManager::background_tasks)
+    /// is 0.
+    ///
+    /// Anyone who knows the token can release or extend the lock. With fencing, a key that
+    /// already held the token reports the current counter, so re-entering a lock nobody took
+    /// in between keeps its fencing token.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidArgument`] before any request for an empty token, one longer than
+    /// 256 bytes or with a control character, or together with
+    /// [`holder_info`](Self::holder_info).
+    /// Also for a request of several resources ([`lock_all`](LockManager::lock_all)), a
+    /// semaphore's permit, a reader or a writer: a caller-chosen token is for a lock of one
+    /// resource only.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// let mut lock = manager.lock("orders:42").token("worker-7").await?;
+    /// // The same holder again: granted, its TTL renewed.
+    /// let mut again = manager.lock("orders:42").token("worker-7").await?;
+    /// manager.unlock(&mut again).await?;
+    /// # drop(lock);
+    /// # Ok(()) }
+    /// ```
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.options.token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Sleep between attempts for this call, drawn uniformly from
+    /// `[delay − jitter, delay + jitter)`. Default: the manager's
+    /// [`retry_delay`](crate::LockManagerBuilder::retry_delay) and
+    /// [`retry_jitter`](crate::LockManagerBuilder::retry_jitter) (200 ms ± 100 ms unless set).
+    ///
+    /// # Errors
+    ///
+    /// The request fails with [`LockError::InvalidArgument`] before any request when
+    /// `delay + jitter` exceeds [`MAX_RETRY_SLEEP`](crate::MAX_RETRY_SLEEP) (1 min), as the
+    /// builder refuses it.
+    pub fn retry_delay(mut self, delay: Duration, jitter: Duration) -> Self {
+        self.options.retry = Some((delay, jitter));
         self
     }
 }

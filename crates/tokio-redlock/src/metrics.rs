@@ -164,7 +164,7 @@ pub(crate) fn master_error(master: &str, error: &NodeError) {
     {
         let kind = match error {
             NodeError::Timeout(_) => "timeout",
-            NodeError::Refused => "refused",
+            NodeError::Refused(_) => "refused",
             NodeError::Connection(_) => "connection",
             NodeError::Tls(_) => "tls",
             NodeError::Auth(_) => "auth",
@@ -173,6 +173,7 @@ pub(crate) fn master_error(master: &str, error: &NodeError) {
             NodeError::ReadOnly(_) => "read_only",
             NodeError::NotMaster(_) => "not_master",
             NodeError::Sentinel(_) => "sentinel",
+            NodeError::Cluster(_) => "cluster",
             NodeError::Server { .. } => "server",
             NodeError::UnexpectedReply(_) => "unexpected_reply",
             NodeError::SameServer(_) => "same_server",

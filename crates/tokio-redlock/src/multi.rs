@@ -194,6 +194,9 @@ impl LockManager {
             AcquireOptions {
                 ttl: self.ttl(),
                 patience: Patience::Retries(self.shared().settings.retry_count),
+                holder: None,
+                token: None,
+                retry: None,
             },
         )
     }

@@ -5,6 +5,14 @@
 //! subscribes to the channels of the resources that have waiters, re-subscribes after a
 //! reconnect, and wakes exactly the waiters of the resource released.
 //!
+//! On a Redis Cluster member, releases are published with `SPUBLISH` on the key's sharded
+//! channel ([`keys::sharded_release_channel`]: the lock key as the channel's hash tag, so it
+//! hashes to the key's slot), and the member's subscriber keeps one redis-rs cluster
+//! connection whose `SSUBSCRIBE`s go to the master serving each channel's slot. A slot that
+//! moves ends its subscriptions there (the server sends `sunsubscribe`); the subscriber
+//! subscribes every channel again each [`RESUBSCRIBE_EVERY`], which lands them on the new
+//! master. Waiting works as on a plain master: the registry is keyed by the plain channel.
+//!
 //! Herd control: per resource, at most [`ATTEMPTING`] waiters of a manager attempt at once;
 //! the others queue on a FIFO-fair semaphore, so within one manager the waiters of a resource
 //! take their turns in arrival order. Across managers (other processes) there is no order.
@@ -18,6 +26,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::keys;
 use crate::transport::node::Node;
 
 /// Waiters of one resource (per manager) that attempt at the same time.
@@ -25,6 +34,10 @@ pub(crate) const ATTEMPTING: usize = 1;
 
 /// Pause before reconnecting a subscriber connection that failed.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
+
+/// How often a Redis Cluster member's subscriber subscribes every channel again, so that a
+/// subscription a slot migration or a failover ended is back on the slot's new master.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 
 /// A subscriber task's wake-up: the registry changed, reconcile with it.
 struct Changed;
@@ -129,14 +142,25 @@ impl Notifier {
                     continue;
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
-                let task = subscriber(
-                    Arc::clone(node),
-                    Arc::downgrade(self),
-                    rx,
-                    self.shutdown.clone(),
-                    self.connect_timeout,
-                );
-                runtime.spawn(self.tasks.track_future(task));
+                if node.is_cluster() {
+                    let task = cluster_subscriber(
+                        Arc::clone(node),
+                        Arc::downgrade(self),
+                        rx,
+                        self.shutdown.clone(),
+                        self.connect_timeout,
+                    );
+                    runtime.spawn(self.tasks.track_future(task));
+                } else {
+                    let task = subscriber(
+                        Arc::clone(node),
+                        Arc::downgrade(self),
+                        rx,
+                        self.shutdown.clone(),
+                        self.connect_timeout,
+                    );
+                    runtime.spawn(self.tasks.track_future(task));
+                }
                 *slot = Some(tx);
             }
             if let Some(tx) = slot {
@@ -290,6 +314,130 @@ async fn reconcile(
         }
         for channel in &remove {
             subscribed.remove(channel);
+        }
+    }
+    Ok(())
+}
+
+/// A Redis Cluster member's subscriber: one redis-rs cluster connection (RESP3) whose
+/// `SSUBSCRIBE`s go to the master of each channel's slot; keeps its subscriptions equal to
+/// the registry's channels (as sharded channels), subscribes every channel again each
+/// [`RESUBSCRIBE_EVERY`], and wakes waiters on `smessage` pushes. Ends on shutdown or when
+/// the manager is gone.
+async fn cluster_subscriber(
+    node: Arc<Node>,
+    notifier: Weak<Notifier>,
+    mut changes: mpsc::UnboundedReceiver<Changed>,
+    shutdown: CancellationToken,
+    connect_timeout: Duration,
+) {
+    loop {
+        while changes.try_recv().is_ok() {}
+        let (tx, mut pushes) = mpsc::unbounded_channel();
+        let connect = node.cluster_subscriber(tx);
+        let mut con = tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = connect => match result {
+                Some(Ok(con)) => con,
+                Some(Err(e)) => {
+                    tracing::debug!(master = %node.address(), error = %e, "subscriber: cannot connect");
+                    if pause_or_stop(&shutdown).await { return; }
+                    continue;
+                }
+                None => return,
+            },
+        };
+        // Plain channel (the registry's key) → sharded channel, for those subscribed.
+        let mut subscribed: HashMap<Arc<[u8]>, Arc<[u8]>> = HashMap::new();
+        let mut resubscribe = tokio::time::interval(RESUBSCRIBE_EVERY);
+        resubscribe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut again = false;
+        loop {
+            let Some(live) = notifier.upgrade() else {
+                return;
+            };
+            let reconciled = reconcile_sharded(
+                &live,
+                &mut con,
+                &mut subscribed,
+                std::mem::take(&mut again),
+                connect_timeout,
+            )
+            .await;
+            drop(live);
+            if reconciled.is_err() {
+                tracing::debug!(master = %node.address(), "subscriber: (un)subscribe failed; reconnecting");
+                break;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                change = changes.recv() => {
+                    if change.is_none() { return }
+                    while changes.try_recv().is_ok() {}
+                }
+                _ = resubscribe.tick() => again = true,
+                push = pushes.recv() => {
+                    let Some(push) = push else { break };
+                    if push.kind != redis::PushKind::SMessage {
+                        continue;
+                    }
+                    let Some(notifier) = notifier.upgrade() else { return };
+                    if let Some(redis::Value::BulkString(channel)) = push.data.first() {
+                        for (plain, sharded) in &subscribed {
+                            if **sharded == **channel {
+                                notifier.wake(plain);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if pause_or_stop(&shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Brings a cluster subscriber's sharded subscriptions in line with the registry; with
+/// `again`, subscribes every wanted channel anew (a slot may have moved).
+async fn reconcile_sharded(
+    notifier: &Notifier,
+    con: &mut redis::cluster_async::ClusterConnection,
+    subscribed: &mut HashMap<Arc<[u8]>, Arc<[u8]>>,
+    again: bool,
+    budget: Duration,
+) -> Result<(), ()> {
+    let wanted: HashSet<Arc<[u8]>> = notifier.all_channels().into_iter().collect();
+    let add: Vec<Arc<[u8]>> = wanted
+        .iter()
+        .filter(|c| again || !subscribed.contains_key(*c))
+        .cloned()
+        .collect();
+    let remove: Vec<Arc<[u8]>> = subscribed
+        .keys()
+        .filter(|c| !wanted.contains(*c))
+        .cloned()
+        .collect();
+    // One command per channel: the channels of one command must share a slot.
+    for channel in add {
+        let Some(key) = keys::channel_lock_key(&channel) else {
+            continue;
+        };
+        let sharded = keys::sharded_release_channel(key);
+        match tokio::time::timeout(budget, con.ssubscribe(&*sharded)).await {
+            Ok(Ok(())) => {}
+            _ => return Err(()),
+        }
+        if subscribed.insert(Arc::clone(&channel), sharded).is_none() {
+            notifier.confirmed(&channel);
+        }
+    }
+    for channel in remove {
+        if let Some(sharded) = subscribed.remove(&channel) {
+            match tokio::time::timeout(budget, con.sunsubscribe(&*sharded)).await {
+                Ok(Ok(())) => {}
+                _ => return Err(()),
+            }
         }
     }
     Ok(())

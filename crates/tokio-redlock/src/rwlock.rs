@@ -25,6 +25,9 @@ impl LockManager {
             AcquireOptions {
                 ttl: self.ttl(),
                 patience: Patience::Retries(self.shared().settings.retry_count),
+                holder: None,
+                token: None,
+                retry: None,
             },
         )
     }

@@ -56,12 +56,18 @@ pub(crate) static EXTEND_READ: LazyLock<LuaScript> =
 pub(crate) static ACQUIRE_WRITE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_write.lua")));
 
+/// `SET NX PX`, or raise the TTL of a key already holding the caller's token: see
+/// `scripts/acquire_own.lua`.
+pub(crate) static ACQUIRE_OWN: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_own.lua")));
+
 /// Every script, loaded on each new connection.
-pub(crate) static ALL: [&LazyLock<LuaScript>; 12] = [
+pub(crate) static ALL: [&LazyLock<LuaScript>; 13] = [
     &ACQUIRE,
     &RELEASE,
     &EXTEND,
     &FENCE,
+    &ACQUIRE_OWN,
     &ACQUIRE_MULTI,
     &RELEASE_MULTI,
     &EXTEND_MULTI,

@@ -145,7 +145,7 @@ pub(crate) async fn attempt_once(
     let start = Instant::now();
     let expires_at = start.checked_add(ttl).unwrap_or(start);
     let all = slots.others(None);
-    let mut cleanup = ReleaseOnDrop::arm(shared, &all, &token, ttl);
+    let mut cleanup = ReleaseOnDrop::arm(shared, &all, None, &token, ttl);
     let queue_until = patience.map_or(expires_at, |p| expires_at.min(p.max(start)));
     // The slot keys in this attempt's rotation, after the name and permits keys.
     let ordered: Arc<[Arc<[u8]>]> = [Arc::clone(&slots.name_key), Arc::clone(&slots.limit_key)]
@@ -225,14 +225,15 @@ pub(crate) async fn attempt_once(
             // Masters that granted another slot, or may have: that slot goes back now (and
             // its waiters are told: it is free).
             if !others.is_empty() && sent && may_hold_slot(reply) && slot_of(reply) != Some(w) {
-                shared.release_later(i, &others, &token, Publish::Yes, expires);
+                shared.release_later(i, &others, None, &token, Publish::Yes, expires);
             }
         }
-        let held = shared.register_lock(&held_keys, &token, ttl, may_hold);
+        let held = shared.register_lock(&held_keys, None, &token, ttl, may_hold);
         let late = Arc::clone(&held);
         let (all_late, others_late) = (all.clone(), others.clone());
         shared.release_after_replies(
             round.into_pending(),
+            None,
             &token,
             Publish::Yes,
             expires,
@@ -264,6 +265,7 @@ pub(crate) async fn attempt_once(
             deadline,
             manager: shared.id,
             fencing_tokens: Arc::from([]),
+            holder: None,
             held,
             owner: Arc::downgrade(shared),
             outcomes,
@@ -275,6 +277,7 @@ pub(crate) async fn attempt_once(
         shared,
         round,
         &all,
+        None,
         &token,
         ttl,
         |r| matches!(r, (PermitReply::Granted { .. }, _)),
@@ -494,6 +497,9 @@ impl<'a> Semaphore<'a> {
             AcquireOptions {
                 ttl: self.manager.ttl(),
                 patience: Patience::Retries(self.manager.shared().settings.retry_count),
+                holder: None,
+                token: None,
+                retry: None,
             },
         )
     }

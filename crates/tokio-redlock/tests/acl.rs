@@ -169,6 +169,26 @@ async fn the_readme_least_privilege_user_can_do_everything() {
     assert!(guard.is_valid());
     watchdog("release", guard.release()).await.unwrap();
 
+    // A holder record (as `redlock exec` stores one): written at acquisition, rewritten by
+    // extensions, read by `inspect`, deleted at release. Its script reads the key's
+    // `PEXPIRETIME`, which the line must allow (a denial is logged in `ACL LOG`).
+    let mut recorded = watchdog(
+        "lock with a holder record",
+        a.lock("acl:h")
+            .holder_info(tokio_redlock::HolderInfo::new("host", "job")),
+    )
+    .await
+    .unwrap();
+    watchdog("extend", a.extend(&mut recorded, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let shown = watchdog("inspect", b.inspect("acl:h")).await.unwrap();
+    assert!(
+        shown.iter().any(|m| m.holder_info.is_some()),
+        "the record is shown: {shown:?}"
+    );
+    watchdog("unlock", a.unlock(&mut recorded)).await.unwrap();
+
     a.close().await;
     b.close().await;
     for master in masters.iter() {

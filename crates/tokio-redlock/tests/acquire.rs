@@ -21,7 +21,7 @@ use std::time::Duration;
 use redis::Value;
 use support::checks::{
     RELAXED, RELEASE_SCRIPT, builder, drift, held_everywhere_within, millis, ms, render, settle,
-    settle_within,
+    settle_within, watchdog,
 };
 use support::proxy::FaultProxy;
 use support::servers::{Masters, RedisServer};
@@ -963,4 +963,48 @@ async fn bidi_control_in_resource_name_is_escaped_in_messages() {
     assert!(!shown.contains('\u{202E}'), "raw bidi control in {shown:?}");
     assert!(shown.contains("txt\\u{202e}gpj.exe"), "{shown:?}");
     other.unlock(&mut b_lock).await.unwrap();
+}
+
+/// "Not awaited" never reaches users: a master that had not answered when the verdict came
+/// (here a frozen one) is shown as "no answer before the verdict", in a granted lock's
+/// outcomes and in another client's error alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_awaited_never_reaches_users() {
+    let masters = Masters::start(3);
+    let ours = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let theirs = builder(&masters.urls())
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    // Connections up first, so that the frozen master's request is sent and left pending.
+    for m in [&ours, &theirs] {
+        let mut warm = watchdog("lock", m.lock("warm")).await.unwrap();
+        watchdog("unlock", m.unlock(&mut warm)).await.unwrap();
+    }
+    masters[2].pause();
+    let lock = watchdog("lock", ours.lock("r").ttl(ms(10_000))).await;
+    let err = watchdog("try_lock", theirs.try_lock("r")).await;
+    masters[2].resume();
+    let lock = lock.unwrap();
+    let frozen = &lock.outcomes()[2];
+    assert_eq!(frozen.status(), &NodeStatus::NotAwaited, "{frozen}");
+    assert!(
+        frozen
+            .to_string()
+            .ends_with(": no answer before the verdict"),
+        "{frozen}"
+    );
+    let err = err.unwrap_err();
+    assert!(err.is_conflict(), "{}", render(&err));
+    for shown in lock
+        .outcomes()
+        .iter()
+        .map(ToString::to_string)
+        .chain([err.to_string()])
+    {
+        assert!(!shown.to_lowercase().contains("awaited"), "{shown}");
+    }
 }

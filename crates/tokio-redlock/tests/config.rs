@@ -215,6 +215,44 @@ fn the_same_sentinel_group_twice_is_a_duplicate() {
     );
 }
 
+/// A retry delay (plus jitter) no acquisition should sleep is refused by the builder, typed:
+/// `retry_delay(Duration::MAX)` used to build, and a lock with a retry count then slept
+/// forever after its first refusal.
+#[test]
+fn unreasonable_retry_delay_is_refused() {
+    let with = |delay: Duration, jitter: Duration| {
+        LockManager::builder()
+            .server("redis://127.0.0.1:6379")
+            .retry_delay(delay)
+            .retry_jitter(jitter)
+            .build()
+    };
+    let max = tokio_redlock::MAX_RETRY_SLEEP;
+    for (delay, jitter) in [
+        (Duration::MAX, Duration::ZERO),
+        (Duration::ZERO, Duration::MAX),
+        (Duration::MAX, Duration::MAX),
+        (max, ms(1)),
+        (max - ms(500), ms(501)),
+    ] {
+        match with(delay, jitter) {
+            Err(ConfigError::RetrySleepTooLong {
+                delay: d,
+                jitter: j,
+                max: m,
+            }) => {
+                assert_eq!((d, j, m), (delay, jitter, max));
+            }
+            other => panic!("retry delay {delay:?} ± {jitter:?}: {other:?}"),
+        }
+    }
+    let err = with(Duration::MAX, Duration::ZERO).unwrap_err();
+    assert!(err.to_string().contains("wait()"), "{err}");
+    assert!(with(max, Duration::ZERO).is_ok());
+    assert!(with(max - ms(500), ms(500)).is_ok());
+    assert!(with(ms(200), ms(100)).is_ok());
+}
+
 // ---- from_env, in a child process -------------------------------------------------------
 
 /// Names the `from_env` scenario a child process runs; unset in the parent.

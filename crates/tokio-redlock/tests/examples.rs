@@ -264,6 +264,10 @@ fn holder_reports_the_quorum_view_and_every_master() {
         .filter(|url| out.contains(&format!("  {url}: held, ")))
         .count();
     assert!(holding >= 2, "{out}");
+    assert!(
+        out.contains("    holder: example-host, pid ") && out.contains(", command examples/holder"),
+        "{out}"
+    );
     assert!(out.contains("after unlock: free"), "{out}");
     assert_no_lock_keys(&masters);
 }

@@ -174,7 +174,7 @@ async fn cycle_without_s2(masters: &Masters, manager: &LockManager, other: &Lock
         matches!(
             detail[1].status(),
             NodeStatus::Failed(
-                NodeError::Refused | NodeError::Connection(_) | NodeError::Timeout(_)
+                NodeError::Refused(_) | NodeError::Connection(_) | NodeError::Timeout(_)
             ) | NodeStatus::NotAwaited
         ),
         "S2: {:?}",
@@ -192,7 +192,7 @@ async fn cycle_without_s2(masters: &Masters, manager: &LockManager, other: &Lock
         matches!(
             err.outcomes()[1].status(),
             NodeStatus::Failed(
-                NodeError::Refused | NodeError::Connection(_) | NodeError::Timeout(_)
+                NodeError::Refused(_) | NodeError::Connection(_) | NodeError::Timeout(_)
             ) | NodeStatus::NotAwaited
         ),
         "S2: {shown}"
@@ -259,6 +259,174 @@ async fn c16_unresolvable_hostname_is_non_fatal() {
     watchdog("close", manager.close()).await;
     watchdog("close", other.close()).await;
     assert_eq!(manager.background_tasks(), 0);
+}
+
+/// A name that does not resolve says so, and nothing about TLS: the hint "if this port only
+/// speaks TLS, use rediss://" is for a connection that opened and was then dropped, never for
+/// a failed name resolution (nor a refusal: see `refused_port_gives_no_tls_hint`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_failure_gives_no_tls_hint() {
+    let manager = LockManager::builder()
+        .server("redis://no-such-host.invalid:6379")
+        .node_timeout(RELAXED)
+        .build()
+        .unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let shown = render(&err);
+    assert!(err.is_unavailable(), "{shown}");
+    match err.outcomes()[0].status() {
+        // The resolver's own words ("failed to lookup address information", "No address
+        // found"); a resolver that cannot answer in time is a timeout.
+        NodeStatus::Failed(NodeError::Connection(_) | NodeError::Timeout(_)) => {}
+        other => panic!("expected a connection failure, got {other:?}: {shown}"),
+    }
+    for word in ["rediss", "TLS"] {
+        assert!(
+            !shown.contains(word),
+            "no TLS hint for a DNS failure: {shown}"
+        );
+    }
+}
+
+/// A refused connection is no evidence of a TLS-only port either: no TLS hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_port_gives_no_tls_hint() {
+    let mut masters = Masters::start(1);
+    let url = masters[0].url();
+    masters[0].kill();
+    let manager = builder(&[url]).build().unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let shown = render(&err);
+    assert!(
+        matches!(
+            err.outcomes()[0].status(),
+            NodeStatus::Failed(NodeError::Refused(_))
+        ),
+        "{shown}"
+    );
+    for word in ["rediss", "TLS"] {
+        assert!(!shown.contains(word), "no TLS hint for a refusal: {shown}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Error chains: `source()` leads from a `LockError` to each level of the cause
+// ---------------------------------------------------------------------------------------
+
+/// Every level of `err`'s `source()` chain, outermost first.
+fn chain(err: &LockError) -> Vec<&(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .collect()
+}
+
+/// Whether a level of a chain is an I/O error (redis-rs keeps its own behind an `Arc`).
+fn is_io(level: &(dyn std::error::Error + 'static)) -> bool {
+    level.is::<std::io::Error>()
+        || level
+            .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+            .is_some_and(|arc| arc.is::<std::io::Error>())
+}
+
+/// Asserts that no level of `err`'s chain shows `password`, in `Display` or `Debug`.
+fn assert_chain_hides(err: &LockError, password: &str) {
+    for (i, level) in chain(err).into_iter().enumerate() {
+        for shown in [level.to_string(), format!("{level:?}")] {
+            assert!(
+                !shown.contains(password),
+                "level {i} of the chain shows the password: {shown}"
+            );
+        }
+    }
+}
+
+/// `LockError::source()` leads to the first failed master's `NodeError`, and that to the
+/// client library's error and its own cause (the I/O error): a refused port, wrong
+/// credentials (a password of odd characters, in no level of the chain), and a frozen master
+/// (a timeout is the library's own finding: the chain ends at the `NodeError`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_error_source_chain_reaches_the_redis_cause() {
+    let odd = "Pw/?#@%:&= SeCrEt";
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(odd, percent_encoding::NON_ALPHANUMERIC).to_string();
+
+    // A refused port: NodeError::Refused, then redis-rs's error, then the I/O error.
+    let mut gone = Masters::start(1);
+    let port = gone[0].port();
+    gone[0].kill();
+    let manager = LockManager::builder()
+        .server(format!("redis://default:{encoded}@127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let levels = chain(&err);
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Refused(_))
+        ),
+        "{levels:?}"
+    );
+    assert!(levels[2].is::<redis::RedisError>(), "{levels:?}");
+    assert!(levels.iter().any(|l| is_io(*l)), "{levels:?}");
+    assert_chain_hides(&err, odd);
+    assert_chain_hides(&err, &encoded);
+
+    // Wrong credentials: NodeError::Auth, then redis-rs's error (which reports WRONGPASS as
+    // its own kind).
+    let protected = password_protected();
+    let manager = LockManager::builder()
+        .server(format!(
+            "redis://default:{encoded}@127.0.0.1:{}",
+            protected[0].port()
+        ))
+        .build()
+        .unwrap();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    let levels = chain(&err);
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Auth(_))
+        ),
+        "{levels:?}"
+    );
+    let redis = levels[2]
+        .downcast_ref::<redis::RedisError>()
+        .unwrap_or_else(|| panic!("redis-rs's error after the NodeError: {levels:?}"));
+    assert_eq!(
+        redis.kind(),
+        redis::ErrorKind::AuthenticationFailed,
+        "{levels:?}"
+    );
+    assert_chain_hides(&err, odd);
+    assert_chain_hides(&err, &encoded);
+
+    // A frozen master: the library's own timeout ends the chain.
+    let frozen = Masters::start(1);
+    let manager = LockManager::builder()
+        .server(format!(
+            "redis://default:{encoded}@127.0.0.1:{}",
+            frozen[0].port()
+        ))
+        .connect_timeout(ms(300))
+        .build()
+        .unwrap();
+    frozen[0].pause();
+    let err = watchdog("lock", manager.try_lock("r")).await.unwrap_err();
+    frozen[0].resume();
+    let levels = chain(&err);
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Timeout(_))
+        ),
+        "{levels:?}"
+    );
+    assert_eq!(levels.len(), 2, "{levels:?}");
+    assert_chain_hides(&err, odd);
+    assert_chain_hides(&err, &encoded);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -440,7 +608,7 @@ async fn c18_killed_majority_fails_fast_as_unavailable() {
         assert!(
             matches!(
                 o.status(),
-                NodeStatus::Failed(NodeError::Refused | NodeError::Connection(_))
+                NodeStatus::Failed(NodeError::Refused(_) | NodeError::Connection(_))
                     | NodeStatus::NotAwaited
             ),
             "{o}"
@@ -765,6 +933,146 @@ async fn same_server_under_two_names_counts_once() {
         .count();
     assert_eq!(done, 2, "{:?}", lock.outcomes());
     manager.unlock(&mut lock).await.unwrap();
+}
+
+/// The masters in `outcomes` refused as the same server as another; each names the other
+/// name of that server.
+fn refused_as_same_server<'a>(
+    outcomes: impl IntoIterator<Item = (&'a str, &'a NodeStatus)>,
+    names: [&str; 2],
+) -> usize {
+    outcomes
+        .into_iter()
+        .filter(|(master, status)| match status {
+            NodeStatus::Failed(NodeError::SameServer(other)) => {
+                assert!(
+                    names.contains(master) && names.contains(&other.as_str()) && other != master,
+                    "{master}: same server as {other}"
+                );
+                true
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// One server under two names (`127.0.0.1` and `localhost`) is always reported as such, by
+/// the existing typed cause (`NodeError::SameServer` on exactly one of the two names),
+/// whichever name connected first and however early the verdict came: a failed `lock` or
+/// `is_locked` names it among its outcomes (never "not awaited" instead), `inspect` shows it,
+/// and once known it is every later round's outcome for that master. Each case on a fresh
+/// manager, many times over, in both orders of the names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_server_is_always_reported() {
+    const ROUNDS: usize = 25;
+    let mut masters = Masters::start(3);
+    let port = masters[0].port();
+    let (ip, host) = (masters[0].url(), format!("redis://localhost:{port}"));
+    let names = [ip.as_str(), host.as_str()];
+    let other = masters[1].url();
+    let gone = masters[2].url();
+    masters[2].kill();
+    let same = |outcomes: &[tokio_redlock::NodeOutcome]| {
+        refused_as_same_server(outcomes.iter().map(|o| (o.master(), o.status())), names)
+    };
+    // Relaxed budgets: a slow answer under load must not pass for the cause.
+    let fresh = |urls: &[String]| builder(urls).node_timeout(RELAXED).build().unwrap();
+    for round in 0..ROUNDS {
+        let pair = if round % 2 == 0 {
+            vec![ip.clone(), host.clone()]
+        } else {
+            vec![host.clone(), ip.clone()]
+        };
+        let resource = unique_name("dup");
+        // Only the one server (and a stopped one): every call fails, naming the duplicate.
+        for urls in [pair.clone(), [pair.clone(), vec![gone.clone()]].concat()] {
+            let manager = fresh(&urls);
+            let err = watchdog("lock", manager.try_lock(&resource))
+                .await
+                .unwrap_err();
+            assert!(
+                err.is_unavailable() && err.has_permanent_failure(),
+                "{}",
+                render(&err)
+            );
+            assert_eq!(same(err.outcomes()), 1, "{}", render(&err));
+            watchdog("close", manager.close()).await;
+            let manager = fresh(&urls);
+            let err = watchdog("is_locked", manager.is_locked(&resource))
+                .await
+                .unwrap_err();
+            assert!(err.is_unavailable(), "{}", render(&err));
+            assert_eq!(same(err.outcomes()), 1, "{}", render(&err));
+            watchdog("close", manager.close()).await;
+            let manager = fresh(&urls);
+            let views = watchdog("inspect", manager.inspect(&resource))
+                .await
+                .unwrap();
+            let shown: Vec<(&str, NodeStatus)> = views
+                .iter()
+                .map(|v| {
+                    let status = match &v.state {
+                        tokio_redlock::KeyState::Failed(e) => NodeStatus::Failed(e.clone()),
+                        _ => NodeStatus::Done,
+                    };
+                    (&*v.master, status)
+                })
+                .collect();
+            assert_eq!(
+                refused_as_same_server(shown.iter().map(|(m, s)| (*m, s)), names),
+                1,
+                "{views:?}"
+            );
+            watchdog("close", manager.close()).await;
+        }
+        // With a second real server, a quorum is there: the first lock on a fresh manager
+        // may be granted before the duplicate's connection is checked (its outcome then says
+        // "no answer before the verdict", which is true), and it is granted once on the one
+        // server; once known, the duplicate is the outcome of every round.
+        let urls = [pair.clone(), vec![other.clone()]].concat();
+        let manager = fresh(&urls);
+        let mut first = watchdog("lock", manager.lock(&resource)).await.unwrap();
+        let statuses: Vec<&NodeStatus> = first.outcomes()[..2].iter().map(|o| o.status()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| ***s == NodeStatus::Done).count(),
+            1,
+            "one server, one grant: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| matches!(
+                s,
+                NodeStatus::Done
+                    | NodeStatus::NotAwaited
+                    | NodeStatus::Failed(NodeError::SameServer(_))
+            )),
+            "{statuses:?}"
+        );
+        watchdog("unlock", manager.unlock(&mut first))
+            .await
+            .unwrap();
+        watchdog("close", manager.close()).await;
+        let manager = fresh(&urls);
+        let views = watchdog("inspect", manager.inspect(&resource))
+            .await
+            .unwrap();
+        assert_eq!(
+            views
+                .iter()
+                .filter(|v| matches!(
+                    v.state,
+                    tokio_redlock::KeyState::Failed(NodeError::SameServer(_))
+                ))
+                .count(),
+            1,
+            "{views:?}"
+        );
+        for _ in 0..2 {
+            let mut lock = watchdog("lock", manager.lock(&resource)).await.unwrap();
+            assert_eq!(same(lock.outcomes()), 1, "{:?}", lock.outcomes());
+            watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+        }
+        watchdog("close", manager.close()).await;
+    }
 }
 
 /// Asserts that one server listed under two names (`urls[0]` and `urls[1]`, `masters[0]`)

@@ -811,8 +811,8 @@ async fn a_resource_named_like_a_fencing_counter_is_refused_in_both_directions()
             render(&e)
         );
         match &e {
-            LockError::ReservedKey { counter_of, .. } => {
-                assert_eq!(&**counter_of, owner.as_bytes());
+            LockError::ReservedKey { helper_of, .. } => {
+                assert_eq!(&**helper_of, owner.as_bytes());
             }
             other => panic!("{}", render(other)),
         }

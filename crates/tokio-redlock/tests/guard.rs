@@ -1510,3 +1510,46 @@ async fn a_loss_tells_an_unextended_expiry_from_failed_extensions() {
         "{failed:#?}"
     );
 }
+
+/// `LockGuard::extend`: an explicit extension of an auto-extended lock moves the deadline and
+/// the keys' TTL (compare-and-`PEXPIRE` by the watchdog), later automatic extensions use the
+/// new TTL; on keys that vanished it reports `NotHeld`, never re-creates them, and the guard
+/// is lost; a TTL out of range is refused before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_extend_of_a_guard_moves_the_deadline_and_never_recreates() {
+    let masters = Masters::start(3);
+    let manager = warm_manager(&masters).await;
+    let guard = auto_guard(&manager, ms(1_500)).await;
+    within(ms(2_000), "extend", guard.extend(ms(20_000)))
+        .await
+        .expect("explicit extension of a held guard");
+    assert!(guard.validity() > ms(15_000), "{guard:?}");
+    let extended = masters.iter().filter(|s| s.pttl(b"r") > 15_000).count();
+    assert!(extended >= 2, "a quorum has the new TTL");
+    // The automatic extensions go on with the new TTL (every 20 s / 3, not sooner).
+    tokio::time::sleep(ms(1_000)).await;
+    assert!(guard.is_valid() && guard.validity() > ms(15_000));
+    assert!(matches!(
+        guard.extend(Duration::ZERO).await,
+        Err(LockError::InvalidArgument(_))
+    ));
+    for s in masters.iter() {
+        s.cmd(&["DEL", "r"]);
+    }
+    let err = within(ms(2_000), "extend", guard.extend(ms(5_000)))
+        .await
+        .expect_err("the keys are gone");
+    assert!(err.is_not_held(), "{err}");
+    assert!(guard.is_lost() && !guard.is_valid());
+    assert!(
+        masters.iter().all(|s| !s.exists(b"r")),
+        "an extension re-created a key"
+    );
+    assert!(matches!(
+        guard.extend(ms(5_000)).await,
+        Err(LockError::Lost { .. })
+    ));
+    let _ = guard.release().await;
+    no_keys_within(&masters, ms(1_000)).await;
+    settle(&manager).await;
+}

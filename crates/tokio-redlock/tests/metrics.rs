@@ -103,6 +103,7 @@ const ALLOWED_LABELS: &[(&str, &[&str])] = &[
             "read_only",
             "not_master",
             "sentinel",
+            "cluster",
             "server",
             "unexpected_reply",
             "same_server",
@@ -913,4 +914,65 @@ async fn a_password_of_every_printable_ascii_character_never_reaches_the_master_
     watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
     let r = m.take();
     assert!(r.all_master_errors().is_empty(), "{r:#?}");
+}
+
+/// A Redis Cluster member is one `master` label (its redacted URL), whichever node failed;
+/// a `MOVED` redirection after a slot moved is routing, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_member_is_labelled_as_one_member() {
+    use support::cluster::RedisCluster;
+    let secret = "MetricsClu5ter";
+    let m = Metrics::begin(&[secret]).await;
+    let cluster = RedisCluster::start_with_password(3, 0, secret);
+    let url = cluster.url().replacen(
+        "redis+cluster://",
+        &format!("redis+cluster://:{secret}@"),
+        1,
+    );
+    let manager = watched(
+        &m,
+        LockManager::builder()
+            .server(url)
+            .node_timeout(ms(200))
+            .connect_timeout(ms(1_000))
+            .retry_count(0),
+    );
+    let member: String = manager.masters().next().unwrap().to_owned();
+    let key = unique_name("metrics-cluster");
+    let mut lock = watchdog("lock", manager.lock(&key)).await.unwrap();
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    // The key's slot moves to another master: the member's layout is stale, MOVED follows.
+    let slot = cluster.slot_of(key.as_bytes());
+    let from = cluster.owner_of_slot(slot);
+    let to = cluster.masters().into_iter().find(|i| *i != from).unwrap();
+    cluster.begin_migration(slot, from, to).finish();
+    let mut lock = watchdog("lock after MOVED", manager.lock(&key))
+        .await
+        .unwrap();
+    watchdog("unlock", manager.unlock(&mut lock)).await.unwrap();
+    settle(&manager).await;
+    let r = m.take();
+    assert!(
+        r.all_master_errors().is_empty(),
+        "MOVED is not an error: {r:#?}"
+    );
+    // The slot's master frozen: its timeouts are the member's.
+    cluster.nodes[to].server.pause();
+    let e = within(ms(5_000), "try_lock", manager.try_lock(&key))
+        .await
+        .unwrap_err();
+    cluster.nodes[to].server.resume();
+    assert!(e.is_unavailable(), "{}", render(&e));
+    let r = m
+        .take_until(|r| r.master_errors(&member, "timeout") >= 1)
+        .await;
+    assert!(
+        r.master_errors(&member, "timeout") >= 1,
+        "{:#?}",
+        r.all_master_errors()
+    );
+    for (master, _, _) in r.all_master_errors() {
+        assert_eq!(master, member, "one label per member, not per node");
+    }
+    manager.close().await;
 }

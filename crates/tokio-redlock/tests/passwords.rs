@@ -174,6 +174,19 @@ async fn a_password_of_every_printable_ascii_character_works_and_never_shows_in_
         assert_hidden(&text, &wrong, "auth failure");
         assert_hidden(&text, &password, "auth failure");
     }
+    // Every level of its `source()` chain (the master's error, redis-rs's, …) too.
+    let first: &(dyn std::error::Error + 'static) = &e;
+    let levels: Vec<_> = std::iter::successors(Some(first), |l| l.source()).collect();
+    assert!(
+        levels.len() >= 3,
+        "the chain reaches the client's error: {levels:?}"
+    );
+    for level in levels {
+        for text in [level.to_string(), format!("{level:?}")] {
+            assert_hidden(&text, &wrong, "a level of the error chain");
+            assert_hidden(&text, &password, "a level of the error chain");
+        }
+    }
     settle(&refused).await;
     holder.unlock(&mut lock).await.unwrap();
     holder.close().await;

@@ -350,3 +350,72 @@ async fn is_locked_and_inspect_never_report_time_past_the_keys_expiry() {
     masters[2].resume();
     manager.close().await;
 }
+
+/// One's own lock never shows as "held by another holder" in per-master outcomes: a query
+/// compares no token, so the key may well be ours. A holds `r`; master 2 lost the key and
+/// master 3 holds a foreign value, so `is_locked` is `Unsettled`, and master 1's outcome —
+/// A's own key — reads "held", nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_lock_never_shows_as_held_by_another_holder() {
+    let masters = Masters::start(3);
+    let m = manager(masters.urls(), RELAXED);
+    let lock = m.lock("r").ttl(Duration::from_secs(30)).await.unwrap();
+    held_everywhere(masters.iter(), b"r", lock.token()).await;
+    masters[1].cmd(&["DEL", "r"]);
+    masters[2].cmd(&["SET", "r", "foreign", "PX", "30000"]);
+    let state = m.is_locked("r").await.unwrap();
+    let LockState::Unsettled { outcomes } = &state else {
+        panic!("expected Unsettled, got {state:?}");
+    };
+    let ours = outcomes[0].to_string();
+    assert!(
+        ours.ends_with(": held") || ours.contains(": held, expires in "),
+        "{ours}"
+    );
+    for o in outcomes {
+        let shown = o.to_string();
+        assert!(!shown.contains("another"), "{shown}");
+        assert!(!shown.contains("other holder"), "{shown}");
+    }
+    // The holder handle itself tells whose it is.
+    assert!(!state.is_held_by(&lock));
+}
+
+/// A non-lock value under the key on 2 of 3 masters is said as such: the masters agree, on
+/// something that is not a lock. `try_lock` fails as `NotALock` (not a conflict, not
+/// "unavailable"), `is_locked` is `Unsettled` with the two `NotALock` outcomes, and no
+/// message says the masters disagree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_lock_value_on_two_of_three_is_not_called_a_disagreement() {
+    let masters = Masters::start(3);
+    masters[0].cmd(&["HSET", "h", "f", "v"]);
+    masters[1].cmd(&["HSET", "h", "f", "v"]);
+    let m = manager(masters.urls(), RELAXED);
+    let err = m.try_lock("h").await.unwrap_err();
+    assert!(err.is_not_a_lock(), "{err}");
+    assert!(!err.is_conflict() && !err.is_unavailable(), "{err}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("holds a value that is not a lock"),
+        "{shown}"
+    );
+    assert!(!shown.contains("disagree"), "{shown}");
+    let state = m.is_locked("h").await.unwrap();
+    let LockState::Unsettled { outcomes } = &state else {
+        panic!("expected Unsettled, got {state:?}");
+    };
+    let not_a_lock = outcomes
+        .iter()
+        .filter(|o| *o.status() == NodeStatus::NotALock)
+        .count();
+    assert_eq!(not_a_lock, 2, "{outcomes:?}");
+    for o in outcomes {
+        assert!(!o.to_string().contains("disagree"), "{o}");
+    }
+    for s in masters.iter().take(2) {
+        assert_eq!(
+            s.cmd(&["TYPE", "h"]),
+            redis::Value::SimpleString("hash".into())
+        );
+    }
+}

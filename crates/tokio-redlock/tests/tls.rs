@@ -281,6 +281,21 @@ async fn c17a_plaintext_client_against_a_tls_only_port_fails_fast_and_typed() {
     assert_eq!(master.dbsize(), 0, "no key written");
 }
 
+/// The TLS hint stays where the evidence supports it: a plaintext client whose connection to
+/// a TLS-only port opened and was dropped at its first command is told "if this port only
+/// speaks TLS, use rediss://" (a name that does not resolve is not: see
+/// `dns_failure_gives_no_tls_hint` in the failure tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_client_at_a_tls_only_port_keeps_the_tls_hint() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.plain_url()]).build().unwrap();
+    let (cause, shown) = single_master_failure(&manager).await;
+    assert!(
+        matches!(&cause, NodeError::Connection(m) if m.contains("if this port only speaks TLS, use rediss://")),
+        "{shown}"
+    );
+}
+
 /// C17 (a), the other way round: a `rediss://` client against a plaintext-only server. Redis
 /// reads the ClientHello as the start of an inline command and waits for its end of line, so
 /// nothing comes back: the acquire ends at the connect budget as a typed timeout (or, should
@@ -305,6 +320,37 @@ async fn c17a_tls_client_against_a_plaintext_port_fails_fast_and_typed() {
 // ---------------------------------------------------------------------------------------
 // C17 (c): a certificate signed by an unknown CA
 // ---------------------------------------------------------------------------------------
+
+/// A TLS failure's `source()` chain goes from the `LockError` to the master's
+/// `NodeError::Tls`, to redis-rs's error, and on to the I/O error that carries rustls's
+/// verdict (its text names the unknown issuer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_failure_source_chain_reaches_the_rustls_cause() {
+    let master = TlsMaster::start(TlsOptions::default());
+    let manager = tls_builder([master.url()])
+        .tls_root_certificate(unknown_ca_pem())
+        .build()
+        .unwrap();
+    let err = within(HANG, "lock", manager.try_lock(unique_name("tls-chain")))
+        .await
+        .unwrap_err();
+    let first: &(dyn std::error::Error + 'static) = &err;
+    let levels: Vec<_> = std::iter::successors(Some(first), |l| l.source()).collect();
+    assert!(
+        matches!(
+            levels[1].downcast_ref::<NodeError>(),
+            Some(NodeError::Tls(_))
+        ),
+        "{levels:?}"
+    );
+    assert!(levels[2].is::<redis::RedisError>(), "{levels:?}");
+    assert!(
+        levels[2..]
+            .iter()
+            .any(|l| l.to_string().to_lowercase().contains("unknownissuer")),
+        "a level below the NodeError names rustls's verdict: {levels:?}"
+    );
+}
 
 /// C17 (c): the server's certificate is signed by a CA the client does not trust. The
 /// acquire fails fast with `NodeError::Tls` naming the certificate problem (unknown

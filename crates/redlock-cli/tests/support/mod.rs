@@ -1,8 +1,9 @@
 //! Helpers shared by the CLI's test files: the `redlock` binary pointed at real
-//! `redis-server` masters (started by the library's test harness), resource names, and
-//! waiting for files and processes.
+//! `redis-server` masters (started by the library's test harness, with its Sentinel and TLS
+//! servers), resource names, and waiting for files and processes.
 #![allow(
     dead_code,
+    unused_imports,
     unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,15 +18,24 @@
 #[path = "../../../tokio-redlock/tests/support/servers.rs"]
 #[macro_use]
 pub mod servers;
+#[path = "../../../tokio-redlock/tests/support/sentinel.rs"]
+pub mod sentinel;
+#[path = "../../../tokio-redlock/tests/support/tls.rs"]
+pub mod tls;
+
+#[path = "../../../tokio-redlock/tests/support/cluster.rs"]
+pub mod cluster;
 
 use std::fs;
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command as StdCommand, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-pub use servers::Masters;
+use predicates::prelude::*;
+pub use servers::{Masters, RedisServer, ServerOptions};
 
 /// The `redlock` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_redlock");
@@ -75,6 +85,11 @@ pub fn redlock(masters: &Masters) -> Command {
 
 /// The same as a `std::process::Command`, for tests that signal or time the process.
 pub fn redlock_std(masters: &Masters) -> StdCommand {
+    redlock_std_with(masters, RELAXED_NODE_TIMEOUT)
+}
+
+/// [`redlock_std`] with the given `--node-timeout`.
+pub fn redlock_std_with(masters: &Masters, node_timeout: &str) -> StdCommand {
     let mut cmd = StdCommand::new(BIN);
     for var in REDLOCK_ENV {
         cmd.env_remove(var);
@@ -82,8 +97,24 @@ pub fn redlock_std(masters: &Masters) -> StdCommand {
     for url in masters.urls() {
         cmd.arg("-s").arg(url);
     }
-    cmd.args(["--node-timeout", RELAXED_NODE_TIMEOUT]);
+    cmd.args(["--node-timeout", node_timeout]);
     cmd
+}
+
+/// Runs `cmd` and checks that it is refused as bad usage (exit 64) with `says` in its stderr.
+pub fn assert_usage_error(cmd: &mut Command, says: &str) -> assert_cmd::assert::Assert {
+    cmd.assert().code(64).stderr(predicate::str::contains(says))
+}
+
+/// Loopback ports where nothing listens.
+pub fn closed_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// A resource name unique to this process and call site.

@@ -99,6 +99,7 @@ impl<T: Send + 'static> Round<T> {
                     queue_until,
                     sent: Some(Arc::clone(&sent)),
                     priority: false,
+                    asking: false,
                 };
                 Pending {
                     index,
@@ -212,7 +213,10 @@ impl<T: Send + 'static> Round<T> {
             .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
     }
 
-    /// One outcome per master of the manager, in configuration order.
+    /// One outcome per master of the manager, in configuration order. A master that had not
+    /// answered is "not awaited", unless its request never left and the master is known to
+    /// fail every request at once with a permanent cause (e.g. it is the same server as
+    /// another master): that cause is its outcome, whichever master answered first.
     pub(crate) fn outcomes(
         &self,
         nodes: &[Arc<Node>],
@@ -221,15 +225,24 @@ impl<T: Send + 'static> Round<T> {
         nodes
             .iter()
             .zip(&self.replies)
-            .map(|(node, reply)| NodeOutcome {
+            .enumerate()
+            .map(|(i, (node, reply))| NodeOutcome {
                 master: Arc::clone(node.address()),
                 status: match reply {
                     Some(Ok(r)) => status(r),
                     Some(Err(e)) => NodeStatus::Failed(e.clone()),
+                    None if self.asked(i) && !self.was_sent(i) => node
+                        .known_failure()
+                        .map_or(NodeStatus::NotAwaited, NodeStatus::Failed),
                     None => NodeStatus::NotAwaited,
                 },
             })
             .collect()
+    }
+
+    /// Whether master `i` was asked in this round.
+    fn asked(&self, i: usize) -> bool {
+        self.sent.get(i).is_some_and(Option::is_some)
     }
 
     /// The requests still in flight that may matter, for a caller that must act on each

@@ -3,7 +3,9 @@
 -- last reader leaving deletes X and the set and tells the waiters.
 -- KEYS[1] = X, KEYS[2] = the reader set, KEYS[3] = this reader's lease key
 -- ARGV[1] = token, ARGV[2] = release channel ('' = do not publish), ARGV[3] = the SHARED
--- sentinel, ARGV[4] = the readers' lease key prefix (a reader's lease key is it .. token)
+-- sentinel, ARGV[4] = the readers' lease key prefix (a reader's lease key is it .. token),
+-- ARGV[5] = '1' to publish with SPUBLISH (sharded pub/sub: a Redis Cluster member, whose
+-- channel is hash-tagged into X's slot), else PUBLISH
 -- Returns 1 this reader was there and is removed, 0 it was not (absent), -1 X holds a
 -- writer's token (this reader is not there), -2 a key of a type not ours.
 -- Lease keys of other readers are computed here, not declared: they share X's hash slot.
@@ -29,7 +31,13 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 if keep == 0 then
   redis.call('DEL', KEYS[1], KEYS[2])
-  if ARGV[2] ~= '' then redis.pcall('PUBLISH', ARGV[2], '') end
+  if ARGV[2] ~= '' then
+    if ARGV[5] == '1' then
+      redis.pcall('SPUBLISH', ARGV[2], '')
+    else
+      redis.pcall('PUBLISH', ARGV[2], '')
+    end
+  end
 else
   redis.call('PEXPIRE', KEYS[1], keep)
   redis.call('PEXPIRE', KEYS[2], keep)

@@ -11,11 +11,21 @@
 //!
 //! `user:password` are the master's credentials; `sentinel_*` are the sentinels' own.
 //! `rediss+sentinel://` speaks TLS to the sentinels and to the master.
+//!
+//! A Redis Cluster is one member too, written with its seed nodes (any nodes of the
+//! cluster; the layout is learnt from them, see [`cluster`](super::cluster)):
+//!
+//! ```text
+//! redis+cluster://[user:password@]host:port[,host:port…][/]
+//! ```
+//!
+//! `rediss+cluster://` speaks TLS to every node. A cluster has one database (0): no path.
 
 use percent_encoding::percent_decode_str;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
 use crate::error::ConfigError;
+use crate::transport::cluster::Cluster;
 use crate::transport::failover::FailoverWatch;
 use crate::transport::sentinel::SentinelGroup;
 use crate::transport::tls::TlsSettings;
@@ -36,10 +46,15 @@ const NAME_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
 
 /// The port sentinels listen on when a Sentinel URL names none.
 const SENTINEL_PORT: u16 = 26379;
+/// The port of a cluster's seed node when its URL names none.
+const REDIS_PORT: u16 = 6379;
 
 /// The schemes of a Sentinel group, plain and TLS.
 const SENTINEL_SCHEME: &str = "redis+sentinel://";
 const SENTINEL_TLS_SCHEME: &str = "rediss+sentinel://";
+/// The schemes of a Redis Cluster, plain and TLS.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+const CLUSTER_TLS_SCHEME: &str = "rediss+cluster://";
 
 /// Splits a comma-separated list of member URLs, as in `REDLOCK_SERVERS`:
 /// `redis://a:6379,redis://b:6379,redis+sentinel://s1:26379,s2:26379/mymaster`.
@@ -84,7 +99,7 @@ pub fn parse_server_list(list: &str) -> Result<Vec<String>, ConfigError> {
             });
         }
         if part.contains("://") {
-            open_hosts = is_sentinel_url(part) && !host_list_closed(part);
+            open_hosts = (is_sentinel_url(part) || is_cluster_url(part)) && !host_list_closed(part);
             members.push(part.to_owned());
             continue;
         }
@@ -98,7 +113,8 @@ pub fn parse_server_list(list: &str) -> Result<Vec<String>, ConfigError> {
                 return Err(ConfigError::InvalidUrl {
                     url: format!("server list entry {entry}"),
                     reason: "no scheme: write redis://host:port (or rediss://, redis+unix://, \
-                             redis+sentinel://); a comma inside a password is written %2C"
+                             redis+sentinel://, redis+cluster://); a comma inside a password is \
+                             written %2C"
                         .to_owned(),
                 });
             }
@@ -114,6 +130,11 @@ pub(crate) fn is_sentinel_url(url: &str) -> bool {
         || url
             .get(..SENTINEL_SCHEME.len())
             .is_some_and(|s| s.eq_ignore_ascii_case(SENTINEL_SCHEME))
+}
+
+/// Whether a URL names a Redis Cluster.
+pub(crate) fn is_cluster_url(url: &str) -> bool {
+    strip_scheme(url, CLUSTER_SCHEME).is_some() || strip_scheme(url, CLUSTER_TLS_SCHEME).is_some()
 }
 
 /// Whether the host list of (a part of) a Sentinel URL has ended: a path or query began.
@@ -185,7 +206,7 @@ impl SentinelSpec {
             .split(',')
             .map(str::trim)
             .enumerate()
-            .map(|(i, host)| parse_host(i, host))
+            .map(|(i, host)| parse_host(i, host, SENTINEL_PORT, "sentinel"))
             .collect::<Result<Vec<_>, _>>()?;
         let mut segments = path.split('/').filter(|s| !s.is_empty());
         let master_name = match segments.next() {
@@ -341,6 +362,163 @@ impl SentinelSpec {
     }
 }
 
+/// A Redis Cluster as configured: its seed nodes and the credentials of every node.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ClusterSpec {
+    /// TLS to every node.
+    pub(crate) tls: bool,
+    /// The seed nodes, as host and port.
+    pub(crate) seeds: Vec<(String, u16)>,
+    /// The nodes' credentials.
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// The password as written in the URL (percent-encoded), when it differs.
+    written_password: Option<String>,
+}
+
+impl ClusterSpec {
+    /// Parses `redis+cluster://…`; the error is the reason, for `ConfigError::InvalidUrl`.
+    /// Credentials are split off first, as for a Sentinel URL ([`one_reading`]).
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(rest) = strip_scheme(url, CLUSTER_TLS_SCHEME) {
+            (true, rest)
+        } else if let Some(rest) = strip_scheme(url, CLUSTER_SCHEME) {
+            (false, rest)
+        } else {
+            return Err("not a redis+cluster:// URL".to_owned());
+        };
+        one_reading(rest, |userinfo, after| {
+            Self::parse_after(tls, userinfo, after)
+        })
+    }
+
+    /// Parses what follows the credentials: `hosts[/]`.
+    fn parse_after(tls: bool, userinfo: Option<&str>, rest: &str) -> Result<Self, String> {
+        if rest.contains('#') {
+            return Err(FRAGMENT_REFUSED.to_owned());
+        }
+        if rest.contains(['@', '?']) {
+            return Err(
+                "a `@` or `?` outside the credentials (characters such as / ? # @ in \
+                        a password are written percent-encoded; a cluster URL takes no query)"
+                    .to_owned(),
+            );
+        }
+        let hosts = rest.strip_suffix('/').unwrap_or(rest);
+        if hosts.contains('/') {
+            return Err("a path: a cluster has one database (0), write \
+                        redis+cluster://host:port[,host:port…]"
+                .to_owned());
+        }
+        let (username, password, written_password) = match userinfo {
+            Some(info) => {
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                let decoded = non_empty(decode(pass)?);
+                let written =
+                    (decoded.as_deref() != Some(pass) && !pass.is_empty()).then(|| pass.to_owned());
+                (non_empty(decode(user)?), decoded, written)
+            }
+            None => (None, None, None),
+        };
+        let seeds = hosts
+            .split(',')
+            .map(str::trim)
+            .enumerate()
+            .map(|(i, host)| parse_host(i, host, REDIS_PORT, "seed node"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            tls,
+            seeds,
+            username,
+            password,
+            written_password,
+        })
+    }
+
+    /// The URL rebuilt for display: the password replaced by `***`.
+    pub(crate) fn redacted(&self) -> String {
+        let scheme = if self.tls {
+            CLUSTER_TLS_SCHEME
+        } else {
+            CLUSTER_SCHEME
+        };
+        let userinfo = match (&self.username, &self.password) {
+            (Some(user), Some(_)) => format!("{user}:***@"),
+            (None, Some(_)) => ":***@".to_owned(),
+            (Some(user), None) => format!("{user}@"),
+            (None, None) => String::new(),
+        };
+        let hosts: Vec<String> = self
+            .seeds
+            .iter()
+            .map(|(host, port)| show_host(host, *port))
+            .collect();
+        format!("{scheme}{userinfo}{}", hosts.join(","))
+    }
+
+    /// The password, as decoded and as written, to scrub from error texts.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        [&self.password, &self.written_password]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// The cluster's identity for duplicate detection: its seeds.
+    pub(crate) fn identity(&self) -> String {
+        let mut hosts: Vec<String> = self.seeds.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        hosts.sort();
+        format!("cluster:{}", hosts.join(","))
+    }
+
+    /// The connection information of the node at `host:port`, with the credentials (TLS
+    /// parameters not applied yet).
+    pub(crate) fn node_info(&self, host: &str, port: u16) -> Result<ConnectionInfo, RedisError> {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let credentials = RedisConnectionInfo::default();
+        let credentials = match &self.username {
+            Some(user) => credentials.set_username(user),
+            None => credentials,
+        };
+        let credentials = match &self.password {
+            Some(pass) => credentials.set_password(pass),
+            None => credentials,
+        };
+        Ok(format!("{scheme}://{}", show_host(host, port))
+            .into_connection_info()?
+            .set_redis_settings(credentials))
+    }
+
+    /// A client for the node at `host:port`, with the credentials and TLS settings.
+    pub(crate) fn node_client(
+        &self,
+        host: &str,
+        port: u16,
+        tls: &TlsSettings,
+    ) -> Result<redis::Client, RedisError> {
+        direct_client(self.node_info(host, port)?, tls)
+    }
+}
+
+impl std::fmt::Debug for ClusterSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSpec")
+            .field("tls", &self.tls)
+            .field("seeds", &self.seeds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub(crate) fn show_host(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// A client for one server of a Sentinel group: TCP (or TLS) to `host:port`, with
 /// `TCP_NODELAY`, the given credentials and the TLS settings.
 fn server_client(
@@ -379,6 +557,8 @@ pub(crate) enum Target {
     Direct(redis::Client),
     /// The master a Sentinel group names at the time of connecting.
     Sentinel(SentinelGroup),
+    /// A Redis Cluster: every request goes to the master of its key's slot.
+    Cluster(Cluster),
 }
 
 impl Target {
@@ -390,7 +570,7 @@ impl Target {
     /// The failover watch of a Sentinel group.
     pub(crate) fn watch(&self) -> Option<&FailoverWatch> {
         match self {
-            Self::Direct(_) => None,
+            Self::Direct(_) | Self::Cluster(_) => None,
             Self::Sentinel(group) => Some(group.watch()),
         }
     }
@@ -407,6 +587,7 @@ impl Target {
                 )
             }
             Self::Sentinel(group) => group.spec().identity(),
+            Self::Cluster(cluster) => cluster.spec().identity(),
         }
     }
 
@@ -418,6 +599,15 @@ impl Target {
                 ConnectionAddr::TcpTls { .. }
             ),
             Self::Sentinel(group) => group.spec().tls,
+            Self::Cluster(cluster) => cluster.spec().tls,
+        }
+    }
+
+    /// The cluster of a Redis Cluster member.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        match self {
+            Self::Cluster(cluster) => Some(cluster),
+            _ => None,
         }
     }
 }
@@ -517,6 +707,8 @@ pub(crate) enum MemberKind {
     Direct(ConnectionInfo),
     /// A Sentinel group.
     Sentinel(SentinelSpec),
+    /// A Redis Cluster.
+    Cluster(ClusterSpec),
 }
 
 /// A member ready for a `Node`: its address as shown, where its connections go, and the
@@ -566,6 +758,10 @@ impl Member {
                 SentinelGroup::new(spec, tls, node_timeout, connect_timeout)
                     .map_err(|e| invalid(e.to_string()))?,
             ),
+            MemberKind::Cluster(spec) => Target::Cluster(
+                Cluster::new(spec, tls, node_timeout, connect_timeout)
+                    .map_err(|e| invalid(e.to_string()))?,
+            ),
         };
         Ok(Self {
             address: parsed.shown.clone().into(),
@@ -596,6 +792,14 @@ impl MemberUrl {
                 kind: MemberKind::Sentinel(spec),
             });
         }
+        if is_cluster_url(raw) {
+            let spec = ClusterSpec::parse(raw)?;
+            return Ok(Self {
+                shown: spec.redacted(),
+                secrets: spec.secrets(),
+                kind: MemberKind::Cluster(spec),
+            });
+        }
         let Some((scheme, rest)) = raw.split_once("://") else {
             return Err(
                 "not a URL: write redis://host:port (or rediss://, redis+unix://, \
@@ -611,7 +815,7 @@ impl MemberUrl {
         } else {
             Err(
                 "unknown scheme (known: redis, rediss, redis+unix, unix, redis+sentinel, \
-                 rediss+sentinel, valkey, valkeys, valkey+unix)"
+                 rediss+sentinel, redis+cluster, rediss+cluster, valkey, valkeys, valkey+unix)"
                     .to_owned(),
             )
         }
@@ -622,6 +826,7 @@ impl MemberUrl {
         match &self.kind {
             MemberKind::Direct(info) => matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
             MemberKind::Sentinel(spec) => spec.tls,
+            MemberKind::Cluster(spec) => spec.tls,
         }
     }
 }
@@ -814,12 +1019,18 @@ fn unix_member(scheme: &str, rest: &str) -> Result<MemberUrl, String> {
     })
 }
 
-/// `host`, `host:port`, `[v6]`, `[v6]:port`; `index` counts from 0.
-fn parse_host(index: usize, part: &str) -> Result<(String, u16), String> {
+/// `host`, `host:port`, `[v6]`, `[v6]:port` (`default_port` when none is written); `index`
+/// counts from 0; `what` names the address in messages ("sentinel", "seed node").
+fn parse_host(
+    index: usize,
+    part: &str,
+    default_port: u16,
+    what: &str,
+) -> Result<(String, u16), String> {
     // Not quoted: with an unencoded `/` in a password, the "address" is the password's head.
     let bad = || {
         format!(
-            "sentinel address {} is not host:port (characters such as / ? # @ in a password are \
+            "{what} address {} is not host:port (characters such as / ? # @ in a password are \
              written percent-encoded)",
             index.saturating_add(1)
         )
@@ -845,7 +1056,7 @@ fn parse_host(index: usize, part: &str) -> Result<(String, u16), String> {
     }
     let port = match port {
         Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
-        None => SENTINEL_PORT,
+        None => default_port,
     };
     Ok((host.to_owned(), port))
 }
@@ -888,6 +1099,52 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn cluster_urls_parse_with_credentials_and_default_ports() {
+        let spec = ClusterSpec::parse("rediss+cluster://u:p%40ss@n1,[::1]:7001,n3:7002/")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(spec.tls);
+        assert_eq!(
+            spec.seeds,
+            [
+                ("n1".to_owned(), 6379),
+                ("::1".to_owned(), 7001),
+                ("n3".to_owned(), 7002)
+            ]
+        );
+        assert_eq!(spec.username.as_deref(), Some("u"));
+        assert_eq!(spec.password.as_deref(), Some("p@ss"));
+        assert_eq!(spec.secrets(), ["p@ss", "p%40ss"]);
+        assert_eq!(
+            spec.redacted(),
+            "rediss+cluster://u:***@n1:6379,[::1]:7001,n3:7002"
+        );
+        assert!(!format!("{spec:?}").contains("p@ss"));
+        // A password with `/`, `@` and `,` unencoded still reads as the credentials.
+        let spec = ClusterSpec::parse("redis+cluster://:a/b@c@n1:7000,n2:7001")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(spec.password.as_deref(), Some("a/b@c"));
+        assert_eq!(spec.seeds.len(), 2);
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://n1:7000/0",
+            "redis+cluster://n1:7000?x=1",
+            "redis+cluster://n1:x",
+            "redis+cluster://n1:7000,,n2:7001",
+            "redis+cluster://n1:7000#insecure",
+        ] {
+            assert!(ClusterSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_server_list("redis://a:1, redis+cluster://n1:7000,n2:7001 ,redis://c:3"),
+            Ok(vec![
+                "redis://a:1".to_owned(),
+                "redis+cluster://n1:7000,n2:7001".to_owned(),
+                "redis://c:3".to_owned()
+            ])
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::error::{ConfigError, NodeError, NodeStatus};
+use crate::error::{Cause, ConfigError, NodeError, NodeStatus};
 use crate::keys::{self, Keys};
 use crate::scripts::{self, LuaScript};
 use crate::transport::failover::FailoverWatch;
@@ -227,9 +227,10 @@ impl Attempt {
 
 /// The servers behind one manager's masters, known by their `run_id` (from `INFO server`),
 /// so that one server listed under two names (`127.0.0.1` and `localhost`, say) is refused
-/// instead of counting twice toward a quorum.
+/// instead of counting twice toward a quorum. A Redis Cluster member has one entry per node
+/// it connected to; its nodes may not be another member's servers either.
 #[derive(Debug, Default)]
-pub(crate) struct ServerIds(Mutex<Vec<Option<ServerId>>>);
+pub(crate) struct ServerIds(Mutex<Vec<(usize, ServerId)>>);
 
 /// One master's server: its `run_id` and the master's (redacted) address.
 #[derive(Debug, Clone)]
@@ -239,9 +240,9 @@ struct ServerId {
 }
 
 impl ServerIds {
-    /// Records that master `index` is the server `run_id`, unless another master of the same
-    /// manager is that server. Without a `run_id` (no permission for `INFO`) the check is
-    /// skipped.
+    /// Records that member `index` reaches the server `run_id` at `address`, unless another
+    /// member of the same manager is that server. Without a `run_id` (no permission for
+    /// `INFO`) the check is skipped.
     fn register(
         &self,
         index: usize,
@@ -253,21 +254,22 @@ impl ServerIds {
             return Ok(());
         };
         let mut ids = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let duplicate = ids.iter().enumerate().find_map(|(i, id)| match id {
-            Some(other) if i != index && other.run_id == run_id => Some(Arc::clone(&other.address)),
-            _ => None,
+        let duplicate = ids.iter().find_map(|(i, other)| {
+            (*i != index && other.run_id == run_id).then(|| Arc::clone(&other.address))
         });
         if let Some(other) = duplicate {
             return Err(NodeError::SameServer(other.to_string()));
         }
-        if ids.len() <= index {
-            ids.resize(index.saturating_add(1), None);
-        }
-        if let Some(slot) = ids.get_mut(index) {
-            *slot = Some(ServerId {
-                run_id,
-                address: Arc::clone(address),
-            });
+        let entry = ServerId {
+            run_id,
+            address: Arc::clone(address),
+        };
+        match ids
+            .iter_mut()
+            .find(|(i, id)| *i == index && id.address == *address)
+        {
+            Some((_, slot)) => *slot = entry,
+            None => ids.push((index, entry)),
         }
         Ok(())
     }
@@ -322,15 +324,26 @@ struct Parked {
     queue: VecDeque<ParkedRelease>,
     /// A release worker task is running.
     working: bool,
+    /// Sequence number of the next release parked.
+    seq: u64,
+    /// Releases withdrawn while the worker runs (see `own_token.rs`): a release of that key
+    /// and token parked before the withdrawal is not queued again after a failed send.
+    withdrawn: Vec<own_token::Withdrawal>,
+    /// Key and token of each release the worker is sending right now.
+    in_flight: Vec<(Arc<[u8]>, Arc<str>)>,
 }
 
 /// One release waiting to be (re)sent.
 struct ParkedRelease {
     keys: Keys,
+    /// The holder record's key, deleted with the key when it is this token's.
+    holder_key: Option<Arc<[u8]>>,
     token: Arc<str>,
     publish: Publish,
     /// When the key expires by its TTL at the latest: past it, there is nothing to release.
     expires: Instant,
+    /// Parking order (for withdrawals).
+    seq: u64,
 }
 
 /// One master of the quorum.
@@ -339,8 +352,12 @@ pub(crate) struct Node {
     index: usize,
     /// The servers of all the manager's masters, to refuse one server counted twice.
     servers: Arc<ServerIds>,
-    /// The URL as configured, password replaced by `***`.
+    /// The URL as configured, password replaced by `***` (a node of a Redis Cluster
+    /// member: its `host:port`).
     address: Arc<str>,
+    /// The label of this master's metrics: its address, or for a node of a Redis Cluster
+    /// member, the member's (metrics label members, not each node of a cluster).
+    label: Arc<str>,
     /// Where connections go: a fixed server, or the master a Sentinel group names.
     target: Target,
     /// Passwords from the URL, scrubbed from any error text.
@@ -400,6 +417,9 @@ pub(crate) struct Call {
     /// Releases and extensions may also take one of the connection's reserved slots, so
     /// that they never queue behind a storm of acquisitions.
     pub(crate) priority: bool,
+    /// Redis Cluster `ASK` redirection: the request goes to a master importing the key's
+    /// slot, preceded by `ASKING` in the same write.
+    pub(crate) asking: bool,
 }
 
 impl Call {
@@ -409,6 +429,7 @@ impl Call {
             queue_until,
             sent: None,
             priority: false,
+            asking: false,
         }
     }
 
@@ -472,14 +493,71 @@ impl Node {
             options.node_timeout,
             options.connect_timeout,
         )?;
-        Ok(Self {
+        if let Some(cluster) = target.cluster() {
+            cluster.seat(
+                index,
+                Arc::clone(&servers),
+                Arc::clone(&address),
+                secrets.clone(),
+            );
+        }
+        Ok(Self::with_target(
             index,
             servers,
+            Arc::clone(&address),
             address,
             target,
             secrets,
-            node_timeout: options.node_timeout,
-            connect_timeout: options.connect_timeout,
+            options.node_timeout,
+            options.connect_timeout,
+        ))
+    }
+
+    /// One node (a master) of a Redis Cluster member, at `address` (`host:port`), counted
+    /// as member `index` and labelled `label` (the member's URL) in metrics.
+    #[expect(clippy::too_many_arguments, reason = "a constructor of plain parts")]
+    pub(crate) fn cluster_node(
+        address: Arc<str>,
+        label: Arc<str>,
+        client: redis::Client,
+        index: usize,
+        servers: Arc<ServerIds>,
+        secrets: Vec<String>,
+        node_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self::with_target(
+            index,
+            servers,
+            address,
+            label,
+            Target::Direct(client),
+            secrets,
+            node_timeout,
+            connect_timeout,
+        )
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "a constructor of plain parts")]
+    fn with_target(
+        index: usize,
+        servers: Arc<ServerIds>,
+        address: Arc<str>,
+        label: Arc<str>,
+        target: Target,
+        secrets: Vec<String>,
+        node_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self {
+            index,
+            servers,
+            address,
+            label,
+            target,
+            secrets,
+            node_timeout,
+            connect_timeout,
             link: Mutex::new(LinkState::default()),
             changed: Notify::new(),
             nudge: Arc::new(Notify::new()),
@@ -493,7 +571,23 @@ impl Node {
             adopted: Arc::new(AtomicUsize::new(0)),
             born: Instant::now(),
             role_checked_ms: AtomicU64::new(0),
-        })
+        }
+    }
+
+    /// The router of a Redis Cluster member.
+    fn cluster(&self) -> Option<&crate::transport::cluster::Cluster> {
+        self.target.cluster()
+    }
+
+    /// Whether the member is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.cluster().is_some()
+    }
+
+    /// For a Redis Cluster member, the node (`host:port`) that serves `key` as far as the
+    /// member's layout tells; `None` for other members (or a layout not learnt yet).
+    pub(crate) fn serving(&self, key: &[u8]) -> Option<Arc<str>> {
+        self.cluster().and_then(|c| c.serving(key))
     }
 
     /// Takes one of [`ADOPTED_MAX`] places for an unsent request of a decided round that
@@ -502,7 +596,10 @@ impl Node {
     /// taken.
     pub(crate) fn adopt(&self) -> Option<Adopted> {
         let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
-        let connecting = link.up.is_none() && link.down.is_none() && link.connecting;
+        // A cluster member has no connection of its own: an unsent request waits for its
+        // layout or its node's connection, each bounded by `connect_timeout`.
+        let connecting =
+            self.is_cluster() || (link.up.is_none() && link.down.is_none() && link.connecting);
         drop(link);
         if !connecting {
             return None;
@@ -571,7 +668,7 @@ impl Node {
                     None => {
                         if self.stop.is_cancelled() {
                             return Err(NodeError::Connection(
-                                "the lock manager was closed".to_owned(),
+                                "the lock manager was closed".into(),
                             ));
                         }
                         if let Some(error) = &link.down {
@@ -626,6 +723,19 @@ impl Node {
                     _ => NodeError::Timeout(self.connect_timeout),
                 });
             }
+        }
+    }
+
+    /// The error every request to this master fails with at once, without being sent, while
+    /// no connection is up: the last connection attempt's, when it is permanent (credentials,
+    /// ACL, certificates, or the same server as another master). A request of a decided
+    /// round that never left is reported with it rather than as not awaited: that is all it
+    /// could have answered.
+    pub(crate) fn known_failure(&self) -> Option<NodeError> {
+        let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        match (&link.up, &link.down) {
+            (None, Some(error)) if error.is_permanent() => Some(error.clone()),
+            _ => None,
         }
     }
 
@@ -722,10 +832,13 @@ impl Node {
             Ok(Err(Phase::NotMaster(e))) => Err(e),
             Ok(Err(Phase::Lookup(e))) => Err(self.lookup_failure(e)),
             Err(_) if self.target.is_sentinel() && !looked_up.load(Ordering::Acquire) => {
-                Err(NodeError::Sentinel(format!(
-                    "no sentinel named a master within the connect timeout ({:?})",
-                    self.connect_timeout
-                )))
+                Err(NodeError::Sentinel(
+                    format!(
+                        "no sentinel named a master within the connect timeout ({:?})",
+                        self.connect_timeout
+                    )
+                    .into(),
+                ))
             }
             Err(_) => Err(NodeError::Timeout(self.connect_timeout)),
         };
@@ -753,7 +866,14 @@ impl Node {
                 true
             }
             Err(error) => {
-                tracing::debug!(master = %self.address, %error, "connection attempt failed");
+                let news = link.down.as_ref() != Some(&error);
+                if let (NodeError::SameServer(_), true) = (&error, news) {
+                    // A configuration error nothing else may surface (a round that reaches
+                    // its quorum without this master says nothing of it): said once.
+                    tracing::warn!(master = %self.address, %error, "master refused: fix the server list");
+                } else {
+                    tracing::debug!(master = %self.address, %error, "connection attempt failed");
+                }
                 link.down = Some(error);
                 false
             }
@@ -822,12 +942,29 @@ impl Node {
         }
     }
 
+    /// A Redis Cluster member's subscriber connection (see
+    /// [`Cluster::subscriber`](crate::transport::cluster::Cluster::subscriber)); `None` for
+    /// other members.
+    pub(crate) async fn cluster_subscriber(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> Option<Result<redis::cluster_async::ClusterConnection, NodeError>> {
+        match self.cluster() {
+            Some(cluster) => Some(cluster.subscriber(pushes).await),
+            None => None,
+        }
+    }
+
     /// A client for the member's master: the fixed one, or the one its sentinels name now
     /// (with the configuration epoch of that answer; 0 for a fixed address).
     async fn resolve(&self) -> Result<(redis::Client, u64), LookupError> {
         match &self.target {
             Target::Direct(client) => Ok((client.clone(), 0)),
             Target::Sentinel(group) => group.master(self.connect_timeout).await,
+            // Never asked: a cluster member's requests go to its nodes.
+            Target::Cluster(_) => Err(LookupError::Sentinel(
+                "a Redis Cluster member has no single server".to_owned(),
+            )),
         }
     }
 
@@ -835,6 +972,9 @@ impl Node {
     /// dropped). Releases still parked get one last try when a connection is up; then they
     /// are left to expire by their TTL.
     pub(crate) fn disconnect(&self) {
+        if let Some(cluster) = self.cluster() {
+            cluster.disconnect();
+        }
         self.stop();
         let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(up) = link.up.take() {
@@ -850,6 +990,9 @@ impl Node {
     pub(crate) fn stop(&self) {
         if let Some(watch) = self.target.watch() {
             watch.stop();
+        }
+        if let Some(cluster) = self.cluster() {
+            cluster.stop();
         }
         self.stop.cancel();
         self.tasks.close();
@@ -870,16 +1013,26 @@ impl Node {
     /// Waits until the master's background tasks have ended (after [`disconnect`](Self::disconnect)).
     pub(crate) async fn stopped(&self) {
         self.tasks.wait().await;
+        if let Some(cluster) = self.cluster() {
+            cluster.stopped().await;
+        }
     }
 
     /// Background tasks of this master still running (connector, release worker).
     pub(crate) fn background_tasks(&self) -> usize {
-        self.tasks.len()
+        let own = self.tasks.len();
+        self.cluster()
+            .map_or(own, |c| own.saturating_add(c.background_tasks()))
     }
 
     /// Counts a failed request in the per-master error metric and passes the error on.
     fn note_error(&self, error: NodeError) -> NodeError {
-        crate::metrics::master_error(&self.address, &error);
+        // A cluster's redirection is routing, followed by the member: not a failure.
+        let redirection =
+            matches!(&error, NodeError::Server { code, .. } if code == "MOVED" || code == "ASK");
+        if !redirection {
+            crate::metrics::master_error(&self.label, &error);
+        }
         error
     }
 
@@ -931,6 +1084,7 @@ impl Node {
             let mut con = con.clone();
             async move { redis::cmd("ROLE").query_async::<Value>(&mut con).await }
         });
+        let asking = call.asking;
         let request = async {
             match request {
                 Request::Script { script, keys, args } => {
@@ -940,17 +1094,18 @@ impl Node {
                         .arg(keys.len())
                         .arg(*keys)
                         .arg(*args);
-                    match evalsha.query_async::<Value>(&mut con).await {
+                    match query(&mut con, evalsha, asking).await {
                         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                             tracing::debug!(master = %self.address, "NOSCRIPT: sending the script body");
                             let mut eval = redis::cmd("EVAL");
                             eval.arg(script.body).arg(keys.len()).arg(*keys).arg(*args);
-                            eval.query_async::<Value>(&mut con).await
+                            query(&mut con, eval, asking).await
                         }
                         other => other,
                     }
                 }
-                Request::Command(cmd) => cmd.query_async::<Value>(&mut con).await,
+                Request::Command(cmd) => query(&mut con, (*cmd).clone(), asking).await,
+                // A pipeline carries its own `ASKING` (see `peek`).
                 Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut con).await,
             }
         };
@@ -1064,11 +1219,47 @@ impl Node {
     ///
     /// A reader's keys take the read script; a writer's `intent` the write script (the
     /// acquire script plus the intent that makes new readers queue behind it).
+    ///
+    /// With a holder record (`holder`: its key and value; a single key only), the script
+    /// writes it beside the key with the same `PX`, in the same request.
+    ///
+    /// On a Redis Cluster member the request goes to the master of the first key's slot
+    /// (every key of one request is in one slot: checked before any request).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         keys: &Keys,
         fence_keys: &Keys,
+        holder: Option<(&[u8], &[u8])>,
+        token: &str,
+        expires_at: Instant,
+        fencing: bool,
+        intent: Option<&Intent>,
+        call: &Call,
+    ) -> Result<AcquireReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(keys.first(), call, |node, call| async move {
+                    node.acquire_here(
+                        keys, fence_keys, holder, token, expires_at, fencing, intent, &call,
+                    )
+                    .await
+                })
+                .await;
+        }
+        self.acquire_here(
+            keys, fence_keys, holder, token, expires_at, fencing, intent, call,
+        )
+        .await
+    }
+
+    /// [`acquire`](Self::acquire) on this server.
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_here(
+        self: &Arc<Self>,
+        keys: &Keys,
+        fence_keys: &Keys,
+        holder: Option<(&[u8], &[u8])>,
         token: &str,
         expires_at: Instant,
         fencing: bool,
@@ -1116,7 +1307,7 @@ impl Node {
                 .await?;
             return acquire_reply(&reply);
         }
-        if !fencing && self.fast_acquire.load(Ordering::Relaxed) {
+        if !fencing && holder.is_none() && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
             // as granted), or WRONGTYPE for a non-string. Only a refusal asks for the
@@ -1161,14 +1352,26 @@ impl Node {
                 Err(e) => return Err(e),
             }
         }
-        let (reply, _) = self
-            .eval(
-                &scripts::ACQUIRE,
-                &[&**key, &**fence_key],
-                &[token.as_bytes(), ttl.as_bytes(), fencing_arg],
-                call,
-            )
-            .await?;
+        let (reply, _) = match holder {
+            Some((holder_key, record)) => {
+                self.eval(
+                    &scripts::ACQUIRE,
+                    &[&**key, &**fence_key, holder_key],
+                    &[token.as_bytes(), ttl.as_bytes(), fencing_arg, record],
+                    call,
+                )
+                .await?
+            }
+            None => {
+                self.eval(
+                    &scripts::ACQUIRE,
+                    &[&**key, &**fence_key],
+                    &[token.as_bytes(), ttl.as_bytes(), fencing_arg],
+                    call,
+                )
+                .await?
+            }
+        };
         acquire_reply(&reply)
     }
 
@@ -1297,7 +1500,32 @@ impl Node {
     /// semaphore's name key, its permits key, then its `permits` slot keys in the attempt's
     /// rotation. The slot keys expire at `expires_at`, as [`Node::acquire`]'s. Returns the
     /// reply and whether the semaphore's name is also in use as a lock here.
+    ///
+    /// On a Redis Cluster member the request goes to the master of the name key's slot
+    /// (which every slot key shares: checked before any request).
     pub(crate) async fn acquire_permit(
+        self: &Arc<Self>,
+        keys: &[Arc<[u8]>],
+        token: &str,
+        expires_at: Instant,
+        permits: u32,
+        call: &Call,
+    ) -> Result<(PermitReply, bool), NodeError> {
+        if let Some(cluster) = self.cluster() {
+            let first = keys.first().map_or(&[][..], |k| &**k);
+            return cluster
+                .route(first, call, |node, call| async move {
+                    node.acquire_permit_here(keys, token, expires_at, permits, &call)
+                        .await
+                })
+                .await;
+        }
+        self.acquire_permit_here(keys, token, expires_at, permits, call)
+            .await
+    }
+
+    /// [`acquire_permit`](Self::acquire_permit) on this server.
+    async fn acquire_permit_here(
         self: &Arc<Self>,
         keys: &[Arc<[u8]>],
         token: &str,
@@ -1352,6 +1580,25 @@ impl Node {
         t: u64,
         call: &Call,
     ) -> Result<FenceReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.fence_here(key, fence_key, token, t, &call).await
+                })
+                .await;
+        }
+        self.fence_here(key, fence_key, token, t, call).await
+    }
+
+    /// [`fence`](Self::fence) on this server.
+    async fn fence_here(
+        self: &Arc<Self>,
+        key: &[u8],
+        fence_key: &[u8],
+        token: &str,
+        t: u64,
+        call: &Call,
+    ) -> Result<FenceReply, NodeError> {
         let t_arg = t.to_string();
         let (reply, _) = self
             .eval(
@@ -1379,19 +1626,61 @@ impl Node {
 
     /// Runs the compare-and-delete script once (with the one resend on a dead connection);
     /// several keys take the multi-key script, which deletes each key still holding the
-    /// token and publishes on each deleted key's channel.
+    /// token and publishes on each deleted key's channel. With `holder_key` (a single key),
+    /// the holder record there is deleted too if it is this token's.
+    ///
+    /// On a Redis Cluster member the request goes to the master of the first key's slot,
+    /// and notifications go out with `SPUBLISH` on sharded channels.
     pub(crate) async fn release(
         self: &Arc<Self>,
         lock_keys: &Keys,
+        holder_key: Option<&[u8]>,
         token: &str,
         publish: Publish,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(lock_keys.first(), call, |node, call| async move {
+                    node.release_on(lock_keys, holder_key, token, publish, true, &call)
+                        .await
+                })
+                .await;
+        }
+        self.release_on(lock_keys, holder_key, token, publish, false, call)
+            .await
+    }
+
+    /// [`release`](Self::release) on this server; `sharded`: publish the notifications with
+    /// `SPUBLISH` on the keys' sharded channels (a node of a Redis Cluster member).
+    async fn release_on(
+        self: &Arc<Self>,
+        lock_keys: &Keys,
+        holder_key: Option<&[u8]>,
+        token: &str,
+        publish: Publish,
+        sharded: bool,
+        call: &Call,
+    ) -> Result<CasReply, NodeError> {
+        let mode: &[u8] = if sharded { b"1" } else { b"0" };
+        // A key's own channel, sharded on a cluster; a shared channel (a semaphore's) made
+        // sharded the same way, from the lock key it names.
+        let own_channel = |key: &[u8]| {
+            if sharded {
+                keys::sharded_release_channel(key)
+            } else {
+                keys::release_channel(key)
+            }
+        };
+        let shared_channel = |channel: &Arc<[u8]>| match keys::channel_lock_key(channel) {
+            Some(key) if sharded => keys::sharded_release_channel(key),
+            _ => Arc::clone(channel),
+        };
         let call = call.with_priority();
         let (reply, resent) = match lock_keys.single() {
             Some(key) if lock_keys.is_reader() => {
                 let channel = match publish {
-                    Publish::Yes => keys::release_channel(key),
+                    Publish::Yes => own_channel(key),
                     Publish::No => Arc::from(&b""[..]),
                 };
                 let (readers, lease, prefix) = (
@@ -1402,36 +1691,46 @@ impl Node {
                 self.eval(
                     &scripts::RELEASE_READ,
                     &[&**key, &readers, &lease],
-                    &[token.as_bytes(), &channel, keys::SHARED.as_bytes(), &prefix],
+                    &[
+                        token.as_bytes(),
+                        &channel,
+                        keys::SHARED.as_bytes(),
+                        &prefix,
+                        mode,
+                    ],
                     &call,
                 )
                 .await?
             }
             Some(key) => {
                 let channel = match (publish, lock_keys.channel()) {
-                    (Publish::Yes, Some(channel)) => Arc::clone(channel),
-                    (Publish::Yes, None) => keys::release_channel(key),
+                    (Publish::Yes, Some(channel)) => shared_channel(channel),
+                    (Publish::Yes, None) => own_channel(key),
                     (Publish::No, _) => Arc::from(&b""[..]),
+                };
+                let script_keys: &[&[u8]] = match &holder_key {
+                    Some(holder_key) => &[key, holder_key],
+                    None => &[key],
                 };
                 self.eval(
                     &scripts::RELEASE,
-                    &[&**key],
-                    &[token.as_bytes(), &channel],
+                    script_keys,
+                    &[token.as_bytes(), &channel, mode],
                     &call,
                 )
                 .await?
             }
             None => {
-                let (prefix, channel): (&[u8], &[u8]) = match (publish, lock_keys.channel()) {
-                    (Publish::Yes, Some(channel)) => (b"", channel),
-                    (Publish::Yes, None) => (keys::CHANNEL_PREFIX, b""),
-                    (Publish::No, _) => (b"", b""),
+                let (prefix, channel): (&[u8], Arc<[u8]>) = match (publish, lock_keys.channel()) {
+                    (Publish::Yes, Some(channel)) => (b"", shared_channel(channel)),
+                    (Publish::Yes, None) => (keys::CHANNEL_PREFIX, Arc::from(&b""[..])),
+                    (Publish::No, _) => (b"", Arc::from(&b""[..])),
                 };
                 let script_keys: Vec<&[u8]> = lock_keys.as_slice().iter().map(|k| &**k).collect();
                 self.eval(
                     &scripts::RELEASE_MULTI,
                     &script_keys,
-                    &[token.as_bytes(), prefix, channel],
+                    &[token.as_bytes(), prefix, &channel, mode],
                     &call,
                 )
                 .await?
@@ -1443,7 +1742,7 @@ impl Node {
             CasReply::Absent if resent => Err(NodeError::Connection(
                 "the connection died after the release was sent; resent, it found no key \
                  (the first send has probably deleted it)"
-                    .to_owned(),
+                    .into(),
             )),
             other => Ok(other),
         }
@@ -1456,6 +1755,7 @@ impl Node {
     pub(crate) async fn release_until(
         self: &Arc<Self>,
         keys: &Keys,
+        holder_key: Option<&[u8]>,
         token: &str,
         publish: Publish,
         call: &Call,
@@ -1465,7 +1765,7 @@ impl Node {
         // "absent" is then no evidence that the lock had lapsed.
         let mut may_have_run: Option<NodeError> = None;
         loop {
-            match self.release(keys, token, publish, call).await {
+            match self.release(keys, holder_key, token, publish, call).await {
                 Ok(CasReply::Absent) if let Some(error) = may_have_run.take() => {
                     return Err(error);
                 }
@@ -1494,6 +1794,7 @@ impl Node {
     pub(crate) fn release_later(
         self: &Arc<Self>,
         keys: Keys,
+        holder_key: Option<Arc<[u8]>>,
         token: Arc<str>,
         publish: Publish,
         expires: Instant,
@@ -1509,11 +1810,15 @@ impl Node {
             parked.queue.pop_front();
             tracing::debug!(master = %self.address, "release queue full: the oldest is left to its TTL");
         }
+        let seq = parked.seq;
+        parked.seq = seq.wrapping_add(1);
         parked.queue.push_back(ParkedRelease {
             keys,
+            holder_key,
             token,
             publish,
             expires,
+            seq,
         });
         if parked.working {
             return;
@@ -1555,17 +1860,51 @@ impl Node {
         parked.queue.retain(|r| r.expires > now);
         if parked.queue.is_empty() {
             parked.working = false;
+            parked.withdrawn.clear();
             return Vec::new();
         }
         let n = parked.queue.len().min(MAX_IN_FLIGHT);
-        parked.queue.drain(..n).collect()
+        let batch: Vec<ParkedRelease> = parked.queue.drain(..n).collect();
+        parked.in_flight = batch
+            .iter()
+            .filter_map(|r| {
+                let key = r.keys.single().filter(|_| !r.keys.is_reader())?;
+                Some((Arc::clone(key), Arc::clone(&r.token)))
+            })
+            .collect();
+        batch
     }
 
     /// Runs the compare-and-`PEXPIRE` script; several keys take the all-or-nothing
     /// multi-key script (every key still ours is extended, or none).
+    ///
+    /// With a holder record (`holder`: its key and value; a single key only), the record is
+    /// written again with the new TTL while the key is ours.
+    ///
+    /// On a Redis Cluster member the request goes to the master of the first key's slot.
     pub(crate) async fn extend(
         self: &Arc<Self>,
         keys: &Keys,
+        holder: Option<(&[u8], &[u8])>,
+        token: &str,
+        ttl_ms: u64,
+        call: &Call,
+    ) -> Result<CasReply, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(keys.first(), call, |node, call| async move {
+                    node.extend_here(keys, holder, token, ttl_ms, &call).await
+                })
+                .await;
+        }
+        self.extend_here(keys, holder, token, ttl_ms, call).await
+    }
+
+    /// [`extend`](Self::extend) on this server.
+    async fn extend_here(
+        self: &Arc<Self>,
+        keys: &Keys,
+        holder: Option<(&[u8], &[u8])>,
         token: &str,
         ttl_ms: u64,
         call: &Call,
@@ -1585,38 +1924,111 @@ impl Node {
                 .await?;
             return cas_reply(&reply);
         }
-        let (script, script_keys): (&LuaScript, Vec<&[u8]>) = match keys.single() {
-            Some(key) => (&scripts::EXTEND, vec![&**key]),
-            None => (
-                &scripts::EXTEND_MULTI,
-                keys.as_slice().iter().map(|k| &**k).collect(),
-            ),
+        let call = call.with_priority();
+        let (reply, _) = match (keys.single(), holder) {
+            (Some(key), Some((holder_key, record))) => {
+                self.eval(
+                    &scripts::EXTEND,
+                    &[&**key, holder_key],
+                    &[token.as_bytes(), ttl.as_bytes(), record],
+                    &call,
+                )
+                .await?
+            }
+            (Some(key), None) => {
+                self.eval(
+                    &scripts::EXTEND,
+                    &[&**key],
+                    &[token.as_bytes(), ttl.as_bytes()],
+                    &call,
+                )
+                .await?
+            }
+            (None, _) => {
+                let script_keys: Vec<&[u8]> = keys.as_slice().iter().map(|k| &**k).collect();
+                self.eval(
+                    &scripts::EXTEND_MULTI,
+                    &script_keys,
+                    &[token.as_bytes(), ttl.as_bytes()],
+                    &call,
+                )
+                .await?
+            }
         };
-        let (reply, _) = self
-            .eval(
-                script,
-                &script_keys,
-                &[token.as_bytes(), ttl.as_bytes()],
-                &call.with_priority(),
-            )
-            .await?;
         cas_reply(&reply)
+    }
+
+    /// Reads at most the first `max` bytes of a string key (a holder record; `GETRANGE`, so
+    /// that a huge foreign value there neither fills memory nor holds up the connection's
+    /// other requests while it streams): `None` when it is absent, empty or not a string.
+    pub(crate) async fn get_prefix(
+        self: &Arc<Self>,
+        key: &[u8],
+        max: usize,
+        call: &Call,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let mut get = redis::cmd("GETRANGE");
+        // `end` is inclusive: bytes 0 ..= max - 1.
+        get.arg(key).arg(0).arg(max.saturating_sub(1));
+        match self.send(&Request::Command(&get), call).await {
+            Ok((Value::BulkString(value), _)) if value.is_empty() => Ok(None),
+            Ok((Value::BulkString(value), _)) => Ok(Some(value)),
+            Ok((Value::Nil, _)) => Ok(None),
+            Ok((other, _)) => Err(unexpected(&other)),
+            Err(NodeError::Server { code, .. }) if code == "WRONGTYPE" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
     /// still answers while the master's writes are paused (`CLIENT PAUSE WRITE`).
     pub(crate) async fn peek(self: &Arc<Self>, key: &[u8], call: &Call) -> Result<Peek, NodeError> {
+        if let Some(cluster) = self.cluster() {
+            return cluster
+                .route(key, call, |node, call| async move {
+                    node.peek_here(key, &call).await
+                })
+                .await;
+        }
+        self.peek_here(key, call).await
+    }
+
+    /// [`peek`](Self::peek) on this server.
+    async fn peek_here(self: &Arc<Self>, key: &[u8], call: &Call) -> Result<Peek, NodeError> {
         let mut pipe = redis::pipe();
         // `ignore_errors`: a WRONGTYPE from GET comes back as that entry's value instead
         // of failing the whole transaction without its code.
-        pipe.atomic()
-            .ignore_errors()
-            .cmd("PTTL")
-            .arg(key)
-            .cmd("GET")
-            .arg(key);
+        if call.asking {
+            // A slot being imported (cluster `ASK`): `ASKING` right before `MULTI` holds
+            // for the whole transaction; written by hand, as redis-rs's atomic pipelines
+            // start with `MULTI`.
+            pipe.ignore_errors()
+                .cmd("ASKING")
+                .ignore()
+                .cmd("MULTI")
+                .ignore()
+                .cmd("PTTL")
+                .arg(key)
+                .ignore()
+                .cmd("GET")
+                .arg(key)
+                .ignore()
+                .cmd("EXEC");
+        } else {
+            pipe.atomic()
+                .ignore_errors()
+                .cmd("PTTL")
+                .arg(key)
+                .cmd("GET")
+                .arg(key);
+        }
         let (reply, _) = self.send(&Request::Pipeline(&pipe), call).await?;
         let values = match reply {
+            Value::Array(values) if call.asking => match values.into_iter().next() {
+                Some(Value::Array(values)) => values,
+                Some(Value::ServerError(e)) => return Err(self.server_error(&e)),
+                other => return Err(unexpected(&other.unwrap_or(Value::Nil))),
+            },
             Value::Array(values) => values,
             other => return Err(unexpected(&other)),
         };
@@ -1643,7 +2055,7 @@ impl Node {
             }),
             [_, Value::Nil] => Ok(Peek::Absent),
             [_, Value::ServerError(e)] if e.code() == "WRONGTYPE" => Ok(Peek::NotALock),
-            [_, Value::ServerError(e)] => Err(server_error(e, &self.secrets)),
+            [_, Value::ServerError(e)] => Err(self.server_error(e)),
             _ => Err(unexpected(&Value::Array(values))),
         }
     }
@@ -1654,7 +2066,7 @@ impl Node {
     fn lookup_failure(&self, e: LookupError) -> NodeError {
         let e = match e {
             LookupError::Sentinel(message) => {
-                return NodeError::Sentinel(scrub(&message, &self.secrets));
+                return NodeError::Sentinel(scrub(&message, &self.secrets).into());
             }
             LookupError::Redis(e) => e,
         };
@@ -1663,63 +2075,117 @@ impl Node {
             | NodeError::Tls(_)
             | NodeError::NoPermission(_)
             | NodeError::Sentinel(_)) => error,
-            other => NodeError::Sentinel(format!(
-                "looking up the master through the sentinels failed: {other}"
-            )),
+            other => {
+                let text = format!("looking up the master through the sentinels failed: {other}");
+                NodeError::Sentinel(match other.cause() {
+                    Some(cause) => cause.retext(text),
+                    None => self.cause(text, &e),
+                })
+            }
         }
     }
 
-    /// Maps a client error to a [`NodeError`], scrubbing secrets from its text.
+    /// `text` (already scrubbed) as a [`Cause`] that carries `error`: the error itself when
+    /// no level of its chain shows a secret of this master, else a scrubbed copy of the
+    /// chain's texts.
+    fn cause<E>(&self, text: String, error: &E) -> Cause
+    where
+        E: std::error::Error + Clone + Send + Sync + 'static,
+    {
+        let secrets: Vec<&String> = self.secrets.iter().filter(|s| !s.is_empty()).collect();
+        let first: &(dyn std::error::Error + 'static) = error;
+        let levels = || std::iter::successors(Some(first), |e| e.source());
+        let shows_secret = levels().any(|level| {
+            let (shown, debug) = (level.to_string(), format!("{level:?}"));
+            secrets
+                .iter()
+                .any(|s| shown.contains(s.as_str()) || debug.contains(s.as_str()))
+        });
+        if shows_secret {
+            let chain = levels()
+                .map(|level| scrub(&level.to_string(), &self.secrets))
+                .collect();
+            Cause::with_scrubbed_chain(text, chain)
+        } else {
+            Cause::with_error(text, Arc::new(error.clone()))
+        }
+    }
+
+    /// A server's error reply inside a pipeline's answer, classified as [`Node::classify`]
+    /// classifies a failed command, secrets scrubbed.
+    fn server_error(&self, e: &redis::ServerError) -> NodeError {
+        let message = || scrub(e.details().unwrap_or_default(), &self.secrets);
+        known_code(e.code(), || {
+            self.cause(format!("{}: {}", e.code(), message()), e)
+        })
+        .unwrap_or_else(|| NodeError::Server {
+            code: e.code().to_owned(),
+            message: self.cause(message(), e),
+        })
+    }
+
+    /// Maps a client error to a [`NodeError`], scrubbing secrets from its text; the error
+    /// goes along as the cause's source.
     fn classify(&self, e: &RedisError, budget: Duration) -> NodeError {
+        let cause = |text: String| self.cause(text, e);
         let text = || scrub(&e.to_string(), &self.secrets);
-        if let Some(cause) = tls_cause(e) {
-            return NodeError::Tls(scrub(&cause, &self.secrets));
+        if let Some((code, message)) = redirection(e) {
+            // Read by the cluster router, which follows it.
+            return NodeError::Server {
+                code,
+                message: cause(message),
+            };
+        }
+        if let Some(tls) = tls_cause(e) {
+            return NodeError::Tls(cause(scrub(&tls, &self.secrets)));
         }
         // redis-rs reports a TLS set-up it could not build (e.g. a client certificate rustls
         // refuses) as a client-configuration error with the cause in its text.
         if e.kind() == ErrorKind::InvalidClientConfig && self.target.is_tls() {
-            return NodeError::Tls(format!("the TLS settings were refused: {}", text()));
+            return NodeError::Tls(cause(format!("the TLS settings were refused: {}", text())));
         }
         if let ErrorKind::MasterNameNotFoundBySentinel
         | ErrorKind::NoValidReplicasFoundBySentinel
         | ErrorKind::EmptySentinelList = e.kind()
         {
-            return NodeError::Sentinel(text());
+            return NodeError::Sentinel(cause(text()));
         }
         let code = e.code().unwrap_or_default();
-        if let Some(error) = known_code(code, text) {
+        if let Some(error) = known_code(code, || cause(text())) {
             return error;
         }
         if e.kind() == ErrorKind::AuthenticationFailed {
-            return NodeError::Auth(text());
+            return NodeError::Auth(cause(text()));
         }
         if e.is_timeout() {
             return NodeError::Timeout(budget);
         }
         if e.is_connection_refusal() {
-            return NodeError::Refused;
+            return NodeError::Refused(cause(text()));
         }
         if e.is_io_error() || e.is_connection_dropped() {
             if self.target.is_sentinel() {
-                return NodeError::Connection(text());
+                return NodeError::Connection(cause(text()));
             }
-            if !self.target.is_tls() && budget == self.connect_timeout {
-                // A plaintext client at a TLS-only port: the server drops the connection at
-                // our first command.
-                return NodeError::Connection(format!(
+            if !self.target.is_tls() && budget == self.connect_timeout && dropped_after_open(e) {
+                // A plaintext client at a TLS-only port: the server accepts the connection,
+                // then drops it at our first command. Only that evidence earns the hint: a
+                // name that does not resolve, a refusal or an unreachable host says nothing
+                // about TLS.
+                return NodeError::Connection(cause(format!(
                     "{} (if this port only speaks TLS, use rediss://)",
                     text()
-                ));
+                )));
             }
-            return NodeError::Connection(text());
+            return NodeError::Connection(cause(text()));
         }
         if let ErrorKind::Server(_) | ErrorKind::Extension = e.kind() {
             return NodeError::Server {
                 code: code.to_owned(),
-                message: scrub(e.detail().unwrap_or_default(), &self.secrets),
+                message: cause(scrub(e.detail().unwrap_or_default(), &self.secrets)),
             };
         }
-        NodeError::Connection(text())
+        NodeError::Connection(cause(text()))
     }
 }
 
@@ -1772,7 +2238,9 @@ async fn release_worker(node: Arc<Node>) {
                 let node = &node;
                 async move {
                     let call = Call::until(r.expires);
-                    let result = node.release(&r.keys, &r.token, r.publish, &call).await;
+                    let result = node
+                        .release(&r.keys, r.holder_key.as_deref(), &r.token, r.publish, &call)
+                        .await;
                     (r, result)
                 }
             })
@@ -1781,9 +2249,12 @@ async fn release_worker(node: Arc<Node>) {
         let mut again = 0usize;
         {
             let mut parked = node.parked.lock().unwrap_or_else(|p| p.into_inner());
+            parked.in_flight.clear();
             for (release, result) in results {
                 match result {
-                    Err(e) if worth_resending(&e) && !stopping => {
+                    Err(e)
+                        if worth_resending(&e) && !stopping && !parked.is_withdrawn(&release) =>
+                    {
                         again = again.saturating_add(1);
                         parked.queue.push_front(release);
                     }
@@ -1812,6 +2283,45 @@ async fn release_worker(node: Arc<Node>) {
         }
         backoff = backoff.saturating_mul(2).min(RESEND_MAX);
     }
+}
+
+/// Sends one command; with `asking`, as `ASKING` + the command in one pipeline, so that no
+/// other request on the shared connection comes between them (the flag would apply to it,
+/// and it could run on a master that does not hold its key yet).
+async fn query(
+    con: &mut MultiplexedConnection,
+    cmd: redis::Cmd,
+    asking: bool,
+) -> Result<Value, RedisError> {
+    if !asking {
+        return cmd.query_async::<Value>(con).await;
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING").ignore().add_command(cmd).ignore_errors();
+    let replies: Vec<Value> = pipe.query_async(con).await?;
+    match replies.into_iter().next() {
+        Some(Value::ServerError(e)) => Err(e.into()),
+        Some(reply) => Ok(reply),
+        None => Err(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "no reply after ASKING",
+        ))),
+    }
+}
+
+/// The `MOVED`/`ASK` redirection inside an error (a transaction aborted by it included), as
+/// its code and text.
+fn redirection(e: &RedisError) -> Option<(String, String)> {
+    e.clone().into_server_errors().and_then(|errors| {
+        errors.iter().find_map(|(_, e)| {
+            matches!(e.code(), "MOVED" | "ASK").then(|| {
+                (
+                    e.code().to_owned(),
+                    e.details().unwrap_or_default().to_owned(),
+                )
+            })
+        })
+    })
 }
 
 /// Whether a failed release may land if sent again: not after a permanent failure
@@ -1849,8 +2359,33 @@ fn check_role(role: Result<Value, RedisError>) -> Result<(), NodeError> {
     }
 }
 
+/// Whether `e` says that an open connection was dropped by the peer (reset, aborted, closed,
+/// broken pipe, end of stream) — not that it could not be opened (a name that does not
+/// resolve, a refusal, an unreachable host or network).
+fn dropped_after_open(e: &RedisError) -> bool {
+    use std::io::ErrorKind as Io;
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = level {
+        // redis-rs keeps its I/O errors behind an `Arc<dyn Error>`.
+        let io = err.downcast_ref::<std::io::Error>().or_else(|| {
+            err.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+                .and_then(|arc| arc.downcast_ref::<std::io::Error>())
+        });
+        if let Some(io) = io {
+            return matches!(
+                io.kind(),
+                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof
+            );
+        }
+        level = err.source();
+    }
+    // redis-rs's own I/O errors without an `io::Error` ("connection closed"): it had a
+    // connection to lose.
+    e.kind() == ErrorKind::Io
+}
+
 /// The error kinds told by the code of a server's error reply, if it is one of them.
-fn known_code(code: &str, text: impl FnOnce() -> String) -> Option<NodeError> {
+fn known_code(code: &str, text: impl FnOnce() -> Cause) -> Option<NodeError> {
     match code {
         "NOAUTH" | "WRONGPASS" => Some(NodeError::Auth(text())),
         "NOPERM" => Some(NodeError::NoPermission(text())),
@@ -1858,18 +2393,6 @@ fn known_code(code: &str, text: impl FnOnce() -> String) -> Option<NodeError> {
         "READONLY" | "MISCONF" => Some(NodeError::ReadOnly(text())),
         _ => None,
     }
-}
-
-/// A server's error reply inside a pipeline's answer, classified as [`Node::classify`]
-/// classifies a failed command, secrets scrubbed.
-fn server_error(e: &redis::ServerError, secrets: &[String]) -> NodeError {
-    let message = || scrub(e.details().unwrap_or_default(), secrets);
-    known_code(e.code(), || format!("{}: {}", e.code(), message())).unwrap_or_else(|| {
-        NodeError::Server {
-            code: e.code().to_owned(),
-            message: message(),
-        }
-    })
 }
 
 fn unexpected(reply: &Value) -> NodeError {
@@ -1965,6 +2488,97 @@ mod tests {
     }
 
     #[test]
+    fn source_chain_never_shows_a_password() {
+        let tls = TlsSettings::default();
+        let node = Node::new(
+            "redis://user:p%40ss@127.0.0.1:1",
+            0,
+            Arc::default(),
+            &NodeOptions {
+                node_timeout: Duration::from_millis(50),
+                connect_timeout: Duration::from_secs(1),
+                tls: &tls,
+            },
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let levels = |e: &NodeError| -> Vec<(String, String)> {
+            let first: &(dyn std::error::Error + 'static) = e;
+            std::iter::successors(Some(first), |e| e.source())
+                .map(|l| (l.to_string(), format!("{l:?}")))
+                .collect()
+        };
+        // A cause whose text echoes the password (as a server echoes the arguments of a
+        // command it does not know): every level is a scrubbed copy, and the chain goes on.
+        let echoed = RedisError::from(std::io::Error::other("unknown command, args: p@ss"));
+        let error = node.classify(&echoed, node.node_timeout);
+        let shown = levels(&error);
+        assert!(shown.len() >= 2, "{shown:?}");
+        for (display, debug) in &shown {
+            assert!(
+                !display.contains("p@ss") && !debug.contains("p@ss"),
+                "{shown:?}"
+            );
+        }
+        assert!(
+            shown.iter().skip(1).all(|(d, _)| d.contains("***")),
+            "{shown:?}"
+        );
+        // A cause without a secret keeps the original error, for downcasts.
+        let plain = RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        let error = node.classify(&plain, node.node_timeout);
+        let source = std::error::Error::source(&error);
+        assert!(source.is_some_and(|s| s.is::<RedisError>()), "{error:?}");
+    }
+
+    #[test]
+    fn tls_hint_only_for_a_connection_dropped_after_it_opened() {
+        use std::io::{Error, ErrorKind as Io};
+        let tls = TlsSettings::default();
+        let node = Node::new(
+            "redis://127.0.0.1:1",
+            0,
+            Arc::default(),
+            &NodeOptions {
+                node_timeout: Duration::from_millis(50),
+                connect_timeout: Duration::from_secs(1),
+                tls: &tls,
+            },
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let hinted = |e: Error| {
+            node.classify(&RedisError::from(e), node.connect_timeout)
+                .to_string()
+                .contains("use rediss://")
+        };
+        for kind in [
+            Io::ConnectionReset,
+            Io::ConnectionAborted,
+            Io::BrokenPipe,
+            Io::UnexpectedEof,
+        ] {
+            assert!(hinted(Error::from(kind)), "{kind:?}");
+        }
+        for e in [
+            Error::other("failed to lookup address information: Name or service not known"),
+            Error::from(Io::HostUnreachable),
+            Error::from(Io::NetworkUnreachable),
+            Error::from(Io::AddrNotAvailable),
+            Error::from(Io::ConnectionRefused),
+        ] {
+            let shown = e.to_string();
+            assert!(!hinted(e), "no TLS hint for {shown}");
+        }
+        // A request on an open connection is not a connect: no hint either.
+        let reset = RedisError::from(Error::from(Io::ConnectionReset));
+        assert!(
+            !node
+                .classify(&reset, node.node_timeout)
+                .to_string()
+                .contains("rediss")
+        );
+    }
+
+    #[test]
     fn one_server_under_two_names_is_refused() {
         let ids = ServerIds::default();
         let (a, b): (Arc<str>, Arc<str>) =
@@ -2000,3 +2614,5 @@ mod tests {
         assert_eq!(triple(&ok), Ok((0, 0, -1)));
     }
 }
+
+mod own_token;

@@ -142,7 +142,7 @@ impl TlsSettings {
     }
 
     #[cfg(feature = "tls")]
-    fn certificates(&self) -> Option<redis::TlsCertificates> {
+    pub(crate) fn certificates(&self) -> Option<redis::TlsCertificates> {
         if self.root_certificate.is_none() && self.client_identity.is_none() {
             return None;
         }

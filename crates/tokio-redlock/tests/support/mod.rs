@@ -17,6 +17,7 @@
 )]
 
 pub mod checks;
+pub mod cluster;
 pub mod diagnostics;
 pub mod proxy;
 pub mod sentinel;
