@@ -47,6 +47,7 @@ pub(crate) async fn run(args: StatusArgs, common: &Common, report: Report) -> u8
     let manager = match crate::build_manager(common, DEFAULT_TTL, false) {
         Ok(m) => m,
         Err(e) => {
+            crate::report::json_setup_error(args.json, &e, exit::USAGE);
             report.error(e);
             return exit::USAGE;
         }
