@@ -70,9 +70,7 @@ pub(crate) fn say_raw(line: impl Display) {
 /// "exit_code": …}`, so that a script reading stdout always gets JSON.
 pub(crate) fn json_setup_error(json: bool, error: &dyn std::fmt::Display, exit_code: u8) {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "error": error.to_string(), "exit_code": exit_code })
-        );
+        let doc = serde_json::json!({ "error": error.to_string(), "exit_code": exit_code });
+        let _ = writeln!(std::io::stdout().lock(), "{doc}");
     }
 }
