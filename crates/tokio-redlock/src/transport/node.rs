@@ -1195,6 +1195,27 @@ impl Node {
             .await
     }
 
+    /// The acquisition's `PX` in whole milliseconds (rounded up, so the key never ends
+    /// before `expires_at`), counted when the request leaves: after waiting for the
+    /// connection when it is not up. `Backlog` when that wait went past `expires_at`
+    /// (nothing left to grant).
+    async fn ttl_when_sent(
+        self: &Arc<Self>,
+        expires_at: Instant,
+        call: &Call,
+    ) -> Result<u64, NodeError> {
+        let asked = Instant::now();
+        if !self.is_up() {
+            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
+        }
+        let left = expires_at.saturating_duration_since(Instant::now());
+        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
+        if ttl_ms == 0 {
+            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
+        }
+        Ok(ttl_ms)
+    }
+
     /// [`acquire`](Self::acquire) on this server.
     #[allow(clippy::too_many_arguments)]
     async fn acquire_here(
@@ -1207,19 +1228,7 @@ impl Node {
         fencing: bool,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
-        let asked = Instant::now();
-        if !self.is_up() {
-            // Wait for the connection first, so that the TTL is counted when the request
-            // leaves.
-            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
-        }
-        let left = expires_at.saturating_duration_since(Instant::now());
-        // Whole milliseconds, rounded up: the key never ends before `expires_at`.
-        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
-        if ttl_ms == 0 {
-            // It waited for a connection past the attempt's TTL: nothing left to grant.
-            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
-        }
+        let ttl_ms = self.ttl_when_sent(expires_at, call).await?;
         if !fencing && holder.is_none() && self.fast_acquire.load(Ordering::Relaxed) {
             // `SET … NX GET` (Redis 7.0+) answers in one command what the script answers:
             // nil when we set it, else the value there (our own token after a resend counts
