@@ -547,15 +547,21 @@ impl Node {
     }
 
     /// Takes one of [`ADOPTED_MAX`] places for an unsent request of a decided round that
-    /// waits for a connection being opened; `None` when the master is not connecting (up:
-    /// the request is waiting in our own queue; down: it fails at once) or the places are
-    /// taken.
+    /// waits for a connection being opened, or whose connection has just opened with room on
+    /// it (it leaves on its next poll); `None` when the request is waiting in our own queue
+    /// (no free slot on the connection), the master is down (it fails at once), or the places
+    /// are taken.
     pub(crate) fn adopt(&self) -> Option<Adopted> {
         let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
         // A cluster member has no connection of its own: an unsent request waits for its
         // layout or its node's connection, each bounded by `connect_timeout`.
-        let connecting =
-            self.is_cluster() || (link.up.is_none() && link.down.is_none() && link.connecting);
+        let leaving = match &link.up {
+            // The connection came up after the round's last poll of this request: dropping it
+            // now would leave a won lock off a master that was reachable all along.
+            Some(up) => up.slots.available_permits() > 0,
+            None => link.down.is_none() && link.connecting,
+        };
+        let connecting = self.is_cluster() || leaving;
         drop(link);
         if !connecting {
             return None;
