@@ -23,6 +23,8 @@ there is no default; use an odd number of independent masters, e.g. 3 or 5):
   redis+unix:///path/redis.sock[?db=N]       a master on a Unix socket (also unix:///path)
   redis+sentinel://h1:26379,h2:26379/name    a Sentinel group, counted as ONE member
                                              (rediss+sentinel:// for TLS)
+  redis+cluster://h1:7000,h2:7000            a Redis Cluster, counted as ONE member
+                                             (rediss+cluster:// for TLS)
 
 A password in a URL given with -s shows in `ps` to every user of the host: prefer
 REDLOCK_SERVERS (readable only by your user and root). Options also come from REDLOCK_TTL,
@@ -80,9 +82,9 @@ Examples:
 
 const STATUS_AFTER_HELP: &str = "\
 For each resource: on each master, whether the key exists, the first 8 characters of the
-holder's token and the key's PTTL; then the quorum view (free, held, or unsettled). When the
-holder is a `redlock exec` (or a library user that stored it), a holder line names its host,
-pid, command and since when.
+holder's token and the key's PTTL; then the quorum view (free, held, unsettled, or unknown
+when no quorum answered). When the holder is a `redlock exec` (or a library user that stored
+it), a holder line names its host, pid, command and since when.
 
 Exit codes: 0 held (every resource), 1 free, 2 unsettled (the masters disagree: an acquisition
 or expiry in progress, or a value that is not a lock), 69 unavailable (too few masters

@@ -214,6 +214,10 @@ pub(crate) async fn run(args: ExecArgs, common: &Common, report: Report) -> u8 {
     ending.exit_code
 }
 
+/// The shortest `--ttl` without `--extend-every`: a third of it (the default extension
+/// period) must be at least a millisecond.
+const MIN_TTL: Duration = Duration::from_millis(3);
+
 async fn run_checked(args: &ExecArgs, common: &Common, report: Report) -> Ending {
     let resource = args.resource.as_str();
     let usage = |e: &dyn std::fmt::Display| {
@@ -228,6 +232,15 @@ async fn run_checked(args: &ExecArgs, common: &Common, report: Report) -> Ending
             return Ending::new("error", exit::SOFTWARE, resource).error(e);
         }
     };
+    if args.extend_every.is_none() && args.ttl < MIN_TTL {
+        // Said in the option the user gave: the extension period is derived from it.
+        return usage(&format_args!(
+            "--ttl {} is too short: a lock needs at least {} so that it can be extended \
+             (every third of the TTL) before it runs out",
+            show_duration(args.ttl),
+            show_duration(MIN_TTL)
+        ));
+    }
     let extend_every = args
         .extend_every
         .unwrap_or_else(|| args.ttl.checked_div(3).unwrap_or_default());

@@ -185,7 +185,7 @@ fn warn_about_quorum_size(members: usize, only_cluster: bool, report: Report) {
         let quorum = members.checked_div(2).unwrap_or(0).saturating_add(1);
         report.warn(format_args!(
             "{members} masters (an even number): a quorum of {quorum} tolerates {} failed \
-             master(s), as {} masters would; use an odd number",
+             master(s), no more than one master fewer would ({}); use an odd number",
             members.saturating_sub(quorum),
             members.saturating_sub(1)
         ));

@@ -89,6 +89,7 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
     let urls = match common.server_urls() {
         Ok(urls) => urls,
         Err(e) => {
+            crate::report::json_setup_error(args.json, &e, exit::USAGE);
             report.error(e);
             return exit::USAGE;
         }
@@ -97,12 +98,15 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
     // read-write lock's keys) is no lock to delete: a deleted counter would let fencing
     // tokens go backwards.
     if let Err(e) = check_resource(b"", args.resource.as_bytes()) {
-        report.error(format_args!("no forced release: {e}"));
+        let message = format!("no forced release: {e}");
+        crate::report::json_setup_error(args.json, &message, exit::USAGE);
+        report.error(message);
         return exit::USAGE;
     }
     let manager = match crate::build_manager(common, DEFAULT_TTL, false) {
         Ok(m) => m,
         Err(e) => {
+            crate::report::json_setup_error(args.json, &e, exit::USAGE);
             report.error(e);
             return exit::USAGE;
         }

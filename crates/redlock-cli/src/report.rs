@@ -64,3 +64,13 @@ pub(crate) fn output(text: impl Display) {
 pub(crate) fn say_raw(line: impl Display) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
+
+/// With `--json`, the one JSON object `status` and `release` print on stdout when they end
+/// before any master was asked (a bad server list, a reserved name): `{"error": …,
+/// "exit_code": …}`, so that a script reading stdout always gets JSON.
+pub(crate) fn json_setup_error(json: bool, error: &dyn std::fmt::Display, exit_code: u8) {
+    if json {
+        let doc = serde_json::json!({ "error": error.to_string(), "exit_code": exit_code });
+        let _ = writeln!(std::io::stdout().lock(), "{doc}");
+    }
+}

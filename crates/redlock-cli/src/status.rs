@@ -44,9 +44,20 @@ struct ResourceJson {
 
 /// Runs `redlock status` and returns the exit code.
 pub(crate) async fn run(args: StatusArgs, common: &Common, report: Report) -> u8 {
+    // Another resource's fencing counter or holder record is no lock: reading it as one
+    // would show a counter or a record as "held".
+    for resource in &args.resources {
+        if let Err(e) = tokio_redlock::check_resource(b"", resource.as_bytes()) {
+            let message = format!("no status: {e}");
+            crate::report::json_setup_error(args.json, &message, exit::USAGE);
+            report.error(message);
+            return exit::USAGE;
+        }
+    }
     let manager = match crate::build_manager(common, DEFAULT_TTL, false) {
         Ok(m) => m,
         Err(e) => {
+            crate::report::json_setup_error(args.json, &e, exit::USAGE);
             report.error(e);
             return exit::USAGE;
         }

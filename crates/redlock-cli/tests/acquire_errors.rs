@@ -70,3 +70,23 @@ fn a_conflict_does_not_promise_when_an_extending_holder_lets_go() {
         .stderr(predicate::str::contains("unless the holder extends them"))
         .stderr(predicate::str::contains("for up to").not());
 }
+
+#[test]
+fn a_ttl_too_short_to_extend_is_named_as_the_ttl() {
+    // `--ttl 0s` used to be refused with a complaint about `--extend-every 0ms`, an option
+    // the user never gave.
+    let masters = Masters::start(1);
+    for (ttl, shown) in [("0s", "0ms"), ("2ms", "2ms")] {
+        let mut cmd = redlock_bare();
+        for url in masters.urls() {
+            cmd.arg("-s").arg(url);
+        }
+        cmd.args(["exec", "--ttl", ttl, &name("short"), "--", "true"])
+            .assert()
+            .code(64)
+            .stderr(predicate::str::contains(format!(
+                "--ttl {shown} is too short"
+            )))
+            .stderr(predicate::str::contains("extend-every").not());
+    }
+}

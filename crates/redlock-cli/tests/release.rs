@@ -151,3 +151,47 @@ fn force_release_refuses_a_fencing_counter_or_a_holder_record() {
         assert!(m.exists(record.as_bytes()), "the record is left alone");
     }
 }
+
+#[test]
+fn json_setup_errors_still_print_json_on_stdout() {
+    // A script that reads `--json` from stdout gets JSON even when nothing was asked of the
+    // masters: a bad server list, a reserved name.
+    let check = |out: &std::process::Output| {
+        assert_eq!(out.status.code(), Some(64), "{out:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out:?}"));
+        assert_eq!(doc["exit_code"], 64, "{doc}");
+        assert!(
+            doc["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{doc}"
+        );
+    };
+    let bad_server = support::redlock_bare()
+        .args(["-s", "not a url", "status", "--json", "r"])
+        .output()
+        .unwrap();
+    check(&bad_server);
+    let bad_server = support::redlock_bare()
+        .args([
+            "-s",
+            "not a url",
+            "release",
+            "--force",
+            "--yes",
+            "--json",
+            "r",
+        ])
+        .output()
+        .unwrap();
+    check(&bad_server);
+    let masters = Masters::start(1);
+    let reserved = redlock(&masters)
+        .args(["release", "--force", "--yes", "--json", "{r}:fence"])
+        .output()
+        .unwrap();
+    check(&reserved);
+    assert!(
+        String::from_utf8_lossy(&reserved.stdout).contains("reserved"),
+        "{reserved:?}"
+    );
+}

@@ -202,3 +202,31 @@ fn status_names_a_non_lock_value_on_a_majority() {
         "{text}"
     );
 }
+
+#[test]
+fn status_refuses_a_fencing_counter_or_a_holder_record() {
+    // `{r}:fence` is a counter and `{r}:holder` a record: read as locks they showed "held".
+    let masters = Masters::start(1);
+    let r = name("reserved");
+    for m in masters.iter() {
+        m.cmd(&["SET", &format!("{{{r}}}:fence"), "7"]);
+    }
+    for reserved in [format!("{{{r}}}:fence"), format!("{{{r}}}:holder")] {
+        let out = redlock(&masters)
+            .args(["status", "--json", &reserved])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{out:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            doc["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("reserved")),
+            "{doc}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no status"),
+            "{out:?}"
+        );
+    }
+}

@@ -165,7 +165,9 @@ impl NativeLock {
     /// True while held: before the deadline, not released, not lost.
     #[getter]
     fn valid(&self) -> bool {
-        Instant::now() < self.deadline_now()
+        // A lost lock is invalid at once, not at its old deadline: `deadline_now` of a lost
+        // lock is "now" read a moment later than any `now` read here.
+        !self.lost() && Instant::now() < self.deadline_now()
     }
 
     /// True once an auto-extended lock was lost (never for plain locks).

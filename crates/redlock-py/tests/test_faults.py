@@ -102,6 +102,22 @@ async def test_losing_the_quorum_signals_loss_before_the_keys_expire(trio, caplo
     await m.unlock(lock)
 
 
+async def test_a_lock_lost_early_is_invalid_at_once(trio):
+    # Another holder takes the keys well before the deadline (an operator's forced release,
+    # then a new holder): once the loss is signalled, `valid` is False at once, not at the
+    # old deadline.
+    servers, m = trio
+    lock = await m.lock("taken")  # auto-extended: 0.6 s TTL, extended every 0.2 s
+    for s in servers:
+        s.client.set("taken", "someone-else", px=5000)
+    await asyncio.wait_for(lock.wait_lost(), 5)
+    assert lock.lost
+    assert not lock.valid
+    assert lock.validity == 0
+    for s in servers:
+        s.client.delete("taken")
+
+
 async def test_cancel_on_loss_cancels_the_block(trio):
     servers, m = trio
     lock = await m.lock("job")

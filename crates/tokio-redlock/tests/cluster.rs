@@ -614,7 +614,9 @@ async fn a_replica_promoted_by_cluster_failover_and_a_master_killed() {
     let key = "failover-key";
     let master = cluster.owner_of(key.as_bytes());
     let replica = cluster.replica_of(master).expect("a replica");
-    let mut before = manager.lock(key).await.expect("lock");
+    // A TTL that outlasts the failover, which Redis may abandon and the harness then asks
+    // for again (seconds): the release after it must find the lock still held.
+    let mut before = manager.lock(key).ttl(ms(60_000)).await.expect("lock");
     let first = before.fencing_token().expect("fencing");
     // Wait until the replica has the key (replication is asynchronous).
     assert!(

@@ -1539,7 +1539,9 @@ async fn explicit_extend_of_a_guard_moves_the_deadline_and_never_recreates() {
     let err = within(ms(2_000), "extend", guard.extend(ms(5_000)))
         .await
         .expect_err("the keys are gone");
-    assert!(err.is_not_held(), "{err}");
+    // Either this extension found the keys gone (NotHeld), or the watchdog's own extension
+    // did a moment before and the guard was already lost.
+    assert!(err.is_not_held() || err.is_lost(), "{err}");
     assert!(guard.is_lost() && !guard.is_valid());
     assert!(
         masters.iter().all(|s| !s.exists(b"r")),

@@ -180,6 +180,7 @@ impl Cluster {
         let slot = keys::slot(key);
         let mut node = self.master_of(slot, call).await?;
         let mut asking = false;
+        let mut demoted_once = false;
         for _ in 0..=MAX_REDIRECTS {
             let mut hop = call.clone();
             hop.asking = asking;
@@ -187,6 +188,28 @@ impl Cluster {
                 Ok(reply) => return Ok(reply),
                 Err(error) => error,
             };
+            if matches!(error, NodeError::NotMaster(_) | NodeError::ReadOnly(_)) && !demoted_once {
+                // The slot's master was demoted (a failover): the request did not run there
+                // (our ROLE check refused the node, or the replica refused the write). Learn
+                // the layout again and send it once to the slot's new master.
+                demoted_once = true;
+                let refreshed = self.shared.refreshed.notified();
+                let mut refreshed = std::pin::pin!(refreshed);
+                refreshed.as_mut().enable();
+                self.refresh_now();
+                let now = Instant::now();
+                let until = now
+                    .checked_add(self.connect_timeout)
+                    .unwrap_or(now)
+                    .min(call.queue_until);
+                let _ = tokio::time::timeout_at(until, refreshed).await;
+                let fresh = self.master_of(slot, call).await?;
+                if !Arc::ptr_eq(&fresh, &node) {
+                    node = fresh;
+                    asking = false;
+                    continue;
+                }
+            }
             let redirect = match &error {
                 NodeError::Server { code, message } if code == "MOVED" || code == "ASK" => {
                     redirect_target(message).map(|addr| (code == "ASK", addr))

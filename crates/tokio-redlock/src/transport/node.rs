@@ -591,15 +591,21 @@ impl Node {
     }
 
     /// Takes one of [`ADOPTED_MAX`] places for an unsent request of a decided round that
-    /// waits for a connection being opened; `None` when the master is not connecting (up:
-    /// the request is waiting in our own queue; down: it fails at once) or the places are
-    /// taken.
+    /// waits for a connection being opened, or whose connection has just opened with room on
+    /// it (it leaves on its next poll); `None` when the request is waiting in our own queue
+    /// (no free slot on the connection), the master is down (it fails at once), or the places
+    /// are taken.
     pub(crate) fn adopt(&self) -> Option<Adopted> {
         let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
         // A cluster member has no connection of its own: an unsent request waits for its
         // layout or its node's connection, each bounded by `connect_timeout`.
-        let connecting =
-            self.is_cluster() || (link.up.is_none() && link.down.is_none() && link.connecting);
+        let leaving = match &link.up {
+            // The connection came up after the round's last poll of this request: dropping it
+            // now would leave a won lock off a master that was reachable all along.
+            Some(up) => up.slots.available_permits() > 0,
+            None => link.down.is_none() && link.connecting,
+        };
+        let connecting = self.is_cluster() || leaving;
         drop(link);
         if !connecting {
             return None;
@@ -1253,6 +1259,27 @@ impl Node {
         .await
     }
 
+    /// The acquisition's `PX` in whole milliseconds (rounded up, so the key never ends
+    /// before `expires_at`), counted when the request leaves: after waiting for the
+    /// connection when it is not up. `Backlog` when that wait went past `expires_at`
+    /// (nothing left to grant).
+    async fn ttl_when_sent(
+        self: &Arc<Self>,
+        expires_at: Instant,
+        call: &Call,
+    ) -> Result<u64, NodeError> {
+        let asked = Instant::now();
+        if !self.is_up() {
+            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
+        }
+        let left = expires_at.saturating_duration_since(Instant::now());
+        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
+        if ttl_ms == 0 {
+            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
+        }
+        Ok(ttl_ms)
+    }
+
     /// [`acquire`](Self::acquire) on this server.
     #[allow(clippy::too_many_arguments)]
     async fn acquire_here(
@@ -1266,19 +1293,7 @@ impl Node {
         intent: Option<&Intent>,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
-        let asked = Instant::now();
-        if !self.is_up() {
-            // Wait for the connection first, so that the TTL is counted when the request
-            // leaves.
-            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
-        }
-        let left = expires_at.saturating_duration_since(Instant::now());
-        // Whole milliseconds, rounded up: the key never ends before `expires_at`.
-        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
-        if ttl_ms == 0 {
-            // It waited for a connection past the attempt's TTL: nothing left to grant.
-            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
-        }
+        let ttl_ms = self.ttl_when_sent(expires_at, call).await?;
         let (Some(key), Some(fence_key)) = (keys.single(), fence_keys.single()) else {
             return self
                 .acquire_multi(keys, fence_keys, token, ttl_ms, fencing, call)

@@ -51,16 +51,7 @@ impl Node {
         fencing: bool,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
-        let asked = Instant::now();
-        if !self.is_up() {
-            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
-        }
-        let left = expires_at.saturating_duration_since(Instant::now());
-        let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
-        if ttl_ms == 0 {
-            return Err(self.note_error(NodeError::Backlog(asked.elapsed())));
-        }
-        let ttl = ttl_ms.to_string();
+        let ttl = self.ttl_when_sent(expires_at, call).await?.to_string();
         let fencing: &[u8] = if fencing { b"1" } else { b"0" };
         let (reply, _) = self
             .eval(
