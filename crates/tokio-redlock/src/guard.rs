@@ -726,7 +726,8 @@ impl Watchdog {
         if !self.manager.shutdown_token().is_cancelled() {
             crate::metrics::loss(lock.primitive);
         }
-        self.shared.lost.cancel();
+        // Logged before the holders are woken too, so one that looks at the logs on `lost()`
+        // finds the warning.
         match error {
             Some(e) => tracing::warn!(
                 resource = %Printable(&lock.resource),
@@ -740,6 +741,7 @@ impl Watchdog {
                 "lock lost: {why}"
             ),
         }
+        self.shared.lost.cancel();
     }
 }
 
