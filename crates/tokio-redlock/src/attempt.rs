@@ -32,7 +32,7 @@ use crate::transport::node::{AcquireReply, FenceReply, Intent, Publish};
 /// kind of lock, named in metrics and traces.
 #[derive(Clone)]
 pub(crate) struct Target {
-    /// Sorted and distinct (see [`crate::multi::canonical`]).
+    /// Sorted and distinct (see [`crate::primitives::multi::canonical`]).
     pub(crate) resources: Arc<[Arc<[u8]>]>,
     pub(crate) primitive: Primitive,
     /// For a semaphore permit, the semaphore's number of permits (its one resource is the
@@ -253,8 +253,8 @@ pub(crate) async fn acquire(
     options: AcquireOptions,
 ) -> Result<Lock, LockError> {
     let started = Instant::now();
-    let checked = crate::multi::check(&shared.settings.key_prefix, &target)
-        .and_then(|()| crate::semaphore::check(&target))
+    let checked = crate::primitives::multi::check(&shared.settings.key_prefix, &target)
+        .and_then(|()| crate::primitives::semaphore::check(&target))
         .and_then(|()| check_target(shared, &target, &options));
     let result = match checked {
         Ok(()) => acquire_unrecorded(shared, &target, options).await,
@@ -287,7 +287,10 @@ async fn acquire_unrecorded(
         keys.clone()
     };
     let slots = target.permits.map(|k| {
-        crate::semaphore::Slots::new(&keys::lock_key(&shared.settings.key_prefix, &resource), k)
+        crate::primitives::semaphore::Slots::new(
+            &keys::lock_key(&shared.settings.key_prefix, &resource),
+            k,
+        )
     });
     // Several resources wait on every one's channel, a semaphore on its own; neither takes
     // turns (a waiter queued on several queues would hold a turn while waiting for another,
@@ -368,8 +371,14 @@ async fn acquire_unrecorded(
         let one_attempt = async {
             match &slots {
                 Some(slots) => {
-                    crate::semaphore::attempt_once(shared, target, slots, options.ttl, deadline)
-                        .await
+                    crate::primitives::semaphore::attempt_once(
+                        shared,
+                        target,
+                        slots,
+                        options.ttl,
+                        deadline,
+                    )
+                    .await
                 }
                 None => {
                     attempt_once(

@@ -53,9 +53,8 @@ mod holder;
 mod lock;
 mod manager;
 mod manager_config;
-mod multi;
-mod rwlock;
-mod semaphore;
+// Beyond the mutex: multi-resource locks, read-write locks, semaphores.
+mod primitives;
 // The quorum machinery: tally, verdicts, retry schedule, fencing, rounds.
 mod quorum;
 // The connection layer: one master each, members (plain, TLS, Unix, Sentinel).
@@ -80,7 +79,7 @@ pub use keys::{
 pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;
-pub use multi::MAX_RESOURCES;
+pub use primitives::multi::MAX_RESOURCES;
+pub use primitives::semaphore::{MAX_PERMITS, Semaphore};
 pub use quorum::fencing::FencingToken;
-pub use semaphore::{MAX_PERMITS, Semaphore};
 pub use transport::member::{SERVERS_ENV, parse_server_list};
