@@ -989,6 +989,27 @@ fn may_hold_key(reply: &Result<AcquireReply, NodeError>) -> bool {
     )
 }
 
+/// [`Failure::Unavailable`] when the round's failures alone rule out a quorum: too many
+/// masters unreachable, or more permanent failures (wrong credentials, ACL, one server twice:
+/// they do not heal by waiting) than the quorum tolerates. A cause mixed with ordinary
+/// refusals (a holder that will go away) is worth waiting out: `None`.
+pub(crate) fn unavailable<T: Send + 'static>(
+    round: &Round<T>,
+    outcomes: &[NodeOutcome],
+) -> Option<Failure> {
+    let n = outcomes.len();
+    let tolerable = n.saturating_sub(quorum::quorum(n));
+    let permanent = round
+        .replies()
+        .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
+        .count()
+        > tolerable;
+    (round.tally().unreachable_majority() || permanent).then(|| Failure::Unavailable {
+        outcomes: outcomes.to_vec(),
+        permanent,
+    })
+}
+
 /// Why a round that did not produce a lock failed.
 fn classify(
     round: &Round<AcquireReply>,
@@ -1016,21 +1037,10 @@ fn classify(
     {
         return Failure::TooSlow { elapsed };
     }
-    // A cause ends the acquisition only when it alone rules out a quorum; mixed with
-    // ordinary refusals (a holder that will go away) it is worth waiting out.
-    let tolerable = nodes.len().saturating_sub(quorum::quorum(nodes.len()));
-    // Permanent failures (wrong credentials, ACL, one server twice) do not heal by waiting.
-    let permanent = round
-        .replies()
-        .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
-        .count()
-        > tolerable;
-    if tally.unreachable_majority() || permanent {
-        return Failure::Unavailable {
-            outcomes,
-            permanent,
-        };
+    if let Some(failure) = unavailable(round, &outcomes) {
+        return failure;
     }
+    let tolerable = nodes.len().saturating_sub(quorum::quorum(nodes.len()));
     let not_a_lock = round
         .replies()
         .filter(|(_, r)| matches!(r, Ok(AcquireReply::NotALock { .. })))

@@ -18,17 +18,16 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::checks::{
-    RELAXED, assert_no_key_without_ttl, builder, drift, held_everywhere, ms, proxies_for, render,
-    settle, watchdog, within,
+    RELAXED, assert_no_key_without_ttl, builder, drift, held_everywhere, ms, render, settle,
+    watchdog, within,
 };
 use support::diagnostics::{
     assert_no_error_log_and_no_worker_panic, install as install_diagnostics,
 };
-use support::proxy::FaultProxy;
+use support::drops::{drop_storm, dropping_manager, empty};
 use support::servers::Masters;
 use support::{eventually, unique_name};
 use tokio::task::JoinSet;
@@ -396,65 +395,22 @@ async fn dropped_acquisitions_leave_no_key() {
     const SEED: u64 = 0x5EED_0A11;
     install_diagnostics();
     let masters = Masters::start(3);
-    let proxies = proxies_for(&masters).await;
-    let manager = LockManager::builder()
-        .servers(proxies.iter().map(FaultProxy::url))
-        .node_timeout(ms(500))
-        .retry_delay(ms(3))
-        .retry_jitter(ms(2))
-        .build()
-        .unwrap();
     let r = names("drop", 5);
-    let mut warm = manager.lock_all(&r).await.unwrap();
-    manager.unlock(&mut warm).await.unwrap();
-    settle(&manager).await;
-    for proxy in &proxies {
-        proxy.set_reply_latency(ms(1));
-    }
-    let mut rng = StdRng::seed_from_u64(SEED);
-    let (mut dropped, mut acquired) = (0usize, 0usize);
-    for batch in 0..10 {
-        let mut set = JoinSet::new();
-        for _ in 0..20 {
-            let delay = Duration::from_micros(rng.random_range(0..=10_000));
+    let warm = r.clone();
+    let (manager, _proxies) =
+        dropping_manager(&masters, |m| async move { m.lock_all(&warm).await }).await;
+    drop_storm(
+        &manager,
+        SEED,
+        |m, rng, _| {
             let start = rng.random_range(0..r.len());
             let len = rng.random_range(1..=3);
             let chosen: Vec<String> = (0..len).map(|k| r[(start + k) % r.len()].clone()).collect();
-            let m = manager.clone();
-            set.spawn(async move {
-                match tokio::time::timeout(delay, m.lock_all(&chosen)).await {
-                    Err(_) => (1, 0),
-                    Ok(Ok(mut lock)) => {
-                        m.unlock(&mut lock).await.unwrap();
-                        (0, 1)
-                    }
-                    Ok(Err(e)) => {
-                        assert!(e.is_conflict(), "{e}");
-                        (0, 0)
-                    }
-                }
-            });
-        }
-        while let Some(outcome) = set.join_next().await {
-            let (d, a) = outcome.unwrap();
-            dropped += d;
-            acquired += a;
-        }
-        assert!(
-            eventually(ms(2_000), || manager.background_tasks() == 0).await,
-            "batch {batch}: background tasks left"
-        );
-        for (i, server) in masters.iter().enumerate() {
-            assert_eq!(
-                server.dbsize(),
-                0,
-                "batch {batch}: master {i}: {:?}",
-                server.dump()
-            );
-        }
-    }
-    println!("{dropped} dropped, {acquired} acquired and unlocked");
-    assert!(dropped > 0, "nothing was dropped: the test proves nothing");
+            async move { m.lock_all(&chosen).await }
+        },
+        || empty(&masters),
+    )
+    .await;
     manager.close().await;
     assert_no_error_log_and_no_worker_panic();
 }

@@ -19,13 +19,12 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::checks::{
-    RELAXED, assert_no_key_without_ttl, builder, ms, proxies_for, render, settle, watchdog, within,
+    RELAXED, assert_no_key_without_ttl, builder, ms, render, settle, watchdog, within,
 };
-use support::proxy::FaultProxy;
+use support::drops::{drop_storm, dropping_manager, empty};
 use support::servers::Masters;
 use support::{eventually, unique_name};
 use tokio::task::JoinSet;
@@ -216,64 +215,26 @@ async fn readers_are_extended_and_lost_one_by_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_acquisitions_leave_nothing() {
     let masters = Masters::start(3);
-    let proxies = proxies_for(&masters).await;
-    let manager = LockManager::builder()
-        .servers(proxies.iter().map(FaultProxy::url))
-        .node_timeout(ms(500))
-        .retry_delay(ms(3))
-        .retry_jitter(ms(2))
-        .build()
-        .unwrap();
     let name = unique_name("drop");
-    let mut warm = manager.read_lock(&name).await.unwrap();
-    manager.unlock(&mut warm).await.unwrap();
-    settle(&manager).await;
-    for proxy in &proxies {
-        proxy.set_reply_latency(ms(1));
-    }
-    let mut rng = StdRng::seed_from_u64(0x5EED_00AA);
-    let (mut dropped, mut acquired) = (0usize, 0usize);
-    for batch in 0..10 {
-        let mut set = JoinSet::new();
-        for j in 0..20 {
-            let delay = Duration::from_micros(rng.random_range(0..=10_000));
-            let (m, name) = (manager.clone(), name.clone());
-            set.spawn(async move {
-                let request = if j % 3 == 0 {
-                    m.write_lock(&name)
+    let warm = name.clone();
+    let (manager, _proxies) =
+        dropping_manager(&masters, |m| async move { m.read_lock(&warm).await }).await;
+    drop_storm(
+        &manager,
+        0x5EED_00AA,
+        |m, _, j| {
+            let name = name.clone();
+            async move {
+                if j % 3 == 0 {
+                    m.write_lock(&name).await
                 } else {
-                    m.read_lock(&name)
-                };
-                match tokio::time::timeout(delay, request).await {
-                    Err(_) => (1, 0),
-                    Ok(Ok(mut lock)) => {
-                        m.unlock(&mut lock).await.unwrap();
-                        (0, 1)
-                    }
-                    Ok(Err(e)) => {
-                        assert!(e.is_conflict(), "{e}");
-                        (0, 0)
-                    }
+                    m.read_lock(&name).await
                 }
-            });
-        }
-        while let Some(outcome) = set.join_next().await {
-            let (d, a) = outcome.unwrap();
-            dropped += d;
-            acquired += a;
-        }
-        assert!(
-            eventually(ms(3_000), || manager.background_tasks() == 0).await,
-            "batch {batch}: background tasks left"
-        );
-        assert!(
-            eventually(ms(2_000), || masters.iter().all(|s| s.dbsize() == 0)).await,
-            "batch {batch}: keys left {:?}",
-            masters.iter().map(|s| s.dump()).collect::<Vec<_>>()
-        );
-    }
-    println!("{dropped} dropped, {acquired} acquired and released");
-    assert!(dropped > 0 && acquired > 0, "both paths must run");
+            }
+        },
+        || empty(&masters),
+    )
+    .await;
     manager.close().await;
 }
 

@@ -18,16 +18,15 @@ mod support;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::checks::{
-    RELAXED, assert_no_key_without_ttl, builder, ms, proxies_for, render, settle, watchdog, within,
+    RELAXED, assert_no_key_without_ttl, builder, ms, render, settle, watchdog, within,
 };
 use support::diagnostics::{
     assert_no_error_log_and_no_worker_panic, install as install_diagnostics,
 };
-use support::proxy::FaultProxy;
+use support::drops::{drop_storm, dropping_manager};
 use support::servers::{Masters, RedisServer};
 use support::{eventually, unique_name};
 use tokio::task::JoinSet;
@@ -368,62 +367,30 @@ async fn dropped_acquisitions_leave_no_slot() {
     const SEED: u64 = 0x5EED_5E4A;
     install_diagnostics();
     let masters = Masters::start(3);
-    let proxies = proxies_for(&masters).await;
-    let manager = LockManager::builder()
-        .servers(proxies.iter().map(FaultProxy::url))
-        .node_timeout(ms(500))
-        .retry_delay(ms(3))
-        .retry_jitter(ms(2))
-        .build()
-        .unwrap();
     let name = unique_name("drop");
-    let mut warm = manager.semaphore(&name, 2).lock().await.unwrap();
-    manager.unlock(&mut warm).await.unwrap();
-    settle(&manager).await;
-    for proxy in &proxies {
-        proxy.set_reply_latency(ms(1));
-    }
-    let mut rng = StdRng::seed_from_u64(SEED);
-    let (mut dropped, mut acquired) = (0usize, 0usize);
-    for batch in 0..10 {
-        let mut set = JoinSet::new();
-        for _ in 0..20 {
-            let delay = Duration::from_micros(rng.random_range(0..=10_000));
-            let (m, name) = (manager.clone(), name.clone());
-            set.spawn(async move {
-                let sem = m.semaphore(&name, 2);
-                match tokio::time::timeout(delay, sem.lock()).await {
-                    Err(_) => (1, 0),
-                    Ok(Ok(mut permit)) => {
-                        m.unlock(&mut permit).await.unwrap();
-                        (0, 1)
-                    }
-                    Ok(Err(e)) => {
-                        assert!(e.is_conflict(), "{e}");
-                        (0, 0)
-                    }
-                }
-            });
-        }
-        while let Some(outcome) = set.join_next().await {
-            let (d, a) = outcome.unwrap();
-            dropped += d;
-            acquired += a;
-        }
-        assert!(
-            eventually(ms(2_000), || manager.background_tasks() == 0).await,
-            "batch {batch}: background tasks left"
-        );
-        for (i, server) in masters.iter().enumerate() {
-            assert!(
-                taken_slots(server, &name, 2).is_empty(),
-                "batch {batch}: master {i}: {:?}",
-                server.dump()
-            );
-        }
-    }
-    println!("{dropped} dropped, {acquired} acquired and released");
-    assert!(dropped > 0 && acquired > 0, "both paths must run");
+    let warm = name.clone();
+    let (manager, _proxies) =
+        dropping_manager(
+            &masters,
+            |m| async move { m.semaphore(&warm, 2).lock().await },
+        )
+        .await;
+    drop_storm(
+        &manager,
+        SEED,
+        |m, _, _| {
+            let name = name.clone();
+            async move { m.semaphore(&name, 2).lock().await }
+        },
+        || match masters
+            .iter()
+            .find(|s| !taken_slots(s, &name, 2).is_empty())
+        {
+            Some(server) => Err(format!("slots taken: {:?}", server.dump())),
+            None => Ok(()),
+        },
+    )
+    .await;
     assert_no_key_without_ttl(masters.iter());
     manager.close().await;
     assert_no_error_log_and_no_worker_panic();

@@ -301,18 +301,10 @@ fn classify(
     let nodes = &shared.nodes;
     let outcomes = round.outcomes(nodes, |r| r.0.status());
     let tally = round.tally();
-    let tolerable = nodes.len().saturating_sub(quorum::quorum(nodes.len()));
-    let permanent = round
-        .replies()
-        .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
-        .count()
-        > tolerable;
-    if tally.unreachable_majority() || permanent {
-        return Failure::Unavailable {
-            outcomes,
-            permanent,
-        };
+    if let Some(failure) = crate::attempt::unavailable(round, &outcomes) {
+        return failure;
     }
+    let tolerable = nodes.len().saturating_sub(quorum::quorum(nodes.len()));
     let mismatches: Vec<Option<u32>> = round
         .replies()
         .filter_map(|(_, r)| match r {

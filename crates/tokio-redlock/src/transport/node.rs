@@ -1417,13 +1417,7 @@ impl Node {
                 call,
             )
             .await?;
-        let (code, value) = match &reply {
-            Value::Array(items) => match items.as_slice() {
-                [Value::Int(a), Value::Int(b)] => (*a, *b),
-                _ => return Err(unexpected(&reply)),
-            },
-            _ => return Err(unexpected(&reply)),
-        };
+        let (code, value) = int_pair(&reply)?;
         let remaining = u64::try_from(value).ok().map(Duration::from_millis);
         match code {
             1 => Ok(AcquireReply::Granted { fences: vec![0] }),
@@ -1623,13 +1617,7 @@ impl Node {
                 call,
             )
             .await?;
-        let (code, value) = match &reply {
-            Value::Array(items) => match items.as_slice() {
-                [Value::Int(a), Value::Int(b)] => (*a, *b),
-                _ => return Err(unexpected(&reply)),
-            },
-            _ => return Err(unexpected(&reply)),
-        };
+        let (code, value) = int_pair(&reply)?;
         let value = u64::try_from(value).map_err(|_| unexpected(&reply))?;
         match code {
             1 => Ok(FenceReply::Raised),
@@ -2407,6 +2395,17 @@ fn known_code(code: &str, text: impl FnOnce() -> Cause) -> Option<NodeError> {
         "OOM" => Some(NodeError::OutOfMemory(text())),
         "READONLY" | "MISCONF" => Some(NodeError::ReadOnly(text())),
         _ => None,
+    }
+}
+
+/// A script's `{code, value}` reply.
+fn int_pair(reply: &Value) -> Result<(i64, i64), NodeError> {
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::Int(a), Value::Int(b)] => Ok((*a, *b)),
+            _ => Err(unexpected(reply)),
+        },
+        _ => Err(unexpected(reply)),
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod checks;
 pub mod cluster;
 pub mod diagnostics;
+pub mod drops;
 pub mod proxy;
 pub mod sentinel;
 #[macro_use]
