@@ -579,6 +579,25 @@ impl Node {
         self.target.cluster()
     }
 
+    /// Runs `op` on the server that serves `key`: this master, or for a Redis Cluster member
+    /// the master of the key's slot (following `MOVED`/`ASK`, see
+    /// [`Cluster::route`](crate::transport::cluster::Cluster::route)).
+    async fn at_key<T, F, Fut>(
+        self: &Arc<Self>,
+        key: &[u8],
+        call: &Call,
+        op: F,
+    ) -> Result<T, NodeError>
+    where
+        F: Fn(Arc<Node>, Call) -> Fut,
+        Fut: Future<Output = Result<T, NodeError>>,
+    {
+        match self.cluster() {
+            Some(cluster) => cluster.route(key, call, op).await,
+            None => op(Arc::clone(self), call.clone()).await,
+        }
+    }
+
     /// Whether the member is a Redis Cluster.
     pub(crate) fn is_cluster(&self) -> bool {
         self.cluster().is_some()
@@ -1243,19 +1262,12 @@ impl Node {
         intent: Option<&Intent>,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
-        if let Some(cluster) = self.cluster() {
-            return cluster
-                .route(keys.first(), call, |node, call| async move {
-                    node.acquire_here(
-                        keys, fence_keys, holder, token, expires_at, fencing, intent, &call,
-                    )
-                    .await
-                })
-                .await;
-        }
-        self.acquire_here(
-            keys, fence_keys, holder, token, expires_at, fencing, intent, call,
-        )
+        self.at_key(keys.first(), call, |node, call| async move {
+            node.acquire_here(
+                keys, fence_keys, holder, token, expires_at, fencing, intent, &call,
+            )
+            .await
+        })
         .await
     }
 
@@ -1520,17 +1532,12 @@ impl Node {
         permits: u32,
         call: &Call,
     ) -> Result<(PermitReply, bool), NodeError> {
-        if let Some(cluster) = self.cluster() {
-            let first = keys.first().map_or(&[][..], |k| &**k);
-            return cluster
-                .route(first, call, |node, call| async move {
-                    node.acquire_permit_here(keys, token, expires_at, permits, &call)
-                        .await
-                })
-                .await;
-        }
-        self.acquire_permit_here(keys, token, expires_at, permits, call)
-            .await
+        let first = keys.first().map_or(&[][..], |k| &**k);
+        self.at_key(first, call, |node, call| async move {
+            node.acquire_permit_here(keys, token, expires_at, permits, &call)
+                .await
+        })
+        .await
     }
 
     /// [`acquire_permit`](Self::acquire_permit) on this server.
@@ -1589,14 +1596,10 @@ impl Node {
         t: u64,
         call: &Call,
     ) -> Result<FenceReply, NodeError> {
-        if let Some(cluster) = self.cluster() {
-            return cluster
-                .route(key, call, |node, call| async move {
-                    node.fence_here(key, fence_key, token, t, &call).await
-                })
-                .await;
-        }
-        self.fence_here(key, fence_key, token, t, call).await
+        self.at_key(key, call, |node, call| async move {
+            node.fence_here(key, fence_key, token, t, &call).await
+        })
+        .await
     }
 
     /// [`fence`](Self::fence) on this server.
@@ -1642,16 +1645,11 @@ impl Node {
         publish: Publish,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
-        if let Some(cluster) = self.cluster() {
-            return cluster
-                .route(lock_keys.first(), call, |node, call| async move {
-                    node.release_on(lock_keys, holder_key, token, publish, true, &call)
-                        .await
-                })
-                .await;
-        }
-        self.release_on(lock_keys, holder_key, token, publish, false, call)
-            .await
+        self.at_key(lock_keys.first(), call, |node, call| async move {
+            node.release_on(lock_keys, holder_key, token, publish, true, &call)
+                .await
+        })
+        .await
     }
 
     /// [`release`](Self::release) on this server; `sharded`: publish the notifications with
@@ -1893,14 +1891,10 @@ impl Node {
         ttl_ms: u64,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
-        if let Some(cluster) = self.cluster() {
-            return cluster
-                .route(keys.first(), call, |node, call| async move {
-                    node.extend_here(keys, holder, token, ttl_ms, &call).await
-                })
-                .await;
-        }
-        self.extend_here(keys, holder, token, ttl_ms, call).await
+        self.at_key(keys.first(), call, |node, call| async move {
+            node.extend_here(keys, holder, token, ttl_ms, &call).await
+        })
+        .await
     }
 
     /// [`extend`](Self::extend) on this server.
@@ -1986,14 +1980,10 @@ impl Node {
     /// Reads the key's TTL and value in one `MULTI`/`EXEC` of read-only commands, which
     /// still answers while the master's writes are paused (`CLIENT PAUSE WRITE`).
     pub(crate) async fn peek(self: &Arc<Self>, key: &[u8], call: &Call) -> Result<Peek, NodeError> {
-        if let Some(cluster) = self.cluster() {
-            return cluster
-                .route(key, call, |node, call| async move {
-                    node.peek_here(key, &call).await
-                })
-                .await;
-        }
-        self.peek_here(key, call).await
+        self.at_key(key, call, |node, call| async move {
+            node.peek_here(key, &call).await
+        })
+        .await
     }
 
     /// [`peek`](Self::peek) on this server.

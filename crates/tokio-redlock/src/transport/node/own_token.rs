@@ -29,16 +29,11 @@ impl Node {
         fencing: bool,
         call: &Call,
     ) -> Result<AcquireReply, NodeError> {
-        if let Some(cluster) = self.cluster() {
-            return cluster
-                .route(key, call, |node, call| async move {
-                    node.acquire_own_here(key, fence_key, token, expires_at, fencing, &call)
-                        .await
-                })
-                .await;
-        }
-        self.acquire_own_here(key, fence_key, token, expires_at, fencing, call)
-            .await
+        self.at_key(key, call, |node, call| async move {
+            node.acquire_own_here(key, fence_key, token, expires_at, fencing, &call)
+                .await
+        })
+        .await
     }
 
     /// [`acquire_own`](Self::acquire_own) on this server.
