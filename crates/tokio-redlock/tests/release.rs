@@ -437,6 +437,64 @@ async fn second_unlock_of_same_handle_is_not_held_and_touches_nothing() {
     assert_no_key_without_ttl(masters.iter());
 }
 
+/// A release whose reply is late (past the node timeout) is resent; by then another client
+/// may hold the key our first try freed. The resend's "another token" is no evidence that
+/// our hold had lapsed: unlock answers "unknown" (NoQuorum naming the timeout) or success,
+/// never NotHeld, and the other holder's key is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_resent_after_a_timeout_and_taken_by_another_is_not_reported_not_held() {
+    let masters = Masters::start(1);
+    let server = &masters[0];
+    let proxy = support::proxy::FaultProxy::start(server.addr()).await;
+    let a = manager([proxy.url()], Duration::from_millis(200));
+    let b = manager(masters.urls(), RELAXED);
+    let mut lock = a
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    // The first release runs at once; its reply is held back 300 ms (past the 200 ms timeout).
+    proxy.set_reply_latency(Duration::from_millis(300));
+    let releasing = tokio::spawn(async move {
+        let t = Instant::now();
+        let result = a.unlock(&mut lock).await;
+        println!("unlock took {:?}", t.elapsed());
+        (a, lock, result)
+    });
+    assert!(
+        support::eventually(Duration::from_secs(2), || !server.exists(b"r")).await,
+        "the first release ran on the server"
+    );
+    // Another client takes the freed key; later replies come back without delay.
+    let mut other = b
+        .lock("r")
+        .ttl(Duration::from_millis(10_000))
+        .await
+        .unwrap();
+    proxy.set_reply_latency(Duration::ZERO);
+    let (_a, lock, result) = within(Duration::from_secs(5), "unlock", releasing)
+        .await
+        .unwrap();
+    println!("unlock after a late reply -> {result:?}");
+    assert!(
+        !result.as_ref().is_err_and(LockError::is_not_held),
+        "our own release freed the key, yet unlock says: {result:?}"
+    );
+    if let Err(e) = &result {
+        assert!(
+            e.failures().all(tokio_redlock::NodeError::is_timeout),
+            "unknown, because of the timeout: {e:?}"
+        );
+    }
+    assert!(!lock.is_valid(), "a release marks the handle invalid");
+    assert!(
+        server.holds(b"r", other.token()),
+        "the other holder keeps its key"
+    );
+    b.unlock(&mut other).await.unwrap();
+    assert_eq!(server.dbsize(), 0);
+}
+
 /// F4: the one resend on a fresh connection must not turn our own successful DEL into
 /// "not held". The DEL runs on the server, the connection dies before its reply comes back,
 /// and the resent release finds no key: that is no evidence that the hold had lapsed, so the

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -379,8 +379,10 @@ pub(crate) struct Node {
     parked: Mutex<Parked>,
     /// Requests timed out in a row on the current connection.
     timeouts: AtomicU64,
-    /// When (ms after `born`) a reply last came back: progress of the connection.
-    last_reply_ms: AtomicU64,
+    /// When (µs after `born`) a reply last came back: progress of the connection. In µs, so
+    /// that the reply a request was sent right after does not count as progress made while
+    /// it waited.
+    last_reply_us: AtomicU64,
     /// The server refused `SET … NX GET` (before Redis 7.0): acquisitions stay on the script.
     set_get_refused: AtomicBool,
     /// Unsent requests of decided rounds kept waiting for a connection being opened.
@@ -565,7 +567,7 @@ impl Node {
             tasks: TaskTracker::new(),
             parked: Mutex::new(Parked::default()),
             timeouts: AtomicU64::new(0),
-            last_reply_ms: AtomicU64::new(0),
+            last_reply_us: AtomicU64::new(0),
             fast_acquire: AtomicBool::new(false),
             set_get_refused: AtomicBool::new(false),
             adopted: Arc::new(AtomicUsize::new(0)),
@@ -920,11 +922,21 @@ impl Node {
     ) -> Result<T, tokio::time::error::Elapsed> {
         let mut request = std::pin::pin!(request);
         loop {
-            let waiting_since = self.now_ms();
+            let waiting_since = self.now_us();
             match tokio::time::timeout(self.node_timeout, request.as_mut()).await {
                 Ok(done) => return Ok(done),
                 Err(elapsed) => {
-                    let progress = self.last_reply_ms.load(Ordering::Relaxed) >= waiting_since;
+                    // A starved process (its cores busy elsewhere) can see its timer fire
+                    // before it has read the replies already waiting in its socket: the
+                    // master answered, we did not look. Let the runtime poll its I/O and the
+                    // connection's reader first (`yield_now` defers to the I/O driver).
+                    for _ in 0..2 {
+                        tokio::task::yield_now().await;
+                    }
+                    if let Some(done) = request.as_mut().now_or_never() {
+                        return Ok(done);
+                    }
+                    let progress = self.last_reply_us.load(Ordering::Relaxed) > waiting_since;
                     if !progress || Instant::now() >= call.queue_until {
                         return Err(elapsed);
                     }
@@ -936,6 +948,11 @@ impl Node {
     /// Milliseconds since the node was created.
     fn now_ms(&self) -> u64 {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Microseconds since the node was created.
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     /// Retires the connection of `generation` after it broke; the connector opens the next.
@@ -1155,7 +1172,7 @@ impl Node {
         match outcome.map(|(reply, _)| reply) {
             Ok(Ok(v)) => {
                 self.timeouts.store(0, Ordering::Relaxed);
-                self.last_reply_ms.store(self.now_ms(), Ordering::Relaxed);
+                self.last_reply_us.store(self.now_us(), Ordering::Relaxed);
                 Ok(v)
             }
             Ok(Err(e)) if e.is_unrecoverable_error() || e.is_io_error() => {
@@ -1645,8 +1662,9 @@ impl Node {
         publish: Publish,
         call: &Call,
     ) -> Result<CasReply, NodeError> {
+        let sharded = self.is_cluster();
         self.at_key(lock_keys.first(), call, |node, call| async move {
-            node.release_on(lock_keys, holder_key, token, publish, true, &call)
+            node.release_on(lock_keys, holder_key, token, publish, sharded, &call)
                 .await
         })
         .await
@@ -1739,10 +1757,11 @@ impl Node {
         };
         match cas_reply(&reply)? {
             // The first send may have deleted the key before its connection died: "absent"
-            // is then no evidence that the lock had lapsed.
-            CasReply::Absent if resent => Err(NodeError::Connection(
-                "the connection died after the release was sent; resent, it found no key \
-                 (the first send has probably deleted it)"
+            // (or another holder, who took the key it freed) is then no evidence that the
+            // lock had lapsed.
+            CasReply::Absent | CasReply::Other if resent => Err(NodeError::Connection(
+                "the connection died after the release was sent; resent, it found the key \
+                 gone or taken by another holder (the first send has probably deleted it)"
                     .into(),
             )),
             other => Ok(other),
@@ -1762,12 +1781,13 @@ impl Node {
         call: &Call,
     ) -> Result<CasReply, NodeError> {
         let mut backoff = RESEND_MIN;
-        // The error of a try that may have deleted the key before failing: a later
-        // "absent" is then no evidence that the lock had lapsed.
+        // The error of a try that may have deleted the key before failing: a later "absent"
+        // is then no evidence that the lock had lapsed, nor is "another token" (another
+        // holder may have taken the key our earlier try freed).
         let mut may_have_run: Option<NodeError> = None;
         loop {
             match self.release(keys, holder_key, token, publish, call).await {
-                Ok(CasReply::Absent) if let Some(error) = may_have_run.take() => {
+                Ok(CasReply::Absent | CasReply::Other) if let Some(error) = may_have_run.take() => {
                     return Err(error);
                 }
                 Err(e) if worth_resending(&e) && !self.stop.is_cancelled() => {
