@@ -31,6 +31,9 @@ struct Permits {
     taken: Vec<Taken>,
 }
 
+/// A slot and the token holding it, with the remaining TTLs of the masters where it does.
+type SlotHeld<'a> = (u32, &'a [u8], Vec<Option<Duration>>);
+
 /// One permit held on a majority.
 struct Taken {
     slot: u32,
@@ -57,7 +60,8 @@ impl Permits {
             .iter()
             .filter_map(|r| r.permits)
             .find(|k| records.iter().filter(|r| r.permits == Some(*k)).count() >= quorum);
-        let mut seen: Vec<(u32, &[u8], Vec<Option<Duration>>)> = Vec::new();
+        // (slot, token) → the remaining TTLs of the masters where that token holds it.
+        let mut seen: Vec<SlotHeld<'_>> = Vec::new();
         for h in records.iter().flat_map(|r| &r.held) {
             match seen
                 .iter_mut()
