@@ -76,9 +76,9 @@ There is no --no-fork (-F) or --close (-o) as in flock: redlock must stay alive 
 lock, and there is no file descriptor to pass on.
 
 Exit codes: the command's status; 1 or -E N on conflict or wait expiry; 64 bad usage; 65 the
-key holds a value that is not a lock, or --permits K differs from the semaphore's users' K; 69 no quorum reachable; 75 or --lost-exit-code lock lost;
-78 a quorum granted the lock too late to leave any validity (raise --ttl); 126 not executable;
-127 not found; 128+N the command was killed by signal N, or redlock received signal N and
+key holds a value that is not a lock, or --permits K differs from the semaphore's users' K;
+69 no quorum reachable; 75 or --lost-exit-code lock lost; 78 a quorum granted the lock too
+late to leave any validity (raise --ttl); 126 not executable; 127 not found; 128+N the command was killed by signal N, or redlock received signal N and
 forwarded it. --json adds a one-line JSON report as redlock's last line on stderr.
 
 Examples:
@@ -468,13 +468,15 @@ pub(crate) struct ExecArgs {
 
     /// Lock this resource too, together with RESOURCE: all of them or none (one request
     /// per master, one token, one TTL). Repeatable; at most 64 resources in all. Each is
-    /// the same key a plain lock on that name takes, so they exclude each other.
+    /// the same key a plain lock on that name takes, so they exclude each other. Default:
+    /// RESOURCE alone.
     #[arg(long = "also", value_name = "RESOURCE", help_heading = "Lock kind")]
     pub(crate) also: Vec<String>,
 
     /// Take one of K permits of the counting semaphore named RESOURCE: at most K holders
     /// at once (K from 1 to 256; every user of the name must give the same K). A
     /// semaphore's name is not a lock: a plain lock on it does not exclude permit holders.
+    /// Default: no semaphore (a lock).
     #[arg(
         long,
         value_name = "K",
@@ -620,6 +622,31 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("1.2.3").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn permits_are_one_to_the_most() {
+        assert_eq!(parse_permits("1"), Ok(1));
+        assert_eq!(parse_permits(" 256 "), Ok(MAX_PERMITS));
+        for bad in ["0", "257", "-1", "two", ""] {
+            assert!(parse_permits(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_kinds_parse_after_or_before_the_resource() {
+        let cli = Cli::try_parse_from([
+            "redlock", "exec", "--also", "b", "a", "--also", "c", "--", "ls",
+        ])
+        .unwrap();
+        let Command::Exec(exec) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(
+            (exec.resource.as_str(), exec.also.as_slice()),
+            ("a", &["b".to_owned(), "c".to_owned()][..])
+        );
+        assert!(Cli::try_parse_from(["redlock", "exec", "--shared", "-x", "r", "ls"]).is_err());
     }
 
     #[test]
