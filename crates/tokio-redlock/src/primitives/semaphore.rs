@@ -547,8 +547,8 @@ impl LockManager {
     /// What each master records of the semaphore `name`, in the order of
     /// [`masters`](Self::masters): the number of permits its users gave and which slots are
     /// held, by whom and for how long. For diagnostics (`redlock status`): a permit is held
-    /// when one token holds one slot on a quorum of masters. Read-only, one `GET` of the
-    /// permits record, then a `PTTL` and `GET` of each slot (concurrently) on each master,
+    /// when one token holds one slot on a quorum of masters. Read-only: a `PTTL` and `GET`
+    /// of the permits record, then of each slot (concurrently) on each master,
     /// each bounded by the node timeout (the connect timeout while connecting); at most
     /// [`MAX_PERMITS`] slots are read.
     ///
@@ -588,12 +588,16 @@ impl LockManager {
                 (Arc::clone(&name_key), Arc::clone(&limit_key), call.clone());
             async move {
                 let state = async {
-                    // A decimal u32 has at most 10 digits: read one more to refuse longer.
-                    let Some(record) = node.get_prefix(&limit_key, 11, &call).await? else {
-                        return Ok(PermitSlots {
-                            permits: None,
-                            held: Vec::new(),
-                        });
+                    // `peek` (not a plain GET): on a Redis Cluster member it goes to the
+                    // node serving the semaphore's slot.
+                    let record = match node.peek(&limit_key, &call).await? {
+                        Peek::Value { value, .. } => value,
+                        Peek::Absent | Peek::NotALock | Peek::Shared { .. } => {
+                            return Ok(PermitSlots {
+                                permits: None,
+                                held: Vec::new(),
+                            });
+                        }
                     };
                     let permits = std::str::from_utf8(&record)
                         .ok()
