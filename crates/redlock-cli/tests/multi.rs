@@ -1,7 +1,8 @@
 //! `redlock exec RESOURCE --also OTHER…`: several resources, all or nothing, against a lock
 //! the library holds on one of them: refused with `-n` leaving no key behind; with `-w` it
 //! waits, runs once the library's lock is released, and then excludes plain, shared and
-//! library locks on each of its resources. Real `redis-server` masters.
+//! library locks on each of its resources. With `--fencing`, one fencing token per resource
+//! in the command's environment and the JSON report. Real `redis-server` masters.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -104,4 +105,44 @@ fn several_resources_are_all_or_nothing_against_a_library_lock_on_one() {
             .all(|m| !m.exists(a.as_bytes()) && !m.exists(b.as_bytes()))
     );
     rt.block_on(manager.close());
+}
+
+#[test]
+fn fencing_tokens_come_one_per_resource_in_the_order_of_the_resources() {
+    let masters = Masters::start(3);
+    let (a, b) = (name("fence-a"), name("fence-b"));
+    // `b`'s counter is ahead: its token must be the larger one, and on the second line.
+    for m in masters.iter() {
+        m.cmd(&["SET", &format!("{{{b}}}:fence"), "41"]);
+    }
+    let out = redlock(&masters)
+        .args(["exec", "--json", "--fencing", &b, "--also", &a, "-c"])
+        .arg(r#"printf '%s|%s|%s' "$REDLOCK_RESOURCES" "$REDLOCK_FENCING_TOKENS" "${REDLOCK_FENCING_TOKEN-unset}""#)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let parts: Vec<&str> = text.split('|').collect();
+    assert_eq!(parts[0], format!("{a}\n{b}"), "{text}");
+    let tokens: Vec<u64> = parts[1].lines().map(|t| t.parse().unwrap()).collect();
+    assert_eq!(tokens.len(), 2, "{text}");
+    assert!(tokens[1] > 41 && tokens[0] < tokens[1], "{text}");
+    assert_eq!(
+        parts[2], "unset",
+        "one token per resource, no single one: {text}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(report["kind"], "multi", "{report}");
+    assert_eq!(report["resources"], serde_json::json!([b, a]), "{report}");
+    assert_eq!(
+        report["fencing_tokens"],
+        serde_json::json!(tokens),
+        "{report}"
+    );
 }
