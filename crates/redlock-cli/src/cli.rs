@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::Signal;
-use tokio_redlock::{ConfigError, SERVERS_ENV, parse_server_list};
+use tokio_redlock::{ConfigError, MAX_PERMITS, SERVERS_ENV, parse_server_list};
 
 const ROOT_AFTER_HELP: &str = "\
 Examples:
   redlock exec nightly-report -- ./report.sh            # wait for the lock, then run
   redlock exec -n -s redis://a:6379 -s redis://b:6379 -s redis://c:6379 deploy -- make deploy
+  redlock exec --shared catalog -- ./report.sh          # readers together, -x alone
+  redlock exec --permits 3 exports -- ./export.sh       # at most 3 at once
   redlock status -q deploy && echo held                 # 0 held, 1 free: see below
   redlock release --force --yes deploy                  # an operator clears a stuck lock
   redlock bench                                         # lock/unlock latency on your masters
@@ -37,9 +39,19 @@ Exit codes (exec): the command's status; 1 (or -E N) on conflict or wait expiry;
 See docs/cli.md for the full reference.";
 
 const EXEC_AFTER_HELP: &str = "\
+Lock kinds: without --shared, -x, --also or --permits the lock is a plain one (one holder).
+--shared holders share the name with each other; an -x holder excludes them and, while it
+waits, makes new --shared holders wait behind it; a plain lock and -x take the same key and
+exclude each other. --also locks several resources all or nothing (each the key a plain lock
+on it takes). --permits K takes one of K permits of the semaphore named RESOURCE (the name is
+not a lock). Refused (exit 64, before any request): --shared with -x; --permits with
+--shared, -x or --also; --shared or -x with --also; --fencing with --shared or --permits.
+
 The command runs in its own process group with stdin, stdout and stderr passed through, and
-with REDLOCK_RESOURCE, REDLOCK_TOKEN, REDLOCK_VALIDITY_MS (and REDLOCK_FENCING_TOKEN with
---fencing) in its environment. The lock is extended every --extend-every while it runs and
+with REDLOCK_RESOURCE, REDLOCK_TOKEN, REDLOCK_VALIDITY_MS, REDLOCK_LOCK_KIND (mutex, reader,
+writer, multi, permit), REDLOCK_RESOURCES (one per line), REDLOCK_FENCING_TOKEN with
+--fencing (REDLOCK_FENCING_TOKENS, one per line, with --also) and REDLOCK_PERMITS with
+--permits in its environment. The lock is extended every --extend-every while it runs and
 released when it exits; redlock then exits with the command's status.
 
 Every signal redlock can forward (HUP, INT, QUIT, ALRM, TERM, USR1, USR2, WINCH, …) is sent on
@@ -64,9 +76,9 @@ There is no --no-fork (-F) or --close (-o) as in flock: redlock must stay alive 
 lock, and there is no file descriptor to pass on.
 
 Exit codes: the command's status; 1 or -E N on conflict or wait expiry; 64 bad usage; 65 the
-key holds a value that is not a lock; 69 no quorum reachable; 75 or --lost-exit-code lock lost;
-78 a quorum granted the lock too late to leave any validity (raise --ttl); 126 not executable;
-127 not found; 128+N the command was killed by signal N, or redlock received signal N and
+key holds a value that is not a lock, or --permits K differs from the semaphore's users' K;
+69 no quorum reachable; 75 or --lost-exit-code lock lost; 78 a quorum granted the lock too
+late to leave any validity (raise --ttl); 126 not executable; 127 not found; 128+N the command was killed by signal N, or redlock received signal N and
 forwarded it. --json adds a one-line JSON report as redlock's last line on stderr.
 
 Examples:
@@ -78,15 +90,28 @@ Examples:
     redlock exec -w 10m -E 3 --ttl 1m deploy:prod -- ./deploy.sh v1.2.3
 
   # a shell command, with a fencing token for the database to check
-  redlock exec --fencing migrate -c 'psql -v fence=$REDLOCK_FENCING_TOKEN -f migrate.sql'";
+  redlock exec --fencing migrate -c 'psql -v fence=$REDLOCK_FENCING_TOKEN -f migrate.sql'
+
+  # readers together, the nightly import alone (readers arriving while it waits queue)
+  redlock exec --shared catalog -- ./report.sh
+  redlock exec -x -w 30m catalog -- ./import.sh
+
+  # two resources, both or neither
+  redlock exec -w 1m stock:berlin --also stock:paris -- ./transfer.sh berlin paris 40
+
+  # at most 3 exports at once, cluster-wide
+  redlock exec --permits 3 -w 10m exports -- ./export.sh";
 
 const STATUS_AFTER_HELP: &str = "\
 For each resource: on each master, whether the key exists, the first 8 characters of the
-holder's token and the key's PTTL; then the quorum view (free, held, unsettled, or unknown
-when no quorum answered). When the holder is a `redlock exec` (or a library user that stored
-it), a holder line names its host, pid, command and since when.
+holder's token and the key's PTTL; then the quorum view (free, held, shared by N readers,
+unsettled, or unknown when no quorum answered). When the holder is a plain `redlock exec` (or
+a library user that stored it), a holder line names its host, pid, command and since when. A
+line says when an exclusive (-x) holder waits; when the name is also a semaphore's
+(--permits), a `semaphore:` line gives the permits taken of the total, with each holder and
+each master's slots.
 
-Exit codes: 0 held (every resource), 1 free, 2 unsettled (the masters disagree: an acquisition
+Exit codes: 0 held (every resource: a lock, readers, or a permit), 1 free, 2 unsettled (the masters disagree: an acquisition
 or expiry in progress, or a value that is not a lock), 69 unavailable (too few masters
 answered); with several resources the first of 69, 2, 1 that applies. -q prints nothing.
 
@@ -99,13 +124,16 @@ const RELEASE_AFTER_HELP: &str = "\
 For an operator who must clear a stuck lock: on each master, deletes the resource's key if it
 still holds the value read just before (so a lock taken in the meantime is left alone), tells
 waiting redlock processes, and prints what it removed there. Keys that hold something other
-than a lock are left alone. The fencing counter is never touched (tokens keep growing).
+than a lock are left alone, and so are readers (--shared) and a semaphore's permits (exit 65:
+stop their processes; their leases end by their TTL). The fencing counter is never touched
+(tokens keep growing).
 
 Without --yes nothing is deleted: it prints what it would remove and exits 64. A holder that
 is still running loses its lock: `redlock exec` then stops its command and exits 75.
 
 Exit codes: 0 the key is gone from every master; 69 some master could not be reached or
-changed (its key expires by its TTL); 64 bad usage or no --yes.
+changed (its key expires by its TTL); 65 a non-lock value, readers or permits were left
+alone; 64 bad usage or no --yes.
 
 Examples:
   redlock release --force deploy:prod                   # show what would be removed
@@ -144,7 +172,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct Common {
     /// A quorum member's URL (repeatable, or comma-separated; a quorum is N/2+1 of them).
-    /// Required: there is no default. Not flock's -s (a shared lock).
+    /// Required: there is no default. Not flock's -s (a shared lock: --shared here).
     ///
     /// Accepted forms: `redis://[user:password@]host:port[/db]`; `rediss://…` (TLS);
     /// `redis+unix:///path[?db=N&pass=P]` or `unix:///path` (a Unix socket); a Sentinel group
@@ -322,8 +350,8 @@ pub(crate) fn scheme_hint(value: &str) -> Option<String> {
         (format!("`{shown}`"), format!("redis://{shown}"))
     };
     Some(format!(
-        "-s takes a server URL (here -s is --server; flock's -s, a shared lock, has no \
-         counterpart): {what} has no scheme; did you mean -s {url}?"
+        "-s takes a server URL (here -s is --server; flock's -s, a shared lock, is \
+         --shared): {what} has no scheme; did you mean -s {url}?"
     ))
 }
 
@@ -425,7 +453,40 @@ pub(crate) struct ExecArgs {
     #[arg(short = 'c', long = "command", value_name = "SHELL_COMMAND")]
     pub(crate) shell_command: Option<String>,
 
-    /// The lock's name (its Redis key, shared with other Redlock clients).
+    /// Take a shared (reader's) lock on RESOURCE, as flock -s: any number of --shared
+    /// holders at once, none while an --exclusive holder or a plain lock holds it, and none
+    /// new while an --exclusive one waits (writer preference). Default: a plain lock.
+    #[arg(long, conflicts_with = "exclusive", help_heading = "Lock kind")]
+    pub(crate) shared: bool,
+
+    /// Take the exclusive (writer's) lock on RESOURCE, as flock -x: alone, and new
+    /// --shared holders queue behind it while it waits. It is the plain lock's key: a
+    /// plain lock on the name excludes it and is excluded by it. Default: a plain lock
+    /// (exclusive too, but new --shared holders do not queue behind it).
+    #[arg(short = 'x', long, help_heading = "Lock kind")]
+    pub(crate) exclusive: bool,
+
+    /// Lock this resource too, together with RESOURCE: all of them or none (one request
+    /// per master, one token, one TTL). Repeatable; at most 64 resources in all. Each is
+    /// the same key a plain lock on that name takes, so they exclude each other. Default:
+    /// RESOURCE alone.
+    #[arg(long = "also", value_name = "RESOURCE", help_heading = "Lock kind")]
+    pub(crate) also: Vec<String>,
+
+    /// Take one of K permits of the counting semaphore named RESOURCE: at most K holders
+    /// at once (K from 1 to 256; every user of the name must give the same K). A
+    /// semaphore's name is not a lock: a plain lock on it does not exclude permit holders.
+    /// Default: no semaphore (a lock).
+    #[arg(
+        long,
+        value_name = "K",
+        value_parser = parse_permits,
+        help_heading = "Lock kind"
+    )]
+    pub(crate) permits: Option<u32>,
+
+    /// The lock's name (its Redis key, shared with other Redlock clients); with --permits,
+    /// the semaphore's name.
     #[arg(value_name = "RESOURCE")]
     pub(crate) resource: String,
 
@@ -514,6 +575,20 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}`: {e} (use e.g. 500ms, 10s, 1m, or a number of seconds)"))
 }
 
+/// A number of semaphore permits: 1 to [`MAX_PERMITS`].
+pub(crate) fn parse_permits(s: &str) -> Result<u32, String> {
+    let k: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of permits (1 to {MAX_PERMITS})"))?;
+    if k == 0 || k > MAX_PERMITS {
+        return Err(format!(
+            "a semaphore has 1 to {MAX_PERMITS} permits (at most K holders at once), not {k}"
+        ));
+    }
+    Ok(k)
+}
+
 /// A signal as `TERM`, `SIGTERM`, `term` or `15`.
 pub(crate) fn parse_signal(s: &str) -> Result<Signal, String> {
     let s = s.trim();
@@ -547,6 +622,31 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("1.2.3").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn permits_are_one_to_the_most() {
+        assert_eq!(parse_permits("1"), Ok(1));
+        assert_eq!(parse_permits(" 256 "), Ok(MAX_PERMITS));
+        for bad in ["0", "257", "-1", "two", ""] {
+            assert!(parse_permits(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_kinds_parse_after_or_before_the_resource() {
+        let cli = Cli::try_parse_from([
+            "redlock", "exec", "--also", "b", "a", "--also", "c", "--", "ls",
+        ])
+        .unwrap();
+        let Command::Exec(exec) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(
+            (exec.resource.as_str(), exec.also.as_slice()),
+            ("a", &["b".to_owned(), "c".to_owned()][..])
+        );
+        assert!(Cli::try_parse_from(["redlock", "exec", "--shared", "-x", "r", "ls"]).is_err());
     }
 
     #[test]

@@ -66,6 +66,130 @@ impl Wait {
     }
 }
 
+/// Which lock `redlock exec` takes (`--shared`, `-x`, `--also`, `--permits`, or none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A plain lock on one resource (the default).
+    Mutex,
+    /// A reader of the read-write lock (`--shared`).
+    Reader,
+    /// The writer of the read-write lock (`-x`).
+    Writer,
+    /// Every resource, all or nothing (`--also`): RESOURCE first, then the others as given.
+    Several(Vec<String>),
+    /// One permit of a semaphore with this many (`--permits K`).
+    Permit(u32),
+}
+
+impl Kind {
+    /// The kind the options ask for, or why the combination is refused (bad usage, before
+    /// any request).
+    pub(crate) fn from_args(args: &ExecArgs) -> Result<Self, String> {
+        let several = !args.also.is_empty();
+        if let Some(k) = args.permits {
+            let other = if args.shared {
+                Some("--shared")
+            } else if args.exclusive {
+                Some("--exclusive")
+            } else if several {
+                Some("--also")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                return Err(format!(
+                    "--permits takes no {other}: a semaphore is one name whose permits are all \
+                     alike (no readers, no writer, no other resources); drop {other}, or drop \
+                     --permits for a lock"
+                ));
+            }
+            if args.fencing {
+                return Err(
+                    "--fencing with --permits: a semaphore's permits carry no fencing \
+                            token (several holders at once write nothing in turn); drop --fencing"
+                        .to_owned(),
+                );
+            }
+            return Ok(Self::Permit(k));
+        }
+        if args.shared {
+            if several {
+                return Err(
+                    "--shared takes one resource: there is no shared lock of several \
+                            resources; drop --also, or take each in its own redlock"
+                        .to_owned(),
+                );
+            }
+            if args.fencing {
+                return Err(
+                    "--fencing with --shared: readers carry no fencing token (they do \
+                            not write); drop --fencing, or use --exclusive"
+                        .to_owned(),
+                );
+            }
+            return Ok(Self::Reader);
+        }
+        if args.exclusive {
+            if several {
+                return Err(
+                    "--exclusive takes one resource: a lock of several resources \
+                            (--also) is exclusive already and excludes --shared holders of \
+                            each, but without the writer's priority over new readers; drop \
+                            --exclusive"
+                        .to_owned(),
+                );
+            }
+            return Ok(Self::Writer);
+        }
+        if several {
+            let mut all = vec![args.resource.clone()];
+            all.extend(args.also.iter().cloned());
+            return Ok(Self::Several(all));
+        }
+        Ok(Self::Mutex)
+    }
+
+    /// The kind's name in the `--json` report and in `REDLOCK_LOCK_KIND`.
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Self::Mutex => "mutex",
+            Self::Reader => "reader",
+            Self::Writer => "writer",
+            Self::Several(_) => "multi",
+            Self::Permit(_) => "permit",
+        }
+    }
+
+    /// What was acquired, for messages: "`r`", "a shared lock on `r`", "`a` and `b`", "a
+    /// permit of `s`".
+    fn what(&self, resource: &str) -> String {
+        let shown = Printable::new(resource);
+        match self {
+            Self::Mutex => format!("`{shown}`"),
+            Self::Reader => format!("a shared lock on `{shown}`"),
+            Self::Writer => format!("the exclusive lock on `{shown}`"),
+            Self::Several(all) => {
+                let names: Vec<String> = all
+                    .iter()
+                    .map(|r| format!("`{}`", Printable::new(r)))
+                    .collect();
+                names.join(" + ")
+            }
+            Self::Permit(k) => format!("a permit of `{shown}` ({k} permits)"),
+        }
+    }
+
+    /// Why an attempt was refused, for the conflict message.
+    fn held_by(&self) -> &'static str {
+        match self {
+            Self::Mutex | Self::Writer => "it is held by another holder",
+            Self::Reader => "it is held exclusively, or an exclusive holder waits for it",
+            Self::Several(_) => "one of them is held by another holder",
+            Self::Permit(_) => "every permit is taken",
+        }
+    }
+}
+
 /// What one acquisition attempt asks for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AcquireSpec {
@@ -90,18 +214,27 @@ pub(crate) struct Acquired {
 ///
 /// The lock carries a holder record (this host, redlock's pid, the command, the start time)
 /// for `redlock status` to show; it lives and dies with the lock.
+///
+/// Every kind goes through this one path, only the request differs: a reader
+/// ([`LockManager::read`]), a writer ([`LockManager::write`]), several resources
+/// ([`LockManager::acquire_all`]) or a permit ([`LockManager::semaphore`]). The holder record
+/// is a plain lock's only (the library keeps none for the others).
 pub(crate) async fn acquire_waiting(
     manager: &LockManager,
     resource: &str,
+    kind: &Kind,
     spec: AcquireSpec,
     wait: Wait,
     holder: HolderInfo,
 ) -> Result<Acquired, LockError> {
-    let request = manager
-        .acquire(resource)
-        .ttl(spec.ttl)
-        .extend_every(spec.extend_every)
-        .holder_info(holder);
+    let request = match kind {
+        Kind::Mutex => manager.acquire(resource).holder_info(holder),
+        Kind::Reader => manager.read(resource),
+        Kind::Writer => manager.write(resource),
+        Kind::Several(all) => manager.acquire_all(all),
+        Kind::Permit(k) => manager.semaphore(resource, *k).acquire(),
+    };
+    let request = request.ttl(spec.ttl).extend_every(spec.extend_every);
     let request = match wait {
         Wait::No => request.retry_count(0),
         Wait::For(d) => request.wait(d),
@@ -122,6 +255,20 @@ fn holder_info(args: &ExecArgs) -> HolderInfo {
         None => args.command.join(" "),
     };
     HolderInfo::new(host, command)
+}
+
+/// `REDLOCK_RESOURCES`: every resource the lock holds, sorted by their bytes, one per line
+/// (as given: a resource name is passed to the command as it is, not escaped).
+fn resources_env<'a>(resources: impl Iterator<Item = &'a [u8]>) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    let mut all = Vec::new();
+    for (i, r) in resources.enumerate() {
+        if i > 0 {
+            all.push(b'\n');
+        }
+        all.extend_from_slice(r);
+    }
+    OsStr::from_bytes(&all).to_os_string()
 }
 
 /// Errors that waiting can cure: held elsewhere, a quorum that came too late, contending
@@ -161,14 +308,27 @@ pub(crate) struct Ending {
     outcome: &'static str,
     /// redlock's exit code.
     exit_code: u8,
-    /// The resource, escaped for printing.
+    /// The resource, escaped for printing (with --permits, the semaphore).
     resource: String,
+    /// The lock's kind: `mutex`, `reader` (--shared), `writer` (-x), `multi` (--also) or
+    /// `permit` (--permits).
+    kind: &'static str,
+    /// With --also: every resource, escaped, in the order given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<Vec<String>>,
+    /// With --permits: the semaphore's number of permits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permits: Option<u32>,
     /// Time spent acquiring the lock (waiting included).
     wait_ms: Option<u64>,
     /// Time the lock was held while the command ran.
     held_ms: Option<u64>,
-    /// The fencing token, with `--fencing`.
+    /// The fencing token, with `--fencing` (of one resource).
     fencing_token: Option<u64>,
+    /// With `--fencing --also`: one fencing token per resource, in the order of the
+    /// resources sorted by their bytes (as `REDLOCK_RESOURCES`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fencing_tokens: Option<Vec<u64>>,
     /// The command's exit code, when it exited.
     command_exit_code: Option<i32>,
     /// The signal that killed the command, when one did.
@@ -187,8 +347,24 @@ impl Ending {
             outcome,
             exit_code,
             resource: Printable::new(resource).to_string(),
+            kind: Kind::Mutex.as_str(),
             ..Self::default()
         }
+    }
+
+    /// The same, naming the lock's kind.
+    fn of(kind: &Kind, outcome: &'static str, exit_code: u8, resource: &str) -> Self {
+        let mut ending = Self::new(outcome, exit_code, resource);
+        ending.kind = kind.as_str();
+        match kind {
+            Kind::Several(all) => {
+                ending.resources =
+                    Some(all.iter().map(|r| Printable::new(r).to_string()).collect());
+            }
+            Kind::Permit(k) => ending.permits = Some(*k),
+            Kind::Mutex | Kind::Reader | Kind::Writer => {}
+        }
+        ending
     }
 
     fn error(mut self, e: impl std::fmt::Display) -> Self {
@@ -232,6 +408,14 @@ async fn run_checked(args: &ExecArgs, common: &Common, report: Report) -> Ending
             return Ending::new("error", exit::SOFTWARE, resource).error(e);
         }
     };
+    let kind = match Kind::from_args(args) {
+        Ok(kind) => kind,
+        Err(e) => return usage(&e),
+    };
+    let usage = |e: &dyn std::fmt::Display| {
+        report.error(e);
+        Ending::of(&kind, "usage", exit::USAGE, resource).error(e)
+    };
     if args.extend_every.is_none() && args.ttl < MIN_TTL {
         // Said in the option the user gave: the extension period is derived from it.
         return usage(&format_args!(
@@ -260,7 +444,7 @@ async fn run_checked(args: &ExecArgs, common: &Common, report: Report) -> Ending
         ttl: args.ttl,
         extend_every,
     };
-    let ending = run_with(&manager, args, spec, common, report, &mut signals).await;
+    let ending = run_with(&manager, args, &kind, spec, common, report, &mut signals).await;
     // Awaits the background work (releases of dropped attempts), bounded by the timeouts.
     manager.close().await;
     ending
@@ -269,6 +453,7 @@ async fn run_checked(args: &ExecArgs, common: &Common, report: Report) -> Ending
 async fn run_with(
     manager: &LockManager,
     args: &ExecArgs,
+    kind: &Kind,
     spec: AcquireSpec,
     common: &Common,
     report: Report,
@@ -279,7 +464,7 @@ async fn run_with(
     let wait = Wait::from_args(args);
     let terminal = Terminal::of_stdin();
     let started = Instant::now();
-    let acquiring = acquire_waiting(manager, resource, spec, wait, holder_info(args));
+    let acquiring = acquire_waiting(manager, resource, kind, spec, wait, holder_info(args));
     tokio::pin!(acquiring);
     let acquired = loop {
         tokio::select! {
@@ -293,8 +478,11 @@ async fn run_with(
                 if !crate::signals::ends_redlock(signal) {
                     continue;
                 }
-                report.info(format_args!("got {signal} while waiting for `{shown}`: giving up"));
-                let mut ending = Ending::new("signal", exit::signal_code(signal), resource);
+                report.info(format_args!(
+                    "got {signal} while waiting for {}: giving up",
+                    kind.what(resource)
+                ));
+                let mut ending = Ending::of(kind, "signal", exit::signal_code(signal), resource);
                 ending.signal_received = Some(signal.to_string());
                 ending.wait_ms = millis(started.elapsed());
                 return ending;
@@ -304,14 +492,18 @@ async fn run_with(
     let Acquired { guard } = match acquired {
         Ok(a) => a,
         Err(e) => {
-            let mut ending = acquire_failed(&e, resource, wait, started, args, report);
+            let mut ending = acquire_failed(&e, resource, kind, wait, started, args, report);
             ending.wait_ms = millis(started.elapsed());
             return ending;
         }
     };
     let wait_time = started.elapsed();
+    let acquired_what = match kind {
+        Kind::Mutex => format!("`{shown}`"),
+        _ => kind.what(resource),
+    };
     report.info(format_args!(
-        "acquired `{shown}` in {}; validity {}; token {}…{}",
+        "acquired {acquired_what} in {}; validity {}; token {}…{}",
         show_duration(wait_time),
         show_duration(guard.validity()),
         probe::token_prefix(guard.token().as_bytes()),
@@ -335,9 +527,12 @@ async fn run_with(
             ));
         }
     }
-    let mut ending = Ending::new("ran", exit::OK, resource);
+    let mut ending = Ending::of(kind, "ran", exit::OK, resource);
     ending.wait_ms = millis(wait_time);
     ending.fencing_token = guard.fencing_token().map(|t| t.get());
+    if matches!(kind, Kind::Several(_)) && !guard.fencing_tokens().is_empty() {
+        ending.fencing_tokens = Some(guard.fencing_tokens().iter().map(|t| t.get()).collect());
+    }
 
     let (program, rest): (&OsStr, Vec<OsString>) =
         match (&args.shell_command, args.command.split_first()) {
@@ -346,7 +541,7 @@ async fn run_with(
             (None, None) => {
                 report.error("no command given");
                 drop(guard.release().await);
-                return Ending::new("usage", exit::USAGE, resource).error("no command given");
+                return Ending::of(kind, "usage", exit::USAGE, resource).error("no command given");
             }
         };
     let take_terminal = terminal.as_ref().is_some_and(Terminal::is_foreground);
@@ -364,9 +559,24 @@ async fn run_with(
             "REDLOCK_VALIDITY_MS",
             guard.validity().as_millis().to_string(),
         )
-        .env_remove("REDLOCK_FENCING_TOKEN");
+        .env("REDLOCK_LOCK_KIND", kind.as_str())
+        .env("REDLOCK_RESOURCES", resources_env(guard.resources()))
+        .env_remove("REDLOCK_FENCING_TOKEN")
+        .env_remove("REDLOCK_FENCING_TOKENS")
+        .env_remove("REDLOCK_PERMITS");
     if let Some(token) = guard.fencing_token() {
         command.env("REDLOCK_FENCING_TOKEN", token.to_string());
+    }
+    if matches!(kind, Kind::Several(_)) && !guard.fencing_tokens().is_empty() {
+        let tokens: Vec<String> = guard
+            .fencing_tokens()
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        command.env("REDLOCK_FENCING_TOKENS", tokens.join("\n"));
+    }
+    if let Kind::Permit(k) = kind {
+        command.env("REDLOCK_PERMITS", k.to_string());
     }
     // Spawned on this, the main, thread (the runtime is single-threaded): the command's
     // parent-death signal follows the thread that forked it (see `child.rs`).
@@ -377,13 +587,13 @@ async fn run_with(
             let e = format!("cannot start the command through redlock itself: {e}");
             report.error(&e);
             release(guard, resource, report).await;
-            return Ending::new("error", exit::SOFTWARE, resource).error(e);
+            return Ending::of(kind, "error", exit::SOFTWARE, resource).error(e);
         }
     };
     let Ok(pid) = i32::try_from(child.id()).map(Pid::from_raw) else {
         report.error("the command's process id is out of range");
         release(guard, resource, report).await;
-        return Ending::new("error", exit::SOFTWARE, resource);
+        return Ending::of(kind, "error", exit::SOFTWARE, resource);
     };
     // The std handle is not used to wait: redlock waits with `waitpid` to see stops too.
     drop(child);
@@ -398,6 +608,7 @@ async fn run_with(
     };
     let outcome = supervise(
         &guard,
+        kind,
         pid,
         &watch,
         terminal.as_ref(),
@@ -468,6 +679,7 @@ fn stop(terminal: Option<&Terminal>) {
 fn acquire_failed(
     e: &LockError,
     resource: &str,
+    kind: &Kind,
     wait: Wait,
     started: Instant,
     args: &ExecArgs,
@@ -482,7 +694,13 @@ fn acquire_failed(
              for the masters' round-trip time and the clock-drift allowance: use a longer --ttl",
             show_duration(args.ttl)
         ));
-        return Ending::new("validity_exhausted", exit::VALIDITY_EXHAUSTED, resource).error(e);
+        return Ending::of(
+            kind,
+            "validity_exhausted",
+            exit::VALIDITY_EXHAUSTED,
+            resource,
+        )
+        .error(e);
     }
     if worth_waiting(e) {
         let held = holder_remaining(e)
@@ -494,14 +712,27 @@ fn acquire_failed(
             })
             .unwrap_or_default();
         let outcome = match wait {
-            Wait::No => {
+            Wait::No if *kind == Kind::Mutex => {
                 report.warn(format_args!("`{shown}` is held by another holder{held}"));
                 "conflict"
             }
-            _ => {
+            Wait::No => {
                 report.warn(format_args!(
-                    "gave up waiting for `{shown}` after {}: it is held by another holder{held}",
-                    show_duration(started.elapsed())
+                    "could not take {}: {}{held}",
+                    kind.what(resource),
+                    kind.held_by()
+                ));
+                "conflict"
+            }
+            _ => {
+                let what = match kind {
+                    Kind::Mutex => format!("`{shown}`"),
+                    _ => kind.what(resource),
+                };
+                report.warn(format_args!(
+                    "gave up waiting for {what} after {}: {}{held}",
+                    show_duration(started.elapsed()),
+                    kind.held_by()
                 ));
                 "wait_expired"
             }
@@ -509,7 +740,7 @@ fn acquire_failed(
         for outcome in e.outcomes() {
             report.info(format_args!("  {outcome}"));
         }
-        return Ending::new(outcome, args.conflict_exit_code, resource).error(e);
+        return Ending::of(kind, outcome, args.conflict_exit_code, resource).error(e);
     }
     if e.is_unavailable() {
         report.error(e);
@@ -526,17 +757,23 @@ fn acquire_failed(
                  servers that require client certificates, --tls-cert and --tls-key",
             );
         }
-        return Ending::new("unavailable", exit::UNAVAILABLE, resource).error(e);
+        return Ending::of(kind, "unavailable", exit::UNAVAILABLE, resource).error(e);
     }
     report.error(e);
     let (outcome, code) = if e.is_not_a_lock() {
         ("not_a_lock", exit::DATA)
+    } else if e.is_permits_mismatch() {
+        report.error(
+            "every user of a semaphore must give the same --permits; the number recorded \
+             stays until the last permit taken with it expires",
+        );
+        ("permits_mismatch", exit::DATA)
     } else if e.is_invalid_input() {
         ("usage", exit::USAGE)
     } else {
         ("error", exit::SOFTWARE)
     };
-    Ending::new(outcome, code, resource).error(e)
+    Ending::of(kind, outcome, code, resource).error(e)
 }
 
 /// Releases after a normal end; a failure is a warning (the command's status still stands).
@@ -628,6 +865,7 @@ fn check_child(pid: Pid) -> ChildState {
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
     guard: &LockGuard,
+    kind: &Kind,
     pgid: Pid,
     watch: &Watch,
     terminal: Option<&Terminal>,
@@ -660,8 +898,16 @@ async fn supervise(
         }
         let (manager, resource, timeout) =
             (manager.clone(), resource.to_owned(), watch.probe_timeout);
+        // A permit is a slot beside the semaphore's name; the other kinds hold the key of
+        // RESOURCE (a lock of several resources holds each key with the same token).
+        let permit_token = matches!(kind, Kind::Permit(_)).then(|| guard.token().to_owned());
         Loss {
-            probe: tokio::spawn(async move { probe::read_all(&manager, &resource, timeout).await }),
+            probe: tokio::spawn(async move {
+                match permit_token {
+                    Some(token) => probe::read_permit(&manager, &resource, &token, timeout).await,
+                    None => probe::read_all(&manager, &resource, timeout).await,
+                }
+            }),
             why,
         }
     };
@@ -841,6 +1087,9 @@ fn is_ours(m: &MasterKey, token: &str) -> bool {
 fn describe_for_loss(m: &MasterKey) -> String {
     match &m.state {
         KeyState::Absent => "the key is gone: expired or deleted".to_owned(),
+        KeyState::Shared { readers, .. } => {
+            format!("shared by {readers} reader(s); whether this lease is among them is not read")
+        }
         KeyState::Held { value, .. } => {
             format!("held by another holder, {}…", probe::token_prefix(value))
         }

@@ -29,6 +29,13 @@ pub(crate) enum KeyState {
         /// PTTL, `None` when the key has no expiry.
         pttl: Option<Duration>,
     },
+    /// Readers of a read-write lock hold it (`redlock exec --shared`).
+    Shared {
+        /// The readers this master records.
+        readers: usize,
+        /// PTTL (as long as the longest reader's lease), `None` when the key has no expiry.
+        pttl: Option<Duration>,
+    },
     /// A value of another type (a hash, a list, …): not a lock. (Its PTTL is not read.)
     NotALock,
     /// The master did not answer, or answered with an error.
@@ -46,6 +53,8 @@ pub(crate) struct MasterKey {
     pub(crate) state: KeyState,
     /// Who holds it here, when the holder stored a record for the token the key holds.
     pub(crate) holder_info: Option<HolderInfo>,
+    /// An exclusive holder (`redlock exec -x`) waits for the key here.
+    pub(crate) writer_waiting: bool,
 }
 
 /// The first [`SHOWN_TOKEN_CHARS`] characters of a token, control characters and invalid
@@ -67,6 +76,10 @@ impl From<tokio_redlock::MasterKey> for MasterKey {
                 value: holder.as_bytes().to_vec(),
                 pttl: remaining,
             },
+            Lib::Shared { readers, remaining } => KeyState::Shared {
+                readers,
+                pttl: remaining,
+            },
             Lib::NotALock => KeyState::NotALock,
             Lib::Failed(e) => KeyState::Failed(e.to_string()),
             // A state a newer library may add; not printed (it might hold a token).
@@ -77,6 +90,7 @@ impl From<tokio_redlock::MasterKey> for MasterKey {
             node: m.node.map(|n| n.to_string()),
             state,
             holder_info: m.holder_info,
+            writer_waiting: m.writer_waiting,
         }
     }
 }
@@ -105,11 +119,62 @@ pub(crate) async fn read_all(
                 node: None,
                 state: KeyState::Failed(why.clone()),
                 holder_info: None,
+                writer_waiting: false,
             })
             .collect()
     };
     match tokio::time::timeout(timeout, manager.inspect(resource)).await {
         Ok(Ok(keys)) => keys.into_iter().map(MasterKey::from).collect(),
+        Ok(Err(e)) => failed(e.to_string()),
+        Err(_) => failed(format!("no answer within {}", show_duration(timeout))),
+    }
+}
+
+/// Reads the semaphore `name` on every master for the report of a lost permit: a master
+/// where `token` holds a slot shows as holding `token` (with that slot's PTTL), one where
+/// it holds none as without a key. Bounded as [`read_all`].
+pub(crate) async fn read_permit(
+    manager: &LockManager,
+    name: &str,
+    token: &str,
+    timeout: Duration,
+) -> Vec<MasterKey> {
+    let failed = |why: String| -> Vec<MasterKey> {
+        manager
+            .masters()
+            .map(|master| MasterKey {
+                master: master.to_owned(),
+                node: None,
+                state: KeyState::Failed(why.clone()),
+                holder_info: None,
+                writer_waiting: false,
+            })
+            .collect()
+    };
+    match tokio::time::timeout(timeout, manager.inspect_permits(name)).await {
+        Ok(Ok(masters)) => masters
+            .into_iter()
+            .map(|m| {
+                let state = match m.state {
+                    Ok(slots) => slots
+                        .held
+                        .into_iter()
+                        .find(|h| h.holder.as_bytes() == token.as_bytes())
+                        .map_or(KeyState::Absent, |h| KeyState::Held {
+                            value: h.holder.as_bytes().to_vec(),
+                            pttl: h.remaining,
+                        }),
+                    Err(e) => KeyState::Failed(e.to_string()),
+                };
+                MasterKey {
+                    master: m.master.to_string(),
+                    node: m.node.map(|n| n.to_string()),
+                    state,
+                    holder_info: None,
+                    writer_waiting: false,
+                }
+            })
+            .collect(),
         Ok(Err(e)) => failed(e.to_string()),
         Err(_) => failed(format!("no answer within {}", show_duration(timeout))),
     }
@@ -216,9 +281,24 @@ impl fmt::Display for MasterKey {
                     None => f.write_str(", no expiry"),
                 }
             }
+            KeyState::Shared { readers, pttl } => {
+                write!(f, "shared by {readers} reader(s)")?;
+                match pttl {
+                    Some(p) => write!(f, ", PTTL {} ms", p.as_millis())?,
+                    None => f.write_str(", no expiry")?,
+                }
+                if self.writer_waiting {
+                    f.write_str("; an exclusive holder waits")?;
+                }
+                Ok(())
+            }
             KeyState::NotALock => f.write_str("holds a value that is not a lock"),
             KeyState::Failed(e) => f.write_str(e),
+        }?;
+        if self.writer_waiting && matches!(self.state, KeyState::Held { .. }) {
+            f.write_str("; an exclusive holder waits")?;
         }
+        Ok(())
     }
 }
 
@@ -236,6 +316,11 @@ pub(crate) struct MasterJson {
     /// PTTL in ms: -1 no expiry, -2 no key, null when unknown (the master failed, or the key
     /// is not a lock: its PTTL is not read).
     pttl_ms: Option<i64>,
+    /// The readers this master records while readers hold the key (`--shared`); null
+    /// otherwise.
+    readers: Option<usize>,
+    /// An exclusive holder (`-x`) waits for the key here (its intent is there).
+    writer_waiting: bool,
     error: Option<String>,
 }
 
@@ -256,6 +341,8 @@ impl From<&MasterKey> for MasterJson {
                 is_lock: None,
                 token_prefix: None,
                 pttl_ms: Some(-2),
+                readers: None,
+                writer_waiting: m.writer_waiting,
                 error: None,
             },
             KeyState::Held { value, pttl } => Self {
@@ -266,6 +353,20 @@ impl From<&MasterKey> for MasterJson {
                 is_lock: Some(true),
                 token_prefix: Some(token_prefix(value)),
                 pttl_ms: Some(pttl_ms(*pttl)),
+                readers: None,
+                writer_waiting: m.writer_waiting,
+                error: None,
+            },
+            KeyState::Shared { readers, pttl } => Self {
+                master,
+                node: node.clone(),
+                reachable: true,
+                exists: Some(true),
+                is_lock: Some(true),
+                token_prefix: None,
+                pttl_ms: Some(pttl_ms(*pttl)),
+                readers: Some(*readers),
+                writer_waiting: m.writer_waiting,
                 error: None,
             },
             KeyState::NotALock => Self {
@@ -276,6 +377,8 @@ impl From<&MasterKey> for MasterJson {
                 is_lock: Some(false),
                 token_prefix: None,
                 pttl_ms: None,
+                readers: None,
+                writer_waiting: false,
                 error: None,
             },
             KeyState::Failed(e) => Self {
@@ -286,6 +389,8 @@ impl From<&MasterKey> for MasterJson {
                 is_lock: None,
                 token_prefix: None,
                 pttl_ms: None,
+                readers: None,
+                writer_waiting: false,
                 error: Some(e.clone()),
             },
         }

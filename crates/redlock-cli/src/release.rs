@@ -61,6 +61,8 @@ enum Action {
     Changed,
     /// The key holds something that is not a lock: left alone.
     NotALock,
+    /// Readers hold it (`redlock exec --shared`): left alone, they are not cleared here.
+    Readers,
     /// The master could not be read or changed; its key expires by its TTL.
     Failed,
     /// A Sentinel group: not changed here.
@@ -82,6 +84,9 @@ struct ReleaseJson {
     resource: String,
     deleted: bool,
     masters: Vec<MasterResult>,
+    /// Masters where permits of a semaphore of this name are held (not cleared: see the
+    /// command's help).
+    semaphore_masters_with_permits: usize,
 }
 
 /// Runs `redlock release` and returns the exit code.
@@ -113,6 +118,15 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
     };
     let budget = probe::budget(common.node_timeout);
     let before = probe::read_all(&manager, &args.resource, budget).await;
+    // A semaphore's permits are slots beside the name: not cleared here, only reported.
+    let permits_held =
+        match tokio::time::timeout(budget, manager.inspect_permits(&args.resource)).await {
+            Ok(Ok(masters)) => masters
+                .iter()
+                .filter(|m| m.state.as_ref().is_ok_and(|s| !s.held.is_empty()))
+                .count(),
+            _ => 0,
+        };
     manager.close().await;
     let key = lock_key(b"", args.resource.as_bytes());
     let channel = release_channel(&key);
@@ -121,6 +135,7 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
         let (action, error) = match &master.state {
             KeyState::Absent => (Action::Absent, None),
             KeyState::NotALock => (Action::NotALock, None),
+            KeyState::Shared { .. } => (Action::Readers, None),
             KeyState::Failed(e) => (Action::Failed, Some(e.clone())),
             KeyState::Held { .. } if is_sentinel(url) => (
                 Action::Skipped,
@@ -154,8 +169,9 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
             resource: shown.to_string(),
             deleted,
             masters: results,
+            semaphore_masters_with_permits: permits_held,
         };
-        let code = code_for(&doc.masters, args.yes);
+        let code = code_for(&doc.masters, args.yes, permits_held > 0);
         match serde_json::to_string_pretty(&doc) {
             Ok(text) => output(text),
             Err(e) => {
@@ -181,15 +197,23 @@ pub(crate) async fn run(args: ReleaseArgs, common: &Common, report: Report) -> u
             output(format_args!("  {}", describe(r, master)));
         }
     }
+    if permits_held > 0 {
+        report.error(format_args!(
+            "`{shown}` is also a semaphore with permits held on {permits_held} master(s): \
+             release --force does not clear permits (each ends by its TTL once its holder is \
+             stopped; `redlock status {shown}` lists them)"
+        ));
+    }
     if !args.yes {
         report.error("nothing deleted: add --yes to delete");
     }
-    code_for(&results, args.yes)
+    code_for(&results, args.yes, permits_held > 0)
 }
 
 /// 64 without `--yes`; 69 when some master that may hold the lock was not changed; 65 when
-/// a key holds something else; 0 otherwise.
-fn code_for(results: &[MasterResult], yes: bool) -> u8 {
+/// a key holds something else (a non-lock value, readers) or permits of a semaphore of the
+/// name are held; 0 otherwise.
+fn code_for(results: &[MasterResult], yes: bool, permits_held: bool) -> u8 {
     if !yes {
         exit::USAGE
     } else if results
@@ -197,7 +221,11 @@ fn code_for(results: &[MasterResult], yes: bool) -> u8 {
         .any(|r| matches!(r.action, Action::Failed | Action::Skipped))
     {
         exit::UNAVAILABLE
-    } else if results.iter().any(|r| r.action == Action::NotALock) {
+    } else if permits_held
+        || results
+            .iter()
+            .any(|r| matches!(r.action, Action::NotALock | Action::Readers))
+    {
         exit::DATA
     } else {
         exit::OK
@@ -225,6 +253,14 @@ fn describe(r: &MasterResult, master: &MasterKey) -> String {
             "held by a new holder by the time of the deletion: left alone".to_owned()
         }
         Action::NotALock => "holds a value that is not a lock: left alone".to_owned(),
+        Action::Readers => format!(
+            "shared by {} reader(s): left alone (release --force clears exclusive locks \
+             only; each reader's lease ends by its TTL once its process is stopped)",
+            match &master.state {
+                KeyState::Shared { readers, .. } => *readers,
+                _ => 0,
+            }
+        ),
         Action::Failed | Action::Skipped => format!(
             "not changed: {}",
             r.error.as_deref().unwrap_or("unknown error")

@@ -80,6 +80,6 @@ pub use lock::{HolderToken, KeyState, Lock, LockState, MasterKey};
 pub use manager::{LockManager, LockRequest};
 pub use manager_config::LockManagerConfig;
 pub use primitives::multi::MAX_RESOURCES;
-pub use primitives::semaphore::{MAX_PERMITS, Semaphore};
+pub use primitives::semaphore::{MAX_PERMITS, MasterPermits, PermitHolder, PermitSlots, Semaphore};
 pub use quorum::fencing::FencingToken;
 pub use transport::member::{SERVERS_ENV, parse_server_list};

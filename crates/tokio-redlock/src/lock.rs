@@ -411,6 +411,11 @@ pub struct MasterKey {
     /// For a Redis Cluster member: the node (`host:port`) that serves the key's slot, which
     /// answered; `None` for other members (and for a cluster whose layout is not known).
     pub node: Option<Arc<str>>,
+    /// A writer ([`LockManager::write`](crate::LockManager::write)) waits for the key on
+    /// this master: its intent, which makes new readers queue behind it, is there. Read
+    /// only where the key is held (by a lock, a writer or readers); `false` elsewhere and
+    /// when the intent could not be read.
+    pub writer_waiting: bool,
 }
 
 /// The masters that may hold a lock's key: those that granted it, and those whose acquire

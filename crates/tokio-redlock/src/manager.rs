@@ -1024,7 +1024,10 @@ impl LockManager {
     /// answers while writes are paused; where the key is held, a second `GET` reads the
     /// holder record of an acquisition that stored one
     /// ([`LockRequest::holder_info`]): [`MasterKey::holder_info`] carries it when the record
-    /// names the token the key holds there (a stale record is never shown).
+    /// names the token the key holds there (a stale record is never shown), and a third read
+    /// tells whether a writer waits for it ([`MasterKey::writer_waiting`]). Readers show as
+    /// [`KeyState::Shared`] with their count. A semaphore's permits live beside its name's
+    /// key: [`inspect_permits`](Self::inspect_permits) reads them.
     ///
     /// # Errors
     ///
@@ -1055,8 +1058,14 @@ impl LockManager {
         let call = Call::until(self.shared.query_queue_until());
         let start = Instant::now();
         let holder_key = keys::holder_key(&key);
+        let intent_key = keys::intent_key(&key);
         let reads = self.shared.nodes.iter().map(|node| {
-            let (key, holder_key, call) = (Arc::clone(&key), Arc::clone(&holder_key), call.clone());
+            let (key, holder_key, intent_key, call) = (
+                Arc::clone(&key),
+                Arc::clone(&holder_key),
+                Arc::clone(&intent_key),
+                call.clone(),
+            );
             async move {
                 let mut holder_info = None;
                 let state = match node.peek(&key, &call).await {
@@ -1084,11 +1093,16 @@ impl LockManager {
                     }
                     Err(e) => KeyState::Failed(e),
                 };
+                // A waiting writer's intent matters only while someone holds the key.
+                let writer_waiting =
+                    matches!(state, KeyState::Held { .. } | KeyState::Shared { .. })
+                        && matches!(node.peek(&intent_key, &call).await, Ok(Peek::Value { .. }));
                 MasterKey {
                     master: Arc::clone(node.address()),
                     node: node.serving(&key),
                     state,
                     holder_info,
+                    writer_waiting,
                 }
             }
         });

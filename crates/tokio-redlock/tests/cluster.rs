@@ -807,6 +807,12 @@ async fn several_resources_semaphores_and_read_write_locks_route_by_slot() {
         .filter(|(k, _)| k.starts_with("{jobs}:permit:"))
         .all(|(k, _)| cluster.owner_of(k.as_bytes()) == jobs);
     assert!(slots_here, "every slot key in the name's slot");
+    // `inspect_permits` reads them on that master.
+    let seen = m.inspect_permits("jobs").await.expect("inspect_permits");
+    let slots = seen[0].state.as_ref().expect("read on the name's master");
+    assert_eq!(slots.permits, Some(2), "{seen:?}");
+    assert_eq!(slots.held.len(), 2, "{seen:?}");
+    assert!(seen[0].node.is_some(), "{seen:?}");
     m.unlock(&mut p1).await.expect("unlock");
     m.unlock(&mut p2).await.expect("unlock");
 

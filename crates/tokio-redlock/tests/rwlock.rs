@@ -399,3 +399,59 @@ async fn helper_keys_are_reserved() {
     assert_eq!(masters.0[0].dbsize(), 0);
     manager.close().await;
 }
+
+/// `inspect` shows a writer waiting for readers (its intent, which makes new readers queue
+/// behind it) on every master where the readers hold the key, and no more once the writer
+/// gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_shows_a_waiting_writer_until_it_gives_up() {
+    let masters = Masters::start(3);
+    let readers = builder(&masters.urls()).build().unwrap();
+    let writers = Arc::new(builder(&masters.urls()).build().unwrap());
+    let name = unique_name("inspect-intent");
+
+    let mut r = readers.read_lock(&name).ttl(ms(10_000)).await.unwrap();
+    for m in readers.inspect(&name).await.unwrap() {
+        assert!(!m.writer_waiting, "{m:?}");
+    }
+    let waiting = {
+        let (writers, name) = (Arc::clone(&writers), name.clone());
+        tokio::spawn(async move { writers.write_lock(&name).wait(ms(20_000)).await })
+    };
+    let mut all_waiting = false;
+    for _ in 0..200 {
+        let seen = readers.inspect(&name).await.unwrap();
+        if seen.iter().all(|m| m.writer_waiting) {
+            all_waiting = true;
+            break;
+        }
+        tokio::time::sleep(ms(20)).await;
+    }
+    assert!(
+        all_waiting,
+        "the waiting writer's intent never showed on every master"
+    );
+    // Giving up withdraws the intent.
+    waiting.abort();
+    assert!(waiting.await.unwrap_err().is_cancelled());
+    let mut withdrawn = false;
+    for _ in 0..200 {
+        if readers
+            .inspect(&name)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.writer_waiting)
+        {
+            withdrawn = true;
+            break;
+        }
+        tokio::time::sleep(ms(20)).await;
+    }
+    assert!(withdrawn, "the intent outlived the writer's call");
+    readers.unlock(&mut r).await.unwrap();
+    // A free key reads no intent.
+    for m in readers.inspect(&name).await.unwrap() {
+        assert!(!m.writer_waiting, "{m:?}");
+    }
+}

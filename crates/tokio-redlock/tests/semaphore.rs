@@ -410,3 +410,63 @@ async fn a_lock_and_a_semaphore_on_one_name_are_separate() {
     manager.unlock(&mut lock).await.unwrap();
     manager.close().await;
 }
+
+/// `inspect_permits` shows each master's record: the number of permits, the slots held with
+/// the holders' tokens and their remaining TTL; a dead master is its own error, not the
+/// call's; after the releases no slot is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_permits_shows_each_masters_slots_and_holders() {
+    let mut masters = Masters::start(3);
+    let manager = builder(&masters.urls()).build().unwrap();
+    let name = unique_name("inspect-permits");
+
+    // Nothing recorded before any permit is taken.
+    for m in manager.inspect_permits(&name).await.unwrap() {
+        let slots = m.state.unwrap();
+        assert_eq!((slots.permits, slots.held.len()), (None, 0), "{slots:?}");
+    }
+    let semaphore = manager.semaphore(&name, 3);
+    let mut a = semaphore.lock().ttl(ms(10_000)).await.unwrap();
+    let mut b = semaphore.lock().ttl(ms(10_000)).await.unwrap();
+    settle(&manager).await;
+    let seen = manager.inspect_permits(&name).await.unwrap();
+    assert_eq!(seen.len(), 3);
+    for m in &seen {
+        let slots = m.state.as_ref().unwrap();
+        assert_eq!(slots.permits, Some(3), "{m:?}");
+        assert_eq!(slots.held.len(), 2, "{m:?}");
+        let mut tokens: Vec<&[u8]> = slots.held.iter().map(|h| h.holder.as_bytes()).collect();
+        tokens.sort_unstable();
+        let mut expected = [a.token().as_bytes(), b.token().as_bytes()];
+        expected.sort_unstable();
+        assert_eq!(tokens, expected, "{m:?}");
+        for h in &slots.held {
+            assert!(h.slot < 3, "{h:?}");
+            let left = h.remaining.unwrap();
+            assert!(left > ms(5_000) && left <= ms(10_000), "{h:?}");
+        }
+        assert!(
+            !format!("{m:?}").contains(a.token()),
+            "a token is never shown whole"
+        );
+    }
+
+    // A dead master reports its failure; the others still answer.
+    masters[2].kill();
+    let seen = manager.inspect_permits(&name).await.unwrap();
+    assert!(seen[0].state.is_ok() && seen[1].state.is_ok(), "{seen:?}");
+    assert!(seen[2].state.is_err(), "{seen:?}");
+
+    manager.unlock(&mut a).await.unwrap();
+    manager.unlock(&mut b).await.unwrap();
+    for m in manager.inspect_permits(&name).await.unwrap().iter().take(2) {
+        assert!(m.state.as_ref().unwrap().held.is_empty(), "{m:?}");
+    }
+    manager.close().await;
+    assert!(
+        manager
+            .inspect_permits(&name)
+            .await
+            .is_err_and(|e| matches!(e, LockError::Closed))
+    );
+}

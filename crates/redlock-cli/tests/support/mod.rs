@@ -205,3 +205,138 @@ pub fn delete_everywhere(masters: &Masters, key: &str) {
         m.cmd(&["DEL", key]);
     }
 }
+
+/// A shell command for `redlock exec -c` that records when it ran: it appends
+/// `start TAG <ns>` to `log` (wall-clock nanoseconds, from `date +%s%N`), waits until
+/// `until` (a shell condition) holds — at most 20 s —, then appends `end TAG <ns>`. The
+/// lock is held from before the first line to after the last.
+pub fn recorded(log: &Path, tag: &str, until: &str) -> String {
+    let log = log.display();
+    format!(
+        "echo \"start {tag} $(date +%s%N)\" >> '{log}'; i=0; \
+         while ! {{ {until}; }} && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         echo \"end {tag} $(date +%s%N)\" >> '{log}'"
+    )
+}
+
+/// The shell condition "the file `go` exists", for [`recorded`].
+pub fn file_exists(go: &Path) -> String {
+    format!("[ -e '{}' ]", go.display())
+}
+
+/// The shell condition "`log` has at least `n` start lines", for [`recorded`].
+pub fn started_at_least(log: &Path, n: usize) -> String {
+    format!(
+        "[ \"$(grep -c '^start' '{}' 2>/dev/null)\" -ge {n} ]",
+        log.display()
+    )
+}
+
+/// One line of a [`recorded`] log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `start` (true) or `end`.
+    pub start: bool,
+    /// The command's tag.
+    pub tag: String,
+    /// Wall-clock nanoseconds.
+    pub at: u128,
+}
+
+/// The events of a [`recorded`] log, in file order.
+pub fn events(log: &Path) -> Vec<Event> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(parts.len(), 3, "bad log line {line:?}");
+            Event {
+                start: parts[0] == "start",
+                tag: parts[1].to_owned(),
+                at: parts[2].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The most commands of the log that ran at once (an end and a start at the same
+/// nanosecond do not overlap).
+pub fn max_overlap(events: &[Event]) -> usize {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| (e.at, e.start));
+    let (mut now, mut most) = (0usize, 0usize);
+    for e in sorted {
+        if e.start {
+            now += 1;
+            most = most.max(now);
+        } else {
+            now = now.saturating_sub(1);
+        }
+    }
+    most
+}
+
+/// When the command tagged `tag` started and ended.
+pub fn interval(events: &[Event], tag: &str) -> (u128, u128) {
+    let at = |start: bool| {
+        events
+            .iter()
+            .find(|e| e.tag == tag && e.start == start)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {} of {tag} in {events:?}",
+                    if start { "start" } else { "end" }
+                )
+            })
+            .at
+    };
+    (at(true), at(false))
+}
+
+/// Waits until the log has `n` lines starting with `prefix` (`start`, `end`).
+pub fn wait_for_events(log: &Path, prefix: &str, n: usize, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let count = fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count();
+        if count >= n {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "{} never had {n} `{prefix}` lines: {:?}",
+        log.display(),
+        fs::read_to_string(log)
+    );
+}
+
+/// `redlock exec ARGS… RESOURCE -c SHELL` as a background process, stdout and stderr to
+/// null unless piped by the caller afterwards.
+pub fn spawn_exec(masters: &Masters, args: &[&str], resource: &str, shell: &str) -> Child {
+    redlock_std(masters)
+        .arg("exec")
+        .args(args)
+        .arg(resource)
+        .arg("-c")
+        .arg(shell)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` (up to `limit`) and returns its exit code and stderr.
+pub fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    use std::io::Read;
+    let status = wait_timeout(&mut child, limit);
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    (status.code(), err)
+}

@@ -46,7 +46,7 @@ use crate::metrics::Primitive;
 use crate::quorum::round::Round;
 use crate::quorum::slots::{SlotVerdict, slot_verdict};
 use crate::quorum::{self, Vote};
-use crate::transport::node::{PermitReply, Publish};
+use crate::transport::node::{Call, Peek, PermitReply, Publish};
 
 /// The most permits a semaphore may have: each acquisition runs one script over every slot.
 pub const MAX_PERMITS: u32 = 256;
@@ -497,7 +497,143 @@ impl<'a> Semaphore<'a> {
     }
 }
 
+/// What one master records of a semaphore, as read by [`LockManager::inspect_permits`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MasterPermits {
+    /// The master as configured, password redacted (as [`LockManager::masters`]).
+    pub master: Arc<str>,
+    /// For a Redis Cluster member: the node (`host:port`) that serves the semaphore's slot
+    /// keys; `None` for other members.
+    pub node: Option<Arc<str>>,
+    /// What it records, or why it could not be read.
+    pub state: Result<PermitSlots, NodeError>,
+}
+
+/// The permits of a semaphore on one master ([`MasterPermits::state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PermitSlots {
+    /// The number of permits its users agreed on, as this master records it (the record
+    /// lives as long as the longest permit granted there); `None` when there is no record:
+    /// no permit is held there. A record that is not a number reads as `None`.
+    pub permits: Option<u32>,
+    /// The slots held on this master, by slot index: one per permit held here.
+    pub held: Vec<PermitHolder>,
+}
+
+/// One held slot of a semaphore on one master ([`PermitSlots::held`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PermitHolder {
+    /// The slot's index, `0 ..` the number of permits.
+    pub slot: u32,
+    /// The permit holder's token (compare with [`Lock::token`]; never log it whole).
+    pub holder: crate::HolderToken,
+    /// The slot key's remaining TTL, as a safe lower bound when the call returns (as in
+    /// [`LockManager::inspect`]); `None` when the key has no TTL.
+    pub remaining: Option<Duration>,
+}
+
 impl LockManager {
+    /// What each master records of the semaphore `name`, in the order of
+    /// [`masters`](Self::masters): the number of permits its users gave and which slots are
+    /// held, by whom and for how long. For diagnostics (`redlock status`): a permit is held
+    /// when one token holds one slot on a quorum of masters. Read-only: a `PTTL` and `GET`
+    /// of the permits record, then of each slot (concurrently) on each master,
+    /// each bounded by the node timeout (the connect timeout while connecting); at most
+    /// [`MAX_PERMITS`] slots are read.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Closed`] after [`close`](Self::close); a master's failure is its
+    /// [`MasterPermits::state`], not an error of the call.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// for m in manager.inspect_permits("exports").await? {
+    ///     match m.state {
+    ///         Ok(slots) => println!("{}: {} of {:?} taken", m.master, slots.held.len(), slots.permits),
+    ///         Err(e) => println!("{}: {e}", m.master),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn inspect_permits(
+        &self,
+        name: impl AsRef<[u8]>,
+    ) -> Result<Vec<MasterPermits>, LockError> {
+        let shared = self.shared();
+        shared.check_open()?;
+        let name_key = keys::lock_key(&shared.settings.key_prefix, name.as_ref());
+        let limit_key = keys::helper_key(&name_key, b"permits");
+        let call = Call::until(shared.query_queue_until());
+        let start = Instant::now();
+        let reads = shared.nodes.iter().map(|node| {
+            let (name_key, limit_key, call) =
+                (Arc::clone(&name_key), Arc::clone(&limit_key), call.clone());
+            async move {
+                let state = async {
+                    // `peek` (not a plain GET): on a Redis Cluster member it goes to the
+                    // node serving the semaphore's slot.
+                    let record = match node.peek(&limit_key, &call).await? {
+                        Peek::Value { value, .. } => value,
+                        Peek::Absent | Peek::NotALock | Peek::Shared { .. } => {
+                            return Ok(PermitSlots {
+                                permits: None,
+                                held: Vec::new(),
+                            });
+                        }
+                    };
+                    let permits = std::str::from_utf8(&record)
+                        .ok()
+                        .and_then(|t| t.parse::<u32>().ok());
+                    let slots = Slots::new(&name_key, permits.unwrap_or(0).min(MAX_PERMITS));
+                    let peeks = slots.slots.iter().map(|slot| node.peek(slot, &call));
+                    let mut held = Vec::new();
+                    for (i, peek) in futures_util::future::join_all(peeks)
+                        .await
+                        .into_iter()
+                        .enumerate()
+                    {
+                        if let Peek::Value { value, remaining } = peek? {
+                            held.push(PermitHolder {
+                                slot: u32::try_from(i).unwrap_or(u32::MAX),
+                                holder: crate::HolderToken(value),
+                                remaining,
+                            });
+                        }
+                    }
+                    Ok(PermitSlots { permits, held })
+                }
+                .await;
+                MasterPermits {
+                    master: Arc::clone(node.address()),
+                    node: node.serving(&limit_key),
+                    state,
+                }
+            }
+        });
+        let mut states = futures_util::future::join_all(reads).await;
+        let (elapsed, drift_factor) = (start.elapsed(), shared.settings.drift_factor);
+        for slot in states
+            .iter_mut()
+            .filter_map(|m| m.state.as_mut().ok())
+            .flat_map(|s| s.held.iter_mut())
+        {
+            if let Some(r) = &mut slot.remaining {
+                *r = quorum::remaining_bound(*r, elapsed, drift_factor);
+            }
+        }
+        Ok(states)
+    }
+
     /// A counting semaphore named `name` with `permits` permits: at most `permits` holders
     /// at once. See [`Semaphore`] for how it works and why it is safe. Creating it sends
     /// nothing; the number of permits is checked when a permit is taken (1 to
