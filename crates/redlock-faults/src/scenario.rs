@@ -22,7 +22,7 @@ use crate::register::{self, FencedRegister, RegisterHandle};
 use crate::rng::SeededRng;
 use crate::stall::StallDetector;
 use crate::worker::{
-    WorkerConfig, WorkerMode, detail, leak_check, reason, release_done, run_worker,
+    WorkerConfig, WorkerMode, Workload, detail, leak_check, reason, release_done, run_worker,
 };
 
 /// Gaps longer than this in a process's scheduling are recorded as stalls (below every
@@ -78,7 +78,36 @@ pub struct Spec {
     pub tokens_promised: bool,
     /// The faults.
     pub kind: Kind,
+    /// The workers take the primitives beyond the mutex (see [`PRIMITIVE_ROLES`]) instead
+    /// of mutexes.
+    pub primitives: bool,
 }
+
+/// Permits of the semaphore of the primitives workload (fewer than its workers).
+pub const SEMAPHORE_PERMITS: u32 = 2;
+
+/// What the workers of one client group take in a primitives scenario, and on which
+/// resources: multi-resource locks on random subsets of `m0..m2` (a single member is a plain
+/// mutex, so both meet on the same keys); readers and writers (30 %) of `rw0`; permits of
+/// the semaphore `sem0` with [`SEMAPHORE_PERMITS`] permits. With 3 groups: 3 multi-resource
+/// workers, 6 reader/writer workers, 6 workers for 2 permits.
+pub const PRIMITIVE_ROLES: [(Workload, &[&str]); 5] = [
+    (Workload::Multi, &["m0", "m1", "m2"]),
+    (Workload::ReadWrite { write_chance: 0.3 }, &["rw0"]),
+    (Workload::ReadWrite { write_chance: 0.3 }, &["rw0"]),
+    (
+        Workload::Semaphore {
+            permits: SEMAPHORE_PERMITS,
+        },
+        &["sem0"],
+    ),
+    (
+        Workload::Semaphore {
+            permits: SEMAPHORE_PERMITS,
+        },
+        &["sem0"],
+    ),
+];
 
 /// Every scenario, in catalogue order.
 pub fn catalogue() -> Vec<Spec> {
@@ -92,6 +121,17 @@ pub fn catalogue() -> Vec<Spec> {
         lease,
         tokens_promised,
         kind: Kind::Workload(family),
+        primitives: false,
+    };
+    let p = |name, catalogue, about, persistence, family| Spec {
+        name,
+        catalogue,
+        about,
+        persistence,
+        lease: Safe,
+        tokens_promised: true,
+        kind: Kind::Workload(family),
+        primitives: true,
     };
     vec![
         w(
@@ -246,6 +286,7 @@ pub fn catalogue() -> Vec<Spec> {
             lease: MustViolate,
             tokens_promised: true,
             kind: Kind::Targeted(Targeted::Amnesia),
+            primitives: false,
         },
         Spec {
             name: "selftest-clock-jump",
@@ -255,7 +296,57 @@ pub fn catalogue() -> Vec<Spec> {
             lease: MustViolate,
             tokens_promised: true,
             kind: Kind::Targeted(Targeted::ClockJump),
+            primitives: false,
         },
+        p(
+            "primitives-baseline",
+            "F0",
+            "multi-resource locks, readers and writers, a 2-permit semaphore; no fault",
+            Persistence::None,
+            F::None,
+        ),
+        p(
+            "primitives-pause-minority",
+            "F1",
+            "the primitives under SIGSTOP of 1–2 of 5 masters",
+            Persistence::None,
+            F::PauseMinority,
+        ),
+        p(
+            "primitives-pause-majority",
+            "F2",
+            "the primitives under SIGSTOP of 3–4 of 5 masters",
+            Persistence::None,
+            F::PauseMajority,
+        ),
+        p(
+            "primitives-kill-restart-aof",
+            "F3",
+            "the primitives under SIGKILL and restart of 1–5 masters, AOF `always`",
+            Persistence::AofAlways,
+            F::KillRestartAof,
+        ),
+        p(
+            "primitives-partition",
+            "F6 F16 F17",
+            "the primitives under proxy faults: dropped replies, stalls, refused and reset connections",
+            Persistence::None,
+            F::Proxy,
+        ),
+        p(
+            "primitives-clock-skew",
+            "F9",
+            "the primitives under TTL-skew clock steps within the drift allowance",
+            Persistence::None,
+            F::ClockSkew,
+        ),
+        p(
+            "primitives-mixed",
+            "F1–F3 F6–F9 F11–F17",
+            "the primitives under a random mix of every safe fault, AOF `always`; paused client processes lock members as mutexes",
+            Persistence::AofAlways,
+            F::Mixed,
+        ),
     ]
 }
 
@@ -481,6 +572,28 @@ impl Outcome {
             s.heals_measured,
             s.max_recovery_ms,
         );
+        let judged: Vec<String> = Check::PRIMITIVES
+            .iter()
+            .chain([&Check::Lease])
+            .filter_map(|c| {
+                let f = s.checked.get(c)?;
+                Some(format!(
+                    "{c} {} ops / {} grants / {} violations",
+                    f.operations,
+                    f.grants,
+                    self.report.count(*c)
+                ))
+            })
+            .collect();
+        if !judged.is_empty() {
+            out.push_str(&format!(
+                "  exclusion checks: {}; member probes {} ({} conclusive); nemesis events {}\n",
+                judged.join(", "),
+                s.probes,
+                s.probes_conclusive,
+                s.nemesis_events
+            ));
+        }
         if !self.schedule.is_empty() {
             out.push_str("  schedule:\n");
             for line in &self.schedule {
@@ -738,7 +851,22 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
     let rec = Recorder::memory("orchestrator");
     let register = Arc::new(FencedRegister::new(&rec));
     let local = Arc::new(RegisterHandle::Local(Arc::clone(&register)));
-    let resources: Vec<String> = (0..cfg.resources.max(1)).map(|i| format!("r{i}")).collect();
+    // Per group: each worker's workload and resources.
+    let roles: Vec<(Workload, Vec<String>)> = if spec.primitives {
+        PRIMITIVE_ROLES
+            .iter()
+            .map(|(w, rs)| (*w, rs.iter().map(|r| (*r).to_owned()).collect()))
+            .collect()
+    } else {
+        let resources: Vec<String> =
+            (0..cfg.resources.max(1)).map(|i| format!("r{i}")).collect();
+        (0..cfg.workers_per_group)
+            .map(|_| (Workload::Mutex, resources.clone()))
+            .collect()
+    };
+    // Client processes lock the (first role's) resources as mutexes.
+    let resources: Vec<String> = roles.first().map(|r| r.1.clone()).unwrap_or_default();
+    let per_group = roles.len();
     let mut managers = Vec::with_capacity(cfg.groups);
     for g in 0..cfg.groups.max(1) {
         let link = cluster.link(&format!("g{g}")).await;
@@ -797,11 +925,8 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
         .collect();
     for g in 0..managers.len() {
         names.push(format!("g{g}"));
-        for k in 0..cfg.workers_per_group {
-            names.push(format!(
-                "w{}",
-                g.saturating_mul(cfg.workers_per_group).saturating_add(k)
-            ));
+        for k in 0..per_group {
+            names.push(format!("w{}", g.saturating_mul(per_group).saturating_add(k)));
         }
     }
     let stall = StallDetector::start(rec.named("watchdog"), names, STALL_THRESHOLD);
@@ -811,8 +936,8 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
     let mut tasks = tokio::task::JoinSet::new();
     let root = SeededRng::new(cfg.seed);
     for (g, manager) in managers.iter().enumerate() {
-        for k in 0..cfg.workers_per_group {
-            let w = g.saturating_mul(cfg.workers_per_group).saturating_add(k);
+        for (k, (workload, resources)) in roles.iter().enumerate() {
+            let w = g.saturating_mul(per_group).saturating_add(k);
             let name = format!("w{w}");
             let mode = if w % 3 == 2 {
                 WorkerMode::Guard
@@ -822,6 +947,7 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
             let wcfg = WorkerConfig {
                 name: name.clone(),
                 resources: resources.clone(),
+                workload: *workload,
                 ttl: settings.ttl,
                 acquire_wait: settings.acquire_wait,
                 hold: (
@@ -945,10 +1071,8 @@ impl Client {
     async fn acquire(&mut self, res: &str) -> Option<Held> {
         self.next = self.next.saturating_add(1);
         let id = self.next;
-        self.rec.record(Op::AcquireInvoke {
-            res: res.to_owned(),
-            id,
-        });
+        self.rec
+            .record(crate::worker::Target::Mutex(res.to_owned()).invoke(id));
         match self.manager.lock(res).retry_count(2).await {
             Ok(lock) => {
                 let ttl = lock.ttl();
@@ -965,6 +1089,8 @@ impl Client {
                     ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(0),
                     token: lock.token().chars().take(8).collect(),
                     fence: lock.fencing_token().map(tokio_redlock::FencingToken::get),
+                    members: Vec::new(),
+                    fences: Vec::new(),
                 });
                 self.rec.record(Op::CsEnter {
                     res: res.to_owned(),

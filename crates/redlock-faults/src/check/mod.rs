@@ -2,8 +2,13 @@
 //!
 //! | check | what must hold |
 //! |---|---|
-//! | `lease` | per resource, holders' leases `[acquire-ok, min(release-invoke, last granted deadline)]` never overlap |
-//! | `cs-overlap` | per resource, critical sections `[cs-enter, cs-exit]` never overlap |
+//! | `lease` | per resource, mutex holders' leases `[acquire-ok, min(release-invoke, last granted deadline)]` never overlap |
+//! | `writers` | per resource, a writer's lease never overlaps another writer's or a mutex holder's |
+//! | `reader-writer` | per resource, no reader's lease overlaps an exclusive holder's (writer, mutex, multi-resource lock) |
+//! | `permits` | per semaphore, never more than k permit leases at once |
+//! | `multi-exclusive` | a multi-resource lock's lease is exclusive on every member (against mutexes, writers and other sets) |
+//! | `multi-partial` | a multi-resource grant covers exactly the set asked for, and no probe during its validity finds a member free or held by another |
+//! | `cs-overlap` | per resource, critical sections `[cs-enter, cs-exit]` never overlap incompatibly (the same rules) |
 //! | `cs-deadline` | every `cs-exit` is before the holder's last granted deadline |
 //! | `grant-bounds` | every grant's deadline ≤ acquire-ok + TTL − drift, and had not passed when it was returned |
 //! | `token-unique` | fencing tokens are present and unique per resource |
@@ -23,6 +28,13 @@
 //! `cs-overlap` (and counted apart), and the fencing checks must then show the stale writes
 //! rejected. The lease check is never relaxed: a freeze cannot make a master forget a key.
 //! Liveness is not judged across a stall (its timeouts are the machine's, not the library's).
+//!
+//! The exclusion checks (`lease`, `writers`, `reader-writer`, `permits`, `multi-exclusive`,
+//! `cs-overlap`) are one sweep over hold intervals per key ([`exclusion`]): a hold counts from
+//! its grant to the end of its validity or its release, and what may overlap depends on how
+//! each hold occupies the key. A multi-resource lock holds each member's key; a violation is
+//! named after the primitives involved (any multi-resource lock: `multi-exclusive`; else a
+//! reader: `reader-writer`; else a writer: `writers`; else `lease`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -30,8 +42,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod exclusion;
+
 use crate::clock::{ms_between, nanos};
-use crate::history::{Event, History, Op, Phase, show};
+use crate::history::{Event, History, Mode, Op, Phase, Seen, show};
+use exclusion::{Claim, Conflict, Span, conflicts};
 
 /// A check of the table above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -65,11 +80,21 @@ pub enum Check {
     Leak,
     /// NOSCRIPT reached the caller.
     Noscript,
+    /// Two writers (or a writer and a mutex holder) at once.
+    Writers,
+    /// A reader beside an exclusive holder.
+    ReaderWriter,
+    /// More than k semaphore holders at once.
+    Permits,
+    /// A multi-resource lock not exclusive on one of its members.
+    MultiExclusive,
+    /// A multi-resource lock held only part of its set.
+    MultiPartial,
 }
 
 impl Check {
     /// Every check.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 19] = [
         Self::Lease,
         Self::CsOverlap,
         Self::CsDeadline,
@@ -84,10 +109,34 @@ impl Check {
         Self::LeftoverKey,
         Self::Leak,
         Self::Noscript,
+        Self::Writers,
+        Self::ReaderWriter,
+        Self::Permits,
+        Self::MultiExclusive,
+        Self::MultiPartial,
     ];
 
     /// The mutual-exclusion family: what a lease-violating fault is expected to trip.
-    pub const LEASE_FAMILY: [Self; 3] = [Self::Lease, Self::CsOverlap, Self::CsDeadline];
+    pub const LEASE_FAMILY: [Self; 8] = [
+        Self::Lease,
+        Self::CsOverlap,
+        Self::CsDeadline,
+        Self::Writers,
+        Self::ReaderWriter,
+        Self::Permits,
+        Self::MultiExclusive,
+        Self::MultiPartial,
+    ];
+
+    /// The checks of the primitives beyond the mutex (read-write lock, semaphore,
+    /// multi-resource lock).
+    pub const PRIMITIVES: [Self; 5] = [
+        Self::Writers,
+        Self::ReaderWriter,
+        Self::Permits,
+        Self::MultiExclusive,
+        Self::MultiPartial,
+    ];
 
     /// The fencing family.
     pub const TOKEN_FAMILY: [Self; 4] = [
@@ -114,6 +163,11 @@ impl Check {
             Self::LeftoverKey => "leftover-key",
             Self::Leak => "leak",
             Self::Noscript => "noscript",
+            Self::Writers => "writers",
+            Self::ReaderWriter => "reader-writer",
+            Self::Permits => "permits",
+            Self::MultiExclusive => "multi-exclusive",
+            Self::MultiPartial => "multi-partial",
         }
     }
 }
@@ -199,6 +253,36 @@ pub struct Stats {
     pub heals_measured: u64,
     /// Longest time from a heal to the first new grant, ms.
     pub max_recovery_ms: f64,
+    /// Nemesis events (fault starts, heals, ends).
+    pub nemesis_events: u64,
+    /// Probes of a member's state by multi-resource lock holders, and how many of them
+    /// answered (`ours`, `other`, `free`, `shared`; the rest were inconclusive).
+    pub probes: u64,
+    /// Probes that answered.
+    pub probes_conclusive: u64,
+    /// What the exclusion checks examined, per check.
+    pub checked: BTreeMap<Check, Checked>,
+}
+
+/// What one exclusion check examined in a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// Acquisitions (holders) of the primitives the check is about.
+    pub holders: u64,
+    /// History operations of those holders (invoke, grant, failure, sections, writes,
+    /// extensions, probes, releases).
+    pub operations: u64,
+    /// Grants among them.
+    pub grants: u64,
+}
+
+impl Checked {
+    /// Adds `other` to these figures.
+    pub fn add(&mut self, other: &Self) {
+        self.holders = self.holders.saturating_add(other.holders);
+        self.operations = self.operations.saturating_add(other.operations);
+        self.grants = self.grants.saturating_add(other.grants);
+    }
 }
 
 /// The verdict material of one run.
@@ -252,11 +336,38 @@ struct Holder {
     release: Option<u64>,
     /// A failed acquisition: the event.
     fail: Option<Event>,
+    /// What was asked for.
+    mode: Mode,
+    /// A semaphore's permits.
+    permits: Option<u32>,
+    /// A multi-resource lock's members as asked for.
+    requested: Vec<String>,
+    /// A multi-resource lock's members as granted.
+    granted: Vec<String>,
+    /// A multi-resource lock's fencing tokens, by granted member.
+    fences: Vec<u64>,
+    /// Probes: (sent, answered, member, what a majority said).
+    probes: Vec<(u64, u64, String, Seen)>,
+    /// History operations of this holder.
+    operations: u64,
 }
 
 impl Holder {
     fn name(&self) -> String {
         format!("{}#{}", self.process, self.id)
+    }
+
+    /// The name with the primitive, for messages: `w3#17 (writer)`.
+    fn label(&self) -> String {
+        match self.mode {
+            Mode::Mutex => self.name(),
+            Mode::Permit => format!(
+                "{} (permit of {})",
+                self.name(),
+                self.permits.unwrap_or(1)
+            ),
+            mode => format!("{} ({})", self.name(), mode.name()),
+        }
     }
 
     /// The last deadline granted at or before `t`.
@@ -266,6 +377,36 @@ impl Holder {
             .filter(|(at, _)| *at <= t)
             .map(|(_, d)| *d)
             .max()
+    }
+
+    /// The keys it holds (a multi-resource lock: each member), with how it holds them.
+    fn claims(&self) -> Vec<(&str, Claim)> {
+        let claim = Claim::of(self.mode, self.permits);
+        if self.mode == Mode::Multi {
+            let members = if self.granted.is_empty() {
+                &self.requested
+            } else {
+                &self.granted
+            };
+            members.iter().map(|m| (m.as_str(), claim)).collect()
+        } else {
+            vec![(self.res.as_str(), claim)]
+        }
+    }
+
+    /// The fencing tokens it should carry, by key: one for a mutex or a writer, one per
+    /// member for a multi-resource lock, none for readers and permits.
+    fn tokens(&self) -> Vec<(&str, Option<u64>)> {
+        match self.mode {
+            Mode::Mutex | Mode::Writer => vec![(self.res.as_str(), self.fence)],
+            Mode::Multi => self
+                .claims()
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k, self.fences.get(i).copied()))
+                .collect(),
+            Mode::Reader | Mode::Permit => Vec::new(),
+        }
     }
 
     /// The lease: from the grant to the release or the last granted deadline.
@@ -343,19 +484,37 @@ fn holders_of(history: &History) -> BTreeMap<(String, u64), Holder> {
                 res: res.to_owned(),
                 ..Holder::default()
             });
+        h.operations = h.operations.saturating_add(1);
         match &e.op {
-            Op::AcquireInvoke { .. } => h.invoke = Some(e.t),
+            Op::AcquireInvoke {
+                mode,
+                members,
+                permits,
+                ..
+            } => {
+                h.invoke = Some(e.t);
+                h.mode = *mode;
+                h.requested.clone_from(members);
+                h.permits = *permits;
+            }
             Op::AcquireOk {
                 deadline,
                 ttl_ms,
                 fence,
+                members,
+                fences,
                 ..
             } => {
                 h.ok = Some(e.t);
                 h.ttl_ms = *ttl_ms;
                 h.fence = *fence;
+                h.granted.clone_from(members);
+                h.fences.clone_from(fences);
                 h.grants.push((e.t, *deadline));
             }
+            Op::Probe {
+                res, invoked, seen, ..
+            } => h.probes.push((*invoked, e.t, res.clone(), *seen)),
             Op::ExtendOk { deadline, .. } => h.grants.push((e.t, *deadline)),
             Op::AcquireFail { .. } => h.fail = Some(e.clone()),
             Op::CsEnter { .. } => h.cs.push((e.t, None)),
@@ -452,15 +611,25 @@ pub fn check(history: &History, leftovers: &Leftovers, opts: &CheckOptions) -> R
         .iter()
         .map(|s| ms_between(s.from, s.to))
         .fold(0.0, f64::max);
-    let mut by_res: BTreeMap<&str, Vec<&Holder>> = BTreeMap::new();
+    // Per key: the holders that hold it, with how (a multi-resource lock holds each member).
+    let mut by_res: BTreeMap<&str, Vec<(&Holder, Claim)>> = BTreeMap::new();
+    let mut tokens_by_res: BTreeMap<&str, Vec<(&Holder, Option<u64>)>> = BTreeMap::new();
     for h in holders.values() {
-        by_res.entry(h.res.as_str()).or_default().push(h);
+        for (key, claim) in h.claims() {
+            by_res.entry(key).or_default().push((h, claim));
+        }
+        for (key, fence) in h.tokens() {
+            tokens_by_res.entry(key).or_default().push((h, fence));
+        }
     }
     for (res, hs) in &by_res {
         check_leases(history, res, hs, origin, &mut report);
         check_sections(history, res, hs, &faults, &stalls, origin, &mut report);
+    }
+    for (res, hs) in &tokens_by_res {
         check_tokens(history, res, hs, opts, origin, &mut report);
     }
+    check_multi_partial(history, &holders, origin, &mut report);
     check_grant_bounds(history, &holders, opts, origin, &mut report);
     check_register(history, origin, &mut report);
     check_liveness(
@@ -511,7 +680,63 @@ fn stats(
     for f in faults {
         bump(&mut s.faults, &f.kind);
     }
-    let _ = holders;
+    s.nemesis_events = history
+        .events
+        .iter()
+        .filter(|e| matches!(e.op, Op::Nemesis { .. }))
+        .count()
+        .try_into()
+        .unwrap_or(u64::MAX);
+    for h in holders.values() {
+        s.probes = s
+            .probes
+            .saturating_add(u64::try_from(h.probes.len()).unwrap_or(u64::MAX));
+        let conclusive = h
+            .probes
+            .iter()
+            .filter(|p| p.3 != Seen::Unknown)
+            .count();
+        s.probes_conclusive = s
+            .probes_conclusive
+            .saturating_add(u64::try_from(conclusive).unwrap_or(u64::MAX));
+        let mine = Checked {
+            holders: 1,
+            operations: h.operations,
+            grants: u64::from(h.ok.is_some()),
+        };
+        let checks: &[Check] = match h.mode {
+            Mode::Mutex => &[Check::Lease],
+            Mode::Writer => &[Check::Writers, Check::ReaderWriter],
+            Mode::Reader => &[Check::ReaderWriter],
+            Mode::Permit => &[Check::Permits],
+            Mode::Multi => &[Check::MultiExclusive, Check::MultiPartial],
+        };
+        for c in checks {
+            s.checked.entry(*c).or_default().add(&mine);
+        }
+    }
+}
+
+/// The check a conflict between holds of `a` and `b` violates.
+fn conflict_check(a: Mode, b: Mode, conflict: Conflict) -> Check {
+    match conflict {
+        Conflict::OverLimit { .. } => Check::Permits,
+        _ if a == Mode::Multi || b == Mode::Multi => Check::MultiExclusive,
+        Conflict::Shared => Check::ReaderWriter,
+        Conflict::Exclusive if a == Mode::Writer || b == Mode::Writer => Check::Writers,
+        Conflict::Exclusive => Check::Lease,
+    }
+}
+
+/// How a conflict reads in a message.
+fn conflict_text(conflict: Conflict) -> String {
+    match conflict {
+        Conflict::Exclusive => "exclusive holds overlap".to_owned(),
+        Conflict::Shared => "a reader beside an exclusive holder".to_owned(),
+        Conflict::OverLimit { holders, limit } => {
+            format!("{holders} permit holders at once, {limit} permits")
+        }
+    }
 }
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
@@ -519,51 +744,63 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     *n = n.saturating_add(1);
 }
 
-fn check_leases(history: &History, res: &str, hs: &[&Holder], origin: u64, report: &mut Report) {
-    let mut leases: Vec<(u64, u64, &Holder)> = hs
+fn check_leases(
+    history: &History,
+    res: &str,
+    hs: &[(&Holder, Claim)],
+    origin: u64,
+    report: &mut Report,
+) {
+    let mut spans: Vec<Span<&Holder>> = hs
         .iter()
-        .filter_map(|h| h.lease().map(|(s, e)| (s, e, *h)))
+        .filter_map(|(h, claim)| {
+            h.lease().map(|(start, end)| Span {
+                start,
+                end,
+                claim: *claim,
+                who: *h,
+            })
+        })
         .collect();
-    leases.sort_by_key(|(s, _, _)| *s);
-    let mut current: Option<(u64, &Holder)> = None;
-    for (s, e, h) in leases {
-        if let Some((end, prev)) = current
-            && s < end
-        {
-            report.add(
-                    Check::Lease,
-                    format!(
-                        "{res}: {} was granted at {:+.3}ms while {} held the lease until {:+.3}ms ({:.3}ms of overlap; tokens {:?} and {:?})",
-                        h.name(),
-                        ms_between(origin, s),
-                        prev.name(),
-                        ms_between(origin, end),
-                        ms_between(s, end.min(e)),
-                        prev.fence,
-                        h.fence,
-                    ),
-                    excerpt(history, &[prev, h], origin),
-                );
-        }
-        match current {
-            Some((end, _)) if end >= e => {}
-            _ => current = Some((e, h)),
-        }
+    let found = conflicts(&mut spans, |a, b| a.who.name() != b.who.name());
+    for (i, j, conflict) in found {
+        let (Some(new), Some(old)) = (spans.get(i), spans.get(j)) else {
+            continue;
+        };
+        let (h, prev) = (new.who, old.who);
+        report.add(
+            conflict_check(h.mode, prev.mode, conflict),
+            format!(
+                "{res}: {} was granted at {:+.3}ms while {} held its lease until {:+.3}ms ({}; {:.3}ms of overlap; tokens {:?} and {:?})",
+                h.label(),
+                ms_between(origin, new.start),
+                prev.label(),
+                ms_between(origin, old.end),
+                conflict_text(conflict),
+                ms_between(new.start, old.end.min(new.end)),
+                prev.fence,
+                h.fence,
+            ),
+            excerpt(history, &[prev, h], origin),
+        );
     }
 }
 
 fn check_sections(
     history: &History,
     res: &str,
-    hs: &[&Holder],
+    hs: &[(&Holder, Claim)],
     faults: &[Fault],
     stalls: &[Stall],
     origin: u64,
     report: &mut Report,
 ) {
-    // (enter, exit, holder, excused overrun)
-    let mut sections: Vec<(u64, u64, &Holder, bool)> = Vec::new();
-    for h in hs {
+    // Spans of sections; `who` is (holder, excused overrun).
+    let mut spans: Vec<Span<(&Holder, bool)>> = Vec::new();
+    for (h, claim) in hs {
+        // A multi-resource lock's section is judged for its deadline once, on its first
+        // member.
+        let first = h.claims().first().is_none_or(|(k, _)| *k == res);
         for (enter, exit) in &h.cs {
             let Some(deadline) = h.deadline_at(exit.unwrap_or(u64::MAX)) else {
                 continue;
@@ -572,84 +809,91 @@ fn check_sections(
             let mut excused = false;
             if exit > deadline {
                 let frozen = frozen_during(faults, stalls, &h.process, *enter, exit);
-                if frozen == Some(Frozen::ClientPause) {
+                if frozen.is_some() {
                     excused = true;
+                }
+                if !first {
+                } else if frozen == Some(Frozen::ClientPause) {
                     report.stats.excused_overruns = report.stats.excused_overruns.saturating_add(1);
                 } else if frozen == Some(Frozen::Stall) {
-                    excused = true;
                     report.stats.stall_overruns = report.stats.stall_overruns.saturating_add(1);
                 } else {
                     report.add(
                         Check::CsDeadline,
                         format!(
                             "{res}: {} left its critical section {:.3}ms after its deadline",
-                            h.name(),
+                            h.label(),
                             ms_between(deadline, exit)
                         ),
                         excerpt(history, &[h], origin),
                     );
                 }
             }
-            sections.push((*enter, exit, h, excused));
+            spans.push(Span {
+                start: *enter,
+                end: exit,
+                claim: *claim,
+                who: (*h, excused),
+            });
         }
     }
-    sections.sort_by_key(|(s, _, _, _)| *s);
-    let mut current: Option<(u64, &Holder, bool)> = None;
-    for (s, e, h, excused) in sections {
-        if let Some((end, prev, prev_excused)) = current
-            && s < end
-            && prev.name() != h.name()
-        {
-            // The overlap is excused when it lies past a paused stale holder's deadline.
-            let stale_past_deadline =
-                |x: &Holder, ex: bool| ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= s);
-            if !(stale_past_deadline(prev, prev_excused) || stale_past_deadline(h, excused)) {
-                report.add(
-                        Check::CsOverlap,
-                        format!(
-                            "{res}: {} entered its critical section at {:+.3}ms while {} was inside until {:+.3}ms",
-                            h.name(),
-                            ms_between(origin, s),
-                            prev.name(),
-                            ms_between(origin, end)
-                        ),
-                        excerpt(history, &[prev, h], origin),
-                    );
-            }
-        }
-        match current {
-            Some((end, _, _)) if end >= e => {}
-            _ => current = Some((e, h, excused)),
-        }
+    // An overlap is excused when it lies past a paused (or stalled) stale holder's deadline.
+    let judged = |new: &Span<(&Holder, bool)>, old: &Span<(&Holder, bool)>| {
+        let stale_past_deadline = |x: &Holder, ex: bool| {
+            ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= new.start)
+        };
+        new.who.0.name() != old.who.0.name()
+            && !stale_past_deadline(new.who.0, new.who.1)
+            && !stale_past_deadline(old.who.0, old.who.1)
+    };
+    let found = conflicts(&mut spans, judged);
+    for (i, j, conflict) in found {
+        let (Some(new), Some(old)) = (spans.get(i), spans.get(j)) else {
+            continue;
+        };
+        let (h, prev) = (new.who.0, old.who.0);
+        report.add(
+            Check::CsOverlap,
+            format!(
+                "{res}: {} entered its critical section at {:+.3}ms while {} was inside until {:+.3}ms ({})",
+                h.label(),
+                ms_between(origin, new.start),
+                prev.label(),
+                ms_between(origin, old.end),
+                conflict_text(conflict),
+            ),
+            excerpt(history, &[prev, h], origin),
+        );
     }
 }
 
 fn check_tokens(
     history: &History,
     res: &str,
-    hs: &[&Holder],
+    hs: &[(&Holder, Option<u64>)],
     opts: &CheckOptions,
     origin: u64,
     report: &mut Report,
 ) {
-    let granted: Vec<&Holder> = hs.iter().filter(|h| h.ok.is_some()).copied().collect();
+    let granted: Vec<(&Holder, Option<u64>)> =
+        hs.iter().filter(|(h, _)| h.ok.is_some()).copied().collect();
     let mut seen: HashMap<u64, &Holder> = HashMap::new();
-    for h in &granted {
-        match h.fence {
+    for (h, fence) in &granted {
+        match fence {
             None if opts.fencing => report.add(
                 Check::TokenUnique,
-                format!("{res}: {} was granted without a fencing token", h.name()),
+                format!("{res}: {} was granted without a fencing token", h.label()),
                 excerpt(history, &[h], origin),
             ),
             None => {}
             Some(f) => {
-                if let Some(other) = seen.insert(f, h) {
+                if let Some(other) = seen.insert(*f, h) {
                     report.add(
                         Check::TokenUnique,
                         format!(
                             "{res}: fencing token {f} was issued to both {} and {}",
-                            other.name(),
-                            h.name()
+                            other.label(),
+                            h.label()
                         ),
                         excerpt(history, &[other, h], origin),
                     );
@@ -661,12 +905,12 @@ fn check_tokens(
     // smaller token.
     let mut by_ok: Vec<(u64, u64, &Holder)> = granted
         .iter()
-        .filter_map(|h| Some((h.ok?, h.fence?, *h)))
+        .filter_map(|(h, f)| Some((h.ok?, (*f)?, *h)))
         .collect();
     by_ok.sort_by_key(|(ok, _, _)| *ok);
     let mut by_invoke: Vec<(u64, u64, &Holder)> = granted
         .iter()
-        .filter_map(|h| Some((h.invoke?, h.fence?, *h)))
+        .filter_map(|(h, f)| Some((h.invoke?, (*f)?, *h)))
         .collect();
     by_invoke.sort_by_key(|(inv, _, _)| *inv);
     let mut i = 0usize;
@@ -694,6 +938,59 @@ fn check_tokens(
                     ),
                     excerpt(history, &[a, b], origin),
                 );
+        }
+    }
+}
+
+/// All or nothing: a multi-resource grant covers exactly the set asked for, and while it is
+/// valid no member is seen free, shared or held by another token on a majority. A probe
+/// counts only when its answer came back before the holder's deadline: every read then
+/// happened while the granting quorum still held the token (Lemma L of the design note),
+/// so any majority answer other than "ours" is a member the lock did not hold.
+fn check_multi_partial(
+    history: &History,
+    holders: &BTreeMap<(String, u64), Holder>,
+    origin: u64,
+    report: &mut Report,
+) {
+    for h in holders.values().filter(|h| h.mode == Mode::Multi) {
+        if h.ok.is_some() && !h.requested.is_empty() && h.granted != h.requested {
+            report.add(
+                Check::MultiPartial,
+                format!(
+                    "{}: asked for {:?}, granted {:?}",
+                    h.label(),
+                    h.requested,
+                    h.granted
+                ),
+                excerpt(history, &[h], origin),
+            );
+        }
+        for (sent, answered, member, seen) in &h.probes {
+            let Some(deadline) = h.deadline_at(*sent) else {
+                continue;
+            };
+            let judged = matches!(seen, Seen::Other | Seen::Free | Seen::Shared);
+            let in_hold = h.ok.is_some_and(|ok| ok <= *sent)
+                && h.release.is_none_or(|r| *answered <= r)
+                && *answered < deadline;
+            if judged && in_hold {
+                report.add(
+                    Check::MultiPartial,
+                    format!(
+                        "{}: member {member} was {} at {:+.3}ms, inside the lock's validity (deadline {:+.3}ms)",
+                        h.label(),
+                        match seen {
+                            Seen::Other => "held by another token",
+                            Seen::Free => "free",
+                            _ => "held by readers",
+                        },
+                        ms_between(origin, *answered),
+                        ms_between(origin, deadline)
+                    ),
+                    excerpt(history, &[h], origin),
+                );
+            }
         }
     }
 }
@@ -801,7 +1098,7 @@ fn check_register(history: &History, origin: u64, report: &mut Report) {
 fn check_liveness(
     history: &History,
     holders: &BTreeMap<(String, u64), Holder>,
-    by_res: &BTreeMap<&str, Vec<&Holder>>,
+    by_res: &BTreeMap<&str, Vec<(&Holder, Claim)>>,
     (faults, stalls): (&[Fault], &[Stall]),
     opts: &CheckOptions,
     origin: u64,
@@ -865,10 +1162,14 @@ fn check_liveness(
             if res.starts_with("victim") {
                 continue;
             }
-            let first = hs.iter().filter_map(|h| h.ok).filter(|ok| *ok > heal).min();
+            let first = hs
+                .iter()
+                .filter_map(|(h, _)| h.ok)
+                .filter(|ok| *ok > heal)
+                .min();
             let held_through = hs
                 .iter()
-                .filter_map(|h| h.lease())
+                .filter_map(|(h, _)| h.lease())
                 .any(|(s, e)| s <= window && e > heal);
             match first {
                 Some(ok) if ok <= window => {
