@@ -41,7 +41,9 @@ pub enum Phase {
 }
 
 /// What an acquisition asks for: the mutex, or one of the primitives built on it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// `lock(res)` / `acquire(res)`: exclusive on `res`.
@@ -558,5 +560,59 @@ mod tests {
         let (events, bad) = History::read_jsonl(&path).unwrap();
         assert_eq!((events.len(), bad), (1, 0));
         assert_eq!(events[0].process, "p0");
+    }
+
+    #[test]
+    fn primitives_round_trip_and_mutex_lines_stay_as_they_were() {
+        let mutex = Op::AcquireInvoke {
+            res: "r0".into(),
+            id: 1,
+            mode: Mode::Mutex,
+            members: Vec::new(),
+            permits: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&mutex).unwrap(),
+            r#"{"type":"acquire-invoke","res":"r0","id":1}"#
+        );
+        let old: Op =
+            serde_json::from_str(r#"{"type":"acquire-invoke","res":"r0","id":1}"#).unwrap();
+        assert_eq!(old, mutex);
+        for op in [
+            Op::AcquireInvoke {
+                res: "m0+m1".into(),
+                id: 2,
+                mode: Mode::Multi,
+                members: vec!["m0".into(), "m1".into()],
+                permits: None,
+            },
+            Op::AcquireInvoke {
+                res: "sem0".into(),
+                id: 3,
+                mode: Mode::Permit,
+                members: Vec::new(),
+                permits: Some(2),
+            },
+            Op::AcquireOk {
+                res: "m0+m1".into(),
+                id: 2,
+                start: 1,
+                deadline: 2,
+                ttl_ms: 600,
+                token: "abcd0123".into(),
+                fence: None,
+                members: vec!["m0".into(), "m1".into()],
+                fences: vec![4, 9],
+            },
+            Op::Probe {
+                res: "m1".into(),
+                id: 2,
+                invoked: 1,
+                seen: Seen::Ours,
+            },
+        ] {
+            let line = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::from_str::<Op>(&line).unwrap(), op, "{line}");
+        }
     }
 }

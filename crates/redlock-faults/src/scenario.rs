@@ -858,8 +858,7 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
             .map(|(w, rs)| (*w, rs.iter().map(|r| (*r).to_owned()).collect()))
             .collect()
     } else {
-        let resources: Vec<String> =
-            (0..cfg.resources.max(1)).map(|i| format!("r{i}")).collect();
+        let resources: Vec<String> = (0..cfg.resources.max(1)).map(|i| format!("r{i}")).collect();
         (0..cfg.workers_per_group)
             .map(|_| (Workload::Mutex, resources.clone()))
             .collect()
@@ -926,7 +925,10 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
     for g in 0..managers.len() {
         names.push(format!("g{g}"));
         for k in 0..per_group {
-            names.push(format!("w{}", g.saturating_mul(per_group).saturating_add(k)));
+            names.push(format!(
+                "w{}",
+                g.saturating_mul(per_group).saturating_add(k)
+            ));
         }
     }
     let stall = StallDetector::start(rec.named("watchdog"), names, STALL_THRESHOLD);

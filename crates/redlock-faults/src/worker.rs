@@ -335,8 +335,8 @@ impl Worker {
             Workload::Mutex => Target::Mutex(res),
             Workload::Multi => {
                 let n = self.cfg.resources.len();
-                let size = usize::try_from(self.rng.range(1, u64::try_from(n).unwrap_or(1)))
-                    .unwrap_or(1);
+                let size =
+                    usize::try_from(self.rng.range(1, u64::try_from(n).unwrap_or(1))).unwrap_or(1);
                 let mut members: Vec<String> = self
                     .rng
                     .subset(n, size)
@@ -558,7 +558,8 @@ impl Worker {
         }
         if !cut {
             let token = lock.token().to_owned();
-            self.probe_members(target, id, &token, lock.deadline()).await;
+            self.probe_members(target, id, &token, lock.deadline())
+                .await;
         }
         if let WorkerMode::Unchecked { work } = self.cfg.mode {
             if !cut {

@@ -274,7 +274,13 @@ fn assert_selftest(o: &Outcome) {
 fn assert_primitives_safe(o: &Outcome) {
     assert_safe(o);
     for check in Check::PRIMITIVES {
-        let figures = o.report.stats.checked.get(&check).copied().unwrap_or_default();
+        let figures = o
+            .report
+            .stats
+            .checked
+            .get(&check)
+            .copied()
+            .unwrap_or_default();
         assert!(
             figures.grants >= 3,
             "{check}: too few grants of its primitive to judge ({figures:?}):\n{}",

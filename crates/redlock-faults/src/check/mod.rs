@@ -361,11 +361,7 @@ impl Holder {
     fn label(&self) -> String {
         match self.mode {
             Mode::Mutex => self.name(),
-            Mode::Permit => format!(
-                "{} (permit of {})",
-                self.name(),
-                self.permits.unwrap_or(1)
-            ),
+            Mode::Permit => format!("{} (permit of {})", self.name(), self.permits.unwrap_or(1)),
             mode => format!("{} ({})", self.name(), mode.name()),
         }
     }
@@ -691,11 +687,7 @@ fn stats(
         s.probes = s
             .probes
             .saturating_add(u64::try_from(h.probes.len()).unwrap_or(u64::MAX));
-        let conclusive = h
-            .probes
-            .iter()
-            .filter(|p| p.3 != Seen::Unknown)
-            .count();
+        let conclusive = h.probes.iter().filter(|p| p.3 != Seen::Unknown).count();
         s.probes_conclusive = s
             .probes_conclusive
             .saturating_add(u64::try_from(conclusive).unwrap_or(u64::MAX));
@@ -798,36 +790,34 @@ fn check_sections(
     // Spans of sections; `who` is (holder, excused overrun).
     let mut spans: Vec<Span<(&Holder, bool)>> = Vec::new();
     for (h, claim) in hs {
-        // A multi-resource lock's section is judged for its deadline once, on its first
-        // member.
         let first = h.claims().first().is_none_or(|(k, _)| *k == res);
         for (enter, exit) in &h.cs {
             let Some(deadline) = h.deadline_at(exit.unwrap_or(u64::MAX)) else {
                 continue;
             };
             let exit = exit.unwrap_or(deadline);
-            let mut excused = false;
-            if exit > deadline {
-                let frozen = frozen_during(faults, stalls, &h.process, *enter, exit);
-                if frozen.is_some() {
-                    excused = true;
-                }
-                if !first {
-                } else if frozen == Some(Frozen::ClientPause) {
+            let frozen =
+                (exit > deadline).then(|| frozen_during(faults, stalls, &h.process, *enter, exit));
+            let excused = frozen.is_some_and(|f| f.is_some());
+            // Counted (and reported) once per section, on the hold's first key.
+            match frozen {
+                Some(_) if !first => {}
+                None => {}
+                Some(Some(Frozen::ClientPause)) => {
                     report.stats.excused_overruns = report.stats.excused_overruns.saturating_add(1);
-                } else if frozen == Some(Frozen::Stall) {
-                    report.stats.stall_overruns = report.stats.stall_overruns.saturating_add(1);
-                } else {
-                    report.add(
-                        Check::CsDeadline,
-                        format!(
-                            "{res}: {} left its critical section {:.3}ms after its deadline",
-                            h.label(),
-                            ms_between(deadline, exit)
-                        ),
-                        excerpt(history, &[h], origin),
-                    );
                 }
+                Some(Some(Frozen::Stall)) => {
+                    report.stats.stall_overruns = report.stats.stall_overruns.saturating_add(1);
+                }
+                Some(None) => report.add(
+                    Check::CsDeadline,
+                    format!(
+                        "{res}: {} left its critical section {:.3}ms after its deadline",
+                        h.label(),
+                        ms_between(deadline, exit)
+                    ),
+                    excerpt(history, &[h], origin),
+                ),
             }
             spans.push(Span {
                 start: *enter,
@@ -839,9 +829,8 @@ fn check_sections(
     }
     // An overlap is excused when it lies past a paused (or stalled) stale holder's deadline.
     let judged = |new: &Span<(&Holder, bool)>, old: &Span<(&Holder, bool)>| {
-        let stale_past_deadline = |x: &Holder, ex: bool| {
-            ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= new.start)
-        };
+        let stale_past_deadline =
+            |x: &Holder, ex: bool| ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= new.start);
         new.who.0.name() != old.who.0.name()
             && !stale_past_deadline(new.who.0, new.who.1)
             && !stale_past_deadline(old.who.0, old.who.1)
@@ -1285,6 +1274,9 @@ mod tests {
                 Op::AcquireInvoke {
                     res: "r".into(),
                     id,
+                    mode: Mode::Mutex,
+                    members: Vec::new(),
+                    permits: None,
                 },
             ),
             ev(
@@ -1298,6 +1290,8 @@ mod tests {
                     ttl_ms: 1_000,
                     token: "x".into(),
                     fence: Some(fence),
+                    members: Vec::new(),
+                    fences: Vec::new(),
                 },
             ),
         ]
@@ -1567,5 +1561,310 @@ mod tests {
         assert_eq!(r.count(Check::LeftoverKey), 1);
         assert_eq!(r.count(Check::Leak), 1);
         assert_eq!(r.count(Check::Noscript), 1);
+    }
+
+    // Checker self-tests for the primitives: each planted violation is caught by its check
+    // (and by no other exclusion check), and the clean history next to it passes.
+
+    /// A grant of `mode` on `res` (a multi-resource lock: on `members`), invoked 1 ms
+    /// before `t`, valid until `deadline`, released at `release`, with a critical section
+    /// from `t + 1` to `release − 1`.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        p: &str,
+        id: u64,
+        mode: Mode,
+        res: &str,
+        members: &[&str],
+        permits: Option<u32>,
+        (t, deadline, release): (u64, u64, u64),
+        fences: &[u64],
+    ) -> Vec<Event> {
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        let single = members.is_empty();
+        vec![
+            ev(
+                t - 1,
+                p,
+                Op::AcquireInvoke {
+                    res: res.into(),
+                    id,
+                    mode,
+                    members: members.clone(),
+                    permits,
+                },
+            ),
+            ev(
+                t,
+                p,
+                Op::AcquireOk {
+                    res: res.into(),
+                    id,
+                    start: (t - 1) * MS,
+                    deadline: deadline * MS,
+                    ttl_ms: 1_000,
+                    token: "x".into(),
+                    fence: if single {
+                        fences.first().copied()
+                    } else {
+                        None
+                    },
+                    members,
+                    fences: if single { Vec::new() } else { fences.to_vec() },
+                },
+            ),
+            ev(
+                t + 1,
+                p,
+                Op::CsEnter {
+                    res: res.into(),
+                    id,
+                },
+            ),
+            ev(
+                release - 1,
+                p,
+                Op::CsExit {
+                    res: res.into(),
+                    id,
+                    deadline: deadline * MS,
+                    cut: false,
+                },
+            ),
+            ev(
+                release,
+                p,
+                Op::ReleaseInvoke {
+                    res: res.into(),
+                    id,
+                },
+            ),
+        ]
+    }
+
+    fn writer(p: &str, id: u64, times: (u64, u64, u64), fence: u64) -> Vec<Event> {
+        hold(p, id, Mode::Writer, "rw", &[], None, times, &[fence])
+    }
+
+    fn reader(p: &str, id: u64, times: (u64, u64, u64)) -> Vec<Event> {
+        hold(p, id, Mode::Reader, "rw", &[], None, times, &[])
+    }
+
+    fn permit(p: &str, id: u64, times: (u64, u64, u64)) -> Vec<Event> {
+        hold(p, id, Mode::Permit, "sem", &[], Some(2), times, &[])
+    }
+
+    fn multi(
+        p: &str,
+        id: u64,
+        members: &[&str],
+        times: (u64, u64, u64),
+        fences: &[u64],
+    ) -> Vec<Event> {
+        let res = members.join("+");
+        hold(p, id, Mode::Multi, &res, members, None, times, fences)
+    }
+
+    fn mutex(p: &str, id: u64, res: &str, times: (u64, u64, u64), fence: u64) -> Vec<Event> {
+        hold(p, id, Mode::Mutex, res, &[], None, times, &[fence])
+    }
+
+    /// Only `check` (and the section check that mirrors it) fired among the exclusion checks.
+    fn only(r: &Report, check: Check) {
+        assert_eq!(r.count(check), 1, "{:#?}", r.violations);
+        for other in Check::PRIMITIVES.iter().chain([&Check::Lease]) {
+            if *other != check {
+                assert_eq!(r.count(*other), 0, "{other}: {:#?}", r.violations);
+            }
+        }
+    }
+
+    #[test]
+    fn two_writers_at_once_are_flagged_one_after_the_other_pass() {
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            writer("b", 1, (200, 1_000, 400), 2),
+        ]);
+        only(&r, Check::Writers);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        // A writer and a mutex on the same resource exclude each other too.
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            mutex("b", 1, "rw", (200, 1_000, 400), 2),
+        ]);
+        only(&r, Check::Writers);
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            writer("b", 1, (310, 1_000, 400), 2),
+            mutex("c", 1, "rw", (410, 1_000, 500), 3),
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.checked[&Check::Writers].grants, 2);
+    }
+
+    #[test]
+    fn a_writer_beside_a_reader_is_flagged_readers_together_pass() {
+        let r = run(vec![
+            reader("a", 1, (10, 900, 300)),
+            writer("b", 1, (200, 1_000, 400), 1),
+        ]);
+        only(&r, Check::ReaderWriter);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        // The other way round: a reader granted while a writer holds.
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            reader("b", 1, (200, 1_000, 400)),
+        ]);
+        only(&r, Check::ReaderWriter);
+        // A writer's lease ends at its deadline: a reader after it is fine.
+        let r = run(vec![
+            reader("a", 1, (10, 900, 300)),
+            reader("b", 1, (20, 900, 350)),
+            reader("c", 1, (30, 900, 320)),
+            writer("d", 1, (360, 1_000, 500), 1),
+            writer("e", 1, (10, 8, 9), 0),
+        ]);
+        assert_eq!(r.count(Check::ReaderWriter), 0, "{:#?}", r.violations);
+        assert_eq!(r.stats.checked[&Check::ReaderWriter].grants, 5);
+    }
+
+    #[test]
+    fn k_plus_one_permit_holders_are_flagged_k_pass() {
+        // k = 2: a, b, c all hold at 250.
+        let r = run(vec![
+            permit("a", 1, (10, 900, 300)),
+            permit("b", 1, (100, 900, 400)),
+            permit("c", 1, (250, 900, 500)),
+        ]);
+        only(&r, Check::Permits);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        assert!(
+            r.violations[0].message.contains("3 permit holders"),
+            "{:#?}",
+            r.violations
+        );
+        // Never more than two at once (c starts when a has released).
+        let r = run(vec![
+            permit("a", 1, (10, 900, 300)),
+            permit("b", 1, (100, 900, 400)),
+            permit("c", 1, (300, 900, 500)),
+            permit("d", 1, (401, 900, 600)),
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        // A holder whose validity ended without a release no longer counts.
+        let r = run(vec![
+            permit("a", 1, (10, 200, 900)),
+            permit("b", 1, (100, 900, 400)),
+            permit("c", 1, (250, 900, 500)),
+        ]);
+        assert_eq!(r.count(Check::Permits), 0, "{:#?}", r.violations);
+    }
+
+    #[test]
+    fn a_multi_lock_must_be_exclusive_on_every_member() {
+        // {m0, m1} and a mutex on m1 at once.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            mutex("b", 1, "m1", (200, 1_000, 400), 2),
+        ]);
+        only(&r, Check::MultiExclusive);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        // Two overlapping sets at once.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            multi("b", 1, &["m1", "m2"], (200, 1_000, 400), &[2, 1]),
+        ]);
+        only(&r, Check::MultiExclusive);
+        // Disjoint sets and a mutex on a third member run side by side; overlapping ones
+        // take turns; the tokens of each member increase across kinds.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            mutex("b", 1, "m2", (20, 900, 250), 1),
+            multi("c", 1, &["m1", "m2"], (301, 1_000, 400), &[2, 2]),
+            mutex("d", 1, "m0", (301, 1_000, 450), 2),
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.checked[&Check::MultiExclusive].grants, 2);
+    }
+
+    #[test]
+    fn a_partial_multi_lock_is_flagged() {
+        // Asked for {m0, m1}, granted only m0.
+        let mut events = multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1]);
+        if let Op::AcquireOk { members, .. } = &mut events[1].op {
+            members.truncate(1);
+        }
+        let r = run(vec![events]);
+        assert_eq!(r.count(Check::MultiPartial), 1, "{:#?}", r.violations);
+        // A probe inside the validity finds a member free (or another token on it).
+        let probe = |t: u64, res: &str, seen: Seen| {
+            ev(
+                t,
+                "a",
+                Op::Probe {
+                    res: res.into(),
+                    id: 1,
+                    invoked: (t - 5) * MS,
+                    seen,
+                },
+            )
+        };
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            vec![
+                probe(50, "m0", Seen::Ours),
+                probe(60, "m1", Seen::Free),
+                probe(70, "m1", Seen::Other),
+            ],
+        ]);
+        // Each probe that saw a member not held is one finding.
+        assert_eq!(r.count(Check::MultiPartial), 2, "{:#?}", r.violations);
+        assert_eq!(r.counts.values().sum::<u64>(), 2, "{:#?}", r.violations);
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            vec![probe(70, "m1", Seen::Other)],
+        ]);
+        assert_eq!(r.count(Check::MultiPartial), 1, "{:#?}", r.violations);
+        // Clean: every probe says "ours", or proves nothing (no majority answer, or it
+        // came back after the deadline or the release).
+        // b never released: its lease ends at its deadline (500).
+        let mut b = multi("b", 1, &["m2", "m3"], (10, 500, 900), &[1, 1]);
+        b.truncate(2);
+        b.push(ev(
+            600,
+            "b",
+            Op::Probe {
+                res: "m2".into(),
+                id: 1,
+                invoked: 590 * MS,
+                seen: Seen::Free,
+            },
+        ));
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 880), &[1, 1]),
+            vec![
+                probe(50, "m0", Seen::Ours),
+                probe(60, "m1", Seen::Ours),
+                probe(70, "m1", Seen::Unknown),
+                probe(890, "m0", Seen::Free),
+            ],
+            b,
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.probes, 5);
+        assert_eq!(r.stats.probes_conclusive, 4);
+    }
+
+    #[test]
+    fn a_multi_lock_needs_a_fencing_token_per_member_ordered_with_the_mutex() {
+        // One token missing, and m1's token going backwards after a mutex on m1.
+        let r = run(vec![
+            mutex("a", 1, "m1", (10, 900, 300), 5),
+            multi("b", 1, &["m0", "m1"], (400, 1_000, 500), &[1]),
+            multi("c", 1, &["m0", "m1"], (600, 1_500, 700), &[2, 4]),
+        ]);
+        assert_eq!(r.count(Check::TokenUnique), 1, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::TokenOrder), 1, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::MultiExclusive), 0);
     }
 }
