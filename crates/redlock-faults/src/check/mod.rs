@@ -30,9 +30,9 @@
 //! Liveness is not judged across a stall (its timeouts are the machine's, not the library's).
 //!
 //! The exclusion checks (`lease`, `writers`, `reader-writer`, `permits`, `multi-exclusive`,
-//! `cs-overlap`) are one sweep over hold intervals per key ([`exclusion`]): a hold counts from
-//! its grant to the end of its validity or its release, and what may overlap depends on how
-//! each hold occupies the key. A multi-resource lock holds each member's key; a violation is
+//! `cs-overlap`) are one sweep over hold intervals per key (`check/exclusion.rs`): a hold
+//! counts from its grant to the end of its validity or its release, and what may overlap
+//! depends on how each hold occupies the key. A multi-resource lock holds each member's key; a violation is
 //! named after the primitives involved (any multi-resource lock: `multi-exclusive`; else a
 //! reader: `reader-writer`; else a writer: `writers`; else `lease`).
 
