@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_redlock::{LockManager, LockManagerBuilder};
 
-use crate::check::{Check, CheckOptions, Leftovers, Report, check};
+use crate::check::{Check, CheckOptions, Checked, Leftovers, Report, check};
 use crate::clock::{instant_ns, mono_ns};
 use crate::harness::{ClientLink, Cluster, HResult, HarnessError, Persistence};
 use crate::history::{Event, History, Op, Phase, Recorder};
@@ -1367,6 +1367,16 @@ pub struct Totals {
     pub max_recovery_ms: f64,
     /// Seeds of failed runs, with the scenario.
     pub failures: Vec<String>,
+    /// What the exclusion checks examined, by check name (summed over runs).
+    pub checked: BTreeMap<String, Checked>,
+    /// Violations by check name, over every run (expected or not).
+    pub violations_by_check: BTreeMap<String, u64>,
+    /// Nemesis events (fault starts, heals, ends) of the primitives scenarios.
+    pub primitives_nemesis_events: u64,
+    /// Probes of multi-resource lock members, and how many answered conclusively.
+    pub probes: u64,
+    /// Conclusive probes.
+    pub probes_conclusive: u64,
 }
 
 impl Totals {
@@ -1396,6 +1406,26 @@ impl Totals {
         }
         let n = self.runs_by_scenario.entry(o.scenario.clone()).or_insert(0);
         *n = n.saturating_add(1);
+        for (check, figures) in &s.checked {
+            self.checked
+                .entry(check.name().to_owned())
+                .or_default()
+                .add(figures);
+        }
+        for (check, n) in &o.report.counts {
+            let m = self
+                .violations_by_check
+                .entry(check.name().to_owned())
+                .or_insert(0);
+            *m = m.saturating_add(*n);
+        }
+        if spec.primitives {
+            self.primitives_nemesis_events = self
+                .primitives_nemesis_events
+                .saturating_add(s.nemesis_events);
+        }
+        self.probes = self.probes.saturating_add(s.probes);
+        self.probes_conclusive = self.probes_conclusive.saturating_add(s.probes_conclusive);
         let expected_only = spec.lease != LeaseExpect::Safe || !spec.tokens_promised;
         for (check, n) in &o.report.counts {
             let lease_family = Check::LEASE_FAMILY.contains(check);
