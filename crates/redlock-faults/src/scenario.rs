@@ -22,7 +22,8 @@ use crate::register::{self, FencedRegister, RegisterHandle};
 use crate::rng::SeededRng;
 use crate::stall::StallDetector;
 use crate::worker::{
-    WorkerConfig, WorkerMode, Workload, detail, leak_check, reason, release_done, run_worker,
+    Target, WorkerConfig, WorkerMode, Workload, detail, leak_check, reason, release_done,
+    run_worker,
 };
 
 /// Gaps longer than this in a process's scheduling are recorded as stalls (below every
@@ -108,6 +109,24 @@ pub const PRIMITIVE_ROLES: [(Workload, &[&str]); 5] = [
         &["sem0"],
     ),
 ];
+
+impl Spec {
+    /// The checks a self-test ([`LeaseExpect::MustViolate`]) must see fire: the lease
+    /// checker for mutexes; for the primitives, each exclusion check a round plants a
+    /// violation of.
+    pub fn must_flag(&self) -> &'static [Check] {
+        if self.primitives {
+            &[
+                Check::Writers,
+                Check::ReaderWriter,
+                Check::MultiExclusive,
+                Check::Permits,
+            ]
+        } else {
+            &[Check::Lease]
+        }
+    }
+}
 
 /// Every scenario, in catalogue order.
 pub fn catalogue() -> Vec<Spec> {
@@ -297,6 +316,16 @@ pub fn catalogue() -> Vec<Spec> {
             tokens_promised: true,
             kind: Kind::Targeted(Targeted::ClockJump),
             primitives: false,
+        },
+        Spec {
+            name: "selftest-amnesia-primitives",
+            catalogue: "F4",
+            about: "as selftest-amnesia, with A and B as two writers, a reader and a writer, a multi-resource lock and a mutex on a member, two holders of a 1-permit semaphore",
+            persistence: Persistence::None,
+            lease: MustViolate,
+            tokens_promised: true,
+            kind: Kind::Targeted(Targeted::Amnesia),
+            primitives: true,
         },
         p(
             "primitives-baseline",
@@ -666,11 +695,14 @@ pub fn judge(spec: &Spec, report: &Report) -> Verdict {
             v.problems.push(format!("{check}: {n} violation(s)"));
         }
     }
-    if spec.lease == LeaseExpect::MustViolate && report.count(Check::Lease) == 0 {
-        v.problems.push(
-            "self-test: the lease checker did not flag a run that must violate the lease"
-                .to_owned(),
-        );
+    if spec.lease == LeaseExpect::MustViolate {
+        for check in spec.must_flag() {
+            if report.count(*check) == 0 {
+                v.problems.push(format!(
+                    "self-test: the {check} checker did not flag a run that must violate it"
+                ));
+            }
+        }
     }
     v.pass = v.problems.is_empty();
     v
@@ -1070,12 +1102,12 @@ struct Held {
 }
 
 impl Client {
-    async fn acquire(&mut self, res: &str) -> Option<Held> {
+    async fn acquire(&mut self, target: &Target) -> Option<Held> {
         self.next = self.next.saturating_add(1);
         let id = self.next;
-        self.rec
-            .record(crate::worker::Target::Mutex(res.to_owned()).invoke(id));
-        match self.manager.lock(res).retry_count(2).await {
+        let res = target.res();
+        self.rec.record(target.invoke(id));
+        match target.lock(&self.manager).retry_count(2).await {
             Ok(lock) => {
                 let ttl = lock.ttl();
                 let deadline = instant_ns(lock.deadline());
@@ -1083,30 +1115,37 @@ impl Client {
                     ttl.mul_f64(tokio_redlock::DEFAULT_DRIFT_FACTOR)
                         .saturating_add(Duration::from_millis(2)),
                 );
+                let multi = matches!(target, Target::Multi(_));
                 self.rec.record(Op::AcquireOk {
-                    res: res.to_owned(),
+                    res: res.clone(),
                     id,
                     start: deadline.saturating_sub(crate::clock::nanos(lease)),
                     deadline,
                     ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(0),
                     token: lock.token().chars().take(8).collect(),
                     fence: lock.fencing_token().map(tokio_redlock::FencingToken::get),
-                    members: Vec::new(),
-                    fences: Vec::new(),
+                    members: if multi {
+                        lock.resources()
+                            .map(|r| String::from_utf8_lossy(r).into_owned())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    fences: if multi {
+                        lock.fencing_tokens().iter().map(|t| t.get()).collect()
+                    } else {
+                        Vec::new()
+                    },
                 });
                 self.rec.record(Op::CsEnter {
-                    res: res.to_owned(),
+                    res: res.clone(),
                     id,
                 });
-                Some(Held {
-                    lock,
-                    res: res.to_owned(),
-                    id,
-                })
+                Some(Held { lock, res, id })
             }
             Err(e) => {
                 self.rec.record(Op::AcquireFail {
-                    res: res.to_owned(),
+                    res,
                     id,
                     reason: reason(&e).to_owned(),
                     detail: detail(&e),
@@ -1185,22 +1224,33 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
     let mut rng = SeededRng::new(cfg.seed).fork("targeted");
     let mut notes = Vec::new();
     let mut steps_shown = Vec::new();
-    for round in 0..cfg.rounds.max(1) {
+    // The primitives self-test plants each of its four violations at least once.
+    let rounds = if spec.primitives {
+        cfg.rounds.max(4)
+    } else {
+        cfg.rounds.max(1)
+    };
+    for round in 0..rounds {
         let res = format!("victim-{round}");
+        let (target_a, target_b) = targeted_pair(round, &res, spec.primitives);
         let m = rng.subset(nodes, quorum);
         let Some(&v) = rng.pick(&m) else { break };
         let others: Vec<usize> = (0..nodes).filter(|i| !m.contains(i)).collect();
         let warm = rng.range(1, 4);
         let plan = format!(
-            "round {round} on {res}: A reaches only {m:?}; victim n{v}; {warm} warm-up grant(s) by B"
+            "round {round} on {res}: A ({}) reaches only {m:?}; victim n{v}; {warm} warm-up grant(s) by B; then B ({})",
+            target_a.mode().name(),
+            target_b.mode().name(),
         );
         rec.record(Op::Note { text: plan.clone() });
         steps_shown.push(plan);
         // Warm-up: counters equal and ≥ 1 on every master.
         for _ in 0..warm {
-            if let Some(held) = b.acquire(&res).await {
-                b.write(&held, &register);
-                b.release(held).await;
+            for key in warm_up_keys(&target_a) {
+                if let Some(held) = b.acquire(&Target::Mutex(key)).await {
+                    b.write(&held, &register);
+                    b.release(held).await;
+                }
             }
         }
         // A reaches only its majority M.
@@ -1218,7 +1268,7 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
             outage: false,
             detail: "client A only".to_owned(),
         });
-        let Some(held_a) = a.acquire(&res).await else {
+        let Some(held_a) = a.acquire(&target_a).await else {
             notes.push(format!("round {round}: A could not acquire; round skipped"));
             heal_a(&link_a, &others, &nemesis_rec, &targets);
             continue;
@@ -1261,7 +1311,7 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
             });
         }
         // B takes the victim and the two masters A never reached.
-        let held_b = b.acquire(&res).await;
+        let held_b = b.acquire(&target_b).await;
         if let Some(held_b) = &held_b {
             b.write(held_b, &register);
         } else {
@@ -1303,6 +1353,45 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
     );
     outcome.schedule = steps_shown;
     Ok(outcome)
+}
+
+/// What A and then B take in round `round` of a targeted schedule on `res`: mutexes; or,
+/// for the primitives self-test, in turn two writers, a reader then a writer, a
+/// multi-resource lock then a mutex on one of its members, and two holders of a 1-permit
+/// semaphore — each pair one that must never hold at once.
+fn targeted_pair(round: usize, res: &str, primitives: bool) -> (Target, Target) {
+    if !primitives {
+        return (Target::Mutex(res.to_owned()), Target::Mutex(res.to_owned()));
+    }
+    match round % 4 {
+        0 => (
+            Target::Writer(res.to_owned()),
+            Target::Writer(res.to_owned()),
+        ),
+        1 => (
+            Target::Reader(res.to_owned()),
+            Target::Writer(res.to_owned()),
+        ),
+        2 => (
+            Target::Multi(vec![format!("{res}-a"), format!("{res}-b")]),
+            Target::Mutex(format!("{res}-b")),
+        ),
+        _ => {
+            let permit = Target::Permit {
+                name: res.to_owned(),
+                permits: 1,
+            };
+            (permit.clone(), permit)
+        }
+    }
+}
+
+/// The keys whose fencing counters B's warm-up raises before A's grant.
+fn warm_up_keys(target: &Target) -> Vec<String> {
+    match target {
+        Target::Multi(members) => members.clone(),
+        other => vec![other.res()],
+    }
 }
 
 fn heal_a(link: &ClientLink, others: &[usize], rec: &Recorder, targets: &[String]) {
@@ -1443,7 +1532,7 @@ impl Totals {
         }
         if spec.lease == LeaseExpect::MustViolate {
             self.selftests = self.selftests.saturating_add(1);
-            if o.report.count(Check::Lease) > 0 {
+            if spec.must_flag().iter().all(|c| o.report.count(*c) > 0) {
                 self.selftests_flagged = self.selftests_flagged.saturating_add(1);
             }
         }

@@ -344,3 +344,31 @@ async fn p09_primitives_clock_steps_within_the_drift_allowance() {
     assert_primitives_safe(&o);
     assert_faulted(&o);
 }
+
+/// The primitives' checker self-test on live servers: the amnesia schedule with A and B as
+/// two writers, a reader then a writer, a multi-resource lock then a mutex on one of its
+/// members, and two holders of a 1-permit semaphore. Each pair ends up holding at once, and
+/// its checker must say so; the fencing tokens must stay unique and increasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_amnesia_primitives_each_checker_flags_its_planted_violation() {
+    let o = ci("selftest-amnesia-primitives").await;
+    assert!(o.verdict.pass, "{}", o.summary());
+    for check in [
+        Check::Writers,
+        Check::ReaderWriter,
+        Check::MultiExclusive,
+        Check::Permits,
+    ] {
+        assert!(
+            o.report.count(check) >= 1,
+            "{check} did not flag its round:\n{}",
+            o.summary()
+        );
+    }
+    assert_eq!(
+        o.report.count_any(&Check::TOKEN_FAMILY),
+        0,
+        "{}",
+        o.summary()
+    );
+}

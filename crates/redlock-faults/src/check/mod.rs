@@ -726,7 +726,7 @@ fn conflict_text(conflict: Conflict) -> String {
         Conflict::Exclusive => "exclusive holds overlap".to_owned(),
         Conflict::Shared => "a reader beside an exclusive holder".to_owned(),
         Conflict::OverLimit { holders, limit } => {
-            format!("{holders} permit holders at once, {limit} permits")
+            format!("{holders} permit holders at once for {limit} permit(s)")
         }
     }
 }
