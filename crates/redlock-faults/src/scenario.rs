@@ -36,7 +36,7 @@ pub const STALL_THRESHOLD: Duration = Duration::from_millis(50);
 pub enum LeaseExpect {
     /// Must be safe: any lease, section or deadline violation fails the run.
     Safe,
-    /// The checker self-test: the lease checker **must** flag the run.
+    /// The checker self-test: the checks of [`Spec::must_flag`] **must** flag the run.
     MustViolate,
     /// Outside the library's assumptions: violations are reported, not judged.
     MayViolate,
@@ -1446,7 +1446,7 @@ pub struct Totals {
     pub violations_must_be_safe: BTreeMap<String, u64>,
     /// Violations found where expected (self-tests, runs outside the assumptions).
     pub violations_expected: BTreeMap<String, u64>,
-    /// Self-test runs whose lease violation was flagged.
+    /// Self-test runs flagged by every check they must trip.
     pub selftests_flagged: u64,
     /// Self-test runs.
     pub selftests: u64,

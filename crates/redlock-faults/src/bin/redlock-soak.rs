@@ -261,7 +261,7 @@ fn print_totals(seed: u64, elapsed: Duration, t: &Totals, harness_errors: &[Stri
         t.violations_expected
     );
     println!(
-        "self-tests flagged by the lease checker: {} of {}",
+        "self-tests flagged by the checkers they must trip: {} of {}",
         t.selftests_flagged, t.selftests
     );
     println!(
