@@ -4,9 +4,9 @@
 //! |---|---|
 //! | `lease` | per resource, mutex holders' leases `[acquire-ok, min(release-invoke, last granted deadline)]` never overlap |
 //! | `writers` | per resource, a writer's lease never overlaps another writer's or a mutex holder's |
-//! | `reader-writer` | per resource, no reader's lease overlaps an exclusive holder's (writer, mutex, multi-resource lock) |
+//! | `reader-writer` | per resource, no reader's lease overlaps a writer's or a mutex holder's |
 //! | `permits` | per semaphore, never more than k permit leases at once |
-//! | `multi-exclusive` | a multi-resource lock's lease is exclusive on every member (against mutexes, writers and other sets) |
+//! | `multi-exclusive` | a multi-resource lock's lease is exclusive on every member (against mutexes, writers, readers and other sets) |
 //! | `multi-partial` | a multi-resource grant covers exactly the set asked for, and no probe during its validity finds a member free or held by another |
 //! | `cs-overlap` | per resource, critical sections `[cs-enter, cs-exit]` never overlap incompatibly (the same rules) |
 //! | `cs-deadline` | every `cs-exit` is before the holder's last granted deadline |
@@ -1773,6 +1773,21 @@ mod tests {
         let r = run(vec![
             multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
             multi("b", 1, &["m1", "m2"], (200, 1_000, 400), &[2, 1]),
+        ]);
+        only(&r, Check::MultiExclusive);
+        // A reader of a member while the set holds it.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            hold(
+                "b",
+                1,
+                Mode::Reader,
+                "m0",
+                &[],
+                None,
+                (200, 1_000, 400),
+                &[],
+            ),
         ]);
         only(&r, Check::MultiExclusive);
         // Disjoint sets and a mutex on a third member run side by side; overlapping ones
