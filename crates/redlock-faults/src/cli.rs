@@ -12,7 +12,7 @@ use tokio_redlock::LockManager;
 
 use crate::history::Recorder;
 use crate::register::{RegisterHandle, RemoteRegister};
-use crate::worker::{WorkerConfig, WorkerMode, leak_check, run_worker};
+use crate::worker::{WorkerConfig, WorkerMode, Workload, leak_check, run_worker};
 
 /// Arguments of `lock-worker` (all durations in ms).
 #[derive(Clone, Debug, Parser)]
@@ -115,6 +115,7 @@ async fn run(args: LockWorkerArgs) -> Result<(), String> {
     let cfg = WorkerConfig {
         name: args.name.clone(),
         resources: args.resources.clone(),
+        workload: Workload::Mutex,
         ttl: ms(args.ttl_ms),
         acquire_wait: ms(args.acquire_wait_ms),
         hold: (ms(5), ms(args.ttl_ms.checked_div(10).unwrap_or(1))),

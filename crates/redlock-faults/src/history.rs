@@ -40,8 +40,63 @@ pub enum Phase {
     End,
 }
 
+/// What an acquisition asks for: the mutex, or one of the primitives built on it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `lock(res)` / `acquire(res)`: exclusive on `res`.
+    #[default]
+    Mutex,
+    /// `read(res)`: shared with other readers, exclusive of everything else on `res`.
+    Reader,
+    /// `write(res)`: exclusive on `res`, like the mutex.
+    Writer,
+    /// `semaphore(res, k)`: one of at most `k` permits of `res`.
+    Permit,
+    /// `lock_all(members)`: exclusive on every member, all or nothing.
+    Multi,
+}
+
+impl Mode {
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mutex => "mutex",
+            Self::Reader => "reader",
+            Self::Writer => "writer",
+            Self::Permit => "permit",
+            Self::Multi => "multi",
+        }
+    }
+
+    /// True for the default (the field is then left out of the JSON line).
+    pub fn is_mutex(&self) -> bool {
+        *self == Self::Mutex
+    }
+}
+
+/// What a probe of one resource's state (`LockManager::is_locked`) answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Seen {
+    /// Held on a majority by the prober's own token.
+    Ours,
+    /// Held on a majority by another token.
+    Other,
+    /// Free on a majority.
+    Free,
+    /// Readers hold it on a majority.
+    Shared,
+    /// No single answer on a majority, or the probe failed: proves nothing.
+    Unknown,
+}
+
 /// The operations of a history. `res` is the resource, `id` the acquisition number within
-/// its process: `(process, id)` names one holder.
+/// its process: `(process, id)` names one holder. A multi-resource lock records its members
+/// joined with `+` as `res` (`m0+m2`) and lists them in `members`; fenced writes, probes and
+/// the register then name each member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Op {
@@ -51,6 +106,15 @@ pub enum Op {
         res: String,
         /// Acquisition number.
         id: u64,
+        /// What is asked for (left out for the mutex).
+        #[serde(default, skip_serializing_if = "Mode::is_mutex")]
+        mode: Mode,
+        /// A multi-resource lock's requested members, canonical (sorted, each once).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<String>,
+        /// A semaphore's number of permits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        permits: Option<u32>,
     },
     /// The lock was granted.
     AcquireOk {
@@ -68,6 +132,12 @@ pub enum Op {
         token: String,
         /// The fencing token, when fencing is on.
         fence: Option<u64>,
+        /// A multi-resource lock: the members the grant covers (`Lock::resources`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<String>,
+        /// A multi-resource lock: one fencing token per member, in the order of `members`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fences: Vec<u64>,
     },
     /// The acquisition failed.
     AcquireFail {
@@ -147,6 +217,18 @@ pub enum Op {
         /// The deadline it had, monotonic ns.
         deadline: u64,
     },
+    /// A holder asked the masters who holds `res` (`LockManager::is_locked`) during its
+    /// hold; recorded when the answer came back (the probe began at `invoked`).
+    Probe {
+        /// Resource probed (a member of a multi-resource lock).
+        res: String,
+        /// Acquisition number of the prober.
+        id: u64,
+        /// When the probe was sent, monotonic ns.
+        invoked: u64,
+        /// What a majority said.
+        seen: Seen,
+    },
     /// `unlock` / `release` called: from here on the worker no longer relies on the lock.
     ReleaseInvoke {
         /// Resource.
@@ -225,13 +307,14 @@ impl Op {
     /// The resource and acquisition number, for worker operations.
     pub fn holder_op(&self) -> Option<(&str, u64)> {
         match self {
-            Self::AcquireInvoke { res, id }
+            Self::AcquireInvoke { res, id, .. }
             | Self::AcquireOk { res, id, .. }
             | Self::AcquireFail { res, id, .. }
             | Self::CsEnter { res, id }
             | Self::CsExit { res, id, .. }
             | Self::Write { res, id, .. }
             | Self::ExtendInvoke { res, id }
+            | Self::Probe { res, id, .. }
             | Self::ExtendOk { res, id, .. }
             | Self::ExtendFail { res, id, .. }
             | Self::Lost { res, id, .. }
@@ -432,6 +515,9 @@ mod tests {
         rec.record(Op::AcquireInvoke {
             res: "r0".into(),
             id: 1,
+            mode: Mode::Mutex,
+            members: Vec::new(),
+            permits: None,
         });
         rec.record(Op::AcquireOk {
             res: "r0".into(),
@@ -441,6 +527,8 @@ mod tests {
             ttl_ms: 600,
             token: "abcd0123".into(),
             fence: Some(3),
+            members: Vec::new(),
+            fences: Vec::new(),
         });
         rec.named("nemesis").record(Op::Nemesis {
             fault: "pause".into(),
@@ -472,5 +560,59 @@ mod tests {
         let (events, bad) = History::read_jsonl(&path).unwrap();
         assert_eq!((events.len(), bad), (1, 0));
         assert_eq!(events[0].process, "p0");
+    }
+
+    #[test]
+    fn primitives_round_trip_and_mutex_lines_stay_as_they_were() {
+        let mutex = Op::AcquireInvoke {
+            res: "r0".into(),
+            id: 1,
+            mode: Mode::Mutex,
+            members: Vec::new(),
+            permits: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&mutex).unwrap(),
+            r#"{"type":"acquire-invoke","res":"r0","id":1}"#
+        );
+        let old: Op =
+            serde_json::from_str(r#"{"type":"acquire-invoke","res":"r0","id":1}"#).unwrap();
+        assert_eq!(old, mutex);
+        for op in [
+            Op::AcquireInvoke {
+                res: "m0+m1".into(),
+                id: 2,
+                mode: Mode::Multi,
+                members: vec!["m0".into(), "m1".into()],
+                permits: None,
+            },
+            Op::AcquireInvoke {
+                res: "sem0".into(),
+                id: 3,
+                mode: Mode::Permit,
+                members: Vec::new(),
+                permits: Some(2),
+            },
+            Op::AcquireOk {
+                res: "m0+m1".into(),
+                id: 2,
+                start: 1,
+                deadline: 2,
+                ttl_ms: 600,
+                token: "abcd0123".into(),
+                fence: None,
+                members: vec!["m0".into(), "m1".into()],
+                fences: vec![4, 9],
+            },
+            Op::Probe {
+                res: "m1".into(),
+                id: 2,
+                invoked: 1,
+                seen: Seen::Ours,
+            },
+        ] {
+            let line = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::from_str::<Op>(&line).unwrap(), op, "{line}");
+        }
     }
 }

@@ -8,9 +8,12 @@
 //!
 //! - [`history`]: events as JSON lines ([`history::Recorder`], [`history::History`]);
 //! - [`check`]: lease overlap, critical sections vs deadlines, fencing tokens, the fenced
-//!   register's "never A, B, A", liveness, leftovers and leaks;
+//!   register's "never A, B, A", liveness, leftovers and leaks; for the primitives beyond
+//!   the mutex, one writer at most, no writer beside a reader, at most k permit holders,
+//!   multi-resource locks exclusive on every member and never partial;
 //! - [`register`]: the fenced register (in process, and over TCP for `lock-worker`s);
-//! - [`worker`]: the acquire / critical section / release loop;
+//! - [`worker`]: the acquire / critical section / release loop, for mutexes, multi-resource
+//!   locks, readers and writers, and semaphore permits;
 //! - [`nemesis`]: the fault catalogue and seeded schedules;
 //! - [`harness`]: masters and proxies (tokio-redlock's own test support, included by path);
 //! - [`scenario`]: the scenarios, one run each, and their verdicts;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_redlock::{LockManager, LockManagerBuilder};
 
-use crate::check::{Check, CheckOptions, Leftovers, Report, check};
+use crate::check::{Check, CheckOptions, Checked, Leftovers, Report, check};
 use crate::clock::{instant_ns, mono_ns};
 use crate::harness::{ClientLink, Cluster, HResult, HarnessError, Persistence};
 use crate::history::{Event, History, Op, Phase, Recorder};
@@ -22,7 +22,8 @@ use crate::register::{self, FencedRegister, RegisterHandle};
 use crate::rng::SeededRng;
 use crate::stall::StallDetector;
 use crate::worker::{
-    WorkerConfig, WorkerMode, detail, leak_check, reason, release_done, run_worker,
+    Target, WorkerConfig, WorkerMode, Workload, detail, leak_check, reason, release_done,
+    run_worker,
 };
 
 /// Gaps longer than this in a process's scheduling are recorded as stalls (below every
@@ -35,7 +36,7 @@ pub const STALL_THRESHOLD: Duration = Duration::from_millis(50);
 pub enum LeaseExpect {
     /// Must be safe: any lease, section or deadline violation fails the run.
     Safe,
-    /// The checker self-test: the lease checker **must** flag the run.
+    /// The checker self-test: the checks of [`Spec::must_flag`] **must** flag the run.
     MustViolate,
     /// Outside the library's assumptions: violations are reported, not judged.
     MayViolate,
@@ -78,6 +79,53 @@ pub struct Spec {
     pub tokens_promised: bool,
     /// The faults.
     pub kind: Kind,
+    /// The workers take the primitives beyond the mutex (see [`PRIMITIVE_ROLES`]) instead
+    /// of mutexes.
+    pub primitives: bool,
+}
+
+/// Permits of the semaphore of the primitives workload (fewer than its workers).
+pub const SEMAPHORE_PERMITS: u32 = 2;
+
+/// What the workers of one client group take in a primitives scenario, and on which
+/// resources: multi-resource locks on random subsets of `m0..m2` (a single member is a plain
+/// mutex, so both meet on the same keys); readers and writers (30 %) of `rw0`; permits of
+/// the semaphore `sem0` with [`SEMAPHORE_PERMITS`] permits. With 3 groups: 3 multi-resource
+/// workers, 6 reader/writer workers, 6 workers for 2 permits.
+pub const PRIMITIVE_ROLES: [(Workload, &[&str]); 5] = [
+    (Workload::Multi, &["m0", "m1", "m2"]),
+    (Workload::ReadWrite { write_chance: 0.3 }, &["rw0"]),
+    (Workload::ReadWrite { write_chance: 0.3 }, &["rw0"]),
+    (
+        Workload::Semaphore {
+            permits: SEMAPHORE_PERMITS,
+        },
+        &["sem0"],
+    ),
+    (
+        Workload::Semaphore {
+            permits: SEMAPHORE_PERMITS,
+        },
+        &["sem0"],
+    ),
+];
+
+impl Spec {
+    /// The checks a self-test ([`LeaseExpect::MustViolate`]) must see fire: the lease
+    /// checker for mutexes; for the primitives, each exclusion check a round plants a
+    /// violation of.
+    pub fn must_flag(&self) -> &'static [Check] {
+        if self.primitives {
+            &[
+                Check::Writers,
+                Check::ReaderWriter,
+                Check::MultiExclusive,
+                Check::Permits,
+            ]
+        } else {
+            &[Check::Lease]
+        }
+    }
 }
 
 /// Every scenario, in catalogue order.
@@ -92,6 +140,17 @@ pub fn catalogue() -> Vec<Spec> {
         lease,
         tokens_promised,
         kind: Kind::Workload(family),
+        primitives: false,
+    };
+    let p = |name, catalogue, about, persistence, family| Spec {
+        name,
+        catalogue,
+        about,
+        persistence,
+        lease: Safe,
+        tokens_promised: true,
+        kind: Kind::Workload(family),
+        primitives: true,
     };
     vec![
         w(
@@ -246,6 +305,7 @@ pub fn catalogue() -> Vec<Spec> {
             lease: MustViolate,
             tokens_promised: true,
             kind: Kind::Targeted(Targeted::Amnesia),
+            primitives: false,
         },
         Spec {
             name: "selftest-clock-jump",
@@ -255,7 +315,67 @@ pub fn catalogue() -> Vec<Spec> {
             lease: MustViolate,
             tokens_promised: true,
             kind: Kind::Targeted(Targeted::ClockJump),
+            primitives: false,
         },
+        Spec {
+            name: "selftest-amnesia-primitives",
+            catalogue: "F4",
+            about: "as selftest-amnesia, with A and B as two writers, a reader and a writer, a multi-resource lock and a mutex on a member, two holders of a 1-permit semaphore",
+            persistence: Persistence::None,
+            lease: MustViolate,
+            tokens_promised: true,
+            kind: Kind::Targeted(Targeted::Amnesia),
+            primitives: true,
+        },
+        p(
+            "primitives-baseline",
+            "F0",
+            "multi-resource locks, readers and writers, a 2-permit semaphore; no fault",
+            Persistence::None,
+            F::None,
+        ),
+        p(
+            "primitives-pause-minority",
+            "F1",
+            "the primitives under SIGSTOP of 1–2 of 5 masters",
+            Persistence::None,
+            F::PauseMinority,
+        ),
+        p(
+            "primitives-pause-majority",
+            "F2",
+            "the primitives under SIGSTOP of 3–4 of 5 masters",
+            Persistence::None,
+            F::PauseMajority,
+        ),
+        p(
+            "primitives-kill-restart-aof",
+            "F3",
+            "the primitives under SIGKILL and restart of 1–5 masters, AOF `always`",
+            Persistence::AofAlways,
+            F::KillRestartAof,
+        ),
+        p(
+            "primitives-partition",
+            "F6 F16 F17",
+            "the primitives under proxy faults: dropped replies, stalls, refused and reset connections",
+            Persistence::None,
+            F::Proxy,
+        ),
+        p(
+            "primitives-clock-skew",
+            "F9",
+            "the primitives under TTL-skew clock steps within the drift allowance",
+            Persistence::None,
+            F::ClockSkew,
+        ),
+        p(
+            "primitives-mixed",
+            "F1–F3 F6–F9 F11–F17",
+            "the primitives under a random mix of every safe fault, AOF `always`; paused client processes lock members as mutexes",
+            Persistence::AofAlways,
+            F::Mixed,
+        ),
     ]
 }
 
@@ -481,6 +601,28 @@ impl Outcome {
             s.heals_measured,
             s.max_recovery_ms,
         );
+        let judged: Vec<String> = Check::PRIMITIVES
+            .iter()
+            .chain([&Check::Lease])
+            .filter_map(|c| {
+                let f = s.checked.get(c)?;
+                Some(format!(
+                    "{c} {} ops / {} grants / {} violations",
+                    f.operations,
+                    f.grants,
+                    self.report.count(*c)
+                ))
+            })
+            .collect();
+        if !judged.is_empty() {
+            out.push_str(&format!(
+                "  exclusion checks: {}; member probes {} ({} conclusive); nemesis events {}\n",
+                judged.join(", "),
+                s.probes,
+                s.probes_conclusive,
+                s.nemesis_events
+            ));
+        }
         if !self.schedule.is_empty() {
             out.push_str("  schedule:\n");
             for line in &self.schedule {
@@ -553,11 +695,14 @@ pub fn judge(spec: &Spec, report: &Report) -> Verdict {
             v.problems.push(format!("{check}: {n} violation(s)"));
         }
     }
-    if spec.lease == LeaseExpect::MustViolate && report.count(Check::Lease) == 0 {
-        v.problems.push(
-            "self-test: the lease checker did not flag a run that must violate the lease"
-                .to_owned(),
-        );
+    if spec.lease == LeaseExpect::MustViolate {
+        for check in spec.must_flag() {
+            if report.count(*check) == 0 {
+                v.problems.push(format!(
+                    "self-test: the {check} checker did not flag a run that must violate it"
+                ));
+            }
+        }
     }
     v.pass = v.problems.is_empty();
     v
@@ -738,7 +883,21 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
     let rec = Recorder::memory("orchestrator");
     let register = Arc::new(FencedRegister::new(&rec));
     let local = Arc::new(RegisterHandle::Local(Arc::clone(&register)));
-    let resources: Vec<String> = (0..cfg.resources.max(1)).map(|i| format!("r{i}")).collect();
+    // Per group: each worker's workload and resources.
+    let roles: Vec<(Workload, Vec<String>)> = if spec.primitives {
+        PRIMITIVE_ROLES
+            .iter()
+            .map(|(w, rs)| (*w, rs.iter().map(|r| (*r).to_owned()).collect()))
+            .collect()
+    } else {
+        let resources: Vec<String> = (0..cfg.resources.max(1)).map(|i| format!("r{i}")).collect();
+        (0..cfg.workers_per_group)
+            .map(|_| (Workload::Mutex, resources.clone()))
+            .collect()
+    };
+    // Client processes lock the (first role's) resources as mutexes.
+    let resources: Vec<String> = roles.first().map(|r| r.1.clone()).unwrap_or_default();
+    let per_group = roles.len();
     let mut managers = Vec::with_capacity(cfg.groups);
     for g in 0..cfg.groups.max(1) {
         let link = cluster.link(&format!("g{g}")).await;
@@ -797,10 +956,10 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
         .collect();
     for g in 0..managers.len() {
         names.push(format!("g{g}"));
-        for k in 0..cfg.workers_per_group {
+        for k in 0..per_group {
             names.push(format!(
                 "w{}",
-                g.saturating_mul(cfg.workers_per_group).saturating_add(k)
+                g.saturating_mul(per_group).saturating_add(k)
             ));
         }
     }
@@ -811,8 +970,8 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
     let mut tasks = tokio::task::JoinSet::new();
     let root = SeededRng::new(cfg.seed);
     for (g, manager) in managers.iter().enumerate() {
-        for k in 0..cfg.workers_per_group {
-            let w = g.saturating_mul(cfg.workers_per_group).saturating_add(k);
+        for (k, (workload, resources)) in roles.iter().enumerate() {
+            let w = g.saturating_mul(per_group).saturating_add(k);
             let name = format!("w{w}");
             let mode = if w % 3 == 2 {
                 WorkerMode::Guard
@@ -822,6 +981,7 @@ async fn run_workload(spec: &Spec, family: Family, cfg: &RunConfig) -> HResult<O
             let wcfg = WorkerConfig {
                 name: name.clone(),
                 resources: resources.clone(),
+                workload: *workload,
                 ttl: settings.ttl,
                 acquire_wait: settings.acquire_wait,
                 hold: (
@@ -942,14 +1102,12 @@ struct Held {
 }
 
 impl Client {
-    async fn acquire(&mut self, res: &str) -> Option<Held> {
+    async fn acquire(&mut self, target: &Target) -> Option<Held> {
         self.next = self.next.saturating_add(1);
         let id = self.next;
-        self.rec.record(Op::AcquireInvoke {
-            res: res.to_owned(),
-            id,
-        });
-        match self.manager.lock(res).retry_count(2).await {
+        let res = target.res();
+        self.rec.record(target.invoke(id));
+        match target.lock(&self.manager).retry_count(2).await {
             Ok(lock) => {
                 let ttl = lock.ttl();
                 let deadline = instant_ns(lock.deadline());
@@ -957,28 +1115,37 @@ impl Client {
                     ttl.mul_f64(tokio_redlock::DEFAULT_DRIFT_FACTOR)
                         .saturating_add(Duration::from_millis(2)),
                 );
+                let multi = matches!(target, Target::Multi(_));
                 self.rec.record(Op::AcquireOk {
-                    res: res.to_owned(),
+                    res: res.clone(),
                     id,
                     start: deadline.saturating_sub(crate::clock::nanos(lease)),
                     deadline,
                     ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(0),
                     token: lock.token().chars().take(8).collect(),
                     fence: lock.fencing_token().map(tokio_redlock::FencingToken::get),
+                    members: if multi {
+                        lock.resources()
+                            .map(|r| String::from_utf8_lossy(r).into_owned())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    fences: if multi {
+                        lock.fencing_tokens().iter().map(|t| t.get()).collect()
+                    } else {
+                        Vec::new()
+                    },
                 });
                 self.rec.record(Op::CsEnter {
-                    res: res.to_owned(),
+                    res: res.clone(),
                     id,
                 });
-                Some(Held {
-                    lock,
-                    res: res.to_owned(),
-                    id,
-                })
+                Some(Held { lock, res, id })
             }
             Err(e) => {
                 self.rec.record(Op::AcquireFail {
-                    res: res.to_owned(),
+                    res,
                     id,
                     reason: reason(&e).to_owned(),
                     detail: detail(&e),
@@ -1057,22 +1224,33 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
     let mut rng = SeededRng::new(cfg.seed).fork("targeted");
     let mut notes = Vec::new();
     let mut steps_shown = Vec::new();
-    for round in 0..cfg.rounds.max(1) {
+    // The primitives self-test plants each of its four violations at least once.
+    let rounds = if spec.primitives {
+        cfg.rounds.max(4)
+    } else {
+        cfg.rounds.max(1)
+    };
+    for round in 0..rounds {
         let res = format!("victim-{round}");
+        let (target_a, target_b) = targeted_pair(round, &res, spec.primitives);
         let m = rng.subset(nodes, quorum);
         let Some(&v) = rng.pick(&m) else { break };
         let others: Vec<usize> = (0..nodes).filter(|i| !m.contains(i)).collect();
         let warm = rng.range(1, 4);
         let plan = format!(
-            "round {round} on {res}: A reaches only {m:?}; victim n{v}; {warm} warm-up grant(s) by B"
+            "round {round} on {res}: A ({}) reaches only {m:?}; victim n{v}; {warm} warm-up grant(s) by B; then B ({})",
+            target_a.mode().name(),
+            target_b.mode().name(),
         );
         rec.record(Op::Note { text: plan.clone() });
         steps_shown.push(plan);
         // Warm-up: counters equal and ≥ 1 on every master.
         for _ in 0..warm {
-            if let Some(held) = b.acquire(&res).await {
-                b.write(&held, &register);
-                b.release(held).await;
+            for key in warm_up_keys(&target_a) {
+                if let Some(held) = b.acquire(&Target::Mutex(key)).await {
+                    b.write(&held, &register);
+                    b.release(held).await;
+                }
             }
         }
         // A reaches only its majority M.
@@ -1090,7 +1268,7 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
             outage: false,
             detail: "client A only".to_owned(),
         });
-        let Some(held_a) = a.acquire(&res).await else {
+        let Some(held_a) = a.acquire(&target_a).await else {
             notes.push(format!("round {round}: A could not acquire; round skipped"));
             heal_a(&link_a, &others, &nemesis_rec, &targets);
             continue;
@@ -1133,7 +1311,7 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
             });
         }
         // B takes the victim and the two masters A never reached.
-        let held_b = b.acquire(&res).await;
+        let held_b = b.acquire(&target_b).await;
         if let Some(held_b) = &held_b {
             b.write(held_b, &register);
         } else {
@@ -1175,6 +1353,45 @@ async fn run_targeted(spec: &Spec, targeted: Targeted, cfg: &RunConfig) -> HResu
     );
     outcome.schedule = steps_shown;
     Ok(outcome)
+}
+
+/// What A and then B take in round `round` of a targeted schedule on `res`: mutexes; or,
+/// for the primitives self-test, in turn two writers, a reader then a writer, a
+/// multi-resource lock then a mutex on one of its members, and two holders of a 1-permit
+/// semaphore — each pair one that must never hold at once.
+fn targeted_pair(round: usize, res: &str, primitives: bool) -> (Target, Target) {
+    if !primitives {
+        return (Target::Mutex(res.to_owned()), Target::Mutex(res.to_owned()));
+    }
+    match round % 4 {
+        0 => (
+            Target::Writer(res.to_owned()),
+            Target::Writer(res.to_owned()),
+        ),
+        1 => (
+            Target::Reader(res.to_owned()),
+            Target::Writer(res.to_owned()),
+        ),
+        2 => (
+            Target::Multi(vec![format!("{res}-a"), format!("{res}-b")]),
+            Target::Mutex(format!("{res}-b")),
+        ),
+        _ => {
+            let permit = Target::Permit {
+                name: res.to_owned(),
+                permits: 1,
+            };
+            (permit.clone(), permit)
+        }
+    }
+}
+
+/// The keys whose fencing counters B's warm-up raises before A's grant.
+fn warm_up_keys(target: &Target) -> Vec<String> {
+    match target {
+        Target::Multi(members) => members.clone(),
+        other => vec![other.res()],
+    }
 }
 
 fn heal_a(link: &ClientLink, others: &[usize], rec: &Recorder, targets: &[String]) {
@@ -1229,7 +1446,7 @@ pub struct Totals {
     pub violations_must_be_safe: BTreeMap<String, u64>,
     /// Violations found where expected (self-tests, runs outside the assumptions).
     pub violations_expected: BTreeMap<String, u64>,
-    /// Self-test runs whose lease violation was flagged.
+    /// Self-test runs flagged by every check they must trip.
     pub selftests_flagged: u64,
     /// Self-test runs.
     pub selftests: u64,
@@ -1239,6 +1456,16 @@ pub struct Totals {
     pub max_recovery_ms: f64,
     /// Seeds of failed runs, with the scenario.
     pub failures: Vec<String>,
+    /// What the exclusion checks examined, by check name (summed over runs).
+    pub checked: BTreeMap<String, Checked>,
+    /// Violations by check name, over every run (expected or not).
+    pub violations_by_check: BTreeMap<String, u64>,
+    /// Nemesis events (fault starts, heals, ends) of the primitives scenarios.
+    pub primitives_nemesis_events: u64,
+    /// Probes of multi-resource lock members, and how many answered conclusively.
+    pub probes: u64,
+    /// Conclusive probes.
+    pub probes_conclusive: u64,
 }
 
 impl Totals {
@@ -1268,6 +1495,26 @@ impl Totals {
         }
         let n = self.runs_by_scenario.entry(o.scenario.clone()).or_insert(0);
         *n = n.saturating_add(1);
+        for (check, figures) in &s.checked {
+            self.checked
+                .entry(check.name().to_owned())
+                .or_default()
+                .add(figures);
+        }
+        for (check, n) in &o.report.counts {
+            let m = self
+                .violations_by_check
+                .entry(check.name().to_owned())
+                .or_insert(0);
+            *m = m.saturating_add(*n);
+        }
+        if spec.primitives {
+            self.primitives_nemesis_events = self
+                .primitives_nemesis_events
+                .saturating_add(s.nemesis_events);
+        }
+        self.probes = self.probes.saturating_add(s.probes);
+        self.probes_conclusive = self.probes_conclusive.saturating_add(s.probes_conclusive);
         let expected_only = spec.lease != LeaseExpect::Safe || !spec.tokens_promised;
         for (check, n) in &o.report.counts {
             let lease_family = Check::LEASE_FAMILY.contains(check);
@@ -1285,7 +1532,7 @@ impl Totals {
         }
         if spec.lease == LeaseExpect::MustViolate {
             self.selftests = self.selftests.saturating_add(1);
-            if o.report.count(Check::Lease) > 0 {
+            if spec.must_flag().iter().all(|c| o.report.count(*c) > 0) {
                 self.selftests_flagged = self.selftests_flagged.saturating_add(1);
             }
         }

@@ -11,16 +11,27 @@
 //! they sleep `work` between their first and second write *without* re-checking the lease —
 //! the window in which Kleppmann's process pause strikes — so a SIGSTOP there produces a
 //! stale write that only the fencing token can stop.
+//!
+//! **Primitives.** A worker's [`Workload`] says what it takes each round: a mutex on one
+//! resource, a multi-resource lock on a random subset (one member: a plain mutex, so both
+//! kinds meet on the same keys), a reader or a writer of one resource, or one permit of a
+//! k-permit semaphore. Holders that exclude (mutex, writer, multi-resource lock) write their
+//! fencing token(s) to the register — a multi-resource lock once per member with that
+//! member's token; readers and permit holders share their resource and do not write. A
+//! multi-resource lock holder also asks the masters who holds each member while it is valid
+//! ([`Op::Probe`]), which the all-or-nothing check judges.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_redlock::{Lock, LockError, LockGuard, LockManager};
+use tokio_redlock::{
+    AcquireRequest, FencingToken, Lock, LockError, LockGuard, LockManager, LockRequest, LockState,
+};
 
 use crate::clock::instant_ns;
-use crate::history::{Op, Recorder};
+use crate::history::{Mode, Op, Recorder, Seen};
 use crate::register::RegisterHandle;
 use crate::rng::SeededRng;
 
@@ -40,6 +51,153 @@ pub enum WorkerMode {
     },
 }
 
+/// What a worker takes each round, among its `resources`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Workload {
+    /// A mutex on one resource.
+    Mutex,
+    /// A multi-resource lock on a random non-empty subset (a single resource is a mutex).
+    Multi,
+    /// A reader of one resource, or with `write_chance` a writer.
+    ReadWrite {
+        /// Chance that a round takes the write lock.
+        write_chance: f64,
+    },
+    /// One permit of the semaphore named after one resource.
+    Semaphore {
+        /// Its number of permits.
+        permits: u32,
+    },
+}
+
+/// What one round acquires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `lock(res)`.
+    Mutex(String),
+    /// `lock_all(members)`, members canonical (sorted, distinct), at least two.
+    Multi(Vec<String>),
+    /// `read(res)`.
+    Reader(String),
+    /// `write(res)`.
+    Writer(String),
+    /// `semaphore(name, permits)`.
+    Permit {
+        /// Semaphore name.
+        name: String,
+        /// Its permits.
+        permits: u32,
+    },
+}
+
+impl Target {
+    /// The history's resource: the name, or a multi-resource lock's members joined by `+`.
+    pub fn res(&self) -> String {
+        match self {
+            Self::Mutex(r) | Self::Reader(r) | Self::Writer(r) => r.clone(),
+            Self::Multi(members) => members.join("+"),
+            Self::Permit { name, .. } => name.clone(),
+        }
+    }
+
+    /// The history's mode.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Self::Mutex(_) => Mode::Mutex,
+            Self::Multi(_) => Mode::Multi,
+            Self::Reader(_) => Mode::Reader,
+            Self::Writer(_) => Mode::Writer,
+            Self::Permit { .. } => Mode::Permit,
+        }
+    }
+
+    /// The `acquire-invoke` event of acquisition `id`.
+    pub fn invoke(&self, id: u64) -> Op {
+        Op::AcquireInvoke {
+            res: self.res(),
+            id,
+            mode: self.mode(),
+            members: match self {
+                Self::Multi(m) => m.clone(),
+                _ => Vec::new(),
+            },
+            permits: match self {
+                Self::Permit { permits, .. } => Some(*permits),
+                _ => None,
+            },
+        }
+    }
+
+    /// The request for a [`Lock`].
+    pub fn lock<'a>(&self, manager: &'a LockManager) -> LockRequest<'a> {
+        match self {
+            Self::Mutex(r) => manager.lock(r),
+            Self::Multi(members) => manager.lock_all(members),
+            Self::Reader(r) => manager.read_lock(r),
+            Self::Writer(r) => manager.write_lock(r),
+            Self::Permit { name, permits } => manager.semaphore(name, *permits).lock(),
+        }
+    }
+
+    /// The request for a [`LockGuard`].
+    pub fn acquire<'a>(&self, manager: &'a LockManager) -> AcquireRequest<'a> {
+        match self {
+            Self::Mutex(r) => manager.acquire(r),
+            Self::Multi(members) => manager.acquire_all(members),
+            Self::Reader(r) => manager.read(r),
+            Self::Writer(r) => manager.write(r),
+            Self::Permit { name, permits } => manager.semaphore(name, *permits).acquire(),
+        }
+    }
+
+    /// Whether holders write to the fenced register and its unfenced counter (they exclude
+    /// everyone else on their keys).
+    fn exclusive(&self) -> bool {
+        matches!(self, Self::Mutex(_) | Self::Writer(_) | Self::Multi(_))
+    }
+}
+
+/// What a grant holds, as recorded: the members and fencing tokens by member.
+struct Granted {
+    members: Vec<String>,
+    fences: Vec<(String, u64)>,
+}
+
+impl Granted {
+    fn new<'a>(
+        target: &Target,
+        resources: impl Iterator<Item = &'a [u8]>,
+        tokens: &[FencingToken],
+    ) -> Self {
+        let names: Vec<String> = resources
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect();
+        let fences = if target.exclusive() {
+            names
+                .iter()
+                .cloned()
+                .zip(tokens.iter().map(|t| t.get()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let members = if matches!(target, Target::Multi(_)) {
+            names
+        } else {
+            Vec::new()
+        };
+        Self { members, fences }
+    }
+
+    /// The one token of a single-resource hold.
+    fn fence(&self) -> Option<u64> {
+        match self.fences.as_slice() {
+            [(_, f)] if self.members.is_empty() => Some(*f),
+            _ => None,
+        }
+    }
+}
+
 /// What one worker does.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -47,6 +205,8 @@ pub struct WorkerConfig {
     pub name: String,
     /// Resources it contends for.
     pub resources: Vec<String>,
+    /// What it takes each round. Default: [`Workload::Mutex`].
+    pub workload: Workload,
     /// Lock TTL.
     pub ttl: Duration,
     /// Patience of each acquisition (`wait(d)`).
@@ -149,12 +309,12 @@ pub async fn run_worker(
     let mut id = 0u64;
     while !*w.stop.borrow() {
         id = id.saturating_add(1);
-        let Some(res) = w.rng.pick(&w.cfg.resources).cloned() else {
+        let Some(target) = w.pick_target() else {
             return;
         };
         let ok = match w.cfg.mode {
-            WorkerMode::Guard => w.guard_round(&res, id).await,
-            WorkerMode::Plain | WorkerMode::Unchecked { .. } => w.plain_round(&res, id).await,
+            WorkerMode::Guard => w.guard_round(&target, id).await,
+            WorkerMode::Plain | WorkerMode::Unchecked { .. } => w.plain_round(&target, id).await,
         };
         if !ok {
             let pause = w.rng.duration(w.cfg.backoff.0, w.cfg.backoff.1);
@@ -168,6 +328,39 @@ pub async fn run_worker(
 }
 
 impl Worker {
+    /// What this round takes, by the worker's workload.
+    fn pick_target(&mut self) -> Option<Target> {
+        let res = self.rng.pick(&self.cfg.resources).cloned()?;
+        Some(match self.cfg.workload {
+            Workload::Mutex => Target::Mutex(res),
+            Workload::Multi => {
+                let n = self.cfg.resources.len();
+                let size =
+                    usize::try_from(self.rng.range(1, u64::try_from(n).unwrap_or(1))).unwrap_or(1);
+                let mut members: Vec<String> = self
+                    .rng
+                    .subset(n, size)
+                    .into_iter()
+                    .filter_map(|i| self.cfg.resources.get(i).cloned())
+                    .collect();
+                members.sort();
+                members.dedup();
+                match <[String; 1]>::try_from(members) {
+                    Ok([one]) => Target::Mutex(one),
+                    Err(members) => Target::Multi(members),
+                }
+            }
+            Workload::ReadWrite { write_chance } => {
+                if self.rng.chance(write_chance) {
+                    Target::Writer(res)
+                } else {
+                    Target::Reader(res)
+                }
+            }
+            Workload::Semaphore { permits } => Target::Permit { name: res, permits },
+        })
+    }
+
     fn holder(&self, id: u64) -> String {
         format!("{}#{id}", self.rec.process())
     }
@@ -223,10 +416,9 @@ impl Worker {
         &self,
         res: &str,
         id: u64,
-        deadline: Instant,
-        ttl: Duration,
+        (deadline, ttl): (Instant, Duration),
         token: &str,
-        fence: Option<u64>,
+        granted: &Granted,
     ) {
         let deadline_ns = instant_ns(deadline);
         let lease = ttl.saturating_sub(
@@ -240,20 +432,69 @@ impl Worker {
             deadline: deadline_ns,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             token: token_prefix(token),
-            fence,
+            fence: granted.fence(),
+            members: granted.members.clone(),
+            fences: if granted.members.is_empty() {
+                Vec::new()
+            } else {
+                granted.fences.iter().map(|(_, f)| *f).collect()
+            },
         });
     }
 
-    /// A fenced write (if the lock carries a token), recorded with its answer.
-    async fn fenced_write(&self, res: &str, id: u64, fence: Option<u64>) {
-        let Some(fence) = fence else { return };
-        if let Some((accepted, max)) = self.register.write(res, &self.holder(id), fence).await {
-            self.rec.record(Op::Write {
-                res: res.to_owned(),
+    /// The fenced writes of a hold (one per member with that member's token), recorded with
+    /// their answers.
+    async fn fenced_writes(&self, id: u64, granted: &Granted) {
+        for (res, fence) in &granted.fences {
+            if let Some((accepted, max)) = self.register.write(res, &self.holder(id), *fence).await
+            {
+                self.rec.record(Op::Write {
+                    res: res.clone(),
+                    id,
+                    fence: *fence,
+                    accepted,
+                    max,
+                });
+            }
+        }
+    }
+
+    /// The unfenced counter of an exclusive single-resource hold (a multi-resource lock
+    /// uses its first member's).
+    fn counter_key(granted: &Granted) -> Option<&str> {
+        granted.fences.first().map(|(r, _)| r.as_str())
+    }
+
+    /// A multi-resource lock holder asks the masters who holds each member, while at least
+    /// `margin` is left before its deadline (each probe races that bound).
+    async fn probe_members(&self, target: &Target, id: u64, token: &str, deadline: Instant) {
+        let Target::Multi(members) = target else {
+            return;
+        };
+        let limit = deadline.checked_sub(self.cfg.margin).unwrap_or(deadline);
+        for member in members {
+            if !self.before(deadline) {
+                return;
+            }
+            let invoked = crate::clock::mono_ns();
+            let state = tokio::select! {
+                r = self.manager.is_locked(member) => r,
+                () = tokio::time::sleep_until(limit) => return,
+            };
+            let seen = match state {
+                Ok(LockState::Held { holder, .. }) if holder.as_bytes() == token.as_bytes() => {
+                    Seen::Ours
+                }
+                Ok(LockState::Held { .. }) => Seen::Other,
+                Ok(LockState::Free) => Seen::Free,
+                Ok(LockState::Shared { .. }) => Seen::Shared,
+                Ok(_) | Err(_) => Seen::Unknown,
+            };
+            self.rec.record(Op::Probe {
+                res: member.clone(),
                 id,
-                fence,
-                accepted,
-                max,
+                invoked,
+                seen,
             });
         }
     }
@@ -268,14 +509,12 @@ impl Worker {
     }
 
     /// One plain (or unchecked) round; false when the acquisition failed.
-    async fn plain_round(&mut self, res: &str, id: u64) -> bool {
-        self.rec.record(Op::AcquireInvoke {
-            res: res.to_owned(),
-            id,
-        });
-        let request = self
-            .manager
-            .lock(res)
+    async fn plain_round(&mut self, target: &Target, id: u64) -> bool {
+        let res = target.res();
+        let res = res.as_str();
+        self.rec.record(target.invoke(id));
+        let request = target
+            .lock(&self.manager)
             .ttl(self.cfg.ttl)
             .wait(self.cfg.acquire_wait);
         let mut stop = self.stop.clone();
@@ -294,8 +533,14 @@ impl Worker {
             }
             Some(Ok(lock)) => lock,
         };
-        let fence = lock.fencing_token().map(tokio_redlock::FencingToken::get);
-        self.record_ok(res, id, lock.deadline(), lock.ttl(), lock.token(), fence);
+        let granted = Granted::new(target, lock.resources(), lock.fencing_tokens());
+        self.record_ok(
+            res,
+            id,
+            (lock.deadline(), lock.ttl()),
+            lock.token(),
+            &granted,
+        );
         self.rec.record(Op::CsEnter {
             res: res.to_owned(),
             id,
@@ -304,18 +549,25 @@ impl Worker {
         // First write, and the read of the unfenced counter.
         let mut counter = None;
         if self.before(lock.deadline()) {
-            self.fenced_write(res, id, fence).await;
-            counter = self.register.read_counter(res).await;
+            self.fenced_writes(id, &granted).await;
+            if let Some(key) = Self::counter_key(&granted) {
+                counter = self.register.read_counter(key).await;
+            }
         } else {
             cut = true;
+        }
+        if !cut {
+            let token = lock.token().to_owned();
+            self.probe_members(target, id, &token, lock.deadline())
+                .await;
         }
         if let WorkerMode::Unchecked { work } = self.cfg.mode {
             if !cut {
                 // No lease check from here to the second write (see the module docs).
                 tokio::time::sleep(work).await;
-                self.fenced_write(res, id, fence).await;
-                if let Some(v) = counter {
-                    self.register.set_counter(res, v.saturating_add(1)).await;
+                self.fenced_writes(id, &granted).await;
+                if let (Some(v), Some(key)) = (counter, Self::counter_key(&granted)) {
+                    self.register.set_counter(key, v.saturating_add(1)).await;
                 }
             }
         } else {
@@ -380,9 +632,9 @@ impl Worker {
             }
             // Check and write in one synchronous step for the in-process register.
             if !cut && self.before(lock.deadline()) {
-                self.fenced_write(res, id, fence).await;
-                if let Some(v) = counter {
-                    self.register.set_counter(res, v.saturating_add(1)).await;
+                self.fenced_writes(id, &granted).await;
+                if let (Some(v), Some(key)) = (counter, Self::counter_key(&granted)) {
+                    self.register.set_counter(key, v.saturating_add(1)).await;
                 }
             } else {
                 cut = true;
@@ -412,14 +664,12 @@ impl Worker {
     }
 
     /// One guard round; false when the acquisition failed.
-    async fn guard_round(&mut self, res: &str, id: u64) -> bool {
-        self.rec.record(Op::AcquireInvoke {
-            res: res.to_owned(),
-            id,
-        });
-        let request = self
-            .manager
-            .acquire(res)
+    async fn guard_round(&mut self, target: &Target, id: u64) -> bool {
+        let res = target.res();
+        let res = res.as_str();
+        self.rec.record(target.invoke(id));
+        let request = target
+            .acquire(&self.manager)
             .ttl(self.cfg.ttl)
             .wait(self.cfg.acquire_wait)
             .auto_extend();
@@ -439,9 +689,9 @@ impl Worker {
             }
             Some(Ok(guard)) => guard,
         };
-        let fence = guard.fencing_token().map(tokio_redlock::FencingToken::get);
+        let granted = Granted::new(target, guard.resources(), guard.fencing_tokens());
         let mut seen = guard.deadline();
-        self.record_ok(res, id, seen, guard.ttl(), guard.token(), fence);
+        self.record_ok(res, id, (seen, guard.ttl()), guard.token(), &granted);
         self.rec.record(Op::CsEnter {
             res: res.to_owned(),
             id,
@@ -464,8 +714,13 @@ impl Worker {
         let mut cut = false;
         let mut counter = None;
         if !guard.is_lost() && self.before(guard.deadline()) {
-            self.fenced_write(res, id, fence).await;
-            counter = self.register.read_counter(res).await;
+            self.fenced_writes(id, &granted).await;
+            if let Some(key) = Self::counter_key(&granted) {
+                counter = self.register.read_counter(key).await;
+            }
+            let token = guard.token().to_owned();
+            self.probe_members(target, id, &token, guard.deadline())
+                .await;
         } else {
             cut = true;
         }
@@ -495,9 +750,9 @@ impl Worker {
         }
         self.observe(&guard, res, id, &mut seen);
         if !cut && !guard.is_lost() && self.before(guard.deadline()) {
-            self.fenced_write(res, id, fence).await;
-            if let Some(v) = counter {
-                self.register.set_counter(res, v.saturating_add(1)).await;
+            self.fenced_writes(id, &granted).await;
+            if let (Some(v), Some(key)) = (counter, Self::counter_key(&granted)) {
+                self.register.set_counter(key, v.saturating_add(1)).await;
             }
         } else {
             cut = true;

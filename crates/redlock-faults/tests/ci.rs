@@ -263,3 +263,112 @@ fn assert_selftest(o: &Outcome) {
         o.summary()
     );
 }
+
+// The primitives beyond the mutex — multi-resource locks on overlapping sets (and mutexes on
+// their members), readers and writers of one resource, a 2-permit semaphore with six
+// workers — under the same nemeses. Every check must stay clean, each primitive must have
+// been granted, and each exclusion check must have judged something.
+
+/// Must be safe, and every primitive was exercised: grants of each kind, conclusive probes
+/// of multi-resource locks' members.
+fn assert_primitives_safe(o: &Outcome) {
+    assert_safe(o);
+    for check in Check::PRIMITIVES {
+        let figures = o
+            .report
+            .stats
+            .checked
+            .get(&check)
+            .copied()
+            .unwrap_or_default();
+        assert!(
+            figures.grants >= 3,
+            "{check}: too few grants of its primitive to judge ({figures:?}):\n{}",
+            o.summary()
+        );
+    }
+    assert!(
+        o.report.stats.probes_conclusive >= 1,
+        "no multi-resource lock member was probed conclusively:\n{}",
+        o.summary()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p00_primitives_baseline_every_acquisition_succeeds_within_budget() {
+    let o = ci("primitives-baseline").await;
+    assert_primitives_safe(&o);
+    let failures: u64 = o
+        .report
+        .stats
+        .acquire_failures
+        .iter()
+        .filter(|(reason, _)| *reason != "cancelled")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(failures, 0, "{}", o.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p01_primitives_minority_paused() {
+    let o = ci("primitives-pause-minority").await;
+    assert_primitives_safe(&o);
+    assert_faulted(&o);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p02_primitives_majority_paused_no_grant_then_recovery() {
+    let o = ci("primitives-pause-majority").await;
+    assert_primitives_safe(&o);
+    assert_faulted(&o);
+    assert!(o.report.stats.heals_measured >= 1, "{}", o.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p03_primitives_kill_and_restart_with_aof_always() {
+    let o = ci("primitives-kill-restart-aof").await;
+    assert_primitives_safe(&o);
+    assert_faulted(&o);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p06_primitives_partitions_stalls_and_resets() {
+    let o = ci("primitives-partition").await;
+    assert_primitives_safe(&o);
+    assert_faulted(&o);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p09_primitives_clock_steps_within_the_drift_allowance() {
+    let o = ci("primitives-clock-skew").await;
+    assert_primitives_safe(&o);
+    assert_faulted(&o);
+}
+
+/// The primitives' checker self-test on live servers: the amnesia schedule with A and B as
+/// two writers, a reader then a writer, a multi-resource lock then a mutex on one of its
+/// members, and two holders of a 1-permit semaphore. Each pair ends up holding at once, and
+/// its checker must say so; the fencing tokens must stay unique and increasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_amnesia_primitives_each_checker_flags_its_planted_violation() {
+    let o = ci("selftest-amnesia-primitives").await;
+    assert!(o.verdict.pass, "{}", o.summary());
+    for check in [
+        Check::Writers,
+        Check::ReaderWriter,
+        Check::MultiExclusive,
+        Check::Permits,
+    ] {
+        assert!(
+            o.report.count(check) >= 1,
+            "{check} did not flag its round:\n{}",
+            o.summary()
+        );
+    }
+    assert_eq!(
+        o.report.count_any(&Check::TOKEN_FAMILY),
+        0,
+        "{}",
+        o.summary()
+    );
+}

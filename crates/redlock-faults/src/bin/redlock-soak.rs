@@ -261,12 +261,25 @@ fn print_totals(seed: u64, elapsed: Duration, t: &Totals, harness_errors: &[Stri
         t.violations_expected
     );
     println!(
-        "self-tests flagged by the lease checker: {} of {}",
+        "self-tests flagged by the checkers they must trip: {} of {}",
         t.selftests_flagged, t.selftests
     );
     println!(
         "heals measured      {}; slowest recovery {:.0} ms",
         t.heals_measured, t.max_recovery_ms
+    );
+    println!("exclusion checks    (operations / grants / violations, over every episode)");
+    for (check, f) in &t.checked {
+        println!(
+            "  {check:<17} {:>8} / {:>6} / {}",
+            f.operations,
+            f.grants,
+            t.violations_by_check.get(check).copied().unwrap_or(0)
+        );
+    }
+    println!(
+        "member probes       {} ({} conclusive); nemesis events in primitives episodes {}",
+        t.probes, t.probes_conclusive, t.primitives_nemesis_events
     );
     for f in &t.failures {
         println!("FAILED: {f}");

@@ -2,8 +2,13 @@
 //!
 //! | check | what must hold |
 //! |---|---|
-//! | `lease` | per resource, holders' leases `[acquire-ok, min(release-invoke, last granted deadline)]` never overlap |
-//! | `cs-overlap` | per resource, critical sections `[cs-enter, cs-exit]` never overlap |
+//! | `lease` | per resource, mutex holders' leases `[acquire-ok, min(release-invoke, last granted deadline)]` never overlap |
+//! | `writers` | per resource, a writer's lease never overlaps another writer's or a mutex holder's |
+//! | `reader-writer` | per resource, no reader's lease overlaps a writer's or a mutex holder's |
+//! | `permits` | per semaphore, never more than k permit leases at once |
+//! | `multi-exclusive` | a multi-resource lock's lease is exclusive on every member (against mutexes, writers, readers and other sets) |
+//! | `multi-partial` | a multi-resource grant covers exactly the set asked for, and no probe during its validity finds a member free or held by another |
+//! | `cs-overlap` | per resource, critical sections `[cs-enter, cs-exit]` never overlap incompatibly (the same rules) |
 //! | `cs-deadline` | every `cs-exit` is before the holder's last granted deadline |
 //! | `grant-bounds` | every grant's deadline ≤ acquire-ok + TTL − drift, and had not passed when it was returned |
 //! | `token-unique` | fencing tokens are present and unique per resource |
@@ -23,6 +28,13 @@
 //! `cs-overlap` (and counted apart), and the fencing checks must then show the stale writes
 //! rejected. The lease check is never relaxed: a freeze cannot make a master forget a key.
 //! Liveness is not judged across a stall (its timeouts are the machine's, not the library's).
+//!
+//! The exclusion checks (`lease`, `writers`, `reader-writer`, `permits`, `multi-exclusive`,
+//! `cs-overlap`) are one sweep over hold intervals per key (`check/exclusion.rs`): a hold
+//! counts from its grant to the end of its validity or its release, and what may overlap
+//! depends on how each hold occupies the key. A multi-resource lock holds each member's key; a violation is
+//! named after the primitives involved (any multi-resource lock: `multi-exclusive`; else a
+//! reader: `reader-writer`; else a writer: `writers`; else `lease`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -30,8 +42,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod exclusion;
+
 use crate::clock::{ms_between, nanos};
-use crate::history::{Event, History, Op, Phase, show};
+use crate::history::{Event, History, Mode, Op, Phase, Seen, show};
+use exclusion::{Claim, Conflict, Span, conflicts};
 
 /// A check of the table above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -65,11 +80,21 @@ pub enum Check {
     Leak,
     /// NOSCRIPT reached the caller.
     Noscript,
+    /// Two writers (or a writer and a mutex holder) at once.
+    Writers,
+    /// A reader beside an exclusive holder.
+    ReaderWriter,
+    /// More than k semaphore holders at once.
+    Permits,
+    /// A multi-resource lock not exclusive on one of its members.
+    MultiExclusive,
+    /// A multi-resource lock held only part of its set.
+    MultiPartial,
 }
 
 impl Check {
     /// Every check.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 19] = [
         Self::Lease,
         Self::CsOverlap,
         Self::CsDeadline,
@@ -84,10 +109,34 @@ impl Check {
         Self::LeftoverKey,
         Self::Leak,
         Self::Noscript,
+        Self::Writers,
+        Self::ReaderWriter,
+        Self::Permits,
+        Self::MultiExclusive,
+        Self::MultiPartial,
     ];
 
     /// The mutual-exclusion family: what a lease-violating fault is expected to trip.
-    pub const LEASE_FAMILY: [Self; 3] = [Self::Lease, Self::CsOverlap, Self::CsDeadline];
+    pub const LEASE_FAMILY: [Self; 8] = [
+        Self::Lease,
+        Self::CsOverlap,
+        Self::CsDeadline,
+        Self::Writers,
+        Self::ReaderWriter,
+        Self::Permits,
+        Self::MultiExclusive,
+        Self::MultiPartial,
+    ];
+
+    /// The checks of the primitives beyond the mutex (read-write lock, semaphore,
+    /// multi-resource lock).
+    pub const PRIMITIVES: [Self; 5] = [
+        Self::Writers,
+        Self::ReaderWriter,
+        Self::Permits,
+        Self::MultiExclusive,
+        Self::MultiPartial,
+    ];
 
     /// The fencing family.
     pub const TOKEN_FAMILY: [Self; 4] = [
@@ -114,6 +163,11 @@ impl Check {
             Self::LeftoverKey => "leftover-key",
             Self::Leak => "leak",
             Self::Noscript => "noscript",
+            Self::Writers => "writers",
+            Self::ReaderWriter => "reader-writer",
+            Self::Permits => "permits",
+            Self::MultiExclusive => "multi-exclusive",
+            Self::MultiPartial => "multi-partial",
         }
     }
 }
@@ -199,6 +253,36 @@ pub struct Stats {
     pub heals_measured: u64,
     /// Longest time from a heal to the first new grant, ms.
     pub max_recovery_ms: f64,
+    /// Nemesis events (fault starts, heals, ends).
+    pub nemesis_events: u64,
+    /// Probes of a member's state by multi-resource lock holders, and how many of them
+    /// answered (`ours`, `other`, `free`, `shared`; the rest were inconclusive).
+    pub probes: u64,
+    /// Probes that answered.
+    pub probes_conclusive: u64,
+    /// What the exclusion checks examined, per check.
+    pub checked: BTreeMap<Check, Checked>,
+}
+
+/// What one exclusion check examined in a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// Acquisitions (holders) of the primitives the check is about.
+    pub holders: u64,
+    /// History operations of those holders (invoke, grant, failure, sections, writes,
+    /// extensions, probes, releases).
+    pub operations: u64,
+    /// Grants among them.
+    pub grants: u64,
+}
+
+impl Checked {
+    /// Adds `other` to these figures.
+    pub fn add(&mut self, other: &Self) {
+        self.holders = self.holders.saturating_add(other.holders);
+        self.operations = self.operations.saturating_add(other.operations);
+        self.grants = self.grants.saturating_add(other.grants);
+    }
 }
 
 /// The verdict material of one run.
@@ -252,11 +336,34 @@ struct Holder {
     release: Option<u64>,
     /// A failed acquisition: the event.
     fail: Option<Event>,
+    /// What was asked for.
+    mode: Mode,
+    /// A semaphore's permits.
+    permits: Option<u32>,
+    /// A multi-resource lock's members as asked for.
+    requested: Vec<String>,
+    /// A multi-resource lock's members as granted.
+    granted: Vec<String>,
+    /// A multi-resource lock's fencing tokens, by granted member.
+    fences: Vec<u64>,
+    /// Probes: (sent, answered, member, what a majority said).
+    probes: Vec<(u64, u64, String, Seen)>,
+    /// History operations of this holder.
+    operations: u64,
 }
 
 impl Holder {
     fn name(&self) -> String {
         format!("{}#{}", self.process, self.id)
+    }
+
+    /// The name with the primitive, for messages: `w3#17 (writer)`.
+    fn label(&self) -> String {
+        match self.mode {
+            Mode::Mutex => self.name(),
+            Mode::Permit => format!("{} (permit of {})", self.name(), self.permits.unwrap_or(1)),
+            mode => format!("{} ({})", self.name(), mode.name()),
+        }
     }
 
     /// The last deadline granted at or before `t`.
@@ -266,6 +373,36 @@ impl Holder {
             .filter(|(at, _)| *at <= t)
             .map(|(_, d)| *d)
             .max()
+    }
+
+    /// The keys it holds (a multi-resource lock: each member), with how it holds them.
+    fn claims(&self) -> Vec<(&str, Claim)> {
+        let claim = Claim::of(self.mode, self.permits);
+        if self.mode == Mode::Multi {
+            let members = if self.granted.is_empty() {
+                &self.requested
+            } else {
+                &self.granted
+            };
+            members.iter().map(|m| (m.as_str(), claim)).collect()
+        } else {
+            vec![(self.res.as_str(), claim)]
+        }
+    }
+
+    /// The fencing tokens it should carry, by key: one for a mutex or a writer, one per
+    /// member for a multi-resource lock, none for readers and permits.
+    fn tokens(&self) -> Vec<(&str, Option<u64>)> {
+        match self.mode {
+            Mode::Mutex | Mode::Writer => vec![(self.res.as_str(), self.fence)],
+            Mode::Multi => self
+                .claims()
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k, self.fences.get(i).copied()))
+                .collect(),
+            Mode::Reader | Mode::Permit => Vec::new(),
+        }
     }
 
     /// The lease: from the grant to the release or the last granted deadline.
@@ -343,19 +480,37 @@ fn holders_of(history: &History) -> BTreeMap<(String, u64), Holder> {
                 res: res.to_owned(),
                 ..Holder::default()
             });
+        h.operations = h.operations.saturating_add(1);
         match &e.op {
-            Op::AcquireInvoke { .. } => h.invoke = Some(e.t),
+            Op::AcquireInvoke {
+                mode,
+                members,
+                permits,
+                ..
+            } => {
+                h.invoke = Some(e.t);
+                h.mode = *mode;
+                h.requested.clone_from(members);
+                h.permits = *permits;
+            }
             Op::AcquireOk {
                 deadline,
                 ttl_ms,
                 fence,
+                members,
+                fences,
                 ..
             } => {
                 h.ok = Some(e.t);
                 h.ttl_ms = *ttl_ms;
                 h.fence = *fence;
+                h.granted.clone_from(members);
+                h.fences.clone_from(fences);
                 h.grants.push((e.t, *deadline));
             }
+            Op::Probe {
+                res, invoked, seen, ..
+            } => h.probes.push((*invoked, e.t, res.clone(), *seen)),
             Op::ExtendOk { deadline, .. } => h.grants.push((e.t, *deadline)),
             Op::AcquireFail { .. } => h.fail = Some(e.clone()),
             Op::CsEnter { .. } => h.cs.push((e.t, None)),
@@ -452,15 +607,25 @@ pub fn check(history: &History, leftovers: &Leftovers, opts: &CheckOptions) -> R
         .iter()
         .map(|s| ms_between(s.from, s.to))
         .fold(0.0, f64::max);
-    let mut by_res: BTreeMap<&str, Vec<&Holder>> = BTreeMap::new();
+    // Per key: the holders that hold it, with how (a multi-resource lock holds each member).
+    let mut by_res: BTreeMap<&str, Vec<(&Holder, Claim)>> = BTreeMap::new();
+    let mut tokens_by_res: BTreeMap<&str, Vec<(&Holder, Option<u64>)>> = BTreeMap::new();
     for h in holders.values() {
-        by_res.entry(h.res.as_str()).or_default().push(h);
+        for (key, claim) in h.claims() {
+            by_res.entry(key).or_default().push((h, claim));
+        }
+        for (key, fence) in h.tokens() {
+            tokens_by_res.entry(key).or_default().push((h, fence));
+        }
     }
     for (res, hs) in &by_res {
         check_leases(history, res, hs, origin, &mut report);
         check_sections(history, res, hs, &faults, &stalls, origin, &mut report);
+    }
+    for (res, hs) in &tokens_by_res {
         check_tokens(history, res, hs, opts, origin, &mut report);
     }
+    check_multi_partial(history, &holders, origin, &mut report);
     check_grant_bounds(history, &holders, opts, origin, &mut report);
     check_register(history, origin, &mut report);
     check_liveness(
@@ -511,7 +676,59 @@ fn stats(
     for f in faults {
         bump(&mut s.faults, &f.kind);
     }
-    let _ = holders;
+    s.nemesis_events = history
+        .events
+        .iter()
+        .filter(|e| matches!(e.op, Op::Nemesis { .. }))
+        .count()
+        .try_into()
+        .unwrap_or(u64::MAX);
+    for h in holders.values() {
+        s.probes = s
+            .probes
+            .saturating_add(u64::try_from(h.probes.len()).unwrap_or(u64::MAX));
+        let conclusive = h.probes.iter().filter(|p| p.3 != Seen::Unknown).count();
+        s.probes_conclusive = s
+            .probes_conclusive
+            .saturating_add(u64::try_from(conclusive).unwrap_or(u64::MAX));
+        let mine = Checked {
+            holders: 1,
+            operations: h.operations,
+            grants: u64::from(h.ok.is_some()),
+        };
+        let checks: &[Check] = match h.mode {
+            Mode::Mutex => &[Check::Lease],
+            Mode::Writer => &[Check::Writers, Check::ReaderWriter],
+            Mode::Reader => &[Check::ReaderWriter],
+            Mode::Permit => &[Check::Permits],
+            Mode::Multi => &[Check::MultiExclusive, Check::MultiPartial],
+        };
+        for c in checks {
+            s.checked.entry(*c).or_default().add(&mine);
+        }
+    }
+}
+
+/// The check a conflict between holds of `a` and `b` violates.
+fn conflict_check(a: Mode, b: Mode, conflict: Conflict) -> Check {
+    match conflict {
+        Conflict::OverLimit { .. } => Check::Permits,
+        _ if a == Mode::Multi || b == Mode::Multi => Check::MultiExclusive,
+        Conflict::Shared => Check::ReaderWriter,
+        Conflict::Exclusive if a == Mode::Writer || b == Mode::Writer => Check::Writers,
+        Conflict::Exclusive => Check::Lease,
+    }
+}
+
+/// How a conflict reads in a message.
+fn conflict_text(conflict: Conflict) -> String {
+    match conflict {
+        Conflict::Exclusive => "exclusive holds overlap".to_owned(),
+        Conflict::Shared => "a reader beside an exclusive holder".to_owned(),
+        Conflict::OverLimit { holders, limit } => {
+            format!("{holders} permit holders at once for {limit} permit(s)")
+        }
+    }
 }
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
@@ -519,137 +736,153 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     *n = n.saturating_add(1);
 }
 
-fn check_leases(history: &History, res: &str, hs: &[&Holder], origin: u64, report: &mut Report) {
-    let mut leases: Vec<(u64, u64, &Holder)> = hs
+fn check_leases(
+    history: &History,
+    res: &str,
+    hs: &[(&Holder, Claim)],
+    origin: u64,
+    report: &mut Report,
+) {
+    let mut spans: Vec<Span<&Holder>> = hs
         .iter()
-        .filter_map(|h| h.lease().map(|(s, e)| (s, e, *h)))
+        .filter_map(|(h, claim)| {
+            h.lease().map(|(start, end)| Span {
+                start,
+                end,
+                claim: *claim,
+                who: *h,
+            })
+        })
         .collect();
-    leases.sort_by_key(|(s, _, _)| *s);
-    let mut current: Option<(u64, &Holder)> = None;
-    for (s, e, h) in leases {
-        if let Some((end, prev)) = current
-            && s < end
-        {
-            report.add(
-                    Check::Lease,
-                    format!(
-                        "{res}: {} was granted at {:+.3}ms while {} held the lease until {:+.3}ms ({:.3}ms of overlap; tokens {:?} and {:?})",
-                        h.name(),
-                        ms_between(origin, s),
-                        prev.name(),
-                        ms_between(origin, end),
-                        ms_between(s, end.min(e)),
-                        prev.fence,
-                        h.fence,
-                    ),
-                    excerpt(history, &[prev, h], origin),
-                );
-        }
-        match current {
-            Some((end, _)) if end >= e => {}
-            _ => current = Some((e, h)),
-        }
+    let found = conflicts(&mut spans, |a, b| a.who.name() != b.who.name());
+    for (i, j, conflict) in found {
+        let (Some(new), Some(old)) = (spans.get(i), spans.get(j)) else {
+            continue;
+        };
+        let (h, prev) = (new.who, old.who);
+        report.add(
+            conflict_check(h.mode, prev.mode, conflict),
+            format!(
+                "{res}: {} was granted at {:+.3}ms while {} held its lease until {:+.3}ms ({}; {:.3}ms of overlap; tokens {:?} and {:?})",
+                h.label(),
+                ms_between(origin, new.start),
+                prev.label(),
+                ms_between(origin, old.end),
+                conflict_text(conflict),
+                ms_between(new.start, old.end.min(new.end)),
+                prev.fence,
+                h.fence,
+            ),
+            excerpt(history, &[prev, h], origin),
+        );
     }
 }
 
 fn check_sections(
     history: &History,
     res: &str,
-    hs: &[&Holder],
+    hs: &[(&Holder, Claim)],
     faults: &[Fault],
     stalls: &[Stall],
     origin: u64,
     report: &mut Report,
 ) {
-    // (enter, exit, holder, excused overrun)
-    let mut sections: Vec<(u64, u64, &Holder, bool)> = Vec::new();
-    for h in hs {
+    // Spans of sections; `who` is (holder, excused overrun).
+    let mut spans: Vec<Span<(&Holder, bool)>> = Vec::new();
+    for (h, claim) in hs {
+        let first = h.claims().first().is_none_or(|(k, _)| *k == res);
         for (enter, exit) in &h.cs {
             let Some(deadline) = h.deadline_at(exit.unwrap_or(u64::MAX)) else {
                 continue;
             };
             let exit = exit.unwrap_or(deadline);
-            let mut excused = false;
-            if exit > deadline {
-                let frozen = frozen_during(faults, stalls, &h.process, *enter, exit);
-                if frozen == Some(Frozen::ClientPause) {
-                    excused = true;
+            let frozen =
+                (exit > deadline).then(|| frozen_during(faults, stalls, &h.process, *enter, exit));
+            let excused = frozen.is_some_and(|f| f.is_some());
+            // Counted (and reported) once per section, on the hold's first key.
+            match frozen {
+                Some(_) if !first => {}
+                None => {}
+                Some(Some(Frozen::ClientPause)) => {
                     report.stats.excused_overruns = report.stats.excused_overruns.saturating_add(1);
-                } else if frozen == Some(Frozen::Stall) {
-                    excused = true;
-                    report.stats.stall_overruns = report.stats.stall_overruns.saturating_add(1);
-                } else {
-                    report.add(
-                        Check::CsDeadline,
-                        format!(
-                            "{res}: {} left its critical section {:.3}ms after its deadline",
-                            h.name(),
-                            ms_between(deadline, exit)
-                        ),
-                        excerpt(history, &[h], origin),
-                    );
                 }
+                Some(Some(Frozen::Stall)) => {
+                    report.stats.stall_overruns = report.stats.stall_overruns.saturating_add(1);
+                }
+                Some(None) => report.add(
+                    Check::CsDeadline,
+                    format!(
+                        "{res}: {} left its critical section {:.3}ms after its deadline",
+                        h.label(),
+                        ms_between(deadline, exit)
+                    ),
+                    excerpt(history, &[h], origin),
+                ),
             }
-            sections.push((*enter, exit, h, excused));
+            spans.push(Span {
+                start: *enter,
+                end: exit,
+                claim: *claim,
+                who: (*h, excused),
+            });
         }
     }
-    sections.sort_by_key(|(s, _, _, _)| *s);
-    let mut current: Option<(u64, &Holder, bool)> = None;
-    for (s, e, h, excused) in sections {
-        if let Some((end, prev, prev_excused)) = current
-            && s < end
-            && prev.name() != h.name()
-        {
-            // The overlap is excused when it lies past a paused stale holder's deadline.
-            let stale_past_deadline =
-                |x: &Holder, ex: bool| ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= s);
-            if !(stale_past_deadline(prev, prev_excused) || stale_past_deadline(h, excused)) {
-                report.add(
-                        Check::CsOverlap,
-                        format!(
-                            "{res}: {} entered its critical section at {:+.3}ms while {} was inside until {:+.3}ms",
-                            h.name(),
-                            ms_between(origin, s),
-                            prev.name(),
-                            ms_between(origin, end)
-                        ),
-                        excerpt(history, &[prev, h], origin),
-                    );
-            }
-        }
-        match current {
-            Some((end, _, _)) if end >= e => {}
-            _ => current = Some((e, h, excused)),
-        }
+    // An overlap is excused when it lies past a paused (or stalled) stale holder's deadline.
+    let judged = |new: &Span<(&Holder, bool)>, old: &Span<(&Holder, bool)>| {
+        let stale_past_deadline =
+            |x: &Holder, ex: bool| ex && x.deadline_at(u64::MAX).is_some_and(|d| d <= new.start);
+        new.who.0.name() != old.who.0.name()
+            && !stale_past_deadline(new.who.0, new.who.1)
+            && !stale_past_deadline(old.who.0, old.who.1)
+    };
+    let found = conflicts(&mut spans, judged);
+    for (i, j, conflict) in found {
+        let (Some(new), Some(old)) = (spans.get(i), spans.get(j)) else {
+            continue;
+        };
+        let (h, prev) = (new.who.0, old.who.0);
+        report.add(
+            Check::CsOverlap,
+            format!(
+                "{res}: {} entered its critical section at {:+.3}ms while {} was inside until {:+.3}ms ({})",
+                h.label(),
+                ms_between(origin, new.start),
+                prev.label(),
+                ms_between(origin, old.end),
+                conflict_text(conflict),
+            ),
+            excerpt(history, &[prev, h], origin),
+        );
     }
 }
 
 fn check_tokens(
     history: &History,
     res: &str,
-    hs: &[&Holder],
+    hs: &[(&Holder, Option<u64>)],
     opts: &CheckOptions,
     origin: u64,
     report: &mut Report,
 ) {
-    let granted: Vec<&Holder> = hs.iter().filter(|h| h.ok.is_some()).copied().collect();
+    let granted: Vec<(&Holder, Option<u64>)> =
+        hs.iter().filter(|(h, _)| h.ok.is_some()).copied().collect();
     let mut seen: HashMap<u64, &Holder> = HashMap::new();
-    for h in &granted {
-        match h.fence {
+    for (h, fence) in &granted {
+        match fence {
             None if opts.fencing => report.add(
                 Check::TokenUnique,
-                format!("{res}: {} was granted without a fencing token", h.name()),
+                format!("{res}: {} was granted without a fencing token", h.label()),
                 excerpt(history, &[h], origin),
             ),
             None => {}
             Some(f) => {
-                if let Some(other) = seen.insert(f, h) {
+                if let Some(other) = seen.insert(*f, h) {
                     report.add(
                         Check::TokenUnique,
                         format!(
                             "{res}: fencing token {f} was issued to both {} and {}",
-                            other.name(),
-                            h.name()
+                            other.label(),
+                            h.label()
                         ),
                         excerpt(history, &[other, h], origin),
                     );
@@ -661,12 +894,12 @@ fn check_tokens(
     // smaller token.
     let mut by_ok: Vec<(u64, u64, &Holder)> = granted
         .iter()
-        .filter_map(|h| Some((h.ok?, h.fence?, *h)))
+        .filter_map(|(h, f)| Some((h.ok?, (*f)?, *h)))
         .collect();
     by_ok.sort_by_key(|(ok, _, _)| *ok);
     let mut by_invoke: Vec<(u64, u64, &Holder)> = granted
         .iter()
-        .filter_map(|h| Some((h.invoke?, h.fence?, *h)))
+        .filter_map(|(h, f)| Some((h.invoke?, (*f)?, *h)))
         .collect();
     by_invoke.sort_by_key(|(inv, _, _)| *inv);
     let mut i = 0usize;
@@ -694,6 +927,59 @@ fn check_tokens(
                     ),
                     excerpt(history, &[a, b], origin),
                 );
+        }
+    }
+}
+
+/// All or nothing: a multi-resource grant covers exactly the set asked for, and while it is
+/// valid no member is seen free, shared or held by another token on a majority. A probe
+/// counts only when its answer came back before the holder's deadline: every read then
+/// happened while the granting quorum still held the token (Lemma L of the design note),
+/// so any majority answer other than "ours" is a member the lock did not hold.
+fn check_multi_partial(
+    history: &History,
+    holders: &BTreeMap<(String, u64), Holder>,
+    origin: u64,
+    report: &mut Report,
+) {
+    for h in holders.values().filter(|h| h.mode == Mode::Multi) {
+        if h.ok.is_some() && !h.requested.is_empty() && h.granted != h.requested {
+            report.add(
+                Check::MultiPartial,
+                format!(
+                    "{}: asked for {:?}, granted {:?}",
+                    h.label(),
+                    h.requested,
+                    h.granted
+                ),
+                excerpt(history, &[h], origin),
+            );
+        }
+        for (sent, answered, member, seen) in &h.probes {
+            let Some(deadline) = h.deadline_at(*sent) else {
+                continue;
+            };
+            let judged = matches!(seen, Seen::Other | Seen::Free | Seen::Shared);
+            let in_hold = h.ok.is_some_and(|ok| ok <= *sent)
+                && h.release.is_none_or(|r| *answered <= r)
+                && *answered < deadline;
+            if judged && in_hold {
+                report.add(
+                    Check::MultiPartial,
+                    format!(
+                        "{}: member {member} was {} at {:+.3}ms, inside the lock's validity (deadline {:+.3}ms)",
+                        h.label(),
+                        match seen {
+                            Seen::Other => "held by another token",
+                            Seen::Free => "free",
+                            _ => "held by readers",
+                        },
+                        ms_between(origin, *answered),
+                        ms_between(origin, deadline)
+                    ),
+                    excerpt(history, &[h], origin),
+                );
+            }
         }
     }
 }
@@ -801,7 +1087,7 @@ fn check_register(history: &History, origin: u64, report: &mut Report) {
 fn check_liveness(
     history: &History,
     holders: &BTreeMap<(String, u64), Holder>,
-    by_res: &BTreeMap<&str, Vec<&Holder>>,
+    by_res: &BTreeMap<&str, Vec<(&Holder, Claim)>>,
     (faults, stalls): (&[Fault], &[Stall]),
     opts: &CheckOptions,
     origin: u64,
@@ -865,10 +1151,14 @@ fn check_liveness(
             if res.starts_with("victim") {
                 continue;
             }
-            let first = hs.iter().filter_map(|h| h.ok).filter(|ok| *ok > heal).min();
+            let first = hs
+                .iter()
+                .filter_map(|(h, _)| h.ok)
+                .filter(|ok| *ok > heal)
+                .min();
             let held_through = hs
                 .iter()
-                .filter_map(|h| h.lease())
+                .filter_map(|(h, _)| h.lease())
                 .any(|(s, e)| s <= window && e > heal);
             match first {
                 Some(ok) if ok <= window => {
@@ -984,6 +1274,9 @@ mod tests {
                 Op::AcquireInvoke {
                     res: "r".into(),
                     id,
+                    mode: Mode::Mutex,
+                    members: Vec::new(),
+                    permits: None,
                 },
             ),
             ev(
@@ -997,6 +1290,8 @@ mod tests {
                     ttl_ms: 1_000,
                     token: "x".into(),
                     fence: Some(fence),
+                    members: Vec::new(),
+                    fences: Vec::new(),
                 },
             ),
         ]
@@ -1266,5 +1561,325 @@ mod tests {
         assert_eq!(r.count(Check::LeftoverKey), 1);
         assert_eq!(r.count(Check::Leak), 1);
         assert_eq!(r.count(Check::Noscript), 1);
+    }
+
+    // Checker self-tests for the primitives: each planted violation is caught by its check
+    // (and by no other exclusion check), and the clean history next to it passes.
+
+    /// A grant of `mode` on `res` (a multi-resource lock: on `members`), invoked 1 ms
+    /// before `t`, valid until `deadline`, released at `release`, with a critical section
+    /// from `t + 1` to `release − 1`.
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        p: &str,
+        id: u64,
+        mode: Mode,
+        res: &str,
+        members: &[&str],
+        permits: Option<u32>,
+        (t, deadline, release): (u64, u64, u64),
+        fences: &[u64],
+    ) -> Vec<Event> {
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        let single = members.is_empty();
+        vec![
+            ev(
+                t - 1,
+                p,
+                Op::AcquireInvoke {
+                    res: res.into(),
+                    id,
+                    mode,
+                    members: members.clone(),
+                    permits,
+                },
+            ),
+            ev(
+                t,
+                p,
+                Op::AcquireOk {
+                    res: res.into(),
+                    id,
+                    start: (t - 1) * MS,
+                    deadline: deadline * MS,
+                    ttl_ms: 1_000,
+                    token: "x".into(),
+                    fence: if single {
+                        fences.first().copied()
+                    } else {
+                        None
+                    },
+                    members,
+                    fences: if single { Vec::new() } else { fences.to_vec() },
+                },
+            ),
+            ev(
+                t + 1,
+                p,
+                Op::CsEnter {
+                    res: res.into(),
+                    id,
+                },
+            ),
+            ev(
+                release - 1,
+                p,
+                Op::CsExit {
+                    res: res.into(),
+                    id,
+                    deadline: deadline * MS,
+                    cut: false,
+                },
+            ),
+            ev(
+                release,
+                p,
+                Op::ReleaseInvoke {
+                    res: res.into(),
+                    id,
+                },
+            ),
+        ]
+    }
+
+    fn writer(p: &str, id: u64, times: (u64, u64, u64), fence: u64) -> Vec<Event> {
+        hold(p, id, Mode::Writer, "rw", &[], None, times, &[fence])
+    }
+
+    fn reader(p: &str, id: u64, times: (u64, u64, u64)) -> Vec<Event> {
+        hold(p, id, Mode::Reader, "rw", &[], None, times, &[])
+    }
+
+    fn permit(p: &str, id: u64, times: (u64, u64, u64)) -> Vec<Event> {
+        hold(p, id, Mode::Permit, "sem", &[], Some(2), times, &[])
+    }
+
+    fn multi(
+        p: &str,
+        id: u64,
+        members: &[&str],
+        times: (u64, u64, u64),
+        fences: &[u64],
+    ) -> Vec<Event> {
+        let res = members.join("+");
+        hold(p, id, Mode::Multi, &res, members, None, times, fences)
+    }
+
+    fn mutex(p: &str, id: u64, res: &str, times: (u64, u64, u64), fence: u64) -> Vec<Event> {
+        hold(p, id, Mode::Mutex, res, &[], None, times, &[fence])
+    }
+
+    /// Only `check` (and the section check that mirrors it) fired among the exclusion checks.
+    fn only(r: &Report, check: Check) {
+        assert_eq!(r.count(check), 1, "{:#?}", r.violations);
+        for other in Check::PRIMITIVES.iter().chain([&Check::Lease]) {
+            if *other != check {
+                assert_eq!(r.count(*other), 0, "{other}: {:#?}", r.violations);
+            }
+        }
+    }
+
+    #[test]
+    fn two_writers_at_once_are_flagged_one_after_the_other_pass() {
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            writer("b", 1, (200, 1_000, 400), 2),
+        ]);
+        only(&r, Check::Writers);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        // A writer and a mutex on the same resource exclude each other too.
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            mutex("b", 1, "rw", (200, 1_000, 400), 2),
+        ]);
+        only(&r, Check::Writers);
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            writer("b", 1, (310, 1_000, 400), 2),
+            mutex("c", 1, "rw", (410, 1_000, 500), 3),
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.checked[&Check::Writers].grants, 2);
+    }
+
+    #[test]
+    fn a_writer_beside_a_reader_is_flagged_readers_together_pass() {
+        let r = run(vec![
+            reader("a", 1, (10, 900, 300)),
+            writer("b", 1, (200, 1_000, 400), 1),
+        ]);
+        only(&r, Check::ReaderWriter);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        // The other way round: a reader granted while a writer holds.
+        let r = run(vec![
+            writer("a", 1, (10, 900, 300), 1),
+            reader("b", 1, (200, 1_000, 400)),
+        ]);
+        only(&r, Check::ReaderWriter);
+        // A writer's lease ends at its deadline: a reader after it is fine.
+        let r = run(vec![
+            reader("a", 1, (10, 900, 300)),
+            reader("b", 1, (20, 900, 350)),
+            reader("c", 1, (30, 900, 320)),
+            writer("d", 1, (360, 1_000, 500), 1),
+            writer("e", 1, (10, 8, 9), 0),
+        ]);
+        assert_eq!(r.count(Check::ReaderWriter), 0, "{:#?}", r.violations);
+        assert_eq!(r.stats.checked[&Check::ReaderWriter].grants, 5);
+    }
+
+    #[test]
+    fn k_plus_one_permit_holders_are_flagged_k_pass() {
+        // k = 2: a, b, c all hold at 250.
+        let r = run(vec![
+            permit("a", 1, (10, 900, 300)),
+            permit("b", 1, (100, 900, 400)),
+            permit("c", 1, (250, 900, 500)),
+        ]);
+        only(&r, Check::Permits);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        assert!(
+            r.violations[0].message.contains("3 permit holders"),
+            "{:#?}",
+            r.violations
+        );
+        // Never more than two at once (c starts when a has released).
+        let r = run(vec![
+            permit("a", 1, (10, 900, 300)),
+            permit("b", 1, (100, 900, 400)),
+            permit("c", 1, (300, 900, 500)),
+            permit("d", 1, (401, 900, 600)),
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        // A holder whose validity ended without a release no longer counts.
+        let r = run(vec![
+            permit("a", 1, (10, 200, 900)),
+            permit("b", 1, (100, 900, 400)),
+            permit("c", 1, (250, 900, 500)),
+        ]);
+        assert_eq!(r.count(Check::Permits), 0, "{:#?}", r.violations);
+    }
+
+    #[test]
+    fn a_multi_lock_must_be_exclusive_on_every_member() {
+        // {m0, m1} and a mutex on m1 at once.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            mutex("b", 1, "m1", (200, 1_000, 400), 2),
+        ]);
+        only(&r, Check::MultiExclusive);
+        assert_eq!(r.count(Check::CsOverlap), 1);
+        // Two overlapping sets at once.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            multi("b", 1, &["m1", "m2"], (200, 1_000, 400), &[2, 1]),
+        ]);
+        only(&r, Check::MultiExclusive);
+        // A reader of a member while the set holds it.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            hold(
+                "b",
+                1,
+                Mode::Reader,
+                "m0",
+                &[],
+                None,
+                (200, 1_000, 400),
+                &[],
+            ),
+        ]);
+        only(&r, Check::MultiExclusive);
+        // Disjoint sets and a mutex on a third member run side by side; overlapping ones
+        // take turns; the tokens of each member increase across kinds.
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            mutex("b", 1, "m2", (20, 900, 250), 1),
+            multi("c", 1, &["m1", "m2"], (301, 1_000, 400), &[2, 2]),
+            mutex("d", 1, "m0", (301, 1_000, 450), 2),
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.checked[&Check::MultiExclusive].grants, 2);
+    }
+
+    #[test]
+    fn a_partial_multi_lock_is_flagged() {
+        // Asked for {m0, m1}, granted only m0.
+        let mut events = multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1]);
+        if let Op::AcquireOk { members, .. } = &mut events[1].op {
+            members.truncate(1);
+        }
+        let r = run(vec![events]);
+        assert_eq!(r.count(Check::MultiPartial), 1, "{:#?}", r.violations);
+        // A probe inside the validity finds a member free (or another token on it).
+        let probe = |t: u64, res: &str, seen: Seen| {
+            ev(
+                t,
+                "a",
+                Op::Probe {
+                    res: res.into(),
+                    id: 1,
+                    invoked: (t - 5) * MS,
+                    seen,
+                },
+            )
+        };
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            vec![
+                probe(50, "m0", Seen::Ours),
+                probe(60, "m1", Seen::Free),
+                probe(70, "m1", Seen::Other),
+            ],
+        ]);
+        // Each probe that saw a member not held is one finding.
+        assert_eq!(r.count(Check::MultiPartial), 2, "{:#?}", r.violations);
+        assert_eq!(r.counts.values().sum::<u64>(), 2, "{:#?}", r.violations);
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 300), &[1, 1]),
+            vec![probe(70, "m1", Seen::Other)],
+        ]);
+        assert_eq!(r.count(Check::MultiPartial), 1, "{:#?}", r.violations);
+        // Clean: every probe says "ours", or proves nothing (no majority answer, or it
+        // came back after the deadline or the release).
+        // b never released: its lease ends at its deadline (500).
+        let mut b = multi("b", 1, &["m2", "m3"], (10, 500, 900), &[1, 1]);
+        b.truncate(2);
+        b.push(ev(
+            600,
+            "b",
+            Op::Probe {
+                res: "m2".into(),
+                id: 1,
+                invoked: 590 * MS,
+                seen: Seen::Free,
+            },
+        ));
+        let r = run(vec![
+            multi("a", 1, &["m0", "m1"], (10, 900, 880), &[1, 1]),
+            vec![
+                probe(50, "m0", Seen::Ours),
+                probe(60, "m1", Seen::Ours),
+                probe(70, "m1", Seen::Unknown),
+                probe(890, "m0", Seen::Free),
+            ],
+            b,
+        ]);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+        assert_eq!(r.stats.probes, 5);
+        assert_eq!(r.stats.probes_conclusive, 4);
+    }
+
+    #[test]
+    fn a_multi_lock_needs_a_fencing_token_per_member_ordered_with_the_mutex() {
+        // One token missing, and m1's token going backwards after a mutex on m1.
+        let r = run(vec![
+            mutex("a", 1, "m1", (10, 900, 300), 5),
+            multi("b", 1, &["m0", "m1"], (400, 1_000, 500), &[1]),
+            multi("c", 1, &["m0", "m1"], (600, 1_500, 700), &[2, 4]),
+        ]);
+        assert_eq!(r.count(Check::TokenUnique), 1, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::TokenOrder), 1, "{:#?}", r.violations);
+        assert_eq!(r.count(Check::MultiExclusive), 0);
     }
 }
