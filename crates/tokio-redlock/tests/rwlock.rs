@@ -455,3 +455,37 @@ async fn inspect_shows_a_waiting_writer_until_it_gives_up() {
         assert!(!m.writer_waiting, "{m:?}");
     }
 }
+
+/// A resource `X` and the resource `{X}` (the same name in braces) map their helper keys to
+/// the same names (`{X}:readers`, `{X}:reader:<t>`, `{X}:wintent`). A reader of `{X}` must not
+/// make a reader of `X` invisible: while a reader of `X` is valid, no writer of `X` may enter,
+/// whatever readers of `{X}` and other readers of `X` did meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_the_braced_name_does_not_free_the_name_for_a_writer() {
+    let masters = Masters::start(1);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    let name = unique_name("brace");
+    let braced = format!("{{{name}}}");
+
+    let mut first = manager.read_lock(&name).ttl(ms(20_000)).await.unwrap();
+    // Whatever happens on `{name}` and among other readers of `name` ...
+    match manager.read_lock(&braced).ttl(ms(5_000)).await {
+        Ok(mut other) => manager.unlock(&mut other).await.unwrap(),
+        Err(e) => assert!(e.is_invalid_input() || e.is_conflict(), "{}", render(&e)),
+    }
+    let mut second = manager.read_lock(&name).ttl(ms(5_000)).await.unwrap();
+    manager.unlock(&mut second).await.unwrap();
+    // ... the first reader still holds `name`: a writer is refused.
+    assert!(first.is_valid());
+    match manager.write_lock(&name).await {
+        Ok(writer) => panic!(
+            "a writer of {name} entered beside a valid reader (writer token {}, reader token {})",
+            writer.token(),
+            first.token()
+        ),
+        Err(e) => assert!(e.is_conflict(), "{}", render(&e)),
+    }
+    manager.unlock(&mut first).await.unwrap();
+    settle(&manager).await;
+    manager.close().await;
+}

@@ -470,3 +470,35 @@ async fn inspect_permits_shows_each_masters_slots_and_holders() {
             .is_err_and(|e| matches!(e, LockError::Closed))
     );
 }
+
+/// The number of permits is checked while permits are held, extended ones included: a
+/// holder of a 1-permit semaphore that extends its permit past the first TTL still keeps a
+/// user who says 2 permits out (else that user takes slot 1 beside the holder of slot 0, and
+/// the 1-permit user is no longer alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_permit_keeps_the_number_of_permits_checked() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    let name = unique_name("mismatch-extended");
+    let mut one = manager
+        .semaphore(&name, 1)
+        .lock()
+        .ttl(ms(1_000))
+        .await
+        .unwrap();
+    manager.extend(&mut one, ms(20_000)).await.unwrap();
+    // The first grant's TTL has run out; the permit, extended, is held.
+    tokio::time::sleep(ms(1_500)).await;
+    assert!(one.is_valid());
+    match manager.semaphore(&name, 2).lock().await {
+        Ok(mut other) => {
+            let slots: Vec<Vec<u32>> = masters.iter().map(|s| taken_slots(s, &name, 2)).collect();
+            manager.unlock(&mut other).await.unwrap();
+            panic!("a 2-permit user got a permit beside the 1-permit holder: slots {slots:?}");
+        }
+        Err(e) => assert!(e.is_permits_mismatch(), "{}", render(&e)),
+    }
+    manager.unlock(&mut one).await.unwrap();
+    settle(&manager).await;
+    manager.close().await;
+}
