@@ -69,6 +69,9 @@ pub(crate) struct Keys {
     /// The one channel a release publishes on, instead of each deleted key's own release
     /// channel (a semaphore's slots share the semaphore's channel).
     channel: Option<Arc<[u8]>>,
+    /// A semaphore permit: the semaphore's permits record and its number of permits, which
+    /// an extension of the one slot key keeps alive as long as the slot.
+    permits: Option<(Arc<[u8]>, u32)>,
 }
 
 impl Keys {
@@ -78,6 +81,7 @@ impl Keys {
             keys: Arc::from([key]),
             reader: false,
             channel: None,
+            permits: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl Keys {
             keys: keys.into(),
             reader: false,
             channel: None,
+            permits: None,
         }
     }
 
@@ -107,6 +112,19 @@ impl Keys {
     pub(crate) fn with_channel(mut self, channel: Arc<[u8]>) -> Self {
         self.channel = Some(channel);
         self
+    }
+
+    /// The same one slot key, as a permit of the semaphore whose permits record is
+    /// `limit_key`, with `permits` permits.
+    pub(crate) fn with_permits(mut self, limit_key: Arc<[u8]>, permits: u32) -> Self {
+        self.permits = Some((limit_key, permits));
+        self
+    }
+
+    /// The permits record and number of permits of a semaphore permit's keys, if these are
+    /// one.
+    pub(crate) fn permits(&self) -> Option<(&Arc<[u8]>, u32)> {
+        self.permits.as_ref().map(|(key, k)| (key, *k))
     }
 
     /// The channel a release publishes on instead of the keys' own, if any.

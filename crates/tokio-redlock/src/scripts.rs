@@ -61,8 +61,13 @@ pub(crate) static ACQUIRE_WRITE: LazyLock<LuaScript> =
 pub(crate) static ACQUIRE_OWN: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("scripts/acquire_own.lua")));
 
+/// `scripts/extend_permit.lua`: a semaphore slot's extension, which keeps the permits
+/// record alive as long as the slot.
+pub(crate) static EXTEND_PERMIT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/extend_permit.lua")));
+
 /// Every script, loaded on each new connection.
-pub(crate) static ALL: [&LazyLock<LuaScript>; 13] = [
+pub(crate) static ALL: [&LazyLock<LuaScript>; 14] = [
     &ACQUIRE,
     &RELEASE,
     &EXTEND,
@@ -76,4 +81,5 @@ pub(crate) static ALL: [&LazyLock<LuaScript>; 13] = [
     &RELEASE_READ,
     &EXTEND_READ,
     &ACQUIRE_WRITE,
+    &EXTEND_PERMIT,
 ];

@@ -5,8 +5,9 @@
 //! For a semaphore named `S` (key `prefix + S`) with k permits, every master has:
 //! - k slot keys `{S}:permit:0` … `{S}:permit:<k−1>` (see `keys::helper_key`), each an
 //!   ordinary Redlock mutex key: a permit holder's token with `PX ttl`;
-//! - the permits key `{S}:permits` = k, with a TTL at least the last grant's: users that
-//!   disagree on k are refused ([`LockError::PermitsMismatch`]) while it lives.
+//! - the permits key `{S}:permits` = k, with a TTL at least the last grant's or extension's
+//!   (`scripts/extend_permit.lua`): users that disagree on k are refused
+//!   ([`LockError::PermitsMismatch`]) while it lives.
 //!
 //! An attempt draws a token and a random rotation r, and sends every master one script
 //! (`scripts/acquire_permit.lua`) that takes the first free slot in the order r, r+1, … (mod
@@ -212,7 +213,9 @@ pub(crate) async fn attempt_once(
                  semaphore, and the two do not exclude each other"
             );
         }
-        let held_keys = Keys::one(Arc::clone(slot_key)).with_channel(Arc::clone(&slots.channel));
+        let held_keys = Keys::one(Arc::clone(slot_key))
+            .with_channel(Arc::clone(&slots.channel))
+            .with_permits(Arc::clone(&slots.limit_key), k);
         let others = slots.others(Some(w));
         let expires = shared.key_expiry(ttl);
         let outcomes = round.outcomes(&shared.nodes, |r| r.0.status());
@@ -360,8 +363,8 @@ fn classify(
 /// exclude a lock on its name (a warning is logged when one is seen). Every user of a name
 /// must give the same number of permits: an acquisition that finds another number on a
 /// majority fails with [`LockError::PermitsMismatch`] (the number is kept with the TTL of
-/// the longest grant, so the check holds while permits are being taken). A semaphore's
-/// permits carry no fencing token.
+/// the longest grant or extension, so the check holds while any permit is held). A
+/// semaphore's permits carry no fencing token.
 ///
 /// Source: the Redlock algorithm
 /// (<https://redis.io/docs/latest/develop/clients/patterns/distributed-locks/>), applied to

@@ -1897,7 +1897,9 @@ impl Node {
     }
 
     /// Runs the compare-and-`PEXPIRE` script; several keys take the all-or-nothing
-    /// multi-key script (every key still ours is extended, or none).
+    /// multi-key script (every key still ours is extended, or none), a reader the reader's
+    /// script, and a semaphore permit `extend_permit.lua`, which also keeps the semaphore's
+    /// permits record alive as long as the slot.
     ///
     /// With a holder record (`holder`: its key and value; a single key only), the record is
     /// written again with the new TTL while the key is ours.
@@ -1936,6 +1938,18 @@ impl Node {
                     &scripts::EXTEND_READ,
                     &[&**key, &readers, &lease],
                     &[token.as_bytes(), ttl.as_bytes(), keys::SHARED.as_bytes()],
+                    &call.with_priority(),
+                )
+                .await?;
+            return cas_reply(&reply);
+        }
+        if let (Some(key), Some((limit_key, permits))) = (keys.single(), keys.permits()) {
+            let permits = permits.to_string();
+            let (reply, _) = self
+                .eval(
+                    &scripts::EXTEND_PERMIT,
+                    &[&**key, &**limit_key],
+                    &[token.as_bytes(), ttl.as_bytes(), permits.as_bytes()],
                     &call.with_priority(),
                 )
                 .await?;
