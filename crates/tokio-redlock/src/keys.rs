@@ -422,6 +422,15 @@ pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), 
     }
 }
 
+/// The key whose helper keys `key`'s helper keys are, when they are another key's: `key` is
+/// `{Y}` for a `Y` without a hash tag, so `helper_key(key, s)` = `{Y}:s` = `helper_key(Y, s)`.
+/// Resources on such a pair share their fencing counter and holder record harmlessly, but a
+/// read-write lock's readers' set and writer intent must be one resource's alone.
+pub(crate) fn helper_twin(key: &[u8]) -> Option<&[u8]> {
+    let inner = key.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    (has_hash_tag(key) && !has_hash_tag(inner)).then_some(inner)
+}
+
 /// Whether Redis Cluster would hash only part of this key: a `{` followed later by a `}`
 /// with at least one byte between them (the cluster spec's "hash tags").
 pub(crate) fn has_hash_tag(key: &[u8]) -> bool {
@@ -652,4 +661,24 @@ mod tests {
         assert!(shown.ends_with("…(70000 bytes)"));
         assert_eq!(token_prefix(b"0123456789abcdef").to_string(), "01234567");
     }
+
+    #[test]
+    fn a_braced_name_has_the_helper_keys_of_the_name() {
+        for (key, twin) in [
+            (&b"{a}"[..], Some(&b"a"[..])),
+            (b"{a:b}", Some(b"a:b")),
+            (b"{a}}", Some(b"a}")),
+            (b"a", None),
+            (b"{}", None),
+            (b"{a}b", None),
+            (b"{{a}}", None),
+            (b"{a{b}c}", None),
+        ] {
+            assert_eq!(helper_twin(key), twin, "{key:?}");
+            if let Some(twin) = twin {
+                assert_eq!(helper_key(key, b"readers"), helper_key(twin, b"readers"));
+            }
+        }
+    }
+
 }

@@ -5,9 +5,35 @@
 use std::sync::Arc;
 
 use crate::attempt::{AcquireOptions, Patience, Target};
+use crate::error::LockError;
 use crate::guard::AcquireRequest;
+use crate::keys::{self, Printable};
 use crate::manager::{LockManager, LockRequest};
 use crate::metrics::Primitive;
+
+/// Refuses, before any request, a reader or writer of a resource whose key is `{Y}` (braces
+/// around a name `Y` without a hash tag): its read-write lock's helper keys (`{Y}:readers`,
+/// `{Y}:reader:<token>`, `{Y}:wintent`) are those of the resource `Y`, and a reader of one
+/// would hide the other's readers from its writers.
+pub(crate) fn check(prefix: &[u8], target: &Target) -> Result<(), LockError> {
+    if !matches!(target.primitive, Primitive::Reader | Primitive::Writer) {
+        return Ok(());
+    }
+    for resource in target.resources.iter() {
+        let key = keys::lock_key(prefix, resource);
+        if let Some(twin) = keys::helper_twin(&key) {
+            return Err(LockError::InvalidArgument(format!(
+                "no read-write lock on the key `{}`: its readers' set and writer intent \
+                 would be those of the key `{}` (braces around a name are its hash tag); \
+                 name it differently, such as `{}:rw`",
+                Printable::new(&*key),
+                Printable(twin),
+                Printable::new(&*key),
+            )));
+        }
+    }
+    Ok(())
+}
 
 impl LockManager {
     fn rw_target(resource: &[u8], primitive: Primitive) -> Target {
@@ -73,6 +99,9 @@ impl LockManager {
     /// As [`acquire`](Self::acquire): [`LockError::Conflict`](crate::LockError::Conflict)
     /// when a writer (or any lock) held the resource, or a writer waited, through every
     /// attempt.
+    /// [`LockError::InvalidArgument`] before any request when the resource's key is a name
+    /// in braces (`{orders}`, a whole key that is its own hash tag): its read-write lock's
+    /// helper keys would be those of the name without them (`orders`).
     ///
     /// # Cancel safety
     ///
@@ -125,7 +154,8 @@ impl LockManager {
     ///
     /// # Errors
     ///
-    /// As [`acquire`](Self::acquire).
+    /// As [`acquire`](Self::acquire); and [`LockError::InvalidArgument`] before any request
+    /// when the resource's key is a name in braces, as for [`read`](Self::read).
     ///
     /// # Cancel safety
     ///
