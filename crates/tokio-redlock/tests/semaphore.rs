@@ -502,3 +502,70 @@ async fn an_extended_permit_keeps_the_number_of_permits_checked() {
     settle(&manager).await;
     manager.close().await;
 }
+
+/// A thousand waiters on a 3-permit semaphore on 3 masters, each holding its permit for
+/// about a millisecond: permits keep being granted (a plain lock under the same load hands
+/// over hundreds of times a second), every waiter that gives up gets a typed conflict, and
+/// nothing is left. A release wakes every waiter at once; if they all try together, each
+/// master gives the freed slot to another of them, no slot reaches a quorum, and the
+/// permits go round without a holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_waiters_keep_getting_permits() {
+    let masters = Masters::start(3);
+    let managers: Vec<LockManager> = (0..3)
+        .map(|_| {
+            builder(&masters.urls())
+                .node_timeout(RELAXED)
+                .retry_delay(ms(10))
+                .retry_jitter(ms(10))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let name = unique_name("herd");
+    let granted = Arc::new(AtomicUsize::new(0));
+    let holders = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    let start = Instant::now();
+    for t in 0..1_000usize {
+        let m = managers[t % 3].clone();
+        let (name, granted, holders) = (name.clone(), Arc::clone(&granted), Arc::clone(&holders));
+        tasks.spawn(async move {
+            match m.semaphore(&name, 3).lock().ttl(ms(10_000)).wait(ms(20_000)).await {
+                Ok(mut permit) => {
+                    assert!(holders.fetch_add(1, Ordering::SeqCst) < 3, "a 4th holder");
+                    tokio::time::sleep(ms(1)).await;
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    granted.fetch_add(1, Ordering::SeqCst);
+                    m.unlock(&mut permit).await.unwrap();
+                }
+                Err(e) => assert!(
+                    e.is_conflict(),
+                    "after {:?}: {}",
+                    start.elapsed(),
+                    render(&e)
+                ),
+            }
+        });
+    }
+    within(ms(90_000), "the waiters", async {
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await;
+    let granted = granted.load(Ordering::SeqCst);
+    println!("{granted} of 1000 permits granted in {:?}", start.elapsed());
+    for m in &managers {
+        settle(m).await;
+    }
+    assert_only_permits_key_left(&masters, &name, 3);
+    for m in &managers {
+        m.close().await;
+        assert_eq!(m.background_tasks(), 0);
+    }
+    assert!(
+        granted >= 500,
+        "only {granted} of 1000 waiters got a permit in 20 s"
+    );
+}
