@@ -993,7 +993,9 @@ fn may_hold_key(reply: &Result<AcquireReply, NodeError>) -> bool {
 /// [`Failure::Unavailable`] when the round's failures alone rule out a quorum: too many
 /// masters unreachable, or more permanent failures (wrong credentials, ACL, one server twice:
 /// they do not heal by waiting) than the quorum tolerates. A cause mixed with ordinary
-/// refusals (a holder that will go away) is worth waiting out: `None`.
+/// refusals (a holder that will go away) is worth waiting out: `None`. Requests that never
+/// left this process ([`NodeError::Backlog`]: our own queue, under overload) say nothing of
+/// the masters and do not count: overload is backpressure, never "no quorum".
 pub(crate) fn unavailable<T: Send + 'static>(
     round: &Round<T>,
     outcomes: &[NodeOutcome],
@@ -1005,7 +1007,13 @@ pub(crate) fn unavailable<T: Send + 'static>(
         .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
         .count()
         > tolerable;
-    (round.tally().unreachable_majority() || permanent).then(|| Failure::Unavailable {
+    let backlog = round
+        .replies()
+        .filter(|(_, r)| matches!(r, Err(e) if e.is_backlog()))
+        .count();
+    let unreachable = round.tally().unreachable_majority()
+        && round.tally().failed().saturating_sub(backlog) > tolerable;
+    (unreachable || permanent).then(|| Failure::Unavailable {
         outcomes: outcomes.to_vec(),
         permanent,
     })
