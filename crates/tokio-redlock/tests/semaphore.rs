@@ -531,7 +531,13 @@ async fn a_thousand_waiters_keep_getting_permits() {
         let m = managers[t % 3].clone();
         let (name, granted, holders) = (name.clone(), Arc::clone(&granted), Arc::clone(&holders));
         tasks.spawn(async move {
-            match m.semaphore(&name, 3).lock().ttl(ms(10_000)).wait(ms(20_000)).await {
+            match m
+                .semaphore(&name, 3)
+                .lock()
+                .ttl(ms(10_000))
+                .wait(ms(20_000))
+                .await
+            {
                 Ok(mut permit) => {
                     assert!(holders.fetch_add(1, Ordering::SeqCst) < 3, "a 4th holder");
                     tokio::time::sleep(ms(1)).await;
