@@ -293,6 +293,9 @@ enum Reply {
     Refused,
     /// Error or timeout: the key may or may not be set.
     Unknown,
+    /// Not heard from when the quorum floor's step ended (its answer is handled in the
+    /// background): the key may or may not be set.
+    Pending,
 }
 
 impl Floor {
@@ -477,8 +480,8 @@ impl Floor {
             })
             .collect();
         let n = self.conns.len();
-        // Masters not heard from count as `Unknown` (they may still grant).
-        let mut replies = vec![Reply::Unknown; n];
+        // Masters not heard from are `Pending` (they may still grant).
+        let mut replies = vec![Reply::Pending; n];
         let mut granted = vec![0usize; keys.len().max(1)];
         let mut refused = 0usize;
         let mut won = None;
@@ -495,11 +498,39 @@ impl Floor {
                         }
                     }
                 }
-                Reply::Refused | Reply::Unknown => refused = refused.saturating_add(1),
+                Reply::Refused | Reply::Unknown | Reply::Pending => {
+                    refused = refused.saturating_add(1);
+                }
             }
             let decided = won.is_some() || n.saturating_sub(refused) < self.quorum;
             if self.early && decided {
-                Self::finish_in_background(pending);
+                match won {
+                    // A permit won: a master still to answer gives back the other slot it
+                    // may grant, in the background, as the library does.
+                    Some(slot) if self.shape == Shape::Permit && !pending.is_empty() => {
+                        let this = Arc::clone(self);
+                        let rest: Arc<[String]> = keys
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i != slot)
+                            .map(|(_, k)| k.clone())
+                            .collect();
+                        tokio::spawn(async move {
+                            while let Some((i, reply)) = pending.next().await {
+                                let other = match reply {
+                                    Reply::Granted(s) => s != slot,
+                                    Reply::Unknown | Reply::Pending => true,
+                                    Reply::Refused => false,
+                                };
+                                if let (true, Some(conn)) = (other, this.conns.get(i)) {
+                                    let (rest, token) = (Arc::clone(&rest), Arc::clone(&token));
+                                    this.release_one(conn.clone(), rest, token).await;
+                                }
+                            }
+                        });
+                    }
+                    _ => Self::finish_in_background(pending),
+                }
                 break;
             }
         }
@@ -575,6 +606,7 @@ impl Floor {
         let (won, replies) = self.acquire(&keys, &token).await;
         if let Some(slot) = won {
             let held: Arc<[String]> = if self.shape == Shape::Permit {
+                // (`Pending` masters are handled in the background by `acquire`.)
                 let others = |i: usize| match replies.get(i) {
                     Some(Reply::Unknown) => true,
                     Some(Reply::Granted(s)) => *s != slot,

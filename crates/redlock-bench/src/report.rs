@@ -596,9 +596,9 @@ impl Report {
              time, TTL 10 s, three masters — S1_3m with another primitive. Every primitive \
              runs beside a floor doing its wire work by hand with `redis` (one script per \
              master to acquire, one to release, preloaded), and the quorum floor; contenders \
-             are interleaved cycle by cycle within each scenario, and the scenarios run one \
-             after the other in the same run, so the last column compares each primitive with \
-             the mutex measured minutes apart on the same masters.\n\n",
+             are interleaved cycle by cycle within each scenario, and the scenarios take \
+             turns within each round of the run, on the same masters: the last column \
+             compares each primitive with the mutex measured seconds apart.\n\n",
         );
         let measured = Scenario::PRIMITIVES
             .into_iter()
@@ -675,7 +675,9 @@ impl Report {
              marker with the longest TTL; the release removes the reader and deletes the \
              marker with the last one.\n\
              - **write_3m**: the mutex floor (`SET NX PX`, compare-and-delete): with nobody \
-             waiting a writer's wire work is a mutex's; ours also sends its writer script.\n\
+             waiting a writer's wire work is a mutex's. Ours sends its writer script, and, as a \
+             call that may retry, withdraws its intent when the call ends (one more request \
+             per master, in the background, whether or not an intent was set).\n\
              - **permit_3m**: a script takes the first slot key `SET NX PX` grants among the \
              4, in a random rotation drawn per attempt; the release compares and deletes the \
              slot a quorum granted.\n\n\
