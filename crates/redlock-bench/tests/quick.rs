@@ -69,4 +69,5 @@ async fn every_scenario_produces_numbers() {
     let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).expect("md");
     assert!(md.contains("## Machine") && md.contains("RESULT lib=ours"));
     assert!(md.contains("## Redis Cluster members (S1_3c)"));
+    assert!(md.contains("## Peer comparison in Python: tokio_redlock against aioredlock"));
 }
