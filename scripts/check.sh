@@ -35,8 +35,8 @@ REDLOCK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/redlock" TOKIO_REDLOCK_PY_PR
 if [ "${REDLOCK_CHECK_SDIST:-0}" = "1" ]; then
   step "Python package from its sdist: maturin sdist, pip install into a fresh venv, a lock on redis-server"
   # Opt-in (REDLOCK_CHECK_SDIST=1 scripts/check.sh, or .ci/run): pip's isolated build fetches
-  # maturin and recompiles pyo3 for the fresh venv's interpreter, which adds a minute or more
-  # (several on a loaded 2-CPU machine) to every run; the package's code is tested above.
+  # maturin and compiles the package again for a fresh venv, which adds minutes to every run
+  # (4.5 on a loaded 2-CPU machine); the package's code itself is tested above.
   TOKIO_REDLOCK_PY_PROFILE=dev scripts/python-sdist.sh
 fi
 # Nothing may outlive the run: every test stops the servers it started.

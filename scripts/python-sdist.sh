@@ -13,9 +13,10 @@
 #
 # TOKIO_REDLOCK_PY_PROFILE=dev builds the extension in cargo's dev profile (passed to the
 # PEP 517 build as `--config-settings build-args=…`) instead of the release profile pip
-# uses by default. With the target dir of an earlier dev build of the workspace (as in
-# scripts/check.sh), only the two crates of the sdist are compiled again, which keeps the
-# check to about a minute on a 2-CPU machine; a release build from scratch takes several.
+# uses by default, and reuses what an earlier dev build in the same target dir compiled (as
+# in scripts/check.sh). Measured on a 2-CPU machine shared with other builds (load average
+# about 10): 4.5 minutes in the dev profile after scripts/python.sh, 19 minutes for a
+# release build into an empty release dir. On a quiet machine expect a fraction of that.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
