@@ -70,6 +70,7 @@ async fn every_scenario_produces_numbers() {
     let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).expect("md");
     assert!(md.contains("## Machine") && md.contains("RESULT lib=ours"));
     assert!(md.contains("## Redis Cluster members (S1_3c)"));
+    assert!(md.contains("## Peer comparison in Python: tokio_redlock against aioredlock"));
     // The primitives' section: one row per primitive beside the mutex, its own RESULT lines,
     // and it can be rewritten alone.
     assert!(md.contains(redlock_bench::SECTION_BEGIN) && md.contains(redlock_bench::SECTION_END));
