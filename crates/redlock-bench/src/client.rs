@@ -12,7 +12,7 @@ use redis::{AsyncConnectionConfig, Script};
 use tokio_redlock::{Lock, LockManager};
 
 use crate::BenchError;
-use crate::scenario::{Contender, Scenario};
+use crate::scenario::{Contender, MULTI_RESOURCES, SEMAPHORE_PERMITS, Scenario};
 
 /// Lock TTL in every scenario.
 pub(crate) const TTL: Duration = Duration::from_secs(10);
@@ -27,14 +27,80 @@ const RELEASE_LUA: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return
 /// `SET NX PX` plus the fencing counter's `INCR` in one round trip (the floor of S5).
 const ACQUIRE_FENCED_LUA: &str = r"if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end return 0";
 
+/// The floor of `multi3_3m`: every key free, then all set (one token, one TTL); 1 or 0.
+const ACQUIRE_MULTI_LUA: &str = r"for i = 1, #KEYS do if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end end
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+return 1";
+/// Compare-and-delete of every key given; how many were deleted.
+const RELEASE_MULTI_LUA: &str = r"local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
+end
+return n";
+/// The floor of `read_3m` (KEYS: the lock key, the readers' set, this reader's lease key):
+/// refused while the key holds a token, else the lease, the set and the shared marker with
+/// the longest TTL.
+const ACQUIRE_READ_LUA: &str = r"local v = redis.call('GET', KEYS[1])
+if v and v ~= 'redlock:shared' then return 0 end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+local keep = math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[1]))
+redis.call('SET', KEYS[1], 'redlock:shared', 'PX', keep)
+redis.call('PEXPIRE', KEYS[2], keep)
+return 1";
+/// A reader leaves: out of the set, its lease deleted, the marker too when it was the last.
+const RELEASE_READ_LUA: &str = r"local was = redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+if redis.call('SCARD', KEYS[2]) == 0 and redis.call('GET', KEYS[1]) == 'redlock:shared' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return was";
+/// The floor of `permit_3m` (KEYS: the slots in the attempt's rotation): the first slot
+/// `SET NX PX` grants, 1-based; 0 when every slot is taken.
+const ACQUIRE_PERMIT_LUA: &str = r"for j = 1, #KEYS do
+  if redis.call('SET', KEYS[j], ARGV[1], 'NX', 'PX', ARGV[2]) then return j end
+end
+return 0";
+
+/// What one cycle locks: the wire shape of the scenario's primitive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// One key (`SET NX PX`, or the fenced script).
+    Mutex,
+    /// [`MULTI_RESOURCES`] keys in one script per master.
+    Multi,
+    /// A reader: the lock key, the readers' set and a lease key, in one script.
+    Read,
+    /// One of [`SEMAPHORE_PERMITS`] slot keys, in one script.
+    Permit,
+}
+
+impl Shape {
+    fn of(scenario: Scenario) -> Self {
+        match scenario {
+            Scenario::MultiThree => Self::Multi,
+            Scenario::Reader => Self::Read,
+            Scenario::Permit => Self::Permit,
+            // A writer's wire work, nobody waiting, is the mutex's.
+            _ => Self::Mutex,
+        }
+    }
+}
+
+/// The `i`-th of the resources a `multi3_3m` cycle locks together.
+fn member(resource: &str, i: usize) -> String {
+    format!("{resource}:{i}")
+}
+
 /// A contender ready to run cycles.
 pub(crate) struct Client {
     kind: Kind,
+    scenario: Scenario,
 }
 
 enum Kind {
     Ours(LockManager),
-    Floor(Floor),
+    Floor(Arc<Floor>),
     #[cfg(feature = "compare")]
     Rslock(rslock::LockManager),
 }
@@ -56,9 +122,15 @@ impl Client {
     ) -> Result<Self, BenchError> {
         let fencing = scenario == Scenario::S5 && contender != Contender::OursNoFencing;
         let kind = match contender {
-            Contender::Floor | Contender::QuorumFloor => Kind::Floor(
-                Floor::connect(urls, contender == Contender::QuorumFloor, fencing).await?,
-            ),
+            Contender::Floor | Contender::QuorumFloor => Kind::Floor(Arc::new(
+                Floor::connect(
+                    urls,
+                    contender == Contender::QuorumFloor,
+                    fencing,
+                    Shape::of(scenario),
+                )
+                .await?,
+            )),
             Contender::Ours
             | Contender::OursPoll10ms
             | Contender::OursPollDefault
@@ -86,7 +158,7 @@ impl Client {
             }
             Contender::Rslock | Contender::Rslock10ms => rslock_kind(contender, urls)?,
         };
-        Ok(Self { kind })
+        Ok(Self { kind, scenario })
     }
 
     /// One acquisition attempt as the library's plain call makes it (its own retries
@@ -94,7 +166,17 @@ impl Client {
     pub(crate) async fn cycle(&self, resource: &str) -> Result<(), String> {
         match &self.kind {
             Kind::Ours(m) => {
-                let mut lock = m.lock(resource).await.map_err(|e| e.to_string())?;
+                let mut lock = match self.scenario {
+                    Scenario::MultiThree => {
+                        m.lock_all((0..MULTI_RESOURCES).map(|i| member(resource, i)))
+                            .await
+                    }
+                    Scenario::Reader => m.read_lock(resource).await,
+                    Scenario::Writer => m.write_lock(resource).await,
+                    Scenario::Permit => m.semaphore(resource, SEMAPHORE_PERMITS).lock().await,
+                    _ => m.lock(resource).await,
+                }
+                .map_err(|e| e.to_string())?;
                 m.unlock(&mut lock).await.map_err(|e| e.to_string())
             }
             Kind::Floor(f) => {
@@ -186,28 +268,43 @@ pub(crate) struct Floor {
     /// Quorum floor: each step returns as soon as a quorum replied.
     early: bool,
     fencing: bool,
+    shape: Shape,
     ttl_ms: u64,
     release: Arc<Script>,
     acquire_fenced: Arc<Script>,
+    acquire_multi: Arc<Script>,
+    release_multi: Arc<Script>,
+    acquire_read: Arc<Script>,
+    release_read: Arc<Script>,
+    acquire_permit: Arc<Script>,
 }
 
-/// A floor lock: the key and our token.
+/// A floor lock: the keys its release takes (per shape), and our token.
 pub(crate) struct FloorLock {
-    key: String,
+    keys: Arc<[String]>,
     token: String,
 }
 
 /// One master's answer to the acquire step.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reply {
-    Granted,
+    /// Granted; for a permit, the slot (index into the attempt's key list), else 0.
+    Granted(usize),
     Refused,
     /// Error or timeout: the key may or may not be set.
     Unknown,
+    /// Not heard from when the quorum floor's step ended (its answer is handled in the
+    /// background): the key may or may not be set.
+    Pending,
 }
 
 impl Floor {
-    async fn connect(urls: &[String], early: bool, fencing: bool) -> Result<Self, BenchError> {
+    async fn connect(
+        urls: &[String],
+        early: bool,
+        fencing: bool,
+        shape: Shape,
+    ) -> Result<Self, BenchError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             // Bounded per request below, as tokio-redlock does.
@@ -222,25 +319,48 @@ impl Floor {
                 .map_err(|e| BenchError::Setup(format!("{url}: {e}")))?;
             conns.push(conn);
         }
-        let release = Script::new(RELEASE_LUA);
-        let acquire_fenced = Script::new(ACQUIRE_FENCED_LUA);
+        let scripts = [
+            RELEASE_LUA,
+            ACQUIRE_FENCED_LUA,
+            ACQUIRE_MULTI_LUA,
+            RELEASE_MULTI_LUA,
+            ACQUIRE_READ_LUA,
+            RELEASE_READ_LUA,
+            ACQUIRE_PERMIT_LUA,
+        ]
+        .map(|lua| Arc::new(Script::new(lua)));
         // Load the scripts up front so no measured call pays NOSCRIPT.
         for conn in &mut conns {
-            for script in [&release, &acquire_fenced] {
+            for script in &scripts {
                 script
                     .load_async(conn)
                     .await
                     .map_err(|e| BenchError::Setup(format!("SCRIPT LOAD: {e}")))?;
             }
         }
+        let [
+            release,
+            acquire_fenced,
+            acquire_multi,
+            release_multi,
+            acquire_read,
+            release_read,
+            acquire_permit,
+        ] = scripts;
         Ok(Self {
             quorum: urls.len().checked_div(2).unwrap_or(0).saturating_add(1),
             conns,
             early,
             fencing,
+            shape,
             ttl_ms: u64::try_from(TTL.as_millis()).unwrap_or(u64::MAX),
-            release: Arc::new(release),
-            acquire_fenced: Arc::new(acquire_fenced),
+            release,
+            acquire_fenced,
+            acquire_multi,
+            release_multi,
+            acquire_read,
+            release_read,
+            acquire_permit,
         })
     }
 
@@ -259,79 +379,196 @@ impl Floor {
         }
     }
 
-    /// One acquire step: `SET NX PX` (or the fenced script) on every master in parallel.
-    /// Returns whether a quorum granted, and each master's answer as far as it came.
-    async fn acquire(&self, key: &str, token: &str) -> (bool, Vec<Reply>) {
-        let key: Arc<str> = key.into();
+    /// The keys one attempt on `resource` works on, per shape: the key (mutex); every
+    /// member's key (multi); the lock key, the readers' set and the lease key (read); the
+    /// slot keys in a random rotation (permit).
+    fn keys(&self, resource: &str, token: &str) -> Vec<String> {
+        match self.shape {
+            Shape::Mutex => vec![resource.to_owned()],
+            Shape::Multi => (0..MULTI_RESOURCES).map(|i| member(resource, i)).collect(),
+            Shape::Read => vec![
+                resource.to_owned(),
+                format!("{{{resource}}}:readers"),
+                format!("{{{resource}}}:reader:{token}"),
+            ],
+            Shape::Permit => {
+                let k = SEMAPHORE_PERMITS;
+                let rotation = rand::random_range(0..k);
+                (0..k)
+                    .map(|j| {
+                        let i = rotation.saturating_add(j).checked_rem(k).unwrap_or(0);
+                        format!("{{{resource}}}:permit:{i}")
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// One master's acquire request.
+    async fn acquire_one(
+        &self,
+        mut conn: MultiplexedConnection,
+        keys: Arc<[String]>,
+        token: Arc<str>,
+    ) -> Reply {
+        let ttl_ms = self.ttl_ms;
+        let script = match self.shape {
+            Shape::Mutex if !self.fencing => {
+                let Some(key) = keys.first() else {
+                    return Reply::Unknown;
+                };
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key).arg(&*token).arg("NX").arg("PX").arg(ttl_ms);
+                let r = tokio::time::timeout(
+                    FLOOR_TIMEOUT,
+                    cmd.query_async::<Option<String>>(&mut conn),
+                )
+                .await;
+                return match r {
+                    Ok(Ok(Some(_))) => Reply::Granted(0),
+                    Ok(Ok(None)) => Reply::Refused,
+                    _ => Reply::Unknown,
+                };
+            }
+            Shape::Mutex => &self.acquire_fenced,
+            Shape::Multi => &self.acquire_multi,
+            Shape::Read => &self.acquire_read,
+            Shape::Permit => &self.acquire_permit,
+        };
+        let mut call = script.prepare_invoke();
+        for key in keys.iter() {
+            call.key(key);
+        }
+        if self.shape == Shape::Mutex {
+            // The fenced acquire: the counter key after the lock key.
+            let fence = keys
+                .first()
+                .map(|k| format!("{k}:fence"))
+                .unwrap_or_default();
+            call.key(fence);
+        }
+        call.arg(&*token).arg(ttl_ms);
+        let r = tokio::time::timeout(FLOOR_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await;
+        match r {
+            Ok(Ok(n)) if n > 0 => Reply::Granted(if self.shape == Shape::Permit {
+                usize::try_from(n.saturating_sub(1)).unwrap_or(0)
+            } else {
+                0
+            }),
+            Ok(Ok(_)) => Reply::Refused,
+            _ => Reply::Unknown,
+        }
+    }
+
+    /// One acquire step on every master in parallel. Returns the slot (index into `keys`;
+    /// 0 but for permits) a quorum granted, if any, and each master's answer as far as it
+    /// came.
+    async fn acquire(
+        self: &Arc<Self>,
+        keys: &Arc<[String]>,
+        token: &str,
+    ) -> (Option<usize>, Vec<Reply>) {
         let token: Arc<str> = token.into();
-        let fence_key: Arc<str> = format!("{key}:fence").into();
         let mut pending: FuturesUnordered<_> = self
             .conns
             .iter()
             .enumerate()
             .map(|(i, conn)| {
-                let mut conn = conn.clone();
-                let (key, token, fence_key) =
-                    (Arc::clone(&key), Arc::clone(&token), Arc::clone(&fence_key));
-                let (fencing, ttl_ms) = (self.fencing, self.ttl_ms);
-                let script = Arc::clone(&self.acquire_fenced);
-                async move {
-                    let reply = if fencing {
-                        let mut call = script.key(&*key);
-                        call.key(&*fence_key).arg(&*token).arg(ttl_ms);
-                        let r = tokio::time::timeout(
-                            FLOOR_TIMEOUT,
-                            call.invoke_async::<i64>(&mut conn),
-                        )
-                        .await;
-                        match r {
-                            Ok(Ok(n)) if n > 0 => Reply::Granted,
-                            Ok(Ok(_)) => Reply::Refused,
-                            _ => Reply::Unknown,
-                        }
-                    } else {
-                        let mut cmd = redis::cmd("SET");
-                        cmd.arg(&*key).arg(&*token).arg("NX").arg("PX").arg(ttl_ms);
-                        let r = tokio::time::timeout(
-                            FLOOR_TIMEOUT,
-                            cmd.query_async::<Option<String>>(&mut conn),
-                        )
-                        .await;
-                        match r {
-                            Ok(Ok(Some(_))) => Reply::Granted,
-                            Ok(Ok(None)) => Reply::Refused,
-                            _ => Reply::Unknown,
-                        }
-                    };
-                    (i, reply)
-                }
+                let (this, conn) = (Arc::clone(self), conn.clone());
+                let (keys, token) = (Arc::clone(keys), Arc::clone(&token));
+                async move { (i, this.acquire_one(conn, keys, token).await) }
             })
             .collect();
         let n = self.conns.len();
-        // Masters not heard from count as `Unknown` (they may still grant).
-        let mut replies = vec![Reply::Unknown; n];
-        let (mut granted, mut refused) = (0usize, 0usize);
+        // Masters not heard from are `Pending` (they may still grant).
+        let mut replies = vec![Reply::Pending; n];
+        let mut granted = vec![0usize; keys.len().max(1)];
+        let mut refused = 0usize;
+        let mut won = None;
         while let Some((i, reply)) = pending.next().await {
             if let Some(slot) = replies.get_mut(i) {
                 *slot = reply;
             }
             match reply {
-                Reply::Granted => granted = granted.saturating_add(1),
-                Reply::Refused | Reply::Unknown => refused = refused.saturating_add(1),
+                Reply::Granted(s) => {
+                    if let Some(count) = granted.get_mut(s) {
+                        *count = count.saturating_add(1);
+                        if *count >= self.quorum {
+                            won = Some(s);
+                        }
+                    }
+                }
+                Reply::Refused | Reply::Unknown | Reply::Pending => {
+                    refused = refused.saturating_add(1);
+                }
             }
-            let decided = granted >= self.quorum || n.saturating_sub(refused) < self.quorum;
+            let decided = won.is_some() || n.saturating_sub(refused) < self.quorum;
             if self.early && decided {
-                Self::finish_in_background(pending);
+                match won {
+                    // A permit won: a master still to answer gives back the other slot it
+                    // may grant, in the background, as the library does.
+                    Some(slot) if self.shape == Shape::Permit && !pending.is_empty() => {
+                        let this = Arc::clone(self);
+                        let rest: Arc<[String]> = keys
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i != slot)
+                            .map(|(_, k)| k.clone())
+                            .collect();
+                        tokio::spawn(async move {
+                            while let Some((i, reply)) = pending.next().await {
+                                let other = match reply {
+                                    Reply::Granted(s) => s != slot,
+                                    Reply::Unknown | Reply::Pending => true,
+                                    Reply::Refused => false,
+                                };
+                                if let (true, Some(conn)) = (other, this.conns.get(i)) {
+                                    let (rest, token) = (Arc::clone(&rest), Arc::clone(&token));
+                                    this.release_one(conn.clone(), rest, token).await;
+                                }
+                            }
+                        });
+                    }
+                    _ => Self::finish_in_background(pending),
+                }
                 break;
             }
         }
-        (granted >= self.quorum, replies)
+        (won, replies)
     }
 
-    /// One release step: compare-and-delete on the masters `ask` selects, in parallel.
-    /// Returns how many deleted the key.
-    async fn release_on(&self, key: &str, token: &str, ask: impl Fn(usize) -> bool) -> usize {
-        let key: Arc<str> = key.into();
+    /// One master's release of `keys` (per shape; a permit releases the slots given).
+    async fn release_one(
+        &self,
+        mut conn: MultiplexedConnection,
+        keys: Arc<[String]>,
+        token: Arc<str>,
+    ) -> bool {
+        let script = match self.shape {
+            Shape::Mutex => &self.release,
+            Shape::Read => &self.release_read,
+            Shape::Permit if keys.len() == 1 => &self.release,
+            Shape::Multi | Shape::Permit => &self.release_multi,
+        };
+        let mut call = script.prepare_invoke();
+        for key in keys.iter() {
+            call.key(key);
+        }
+        call.arg(&*token);
+        matches!(
+            tokio::time::timeout(FLOOR_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await,
+            Ok(Ok(n)) if n >= 1
+        )
+    }
+
+    /// One release step: `keys` released with our token on the masters `ask` selects, in
+    /// parallel. Returns how many deleted something.
+    async fn release_on(
+        self: &Arc<Self>,
+        keys: &Arc<[String]>,
+        token: &str,
+        ask: impl Fn(usize) -> bool,
+    ) -> usize {
         let token: Arc<str> = token.into();
         let mut pending: FuturesUnordered<_> = self
             .conns
@@ -339,18 +576,9 @@ impl Floor {
             .enumerate()
             .filter(|(i, _)| ask(*i))
             .map(|(_, conn)| {
-                let mut conn = conn.clone();
-                let (key, token) = (Arc::clone(&key), Arc::clone(&token));
-                let script = Arc::clone(&self.release);
-                async move {
-                    let mut call = script.key(&*key);
-                    call.arg(&*token);
-                    matches!(
-                        tokio::time::timeout(FLOOR_TIMEOUT, call.invoke_async::<i64>(&mut conn))
-                            .await,
-                        Ok(Ok(1))
-                    )
-                }
+                let (this, conn) = (Arc::clone(self), conn.clone());
+                let (keys, token) = (Arc::clone(keys), Arc::clone(&token));
+                async move { this.release_one(conn, keys, token).await }
             })
             .collect();
         let asked = pending.len();
@@ -370,32 +598,51 @@ impl Floor {
         deleted
     }
 
-    /// One attempt; a lost attempt releases where the key may have been set.
-    async fn attempt(&self, key: &str) -> Result<Option<FloorLock>, String> {
+    /// One attempt; a lost attempt releases where a key may have been set (a won permit
+    /// attempt also gives back the other slots some masters granted).
+    async fn attempt(self: &Arc<Self>, resource: &str) -> Result<Option<FloorLock>, String> {
         let token = format!("{:032x}", rand::random::<u128>());
-        let (won, replies) = self.acquire(key, &token).await;
-        if won {
-            return Ok(Some(FloorLock {
-                key: key.to_owned(),
-                token,
-            }));
+        let keys: Arc<[String]> = self.keys(resource, &token).into();
+        let (won, replies) = self.acquire(&keys, &token).await;
+        if let Some(slot) = won {
+            let held: Arc<[String]> = if self.shape == Shape::Permit {
+                // (`Pending` masters are handled in the background by `acquire`.)
+                let others = |i: usize| match replies.get(i) {
+                    Some(Reply::Unknown) => true,
+                    Some(Reply::Granted(s)) => *s != slot,
+                    _ => false,
+                };
+                if (0..replies.len()).any(others) {
+                    let rest: Arc<[String]> = keys
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != slot)
+                        .map(|(_, k)| k.clone())
+                        .collect();
+                    self.release_on(&rest, &token, others).await;
+                }
+                keys.get(slot).cloned().into_iter().collect()
+            } else {
+                keys
+            };
+            return Ok(Some(FloorLock { keys: held, token }));
         }
         let maybe_set = |i: usize| replies.get(i).is_some_and(|r| *r != Reply::Refused);
         if (0..replies.len()).any(maybe_set) {
-            self.release_on(key, &token, maybe_set).await;
+            self.release_on(&keys, &token, maybe_set).await;
         }
         Ok(None)
     }
 
-    async fn try_lock(&self, key: &str) -> Result<FloorLock, String> {
-        self.attempt(key)
+    async fn try_lock(self: &Arc<Self>, resource: &str) -> Result<FloorLock, String> {
+        self.attempt(resource)
             .await?
             .ok_or_else(|| "floor: no quorum".to_owned())
     }
 
-    async fn lock_wait(&self, key: &str) -> Result<FloorLock, String> {
+    async fn lock_wait(self: &Arc<Self>, resource: &str) -> Result<FloorLock, String> {
         loop {
-            if let Some(lock) = self.attempt(key).await? {
+            if let Some(lock) = self.attempt(resource).await? {
                 return Ok(lock);
             }
             let sleep = rand::random_range(0..FLOOR_RETRY_MAX_US);
@@ -403,8 +650,8 @@ impl Floor {
         }
     }
 
-    async fn release(&self, lock: &FloorLock) -> Result<(), String> {
-        let deleted = self.release_on(&lock.key, &lock.token, |_| true).await;
+    async fn release(self: &Arc<Self>, lock: &FloorLock) -> Result<(), String> {
+        let deleted = self.release_on(&lock.keys, &lock.token, |_| true).await;
         if deleted >= self.quorum {
             Ok(())
         } else {

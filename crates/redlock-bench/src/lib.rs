@@ -11,7 +11,10 @@
 //!   hand-off share, fewest/most per task, longest wait), tokio-redlock with release
 //!   notifications on (its default) and off (polling every 10 ms or at its default delay);
 //! - **S4** degraded: S1 with one of three masters frozen (SIGSTOP);
-//! - **S5** fencing: S1 with fencing tokens.
+//! - **S5** fencing: S1 with fencing tokens;
+//! - beside S1_3m, the other primitives' S1 cycles: `lock_all` of 3 resources
+//!   (`multi3_3m`), a reader (`read_3m`), a writer (`write_3m`) and a permit of a 4-permit
+//!   semaphore (`permit_3m`), each with floors doing its wire work by hand.
 //!
 //! each through tokio-redlock, a **floor** doing only the Redlock wire work by hand with
 //! `redis`, a **quorum floor** (each step returns at a quorum), and rslock (feature
@@ -48,6 +51,6 @@ pub mod stats;
 pub use error::BenchError;
 pub use options::{BenchArgs, BenchOptions, Command};
 pub use plot::latency_svg;
-pub use report::{PLOT_FILE, Report, ResultLine, TargetCheck};
+pub use report::{PLOT_FILE, Report, ResultLine, SECTION_BEGIN, SECTION_END, TargetCheck};
 pub use runner::{child_main, run};
-pub use scenario::{Contender, Metric, Scenario};
+pub use scenario::{Contender, MULTI_RESOURCES, Metric, SEMAPHORE_PERMITS, Scenario};

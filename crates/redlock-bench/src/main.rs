@@ -47,7 +47,18 @@ fn main() -> ExitCode {
     }
     println!("Targets:\n\n{}", report.targets_table());
     print!("{}", report.result_text());
-    if let Some(dir) = &options.write_docs {
+    if let Some(dir) = &options.write_docs
+        && options.primitives_section_only
+    {
+        if let Err(e) = report.write_primitives_section(dir) {
+            eprintln!("redlock-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!(
+            "wrote the primitives' section of {}",
+            dir.join("BENCHMARKS.md").display()
+        );
+    } else if let Some(dir) = &options.write_docs {
         if let Err(e) = report.write_docs(dir) {
             eprintln!("redlock-bench: {e}");
             return ExitCode::FAILURE;

@@ -33,6 +33,13 @@ pub struct BenchOptions {
     /// [`child_main`](crate::child_main) first; the `redlock-bench` binary does. When the
     /// child fails, the run falls back to measuring in this process. Default `false`.
     pub isolate_s2: bool,
+    /// A remark on the run (say, what else the machine was doing) printed in the
+    /// primitives' section of `BENCHMARKS.md`. Default: none.
+    pub note: Option<String>,
+    /// With [`write_docs`](Self::write_docs): rewrite only the primitives' section of the
+    /// existing `BENCHMARKS.md` (see [`Report::write_primitives_section`](crate::Report::write_primitives_section)),
+    /// not the whole page and the plot. Default `false`.
+    pub primitives_section_only: bool,
 }
 
 impl Default for BenchOptions {
@@ -45,6 +52,8 @@ impl Default for BenchOptions {
             scenarios: Scenario::ALL.to_vec(),
             write_docs: None,
             isolate_s2: false,
+            note: None,
+            primitives_section_only: false,
         }
     }
 }
@@ -72,7 +81,7 @@ pub struct BenchArgs {
     /// Use these masters instead of starting three (S4 is then skipped).
     #[arg(long, value_name = "URL,URL,URL", value_delimiter = ',')]
     pub masters: Option<Vec<String>>,
-    /// Comma-separated subset of S1_1m,S1_3m,S2,S3,S4,S5.
+    /// Comma-separated subset of S1_1m,S1_3m,S2,S3,S4,S5,S1_3c,multi3_3m,read_3m,write_3m,permit_3m.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_scenario)]
     pub scenarios: Option<Vec<Scenario>>,
     /// Write DIR/BENCHMARKS.md and DIR/benchmarks-s1-latency.svg.
@@ -82,6 +91,12 @@ pub struct BenchArgs {
     /// everything run before it).
     #[arg(long)]
     pub in_process: bool,
+    /// A remark on the run printed in the primitives' section of BENCHMARKS.md.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// With --write-docs: rewrite only the primitives' section of DIR/BENCHMARKS.md.
+    #[arg(long, requires = "write_docs")]
+    pub primitives_section_only: bool,
 }
 
 fn parse_scenario(id: &str) -> Result<Scenario, String> {
@@ -145,6 +160,8 @@ impl BenchArgs {
             options.scenarios = scenarios;
         }
         options.write_docs = self.write_docs;
+        options.note = self.note;
+        options.primitives_section_only = self.primitives_section_only;
         Ok(options)
     }
 }
@@ -254,6 +271,8 @@ mod tests {
             "--scenarios",
             "--write-docs",
             "--in-process",
+            "--note",
+            "--primitives-section-only",
             "--help",
         ] {
             assert!(help.contains(option), "{option} missing from:\n{help}");

@@ -50,6 +50,9 @@ pub struct Report {
     pub skipped: Vec<(Scenario, String)>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
+    /// A remark on the run printed in the primitives' section (see
+    /// [`BenchOptions::note`]).
+    pub note: Option<String>,
 }
 
 /// One figure as a `RESULT` line: its median over rounds.
@@ -107,6 +110,7 @@ impl Report {
             source: String::new(),
             skipped: Vec::new(),
             elapsed: Duration::ZERO,
+            note: options.note.clone(),
         }
     }
 
@@ -210,14 +214,34 @@ impl Report {
 
     /// The `RESULT` lines as text, one per line.
     pub fn result_text(&self) -> String {
-        self.results().iter().map(|l| format!("{l}\n")).collect()
+        self.result_text_where(|_| true)
+    }
+
+    /// The `RESULT` lines of the scenarios `keep` selects.
+    fn result_text_where(&self, keep: impl Fn(Scenario) -> bool) -> String {
+        self.results()
+            .iter()
+            .filter(|l| keep(l.scenario))
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 
     /// The results as Markdown tables, one per scenario: each cell is
-    /// `median [min–max] ratio-to-floor×`.
+    /// `median [min–max] ratio-to-floor×`; then the errors and the scenarios skipped.
     pub fn table(&self) -> String {
+        let mut out = self.scenario_tables(&self.scenarios());
+        out.push_str(&self.notes());
+        out
+    }
+
+    /// One Markdown table per scenario of `scenarios` that has figures.
+    fn scenario_tables(&self, scenarios: &[Scenario]) -> String {
         let mut out = String::new();
-        for scenario in self.scenarios() {
+        for &scenario in scenarios {
+            let contenders = self.contenders(scenario);
+            if contenders.is_empty() {
+                continue;
+            }
             let metrics = scenario.metrics();
             let _ = writeln!(out, "**{}** — {}\n", scenario.id(), scenario.title());
             let mut header = String::from("| contender |");
@@ -229,7 +253,7 @@ impl Report {
             header.push_str(" errors |");
             rule.push_str("---:|");
             let _ = writeln!(out, "{header}\n{rule}");
-            for contender in self.contenders(scenario) {
+            for contender in contenders {
                 let _ = write!(out, "| {} |", contender.label(scenario));
                 for &m in metrics {
                     let cell = match self.summary(scenario, contender, m) {
@@ -261,6 +285,12 @@ impl Report {
             }
             out.push('\n');
         }
+        out
+    }
+
+    /// The errors (first message of each) and the scenarios skipped, as Markdown.
+    fn notes(&self) -> String {
+        let mut out = String::new();
         if !self.errors.is_empty() {
             out.push_str("Errors (first message of each):\n\n");
             for ((s, c), (n, first)) in &self.errors {
@@ -459,7 +489,12 @@ impl Report {
              floor's median in the same scenario (for latencies, waits and memory lower is \
              better; for rates higher is better).\n\n",
         );
-        out.push_str(&self.table());
+        let mutex: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| !s.is_primitive())
+            .collect();
+        out.push_str(&self.scenario_tables(&mutex));
+        out.push_str(&self.notes());
         if let Some((hold, cycle, limit)) = self.s3_limit() {
             let _ = writeln!(
                 out,
@@ -473,6 +508,8 @@ impl Report {
              What the library aims for, as ratios to the floors measured in the same run.\n\n",
         );
         out.push_str(&self.targets_table());
+        out.push('\n');
+        out.push_str(&self.primitives_section(date));
         let _ = writeln!(
             out,
             "\n## Latency percentiles (S1)\n\n![S1 latency percentiles per contender]({PLOT_FILE})\n\n\
@@ -536,11 +573,146 @@ impl Report {
             },
         );
         out.push_str(CLUSTERS);
+        out.push_str(PYTHON_PEERS);
         out.push_str(HISTORY);
-        out.push_str("## RESULT lines\n\n```text\n");
-        out.push_str(&self.result_text());
+        out.push_str(
+            "## RESULT lines\n\n(The primitives' lines are in their own section above.)\n\n\
+             ```text\n",
+        );
+        out.push_str(&self.result_text_where(|s| !s.is_primitive()));
         out.push_str("```\n");
         out
+    }
+
+    /// The section of `BENCHMARKS.md` on the primitives beside the mutex (S1_3m and the
+    /// [`Scenario::PRIMITIVES`] of this run), between [`SECTION_BEGIN`] and
+    /// [`SECTION_END`]; the run's [`note`](Self::note), if any, follows the run's facts.
+    pub fn primitives_section(&self, date: &str) -> String {
+        use Contender::{Floor, Ours, QuorumFloor};
+        let mut out = String::new();
+        let _ = writeln!(out, "{SECTION_BEGIN}");
+        out.push_str(
+            "## Beyond the mutex: multi-resource lock, read-write lock, semaphore\n\n\
+             One client, sequential cycles (acquire, then release) on a new resource each \
+             time, TTL 10 s, three masters — S1_3m with another primitive. Every primitive \
+             runs beside a floor doing its wire work by hand with `redis` (one script per \
+             master to acquire, one to release, preloaded), and the quorum floor; contenders \
+             are interleaved cycle by cycle within each scenario, and the scenarios take \
+             turns within each round of the run, on the same masters: the last column \
+             compares each primitive with the mutex measured seconds apart.\n\n",
+        );
+        let measured = Scenario::PRIMITIVES
+            .into_iter()
+            .any(|s| !self.contenders(s).is_empty());
+        if !measured {
+            out.push_str(
+                "Not measured in this run: `--scenarios S1_3m,multi3_3m,read_3m,write_3m,permit_3m` \
+                 measures them.\n\n",
+            );
+            let _ = writeln!(out, "{SECTION_END}");
+            return out;
+        }
+        let m = &self.machine;
+        let _ = writeln!(
+            out,
+            "Measured on {date}: {} round(s), {:?} per contender and round; {} CPUs, load \
+             average before / after {} / {}.",
+            self.rounds, self.latency_duration, m.cpus, m.load_before, m.load_after
+        );
+        if let Some(note) = self
+            .note
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let _ = writeln!(out, "{note}");
+        }
+        out.push('\n');
+        out.push_str(
+            "| cycle | ours p50 µs | floor p50 µs | ours / floor | quorum floor p50 µs | \
+             ours / quorum floor | ours / ours S1_3m |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let mutex = self.median(Scenario::S1Three, Ours, Metric::P50Us);
+        let fmt = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.0}"));
+        let ratio = |n: Option<f64>, d: Option<f64>| {
+            n.zip(d)
+                .filter(|(_, d)| *d != 0.0)
+                .map_or_else(|| "—".to_owned(), |(n, d)| format!("{:.2}×", n / d))
+        };
+        let rows = [
+            (Scenario::S1Three, "mutex: `lock` + `unlock`"),
+            (Scenario::MultiThree, "`lock_all` of 3 resources + `unlock`"),
+            (Scenario::Reader, "`read_lock` + `unlock`"),
+            (Scenario::Writer, "`write_lock` + `unlock`"),
+            (Scenario::Permit, "semaphore (4 permits): `lock` + `unlock`"),
+        ];
+        for (scenario, what) in rows {
+            let ours = self.median(scenario, Ours, Metric::P50Us);
+            let floor = self.median(scenario, Floor, Metric::P50Us);
+            let quorum = self.median(scenario, QuorumFloor, Metric::P50Us);
+            let _ = writeln!(
+                out,
+                "| {} ({what}) | {} | {} | {} | {} | {} | {} |",
+                scenario.id(),
+                fmt(ours),
+                fmt(floor),
+                ratio(ours, floor),
+                fmt(quorum),
+                ratio(ours, quorum),
+                ratio(ours, mutex),
+            );
+        }
+        out.push('\n');
+        let mut scenarios = vec![Scenario::S1Three];
+        scenarios.extend(Scenario::PRIMITIVES);
+        out.push_str(&self.scenario_tables(&scenarios));
+        out.push_str(
+            "Floors, per master and cycle (one request to acquire, one to release, all \
+             masters in parallel):\n\n\
+             - **multi3_3m**: a script checks that none of the 3 keys exists, then sets all \
+             three (`PX`, one token); the release compares and deletes each.\n\
+             - **read_3m**: a script refuses a key holding a token, else sets the reader's \
+             lease key, adds the token to the readers' set and sets the key to the shared \
+             marker with the longest TTL; the release removes the reader and deletes the \
+             marker with the last one.\n\
+             - **write_3m**: the mutex floor (`SET NX PX`, compare-and-delete): with nobody \
+             waiting a writer's wire work is a mutex's. Ours sends its writer script, and, as a \
+             call that may retry, withdraws its intent when the call ends (one more request \
+             per master, in the background, whether or not an intent was set).\n\
+             - **permit_3m**: a script takes the first slot key `SET NX PX` grants among the \
+             4, in a random rotation drawn per attempt; the release compares and deletes the \
+             slot a quorum granted.\n\n\
+             What ours does beyond the floors: the checks of key types, the resend-safe \
+             replies, the writers' intent, the semaphore's permits key, the reader-set \
+             cleanup, the release notification (PUBLISH) and the lock registry.\n\n",
+        );
+        out.push_str("```text\n");
+        out.push_str(&self.result_text_where(|s| s == Scenario::S1Three || s.is_primitive()));
+        out.push_str("```\n");
+        let _ = writeln!(out, "{SECTION_END}");
+        out
+    }
+
+    /// Replaces only the primitives' section of `dir/BENCHMARKS.md` (between
+    /// [`SECTION_BEGIN`] and [`SECTION_END`]) with this run's, leaving the rest of the page
+    /// (and the plot) as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`BenchError::Output`] when the file cannot be read or written, or has no such
+    /// section (write the whole page with [`write_docs`](Self::write_docs) first).
+    pub fn write_primitives_section(&self, dir: &Path) -> Result<(), BenchError> {
+        let md = dir.join("BENCHMARKS.md");
+        let page = std::fs::read_to_string(&md)
+            .map_err(|e| BenchError::Output(format!("{}: {e}", md.display())))?;
+        let page = replace_section(&page, &self.primitives_section(&today())).ok_or_else(|| {
+            BenchError::Output(format!(
+                "{}: no primitives section ({SECTION_BEGIN} … {SECTION_END}): write the whole \
+                 page with --write-docs",
+                md.display()
+            ))
+        })?;
+        std::fs::write(&md, page).map_err(|e| BenchError::Output(format!("{}: {e}", md.display())))
     }
 
     /// Writes `dir/BENCHMARKS.md` and `dir/benchmarks-s1-latency.svg`.
@@ -556,6 +728,28 @@ impl Report {
         std::fs::write(&md, self.markdown(&today()))
             .map_err(|e| BenchError::Output(format!("{}: {e}", md.display())))
     }
+}
+
+/// The first line of the primitives' section of `BENCHMARKS.md`.
+pub const SECTION_BEGIN: &str =
+    "<!-- primitives: generated by redlock-bench; --primitives-section-only rewrites from here -->";
+/// The last line of the primitives' section of `BENCHMARKS.md`.
+pub const SECTION_END: &str = "<!-- primitives: end -->";
+
+/// `page` with its primitives' section (markers included) replaced by `section`, or `None`
+/// without one.
+fn replace_section(page: &str, section: &str) -> Option<String> {
+    let begin = page.find(SECTION_BEGIN)?;
+    let end_marker = begin.saturating_add(page.get(begin..)?.find(SECTION_END)?);
+    let mut end = end_marker.saturating_add(SECTION_END.len());
+    if page.get(end..)?.starts_with('\n') {
+        end = end.saturating_add(1);
+    }
+    let mut out = String::with_capacity(page.len().saturating_add(section.len()));
+    out.push_str(page.get(..begin)?);
+    out.push_str(section);
+    out.push_str(page.get(end..)?);
+    Some(out)
 }
 
 /// Today's UTC date (`date -u +%F`), or "an unknown date".
@@ -609,6 +803,33 @@ is the limit. The per-operation latency stays that of S1_3m (one round trip per 
 parallel), plus the `MOVED`/`ASK` redirections paid only while slots move. A 2-core machine \
 cannot show the scaling: more servers only compete for the same two cores.\n\n";
 
+/// The Python package against aioredlock, measured by `crates/redlock-py/bench/compare.py` (a
+/// Python script this program cannot run): kept by hand, so that regenerating the page keeps it.
+const PYTHON_PEERS: &str = r#"## Peer comparison in Python: tokio_redlock against aioredlock
+
+Python's asyncio Redlock, aioredlock 0.7.3 (on aioredis 1.3.1), against this library's Python package (`tokio_redlock`, the same API on this engine; see `docs/python.md`), by `crates/redlock-py/bench/compare.py`: one process, one run, the same three local masters (started by the script). **S1**: one task, sequential lock+unlock on distinct resources (TTL 10 s), the two packages interleaved cycle by cycle; p50/p99 per round. **S2**: 64 tasks, each cycling lock+unlock on its own resources for 3 s; cycles per second. Medians over 5 rounds. The package is built in release mode from its sdist:
+
+```sh
+scripts/python-sdist.sh                              # sdist → release build → target/sdist-venv
+target/sdist-venv/bin/pip install aioredlock==0.7.3  # the peer, from PyPI
+target/sdist-venv/bin/python crates/redlock-py/bench/compare.py --rounds 5
+```
+
+Measured on 2026-12-07 on the machine above while it was shared with three other build-and-test jobs (load average 10–12 on its two CPUs): three runs one after the other, to show the spread. Compare the ratios within a run, not absolute figures.
+
+| run | package | lock+unlock p50 µs | p99 µs | p50 vs aioredlock | 64 tasks, cycles/s | vs aioredlock |
+|---|---|---:|---:|---:|---:|---:|
+| 1 | aioredlock 0.7.3 | 857 | 8165 | 1.00× | 1561 | 1.00× |
+| 1 | tokio_redlock | 864 | 8694 | 1.01× | 3741 | 2.40× |
+| 2 | aioredlock 0.7.3 | 752 | 9160 | 1.00× | 1212 | 1.00× |
+| 2 | tokio_redlock | 731 | 7182 | 0.97× | 3665 | 3.02× |
+| 3 | aioredlock 0.7.3 | 950 | 2163 | 1.00× | 1352 | 1.00× |
+| 3 | tokio_redlock | 633 | 1168 | 0.67× | 4675 | 3.46× |
+
+One task at a time, both spend most of a cycle in the event loop and waiting for CPU on this loaded machine, so their latencies are within its noise of each other (0.67–1.01×). With 64 tasks the package sustains 2.4–3.5× aioredlock's lock+unlock rate: the quorum rounds run on the engine's threads, one multiplexed connection per master, instead of on the event loop.
+
+"#;
+
 /// Medians of earlier runs on this kind of machine, kept by hand when a change moves them:
 /// what each version costs beside the floor of its own run.
 const HISTORY: &str = "## Before and after\n\n\
@@ -631,3 +852,20 @@ arena lock between the two runtime threads) and by the kernel's wake-ups and TCP
 by the Redlock logic: every request still allocates its boxed future, sent flag and \
 command buffers, and every lock its registry entry and per-master outcomes. Those \
 allocations are the next thing to remove.\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_section_is_replaced() {
+        let page = format!("# Page\n\nbefore\n{SECTION_BEGIN}\nold\n{SECTION_END}\nafter\n");
+        let new = format!("{SECTION_BEGIN}\nnew\n{SECTION_END}\n");
+        let out = replace_section(&page, &new).expect("section found");
+        assert_eq!(
+            out,
+            format!("# Page\n\nbefore\n{SECTION_BEGIN}\nnew\n{SECTION_END}\nafter\n")
+        );
+        assert_eq!(replace_section("# Page\n", &new), None);
+    }
+}

@@ -228,7 +228,11 @@ async fn run_one(
         | Scenario::S1Three
         | Scenario::S4
         | Scenario::S5
-        | Scenario::S1Clusters => latency(&client, &prefix, options.latency_duration, frozen).await,
+        | Scenario::S1Clusters
+        | Scenario::MultiThree
+        | Scenario::Reader
+        | Scenario::Writer
+        | Scenario::Permit => latency(&client, &prefix, options.latency_duration, frozen).await,
         Scenario::S2 => throughput(&client, &prefix, options.duration).await,
         Scenario::S3 => contention(&client, &prefix, options.duration).await,
     };

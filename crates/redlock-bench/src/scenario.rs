@@ -19,11 +19,27 @@ pub enum Scenario {
     S5,
     /// S1 with three Redis Cluster members (three clusters of three masters each).
     S1Clusters,
+    /// Beside S1_3m: sequential `lock_all` + unlock cycles on three distinct resources at
+    /// once (three masters).
+    MultiThree,
+    /// Beside S1_3m: sequential read-lock + unlock cycles (three masters).
+    Reader,
+    /// Beside S1_3m: sequential write-lock + unlock cycles (three masters).
+    Writer,
+    /// Beside S1_3m: sequential permit + release cycles on a semaphore of
+    /// [`SEMAPHORE_PERMITS`] permits (three masters).
+    Permit,
 }
+
+/// Permits of the semaphore in the `permit_3m` scenario.
+pub const SEMAPHORE_PERMITS: u32 = 4;
+
+/// Resources locked at once in the `multi3_3m` scenario.
+pub const MULTI_RESOURCES: usize = 3;
 
 impl Scenario {
     /// Every scenario, in run order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 11] = [
         Self::S1One,
         Self::S1Three,
         Self::S2,
@@ -31,7 +47,20 @@ impl Scenario {
         Self::S4,
         Self::S5,
         Self::S1Clusters,
+        Self::MultiThree,
+        Self::Reader,
+        Self::Writer,
+        Self::Permit,
     ];
+
+    /// The primitives beside the mutex: `BENCHMARKS.md` shows them in a section of their
+    /// own, next to S1_3m from the same run.
+    pub const PRIMITIVES: [Self; 4] = [Self::MultiThree, Self::Reader, Self::Writer, Self::Permit];
+
+    /// Whether it is one of [`PRIMITIVES`](Self::PRIMITIVES).
+    pub fn is_primitive(self) -> bool {
+        Self::PRIMITIVES.contains(&self)
+    }
 
     /// The id used in `RESULT` lines and on the command line.
     pub fn id(self) -> &'static str {
@@ -43,6 +72,10 @@ impl Scenario {
             Self::S4 => "S4",
             Self::S5 => "S5",
             Self::S1Clusters => "S1_3c",
+            Self::MultiThree => "multi3_3m",
+            Self::Reader => "read_3m",
+            Self::Writer => "write_3m",
+            Self::Permit => "permit_3m",
         }
     }
 
@@ -73,6 +106,14 @@ impl Scenario {
             Self::S1Clusters => {
                 "S1 latency, 3 Redis Cluster members (three clusters of 3 masters, keys spread over every slot): S1 otherwise"
             }
+            Self::MultiThree => {
+                "Multi-resource lock, 3 masters: S1 with `lock_all` of 3 distinct resources + unlock per cycle"
+            }
+            Self::Reader => "Read lock, 3 masters: S1 with `read_lock` + unlock per cycle",
+            Self::Writer => "Write lock, 3 masters: S1 with `write_lock` + unlock per cycle",
+            Self::Permit => {
+                "Semaphore, 3 masters: S1 with one permit of a 4-permit semaphore + unlock per cycle"
+            }
         }
     }
 
@@ -89,7 +130,14 @@ impl Scenario {
     pub fn interleaved(self) -> bool {
         matches!(
             self,
-            Self::S1One | Self::S1Three | Self::S5 | Self::S1Clusters
+            Self::S1One
+                | Self::S1Three
+                | Self::S5
+                | Self::S1Clusters
+                | Self::MultiThree
+                | Self::Reader
+                | Self::Writer
+                | Self::Permit
         )
     }
 
@@ -99,6 +147,10 @@ impl Scenario {
         // its own S1_3m).
         if self == Self::S1Clusters {
             return vec![Contender::Ours];
+        }
+        // rslock has a mutex only.
+        if self.is_primitive() {
+            return vec![Contender::Floor, Contender::QuorumFloor, Contender::Ours];
         }
         let mut list = vec![Contender::Floor, Contender::QuorumFloor, Contender::Ours];
         match self {
@@ -125,9 +177,15 @@ impl Scenario {
     /// The metrics reported for it.
     pub fn metrics(self) -> &'static [Metric] {
         match self {
-            Self::S1One | Self::S1Three | Self::S4 | Self::S5 | Self::S1Clusters => {
-                &[Metric::P50Us, Metric::P99Us]
-            }
+            Self::S1One
+            | Self::S1Three
+            | Self::S4
+            | Self::S5
+            | Self::S1Clusters
+            | Self::MultiThree
+            | Self::Reader
+            | Self::Writer
+            | Self::Permit => &[Metric::P50Us, Metric::P99Us],
             Self::S2 => &[Metric::OpsPerS, Metric::RssKb],
             Self::S3 => &[
                 Metric::OpsPerS,

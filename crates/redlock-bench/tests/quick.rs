@@ -33,7 +33,8 @@ async fn every_scenario_produces_numbers() {
                     | Scenario::S4
                     | Scenario::S5
                     | Scenario::S1Clusters
-            ) {
+            ) || scenario.is_primitive()
+            {
                 let p50 = report.summary(scenario, contender, Metric::P50Us);
                 assert!(
                     p50.is_some_and(|s| s.median > 0.0),
@@ -69,4 +70,24 @@ async fn every_scenario_produces_numbers() {
     let md = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).expect("md");
     assert!(md.contains("## Machine") && md.contains("RESULT lib=ours"));
     assert!(md.contains("## Redis Cluster members (S1_3c)"));
+    assert!(md.contains("## Peer comparison in Python: tokio_redlock against aioredlock"));
+    // The primitives' section: one row per primitive beside the mutex, its own RESULT lines,
+    // and it can be rewritten alone.
+    assert!(md.contains(redlock_bench::SECTION_BEGIN) && md.contains(redlock_bench::SECTION_END));
+    for id in ["multi3_3m", "read_3m", "write_3m", "permit_3m"] {
+        assert!(
+            md.contains(&format!(
+                "RESULT lib=ours scenario={id} metric=p50_us value="
+            )),
+            "{id} missing from the page"
+        );
+    }
+    let page = md.replace("| multi3_3m (", "| edited (");
+    std::fs::write(dir.path().join("BENCHMARKS.md"), &page).expect("edit");
+    report
+        .write_primitives_section(dir.path())
+        .expect("write the section");
+    let rewritten = std::fs::read_to_string(dir.path().join("BENCHMARKS.md")).expect("md");
+    assert_eq!(rewritten.len(), md.len(), "only the section was rewritten");
+    assert!(rewritten.contains("| multi3_3m (") && !rewritten.contains("| edited ("));
 }

@@ -10,6 +10,11 @@ package in place:
     target/bench-venv/bin/pip install aioredlock==0.7.3
     PYTHONPATH=crates/redlock-py/python target/bench-venv/bin/python crates/redlock-py/bench/compare.py
 
+or with the release build scripts/python-sdist.sh installs from the package's sdist:
+
+    target/sdist-venv/bin/pip install aioredlock==0.7.3
+    target/sdist-venv/bin/python crates/redlock-py/bench/compare.py --rounds 5
+
 S1: one task, sequential lock+unlock on distinct resources (TTL 10 s), the contenders
 interleaved cycle by cycle; p50/p99 latency. S2: 64 tasks, each locking and unlocking its
 own resources for --duration seconds; lock+unlock cycles per second. Medians over rounds.

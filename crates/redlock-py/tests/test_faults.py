@@ -46,6 +46,42 @@ async def test_conflict_with_a_paused_master_is_a_runtime_error(trio):
     servers[0].client.delete("r")
 
 
+async def test_a_master_not_awaited_is_no_failure_and_its_late_grant_is_released(spawn_servers):
+    servers = spawn_servers(3)
+    # A per-master timeout far above the refusals' round trips: the third master is left
+    # unanswered by the verdict, not timed out.
+    m = Aioredlock([s.url for s in servers], retry_count=1, node_timeout=3.0)
+    try:
+        servers[0].client.set("na", "another-holder", px=30_000)
+        servers[1].client.set("na", "another-holder", px=30_000)
+        servers[2].pause()
+        try:
+            with pytest.raises(LockAcquiringError) as info:
+                await m.lock("na", lock_timeout=30)
+        finally:
+            servers[2].resume()
+        # Two refusals decide it: a conflict, not a runtime error, whatever the third does.
+        e = info.value
+        assert not isinstance(e, LockRuntimeError) and e.is_conflict, e
+        assert [o.status for o in e.outcomes] == ["held", "held", "not_awaited"], e.outcomes
+        assert e.failed_masters == [] and e.__cause__ is None
+        # Resumed, the third master runs the request late (a `SET … NX`) and grants it, the
+        # key being free there: the engine releases that grant long before its 30 s TTL.
+        def landed() -> bool:
+            stats = servers[2].client.info("commandstats").get("cmdstat_set", {})
+            return int(stats.get("calls", 0)) > 0
+
+        deadline = time.monotonic() + 10
+        while not (landed() and not servers[2].client.exists("na")):
+            assert time.monotonic() < deadline, (
+                f"late request ran: {landed()}; key left with PTTL {servers[2].client.pttl('na')}"
+            )
+            await asyncio.sleep(0.02)
+        assert servers[0].client.get("na") == b"another-holder"
+    finally:
+        await m.destroy()
+
+
 async def test_no_quorum_is_unavailable_and_is_locked_raises(trio):
     servers, m = trio
     servers[0].kill()

@@ -83,3 +83,8 @@ pub use primitives::multi::MAX_RESOURCES;
 pub use primitives::semaphore::{MAX_PERMITS, MasterPermits, PermitHolder, PermitSlots, Semaphore};
 pub use quorum::fencing::FencingToken;
 pub use transport::member::{SERVERS_ENV, parse_server_list};
+
+/// The examples of `docs/primitives.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/primitives.md")]
+pub struct PrimitivesGuide;

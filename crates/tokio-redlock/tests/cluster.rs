@@ -644,6 +644,18 @@ async fn a_replica_promoted_by_cluster_failover_and_a_master_killed() {
         .unwrap_or_else(|e| panic!("{}", render(&e)));
     assert!(after.fencing_token().expect("fencing") > first);
     manager.unlock(&mut after).await.expect("unlock");
+    // Replication is asynchronous: the release must have reached the replica before its
+    // master dies, or the promoted replica would still hold that lock for its TTL (one
+    // member's amnesia, which this test is not about).
+    assert!(
+        eventually(ms(5_000), || get_on_replica(
+            &cluster.nodes[master].server,
+            key.as_bytes()
+        )
+        .is_none())
+        .await,
+        "the release reached the replica"
+    );
     // Kill the new master: its replica (the old master) is promoted by the cluster.
     cluster.nodes[replica].server.kill();
     cluster.wait_master(master, Duration::from_secs(30));

@@ -1635,6 +1635,55 @@ async fn f10_silent_connection_is_replaced_after_timeouts_in_a_row() {
     proxy.heal();
 }
 
+/// A paused master (its port still accepts connections, nothing answers): once its connection
+/// is replaced after timeouts in a row, a request waits for the new one at most the node
+/// timeout, not the connect timeout. A round that needs that master's answer (a split vote)
+/// is then decided within a node timeout, as while the old connection was up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_being_reopened_is_waited_for_the_node_timeout_only() {
+    let masters = Masters::start(1);
+    let proxy = FaultProxy::start(masters[0].addr()).await;
+    let manager = builder(&[proxy.url()])
+        .node_timeout(ms(100))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut warm = watchdog("lock", manager.try_lock("warm")).await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+    settle(&manager).await;
+
+    // Paused: the existing connection and every new one deliver nothing.
+    proxy.stall(true);
+    let resource = unique_name("reopen");
+    for attempt in 0..16 {
+        let started = Instant::now();
+        let e = watchdog("try_lock", manager.try_lock(&resource))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(e.is_unavailable(), "{}", render(&e));
+        assert!(
+            matches!(
+                e.outcomes()[0].status(),
+                NodeStatus::Failed(NodeError::Timeout(t)) if *t == ms(100)
+            ),
+            "attempt {attempt}: {}",
+            render(&e)
+        );
+        // Far below the 5 s connect timeout, whatever the machine's load.
+        assert!(
+            took < Duration::from_secs(2),
+            "attempt {attempt} took {took:?}: it waited for the reconnect's connect timeout"
+        );
+    }
+    proxy.stall(false);
+    let mut lock = watchdog("lock after the pause", manager.lock(&resource))
+        .await
+        .unwrap();
+    manager.unlock(&mut lock).await.unwrap();
+    manager.close().await;
+}
+
 /// F11: an ACL user without the SCRIPT command (`+@all -script`) can still lock, extend and
 /// unlock: EVAL and EVALSHA are allowed, so the library skips SCRIPT LOAD and its first EVALSHA
 /// of each script pays the NOSCRIPT round trip (EVAL) instead.

@@ -5,7 +5,9 @@
 //! expired — each failure fast, typed, and with its cause kept. And a Sentinel group over TLS
 //! only (`rediss+sentinel://`, sentinels and data servers TLS-only): locking through it, the
 //! system roots refusing the test CA, a forced failover followed by the watch, and the watch
-//! ending at close.
+//! ending at close. And a Redis Cluster over TLS only (`rediss+cluster://`, the cluster bus
+//! over TLS, TLS ports announced): locking on keys in many slots, a waiter woken by the
+//! sharded release, the system roots refusing the test CA.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,7 +28,8 @@ use support::checks::{RELAXED, ms, render, settle, watchdog, within};
 use support::sentinel::role;
 use support::servers::{Masters, RedisServer};
 use support::tls::{
-    ServerCertificate, TlsMaster, TlsMasters, TlsOptions, TlsSentinelSet, unknown_ca_pem,
+    ServerCertificate, TlsCluster, TlsMaster, TlsMasters, TlsOptions, TlsSentinelSet,
+    unknown_ca_pem,
 };
 use support::{eventually, unique_name};
 use tokio::time::Instant;
@@ -607,4 +610,158 @@ async fn sentinel_group_over_tls_follows_a_forced_failover() {
     }
     assert_eq!(role(old), "master", "the old master was demoted anyway");
     watchdog("close", m.close()).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// A Redis Cluster over TLS (`rediss+cluster://`)
+// ---------------------------------------------------------------------------------------
+
+/// A Redis Cluster over TLS only: three TLS-only masters (no plaintext port), the cluster bus
+/// over TLS (`tls-cluster yes`), each announcing its TLS port. Through `rediss+cluster://`
+/// with the test CA, the member learns the layout over TLS; lock, extend, a refused second
+/// lock and unlock on keys in twelve slots land on each slot's master (fencing counter
+/// beside the key), fencing tokens grow, a waiter wakes on the sharded release, and nothing
+/// is left. With the system roots only, the same member fails fast as `NodeError::Tls`
+/// naming the unknown issuer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_member_over_tls_locks_keys_in_many_slots() {
+    let cluster = TlsCluster::start(3);
+    let url = cluster.url();
+    assert!(
+        url.starts_with("rediss+cluster://127.0.0.1:") && url.matches(',').count() == 2,
+        "{url}"
+    );
+    // TLS only: a plaintext client is dropped by every node.
+    for node in &cluster.nodes {
+        let plain = redis::Client::open(node.plain_url()).unwrap();
+        let reply = plain
+            .get_connection_with_timeout(ms(1_000))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        assert!(
+            reply.is_err(),
+            "plaintext answered on {}: {reply:?}",
+            node.port()
+        );
+    }
+    let manager = tls_builder([url.clone()])
+        .tls_root_certificate(cluster.nodes[0].ca_pem())
+        .retry_count(20)
+        .retry_delay(ms(50))
+        .fencing(true)
+        .build()
+        .unwrap();
+    assert_eq!(manager.quorum(), 1, "one cluster is one member");
+
+    let keys = cluster.keys_in_many_slots("tls-cluster-", 12);
+    let owners: std::collections::HashSet<u16> = keys
+        .iter()
+        .map(|k| cluster.server_of(k.as_bytes()).port())
+        .collect();
+    assert_eq!(owners.len(), 3, "the keys cover every master");
+    for key in &keys {
+        let server = cluster.server_of(key.as_bytes());
+        let mut lock = watchdog("lock", manager.lock(key.as_str()).ttl(ms(5_000)))
+            .await
+            .unwrap_or_else(|e| panic!("lock {key} over TLS: {}", render(&e)));
+        let fence = lock.fencing_token().expect("fencing is on");
+        let fence_key = format!("{{{key}}}:fence");
+        assert!(
+            server.holds(key.as_bytes(), lock.token()),
+            "{key} on its slot's master"
+        );
+        let pttl = server.pttl(key.as_bytes());
+        assert!(0 < pttl && pttl <= 5_000, "{key}: PTTL {pttl}");
+        assert!(
+            server.get(fence_key.as_bytes()).is_some(),
+            "{fence_key} beside {key}"
+        );
+        watchdog("extend", manager.extend(&mut lock, ms(20_000)))
+            .await
+            .unwrap_or_else(|e| panic!("extend {key} over TLS: {}", render(&e)));
+        assert!(server.pttl(key.as_bytes()) > 5_000, "{key} extended");
+        let refused = watchdog("try_lock", manager.try_lock(key.as_str()))
+            .await
+            .unwrap_err();
+        assert!(refused.is_conflict(), "{}", render(&refused));
+        watchdog("unlock", manager.unlock(&mut lock))
+            .await
+            .unwrap_or_else(|e| panic!("unlock {key} over TLS: {}", render(&e)));
+        assert_eq!(server.get(key.as_bytes()), None, "{key} released");
+        let mut again = watchdog("lock again", manager.lock(key.as_str()))
+            .await
+            .unwrap_or_else(|e| panic!("lock {key} again: {}", render(&e)));
+        assert!(
+            again.fencing_token().expect("fencing") > fence,
+            "{key}: fencing tokens grow"
+        );
+        manager.unlock(&mut again).await.expect("unlock again");
+    }
+
+    // A waiter on another manager wakes on the holder's release (sharded pub/sub over TLS)
+    // long before its 5 s retry delay.
+    let waiter = tls_builder([url.clone()])
+        .tls_root_certificate(cluster.nodes[0].ca_pem())
+        .retry_delay(Duration::from_secs(5))
+        .retry_jitter(ms(0))
+        .build()
+        .unwrap();
+    let key = keys[0].clone();
+    let mut held = manager.lock(key.as_str()).ttl(ms(30_000)).await.unwrap();
+    let wait = {
+        let (waiter, key) = (waiter.clone(), key.clone());
+        tokio::spawn(async move {
+            waiter
+                .lock(key.as_str())
+                .wait(Duration::from_secs(20))
+                .await
+        })
+    };
+    let owner = cluster.server_of(key.as_bytes());
+    let channel = tokio_redlock::sharded_release_channel(key.as_bytes());
+    let subscribed = eventually(ms(5_000), || {
+        matches!(
+            owner.cmd_bytes(&[b"PUBSUB", b"SHARDNUMSUB", &channel]),
+            redis::Value::Array(ref items) if items.get(1) == Some(&redis::Value::Int(1))
+        )
+    })
+    .await;
+    assert!(subscribed, "SSUBSCRIBE over TLS on the slot's master");
+    tokio::time::sleep(ms(200)).await;
+    let released = Instant::now();
+    manager.unlock(&mut held).await.unwrap();
+    let mut taken = within(ms(10_000), "waiter", wait)
+        .await
+        .expect("task")
+        .unwrap_or_else(|e| panic!("waiter: {}", render(&e)));
+    let handoff = released.elapsed();
+    assert!(handoff < ms(2_500), "hand-off took {handoff:?}");
+    waiter.unlock(&mut taken).await.unwrap();
+    watchdog("close", waiter.close()).await;
+    watchdog("close", manager.close()).await;
+    settle(&manager).await;
+    // Only the fencing counters (which never expire, by design) are left.
+    for node in &cluster.nodes {
+        let redis::Value::Array(left) = node.cmd(&["KEYS", "*"]) else {
+            panic!("unexpected KEYS reply");
+        };
+        for key in left {
+            let redis::Value::BulkString(key) = key else {
+                panic!("unexpected key {key:?}");
+            };
+            let key = String::from_utf8_lossy(&key);
+            assert!(key.ends_with(":fence"), "{key} left on {}", node.port());
+        }
+    }
+
+    // The system roots do not trust the test CA: the layout lookup fails as TLS, fast.
+    let untrusting = tls_builder([url]).build().unwrap();
+    let (cause, shown) = single_master_failure(&untrusting).await;
+    match &cause {
+        NodeError::Tls(m) => assert!(
+            m.to_lowercase().contains("unknownissuer"),
+            "the cause must name the certificate problem: {m}"
+        ),
+        other => panic!("expected NodeError::Tls, got {other:?}: {shown}"),
+    }
+    watchdog("close", untrusting.close()).await;
 }

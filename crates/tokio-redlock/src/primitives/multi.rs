@@ -121,9 +121,26 @@ impl LockManager {
     ///   votes; the jittered retries break that as for one resource. A large set can starve
     ///   against a steady stream of single-resource locks on its members.
     ///
-    /// Cost: one round trip per acquisition attempt, release or extension whatever the
-    /// number of resources (with fencing, plus one round per resource whose counters
-    /// disagree, side by side); O(resources) work on each master.
+    /// # Cost
+    ///
+    /// Per call, one request to each master, all in parallel: one per acquisition attempt
+    /// (plus one on the masters that may have granted a failed attempt, to clean it up), one
+    /// per extension, one per release — whatever the number of resources. With fencing, one
+    /// more round (two at most) per resource whose counters disagree on the masters, run
+    /// side by side. O(resources) work in each master's script; the release publishes on
+    /// each released key's channel.
+    ///
+    /// # Interop and Redis Cluster
+    ///
+    /// The keys are the plain lock keys: [`lock`](Self::lock) on any member, another set
+    /// containing it, or another Redlock client's lock on it (aioredlock, node-redlock,
+    /// redsync) excludes the set and is excluded by it; a reader of a member too (see
+    /// [`read`](Self::read)). With fencing each resource gets its own token
+    /// ([`Lock::fencing_tokens`](crate::Lock::fencing_tokens)), from the counter plain
+    /// locks on it use. On a Redis Cluster member the script runs on one master, so every
+    /// resource must be in one hash slot: give them a common hash tag (`{orders}:1`,
+    /// `{orders}:2`), or the call fails at once with
+    /// [`LockError::CrossSlot`](crate::LockError::CrossSlot). More: `docs/primitives.md`.
     ///
     /// # Errors
     ///
@@ -140,13 +157,23 @@ impl LockManager {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// ```
+    /// # include!("../../tests/support/doc_masters.rs");
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let masters = DocMasters::start(3);
+    /// # let urls = masters.urls();
+    /// let manager = tokio_redlock::LockManager::builder().servers(urls).build()?;
     /// // Move stock between two warehouses: both or neither.
-    /// let mut lock = manager.lock_all(["stock:berlin", "stock:paris"]).await?;
-    /// assert_eq!(lock.resources().len(), 2);
-    /// // ... work that must hold both ...
+    /// let mut lock = manager.lock_all(["stock:paris", "stock:berlin"]).await?;
+    /// let held: Vec<&[u8]> = lock.resources().collect();
+    /// assert_eq!(held, [&b"stock:berlin"[..], b"stock:paris"]); // sorted
+    /// // A plain lock on either resource is refused meanwhile, and so is an overlapping set.
+    /// assert!(manager.try_lock("stock:paris").await.unwrap_err().is_conflict());
+    /// let overlapping = manager.lock_all(["stock:paris", "stock:rome"]).retry_count(0).await;
+    /// assert!(overlapping.unwrap_err().is_conflict());
     /// manager.unlock(&mut lock).await?;
+    /// manager.close().await;
     /// # Ok(()) }
     /// ```
     pub fn lock_all<I, R>(&self, resources: I) -> LockRequest<'_>

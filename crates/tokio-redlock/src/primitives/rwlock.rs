@@ -87,12 +87,33 @@ impl LockManager {
     /// it is withdrawn when the writer's call ends, and expires by itself otherwise (two
     /// retry delays plus a node timeout). A reader that nests a second read of the same
     /// resource may thus wait behind a writer that waits for the first: do not nest reads.
-    /// There is no upgrade of a reader to a writer (two upgrading readers would wait on
-    /// each other forever): release, then [`write`](Self::write).
+    /// Only [`write`](Self::write) and [`write_lock`](Self::write_lock) leave an intent: a
+    /// plain [`lock`](Self::lock) waiting on the name does not, and can wait behind a
+    /// steady stream of readers.
     ///
-    /// Cost: one round trip per acquisition attempt, release or extension; a release is
-    /// O(readers) on each master, and at most 1 024 readers hold one resource at once
-    /// (more wait, as for a writer).
+    /// There is no upgrade of a reader to a writer (two upgrading readers would wait on
+    /// each other forever), and no downgrade of a writer to a reader in place: release,
+    /// take the other kind, and check again what you read. Nothing is reentrant.
+    ///
+    /// # Cost
+    ///
+    /// Per call, one request to each master, all in parallel: one per acquisition attempt
+    /// (plus one on the masters that may have granted a failed attempt, to clean it up), one
+    /// per extension, one per release. A reader's release walks the readers left (O(readers)
+    /// on each master) and publishes the release notification when it was the last one; at
+    /// most 1 024 readers hold one resource at once (more wait, as for a writer). Readers
+    /// carry no fencing token.
+    ///
+    /// # Interop and Redis Cluster
+    ///
+    /// A plain lock on the name — ours, or another Redlock client's `SET X token NX PX` —
+    /// excludes readers and is excluded by them: it finds `redlock:shared` where it expects
+    /// nothing, and a foreign compare-and-delete never matches it.
+    /// [`is_locked`](Self::is_locked) reports
+    /// [`LockState::Shared`](crate::LockState::Shared), never the marker as a token. The
+    /// helper keys (`{X}:readers`, `{X}:reader:<token>`, `{X}:wintent`) share `X`'s hash
+    /// slot, so on a Redis Cluster member each script runs on one master, as the mutex's.
+    /// More: `docs/primitives.md`.
     ///
     /// # Errors
     ///
@@ -110,11 +131,22 @@ impl LockManager {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
-    /// let reader = manager.read("catalog").auto_extend().await?;
-    /// // ... read the catalog; other readers may too, no writer can ...
-    /// reader.release().await?;
+    /// ```
+    /// # include!("../../tests/support/doc_masters.rs");
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let masters = DocMasters::start(3);
+    /// # let urls = masters.urls();
+    /// let manager = tokio_redlock::LockManager::builder().servers(urls).build()?;
+    /// let first = manager.read("catalog").auto_extend().await?;
+    /// let second = manager.read("catalog").await?; // readers share
+    /// assert!(manager.is_locked("catalog").await?.is_shared());
+    /// // No writer, and no plain lock, while anyone reads.
+    /// assert!(manager.write_lock("catalog").retry_count(0).await.unwrap_err().is_conflict());
+    /// assert!(manager.try_lock("catalog").await.unwrap_err().is_conflict());
+    /// first.release().await?;
+    /// second.release().await?;
+    /// manager.close().await;
     /// # Ok(()) }
     /// ```
     pub fn read(&self, resource: impl AsRef<[u8]>) -> AcquireRequest<'_> {
@@ -150,7 +182,21 @@ impl LockManager {
     /// mutex: it takes exactly the key [`acquire`](Self::acquire) takes (with the same
     /// fencing counter), so writers and plain locks on a name exclude each other and their
     /// fencing tokens order together. What it adds is the writer's intent while it waits,
-    /// which makes new readers queue behind it (see [`read`](Self::read)).
+    /// which makes new readers queue behind it (see [`read`](Self::read) for the layout, the
+    /// safety argument and the fairness).
+    ///
+    /// Why a writer never meets a reader: both need a quorum; on each master of the writer's
+    /// quorum the key holds the writer's token, on each master of a reader's quorum its lease
+    /// is live and so the key holds `redlock:shared`; two quorums share a master, where the
+    /// key holds one value.
+    ///
+    /// # Cost
+    ///
+    /// As the mutex: one request to each master per acquisition attempt (plus the cleanup of
+    /// a failed one), per extension and per release; with fencing, the mutex's slow path (one
+    /// or two more rounds when the counters disagree). A call that may retry (the default)
+    /// also withdraws its intent when it ends, however it ends: one more request to each
+    /// master, sent in the background, which wakes the readers queued behind it.
     ///
     /// # Errors
     ///
@@ -164,12 +210,21 @@ impl LockManager {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
+    /// ```
+    /// # include!("../../tests/support/doc_masters.rs");
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let masters = DocMasters::start(3);
+    /// # let urls = masters.urls();
+    /// use std::time::Duration;
+    ///
+    /// let manager = tokio_redlock::LockManager::builder().servers(urls).build()?;
     /// let writer = manager.write("catalog").wait(Duration::from_secs(30)).await?;
     /// // ... rewrite the catalog: no reader sees it half done ...
+    /// assert!(manager.read_lock("catalog").retry_count(0).await.unwrap_err().is_conflict());
+    /// assert!(manager.try_lock("catalog").await.unwrap_err().is_conflict()); // the writer is the mutex
     /// writer.release().await?;
+    /// manager.close().await;
     /// # Ok(()) }
     /// ```
     pub fn write(&self, resource: impl AsRef<[u8]>) -> AcquireRequest<'_> {

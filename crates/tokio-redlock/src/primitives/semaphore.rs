@@ -351,20 +351,34 @@ fn classify(
 /// (clock rates within the drift factor, masters that keep acknowledged writes).
 ///
 /// Counting holders on each master and requiring a majority, as some libraries do, is not
-/// safe: with 3 masters and k = 2, holders granted on masters {1,2}, {2,3} and {1,3} are
-/// three, while each master counts two.
+/// safe for k > 1, even without any fault. With 3 masters and k = 2: master 1 receives A, C,
+/// B (B refused: full), master 2 receives A, B, C (C refused), master 3 receives B, C, A (A
+/// refused). A holds masters {1,2}, B {2,3}, C {1,3}: each has a majority, each master counts
+/// two, and three hold at once. (In general, k permits need any k + 1 quorums to share a
+/// master, which holds only when (k+1)·q > k·N: for k ≥ 2, soon every master.) The
+/// model test `tests/semaphore_model.rs` finds that case against counting and none against
+/// the slots.
 ///
-/// Cost: one round trip per acquisition attempt (plus a background cleanup on the masters
-/// that granted another slot), release or extension; O(k) work on each master. Works with
-/// any quorum of masters up, as the mutex. No fairness across processes: waiters wake on a
-/// release, on the least remaining TTL of the full slots, or after the retry delay.
+/// # Cost
+///
+/// Per call, one request to each master, all in parallel: one per acquisition attempt (plus
+/// one on the masters that may have granted a failed attempt, to clean it up), one per
+/// extension, one per release. When masters granted different slots, those that granted
+/// another slot than the winning one give it back: one more request to them, in the
+/// background. O(k) work per acquire script; at most [`MAX_PERMITS`] permits. Permits carry
+/// no fencing token. Works with any quorum of masters up, as the mutex. No fairness across
+/// processes: waiters wake on a release of any permit (one notification channel per
+/// semaphore), on the least remaining TTL of the full slots, or after the retry delay.
+///
+/// # Interop and Redis Cluster
 ///
 /// A name serves as a lock or as a semaphore, not both: a semaphore's slots do not
-/// exclude a lock on its name (a warning is logged when one is seen). Every user of a name
-/// must give the same number of permits: an acquisition that finds another number on a
-/// majority fails with [`LockError::PermitsMismatch`] (the number is kept with the TTL of
-/// the longest grant or extension, so the check holds while any permit is held). A
-/// semaphore's permits carry no fencing token.
+/// exclude a lock, a reader or a writer on its name (a warning is logged when one is seen).
+/// Every user of a name must give the same number of permits: an acquisition that finds
+/// another number on a majority fails with [`LockError::PermitsMismatch`] (the number is
+/// kept with the TTL of the longest grant or extension, so the check holds while any permit
+/// is held). The slot keys and the permits key share the name's hash slot (`{S}:…`), so on a
+/// Redis Cluster member each script runs on one master. More: `docs/primitives.md`.
 ///
 /// Source: the Redlock algorithm
 /// (<https://redis.io/docs/latest/develop/clients/patterns/distributed-locks/>), applied to
@@ -372,19 +386,30 @@ fn classify(
 ///
 /// # Examples
 ///
-/// ```no_run
-/// # use std::time::Duration;
-/// # async fn demo(manager: tokio_redlock::LockManager) -> Result<(), tokio_redlock::LockError> {
-/// // At most 3 exports at once, cluster-wide.
-/// let exports = manager.semaphore("exports", 3);
-/// let permit = exports
+/// ```
+/// # include!("../../tests/support/doc_masters.rs");
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let masters = DocMasters::start(3);
+/// # let urls = masters.urls();
+/// use std::time::Duration;
+///
+/// let manager = tokio_redlock::LockManager::builder().servers(urls).build()?;
+/// // At most 2 exports at once, cluster-wide.
+/// let exports = manager.semaphore("exports", 2);
+/// let first = exports
 ///     .acquire()
 ///     .ttl(Duration::from_secs(30))
 ///     .auto_extend()
 ///     .wait(Duration::from_secs(60))
 ///     .await?;
-/// // ... export, select!-ing on permit.lost() ...
-/// permit.release().await?;
+/// let mut second = exports.lock().await?;
+/// assert!(exports.try_lock().await.unwrap_err().is_conflict()); // both permits are out
+/// manager.unlock(&mut second).await?;
+/// let mut third = exports.try_lock().await?; // one is free again
+/// manager.unlock(&mut third).await?;
+/// first.release().await?;
+/// manager.close().await;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

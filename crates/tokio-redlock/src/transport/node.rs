@@ -314,6 +314,11 @@ struct LinkState {
     down: Option<NodeError>,
     /// A connector task is running.
     connecting: bool,
+    /// The last connection broke or stopped answering ([`Node::discard`]) and no new one is
+    /// up yet: a request waits for the next at most `node_timeout`, as for a master known
+    /// down, not `connect_timeout` (a paused master's port still accepts connections, and a
+    /// round that needs its answer would otherwise wait the whole connect timeout).
+    reopening: bool,
     /// Generation of the last connection opened.
     generation: u64,
 }
@@ -667,9 +672,11 @@ impl Node {
     ///   is on the wire, so it measures the master, never our own queue.
     /// - Known down (the last connection attempt failed): fails at once with that attempt's
     ///   error while the connector tries again in the background.
-    /// - Connecting (first use, or a connection just retired): waits for the connector, at
-    ///   most `connect_timeout`. Such a request has not been sent: a round that decides
-    ///   without it drops it, and nothing needs cleaning up.
+    /// - Connecting (first use, or a connection retired after a Sentinel failover): waits
+    ///   for the connector, at most `connect_timeout`; reopening after the last connection
+    ///   broke or stopped answering: at most `node_timeout`, then [`NodeError::Timeout`].
+    ///   Such a request has not been sent: a round that decides without it drops it, and
+    ///   nothing needs cleaning up.
     async fn link(self: &Arc<Self>, call: &Call) -> Result<(Up, OwnedSemaphorePermit), NodeError> {
         let entered = Instant::now();
         let connect_until = entered.checked_add(self.connect_timeout).unwrap_or(entered);
@@ -715,6 +722,10 @@ impl Node {
                                     .unwrap_or_else(Instant::now),
                             );
                         }
+                        if link.reopening && retry_until.is_none() {
+                            retry_until =
+                                Some(entered.checked_add(self.node_timeout).unwrap_or(entered));
+                        }
                         self.start_connector(&mut link);
                         None
                     }
@@ -746,6 +757,10 @@ impl Node {
                 let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
                 return Err(match (&link.down, retry_until) {
                     (Some(error), Some(_)) => error.clone(),
+                    // A connection being reopened that did not come back in time.
+                    (None, Some(r)) if wait_until == r && r < connect_until => {
+                        NodeError::Timeout(self.node_timeout)
+                    }
                     _ if wait_until < connect_until => NodeError::Backlog(entered.elapsed()),
                     _ => NodeError::Timeout(self.connect_timeout),
                 });
@@ -887,6 +902,7 @@ impl Node {
                 });
                 link.down = None;
                 link.connecting = false;
+                link.reopening = false;
                 self.timeouts.store(0, Ordering::Relaxed);
                 // ROLE was just checked on this connection.
                 self.role_checked_ms.store(self.now_ms(), Ordering::Relaxed);
@@ -963,6 +979,7 @@ impl Node {
                 up.retire();
             }
             link.down = None;
+            link.reopening = true;
             self.start_connector(&mut link);
         }
         drop(link);

@@ -20,6 +20,7 @@ use std::{
 
 use redis::Value;
 
+use super::sentinel::DataServer;
 use super::servers::{RedisServer, ServerOptions, start_in_parallel};
 
 /// How long `start` waits for the cluster to agree on its slots.
@@ -482,8 +483,8 @@ pub fn role_of(server: &RedisServer) -> String {
     }
 }
 
-/// Slot → port of its master, from `CLUSTER SLOTS`.
-pub fn slot_owners(server: &RedisServer) -> redis::RedisResult<HashMap<u16, u16>> {
+/// Slot → port of its master, from `CLUSTER SLOTS` (on a plain or a TLS node).
+pub fn slot_owners(server: &impl DataServer) -> redis::RedisResult<HashMap<u16, u16>> {
     let reply = server.try_cmd(&["CLUSTER", "SLOTS"])?;
     let mut owners = HashMap::new();
     let Value::Array(ranges) = reply else {

@@ -29,6 +29,7 @@ use rcgen::{
 use redis::{ClientTlsConfig, ErrorKind, RedisResult, TlsCertificates, Value};
 use tempfile::TempDir;
 
+use super::cluster::{NODE_TIMEOUT_MS, slot_owners, text};
 use super::sentinel::{DataServer, NO_SYNC_DELAY, SentinelSet};
 use super::servers::{
     CMD_TIMEOUT, ChildProcess, STARTUP_TIMEOUT, log_tail, query_on, start_in_parallel,
@@ -201,6 +202,10 @@ pub struct TlsOptions {
     pub certificate: ServerCertificate,
     /// Appended verbatim to the command line, e.g. `["--tls-replication", "yes"]`.
     pub extra_args: Vec<String>,
+    /// A Redis Cluster node: `--cluster-enabled yes` with the cluster bus over TLS
+    /// (`--tls-cluster yes`, bus port = TLS port + 10000) and the TLS port announced to
+    /// clients and peers (`--cluster-announce-tls-port`); see [`TlsCluster`].
+    pub cluster: bool,
 }
 
 /// One TLS-only `redis-server` child process on 127.0.0.1.
@@ -405,6 +410,173 @@ impl Index<usize> for TlsMasters {
     }
 }
 
+/// A Redis Cluster of TLS-only masters (no replicas): every node a [`TlsMaster`] started
+/// with [`TlsOptions::cluster`] — no plaintext port, the cluster bus over TLS, the TLS port
+/// announced — joined by `redis-cli --tls --cacert … --cluster create`. [`start`](Self::start)
+/// returns once every node reports `cluster_state:ok` and all name the same master, by its
+/// TLS port, for every slot. Dropping the cluster SIGKILLs every node.
+pub struct TlsCluster {
+    /// The masters, by port.
+    pub nodes: Vec<TlsMaster>,
+}
+
+impl TlsCluster {
+    /// Starts a cluster of `masters` TLS-only masters.
+    pub fn start(masters: usize) -> Self {
+        assert!(
+            masters >= 3,
+            "redis-cli --cluster create needs 3 masters or more"
+        );
+        pki(); // generate once, before the threads race for it
+        let opts = TlsOptions {
+            cluster: true,
+            ..TlsOptions::default()
+        };
+        let mut nodes = start_in_parallel(masters, &opts, TlsMaster::start);
+        nodes.sort_by_key(TlsMaster::port);
+        let ca = nodes[0].dir().join("ca.crt");
+        let mut create = Command::new("redis-cli");
+        create.args(["--tls", "--cacert", path_str(&ca), "--cluster", "create"]);
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port()));
+        }
+        // Its output goes to a file: redis-cli waits (forever) for the nodes to agree, so a
+        // cluster that cannot form must end in a message, not a hang.
+        let out_path = nodes[0].dir().join("cluster-create.out");
+        let out = File::create(&out_path).expect("create cluster-create.out");
+        create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("clone the output file"))
+            .stderr(out);
+        let mut child = create.spawn().unwrap_or_else(|e| {
+            panic!("redis-cli --cluster create could not run ({e}); install redis-tools")
+        });
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for redis-cli") {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if status.is_none_or(|s| !s.success()) {
+            let logs: Vec<String> = nodes.iter().map(TlsMaster::log_tail).collect();
+            panic!(
+                "redis-cli --tls --cluster create failed ({status:?}):\n{}\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                logs.join("\n")
+            );
+        }
+        let cluster = Self { nodes };
+        cluster.wait_formed(masters);
+        cluster
+    }
+
+    /// Waits (40 s at most) until every node says `cluster_state:ok` and all name the same
+    /// master, by one of the nodes' TLS ports, for every slot.
+    fn wait_formed(&self, masters: usize) {
+        let timeout = Duration::from_secs(40);
+        let started = std::time::Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < timeout {
+            match self.formed(masters) {
+                Ok(()) => return,
+                Err(why) => last = why,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs: Vec<String> = self.nodes.iter().map(TlsMaster::log_tail).collect();
+        panic!(
+            "the TLS cluster did not form within {timeout:?}: {last}\n{}",
+            logs.join("\n")
+        );
+    }
+
+    fn formed(&self, masters: usize) -> Result<(), String> {
+        let ports: std::collections::HashSet<u16> =
+            self.nodes.iter().map(TlsMaster::port).collect();
+        let mut views = Vec::new();
+        for node in &self.nodes {
+            let info = node
+                .try_cmd(&["CLUSTER", "INFO"])
+                .map(text)
+                .map_err(|e| format!("{}: {e}", node.port()))?;
+            if !info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                return Err(format!("{} not ok yet", node.port()));
+            }
+            let owners = slot_owners(node).map_err(|e| e.to_string())?;
+            if owners.len() != usize::from(super::cluster::SLOTS) {
+                return Err(format!(
+                    "{} sees {} slots served",
+                    node.port(),
+                    owners.len()
+                ));
+            }
+            views.push(owners);
+        }
+        let first = views.first().ok_or("no node")?;
+        if views.iter().any(|v| v != first) {
+            return Err("the nodes disagree on the slot owners".to_owned());
+        }
+        let owners: std::collections::HashSet<u16> = first.values().copied().collect();
+        if owners.len() != masters || !owners.is_subset(&ports) {
+            return Err(format!(
+                "masters announced at {owners:?}, want {masters} of the TLS ports {ports:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The member URL: `rediss+cluster://` with every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        format!("rediss+cluster://{}", seeds.join(","))
+    }
+
+    /// The master serving `key`'s slot now.
+    pub fn server_of(&self, key: &[u8]) -> &TlsMaster {
+        let slot = match self.nodes[0].cmd_bytes(&[b"CLUSTER", b"KEYSLOT", key]) {
+            Value::Int(slot) => u16::try_from(slot).expect("a slot"),
+            other => panic!("unexpected CLUSTER KEYSLOT reply {other:?}"),
+        };
+        let owners = slot_owners(&self.nodes[0]).expect("CLUSTER SLOTS");
+        let port = owners
+            .get(&slot)
+            .copied()
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"));
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// Keys (`prefix` + a counter) in `slots` distinct slots.
+    pub fn keys_in_many_slots(&self, prefix: &str, slots: usize) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        let mut n = 0u64;
+        while keys.len() < slots {
+            let key = format!("{prefix}{n}");
+            n += 1;
+            match self.nodes[0].cmd_bytes(&[b"CLUSTER", b"KEYSLOT", key.as_bytes()]) {
+                Value::Int(slot) if seen.insert(slot) => keys.push(key),
+                Value::Int(_) => {}
+                other => panic!("unexpected CLUSTER KEYSLOT reply {other:?}"),
+            }
+        }
+        keys
+    }
+}
+
 /// A sync TLS connection to `127.0.0.1:port` trusting the test CA (no verification at all,
 /// redis-rs's `#insecure`, when the server's certificate must not verify), presenting the
 /// test client certificate, with the server's password if any.
@@ -444,6 +616,17 @@ fn write_pem_files(dir: &Path, certificate: ServerCertificate) {
     }
 }
 
+/// The test client certificate and its key, as `client.crt` and `client.key` in `dir`.
+fn write_client_pem_files(dir: &Path) {
+    let pki = pki();
+    for (name, pem) in [
+        ("client.crt", pki.client_cert_pem.as_str()),
+        ("client.key", pki.client_key_pem.as_str()),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    }
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("temp dir path is UTF-8")
 }
@@ -469,6 +652,19 @@ fn spawn_and_wait(port: u16, dir: &Path, opts: &TlsOptions) -> Result<ChildProce
         .stderr(stderr);
     if let Some(pw) = &opts.password {
         command.args(["--requirepass", pw]);
+    }
+    if opts.cluster {
+        // The node's outgoing cluster-bus links present the test client certificate: the
+        // server certificate is for server authentication only, and the peers verify it.
+        write_client_pem_files(dir);
+        command
+            .args(["--tls-client-cert-file", path_str(&dir.join("client.crt"))])
+            .args(["--tls-client-key-file", path_str(&dir.join("client.key"))])
+            .args(["--cluster-enabled", "yes", "--tls-cluster", "yes"])
+            .args(["--cluster-announce-tls-port", &port_str])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .args(["--cluster-require-full-coverage", "no"]);
     }
     command.args(&opts.extra_args);
     let child = match command.spawn() {
