@@ -293,10 +293,13 @@ async fn acquire_unrecorded(
             k,
         )
     });
-    // Several resources wait on every one's channel, a semaphore on its own; neither takes
-    // turns (a waiter queued on several queues would hold a turn while waiting for another,
-    // and k permits free at once should not be taken one by one).
-    let single = keys.single().is_some() && slots.is_none() && !keys.is_reader();
+    // Waiters of one queue take turns within this manager: a mutex's, a writer's, and a
+    // semaphore's (one queue per semaphore). Without turns, a freed permit woke every waiter,
+    // each master gave it to another, no slot reached a quorum, and a thousand waiters got a
+    // handful of permits a minute. Several resources wait on every one's channel without
+    // turns (a waiter queued on several queues would hold a turn while waiting for another),
+    // and readers share: neither takes turns.
+    let single = keys.single().is_some() && !keys.is_reader();
     let channels: Vec<Arc<[u8]>> = match &slots {
         Some(slots) => vec![Arc::clone(slots.channel())],
         None => keys
@@ -993,9 +996,7 @@ fn may_hold_key(reply: &Result<AcquireReply, NodeError>) -> bool {
 /// [`Failure::Unavailable`] when the round's failures alone rule out a quorum: too many
 /// masters unreachable, or more permanent failures (wrong credentials, ACL, one server twice:
 /// they do not heal by waiting) than the quorum tolerates. A cause mixed with ordinary
-/// refusals (a holder that will go away) is worth waiting out: `None`. Requests that never
-/// left this process ([`NodeError::Backlog`]: our own queue, under overload) say nothing of
-/// the masters and do not count: overload is backpressure, never "no quorum".
+/// refusals (a holder that will go away) is worth waiting out: `None`.
 pub(crate) fn unavailable<T: Send + 'static>(
     round: &Round<T>,
     outcomes: &[NodeOutcome],
@@ -1007,13 +1008,7 @@ pub(crate) fn unavailable<T: Send + 'static>(
         .filter(|(_, r)| matches!(r, Err(e) if e.is_permanent()))
         .count()
         > tolerable;
-    let backlog = round
-        .replies()
-        .filter(|(_, r)| matches!(r, Err(e) if e.is_backlog()))
-        .count();
-    let unreachable = round.tally().unreachable_majority()
-        && round.tally().failed().saturating_sub(backlog) > tolerable;
-    (unreachable || permanent).then(|| Failure::Unavailable {
+    (round.tally().unreachable_majority() || permanent).then(|| Failure::Unavailable {
         outcomes: outcomes.to_vec(),
         permanent,
     })

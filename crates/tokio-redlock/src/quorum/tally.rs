@@ -83,11 +83,6 @@ impl Tally {
         self.yes
     }
 
-    /// Failed requests so far (timeouts, connection and server errors).
-    pub(crate) const fn failed(&self) -> usize {
-        self.failed
-    }
-
     /// Definite "no" votes so far.
     pub(crate) const fn no(&self) -> usize {
         self.no
