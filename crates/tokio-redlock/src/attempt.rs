@@ -320,12 +320,15 @@ async fn acquire_unrecorded(
         && !matches!(options.patience, Patience::Retries(0)))
     .then(|| writer_intent(shared, options.patience))
     .flatten();
+    // The masters where an attempt may have left the intent: a withdrawal goes only there.
+    let intent_left = Arc::new(MayHold::default());
     let _withdraw = intent.as_ref().and_then(|intent| {
         let key = keys.single()?;
         Some(Withdraw {
             shared: Arc::clone(shared),
             intent_key: Keys::one(keys::intent_key(key)).with_channel(keys::release_channel(key)),
             intent: intent.clone(),
+            left: Arc::clone(&intent_left),
         })
     });
     let mut subscriptions: Vec<Subscription> = Vec::new();
@@ -392,7 +395,7 @@ async fn acquire_unrecorded(
                         &fence_keys,
                         &options,
                         deadline,
-                        intent.as_ref(),
+                        intent.as_ref().map(|i| (i, &*intent_left)),
                     )
                     .await
                 }
@@ -552,6 +555,8 @@ struct Withdraw {
     shared: Arc<Shared>,
     intent_key: Keys,
     intent: Intent,
+    /// The masters where an attempt may have left the intent (see [`attempt_once`]).
+    left: Arc<MayHold>,
 }
 
 impl Drop for Withdraw {
@@ -559,7 +564,7 @@ impl Drop for Withdraw {
         let expires = self
             .shared
             .key_expiry(Duration::from_millis(self.intent.ttl_ms));
-        for i in 0..self.shared.nodes.len() {
+        for i in (0..self.shared.nodes.len()).filter(|i| self.left.contains(*i)) {
             self.shared.release_later(
                 i,
                 &self.intent_key,
@@ -646,8 +651,9 @@ async fn attempt_once(
     fence_keys: &Keys,
     options: &AcquireOptions,
     patience: Option<Instant>,
-    intent: Option<&Intent>,
+    intent: Option<(&Intent, &MayHold)>,
 ) -> Result<Lock, (Failure, Option<usize>)> {
+    let (intent, intent_left) = intent.unzip();
     let (holder_info, ttl) = (options.holder.as_deref(), options.ttl);
     let own = options.token.is_some();
     let token = options.token.clone().unwrap_or_else(keys::new_token);
@@ -712,6 +718,22 @@ async fn attempt_once(
     let verdict = round.decide().await;
     let elapsed = start.elapsed();
     let granted = round.tally().yes();
+    if let Some(left) = intent_left {
+        // A writer's intent is set by a master that refused it; a grant withdraws ours. A
+        // master that has not answered yet may still refuse (its request may leave later),
+        // and one that failed after the request was sent may have set it.
+        for i in 0..shared.nodes.len() {
+            let may_have_set = match round.reply(i) {
+                None => true,
+                Some(Ok(AcquireReply::Granted { .. })) => false,
+                Some(Ok(_)) => true,
+                Some(Err(_)) => round.was_sent(i),
+            };
+            if may_have_set {
+                left.mark(i);
+            }
+        }
+    }
     tracing::debug!(
         primitive = target.primitive.as_str(),
         resource = %Printable(keys.first()),

@@ -25,7 +25,7 @@ use support::checks::{
     RELAXED, assert_no_key_without_ttl, builder, ms, render, settle, watchdog, within,
 };
 use support::drops::{drop_storm, dropping_manager, empty};
-use support::servers::Masters;
+use support::servers::{Masters, command_calls_in};
 use support::{eventually, unique_name};
 use tokio::task::JoinSet;
 use tokio_redlock::{KeyState, LockManager, LockState, LossCause};
@@ -487,5 +487,59 @@ async fn a_reader_of_the_braced_name_does_not_free_the_name_for_a_writer() {
     }
     manager.unlock(&mut first).await.unwrap();
     settle(&manager).await;
+    manager.close().await;
+}
+
+/// A writer granted at its first attempt on every master set no intent anywhere, so its call
+/// sends no withdrawal: two script calls per master (the acquisition and the release), not
+/// three. A writer that was refused once withdraws its intent, which then is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_withdraws_its_intent_only_where_it_may_be() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).build().unwrap();
+    let name = unique_name("intent");
+    let mut warm = manager.write_lock(&name).await.unwrap();
+    manager.unlock(&mut warm).await.unwrap();
+    settle(&manager).await;
+    for s in masters.iter() {
+        s.cmd(&["CONFIG", "RESETSTAT"]);
+    }
+    let mut lock = manager.write_lock(&name).await.unwrap();
+    manager.unlock(&mut lock).await.unwrap();
+    settle(&manager).await;
+    for (i, s) in masters.iter().enumerate() {
+        let stats = s.info("commandstats");
+        let scripts = command_calls_in(&stats, "evalsha") + command_calls_in(&stats, "eval");
+        assert_eq!(scripts, 2, "master {i}: acquire and release only:\n{stats}");
+    }
+
+    // Refused once by a reader: the intent is set, then withdrawn when the call ends.
+    let reader = builder(&masters.urls()).build().unwrap();
+    let mut read = reader.read_lock(&name).await.unwrap();
+    let writer = {
+        let (manager, name) = (manager.clone(), name.clone());
+        tokio::spawn(async move { manager.write_lock(&name).wait(ms(5_000)).await })
+    };
+    let intent = format!("{{{name}}}:wintent");
+    assert!(
+        eventually(ms(3_000), || masters
+            .iter()
+            .any(|s| s.exists(intent.as_bytes())))
+        .await,
+        "the waiting writer's intent is there"
+    );
+    reader.unlock(&mut read).await.unwrap();
+    let mut lock = within(ms(5_000), "the writer", writer)
+        .await
+        .unwrap()
+        .unwrap();
+    manager.unlock(&mut lock).await.unwrap();
+    settle(&manager).await;
+    assert!(
+        masters.iter().all(|s| !s.exists(intent.as_bytes())),
+        "no intent left"
+    );
+    assert_no_key_without_ttl(masters.iter());
+    reader.close().await;
     manager.close().await;
 }
