@@ -103,6 +103,20 @@ pub(crate) fn budget(node_timeout: Duration) -> Duration {
         .saturating_add(SLACK)
 }
 
+/// Every master of `manager` shown as failed with `why` (a read that did not complete).
+fn every_master_failed(manager: &LockManager, why: &str) -> Vec<MasterKey> {
+    manager
+        .masters()
+        .map(|master| MasterKey {
+            master: master.to_owned(),
+            node: None,
+            state: KeyState::Failed(why.to_owned()),
+            holder_info: None,
+            writer_waiting: false,
+        })
+        .collect()
+}
+
 /// Reads `resource` on every master through `manager`, in the order of its masters. Each
 /// master is bounded by the manager's timeouts; the whole read by `timeout`, after which
 /// every master shows as failed.
@@ -111,18 +125,7 @@ pub(crate) async fn read_all(
     resource: &str,
     timeout: Duration,
 ) -> Vec<MasterKey> {
-    let failed = |why: String| -> Vec<MasterKey> {
-        manager
-            .masters()
-            .map(|master| MasterKey {
-                master: master.to_owned(),
-                node: None,
-                state: KeyState::Failed(why.clone()),
-                holder_info: None,
-                writer_waiting: false,
-            })
-            .collect()
-    };
+    let failed = |why: String| every_master_failed(manager, &why);
     match tokio::time::timeout(timeout, manager.inspect(resource)).await {
         Ok(Ok(keys)) => keys.into_iter().map(MasterKey::from).collect(),
         Ok(Err(e)) => failed(e.to_string()),
@@ -139,18 +142,7 @@ pub(crate) async fn read_permit(
     token: &str,
     timeout: Duration,
 ) -> Vec<MasterKey> {
-    let failed = |why: String| -> Vec<MasterKey> {
-        manager
-            .masters()
-            .map(|master| MasterKey {
-                master: master.to_owned(),
-                node: None,
-                state: KeyState::Failed(why.clone()),
-                holder_info: None,
-                writer_waiting: false,
-            })
-            .collect()
-    };
+    let failed = |why: String| every_master_failed(manager, &why);
     match tokio::time::timeout(timeout, manager.inspect_permits(name)).await {
         Ok(Ok(masters)) => masters
             .into_iter()

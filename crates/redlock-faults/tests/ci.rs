@@ -77,6 +77,20 @@ fn assert_safe(o: &Outcome) {
     );
 }
 
+/// A baseline (no fault): every acquisition succeeded within its budget (cancelled ones
+/// aside).
+fn assert_no_failed_acquisition(o: &Outcome) {
+    let failures: u64 = o
+        .report
+        .stats
+        .acquire_failures
+        .iter()
+        .filter(|(reason, _)| *reason != "cancelled")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(failures, 0, "{}", o.summary());
+}
+
 fn assert_faulted(o: &Outcome) {
     assert!(
         !o.report.stats.faults.is_empty(),
@@ -89,15 +103,7 @@ fn assert_faulted(o: &Outcome) {
 async fn f00_baseline_every_acquisition_succeeds_within_budget() {
     let o = ci("baseline").await;
     assert_safe(&o);
-    let failures: u64 = o
-        .report
-        .stats
-        .acquire_failures
-        .iter()
-        .filter(|(reason, _)| *reason != "cancelled")
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(failures, 0, "{}", o.summary());
+    assert_no_failed_acquisition(&o);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,15 +304,7 @@ fn assert_primitives_safe(o: &Outcome) {
 async fn p00_primitives_baseline_every_acquisition_succeeds_within_budget() {
     let o = ci("primitives-baseline").await;
     assert_primitives_safe(&o);
-    let failures: u64 = o
-        .report
-        .stats
-        .acquire_failures
-        .iter()
-        .filter(|(reason, _)| *reason != "cancelled")
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(failures, 0, "{}", o.summary());
+    assert_no_failed_acquisition(&o);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

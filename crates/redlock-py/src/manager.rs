@@ -212,6 +212,10 @@ impl NativeManager {
                     Some(String::from_utf8_lossy(holder.as_bytes()).into_owned()),
                     remaining.map(|r| r.as_secs_f64()),
                 ),
+                // Readers of a read-write lock hold the name (no single holder token).
+                LockState::Shared { remaining, .. } => {
+                    ("held", None, remaining.map(|r| r.as_secs_f64()))
+                }
                 _ => ("unsettled", None, None),
             };
             Ok(view)
@@ -219,8 +223,8 @@ impl NativeManager {
     }
 
     /// Every master's key for `resource` (awaitable → list of
-    /// `(master, state, holder, remaining, detail)`; state is `"held"`, `"absent"`,
-    /// `"not_a_lock"` or `"failed"`).
+    /// `(master, state, holder, remaining, detail)`; state is `"held"`, `"shared"` (readers),
+    /// `"absent"`, `"not_a_lock"` or `"failed"`).
     fn inspect<'py>(&self, py: Python<'py>, resource: String) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.checked()?;
         runtime::awaitable(py, async move {
@@ -241,6 +245,13 @@ impl NativeManager {
                         "not_a_lock",
                         None,
                         None,
+                        String::new(),
+                    ),
+                    KeyState::Shared { remaining, .. } => (
+                        k.master.to_string(),
+                        "shared",
+                        None,
+                        remaining.map(|r| r.as_secs_f64()),
                         String::new(),
                     ),
                     KeyState::Failed(e) => {

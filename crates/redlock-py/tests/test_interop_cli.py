@@ -139,3 +139,32 @@ def test_mixed_contention_never_overlaps(urls, servers, redlock_bin, tmp_path):
     sections.sort()
     for (s1, e1, w1), (s2, e2, w2) in zip(sections, sections[1:]):
         assert e1 <= s2, f"overlap: {w1} [{s1}, {e1}] and {w2} [{s2}, {e2}]"
+
+
+async def test_readers_of_the_cli_count_as_locked(manager, urls, redlock_bin):
+    """Readers of a read-write lock (``redlock exec --shared``) hold the name: ``is_locked``
+    says so, as ``lock`` refuses it."""
+    p = None
+    try:
+        for _ in range(5):
+            p = subprocess.Popen([redlock_bin, "exec", "-q", "--shared", "readers", "--", "sleep", "2"], env=cli_env(urls))
+            deadline = time.monotonic() + 10
+            while p.poll() is None and not await manager.is_locked("readers"):
+                assert time.monotonic() < deadline, "is_locked never saw the readers"
+                await asyncio.sleep(0.01)
+            if p.poll() is None:
+                break
+            assert p.returncode == UNAVAILABLE, p.returncode
+        assert p is not None and p.poll() is None, "the CLI never took the reader's lock"
+        other = Aioredlock(urls, retry_count=1)
+        with pytest.raises(LockAcquiringError):
+            await other.lock("readers", lock_timeout=5)
+        await other.destroy()
+    finally:
+        if p is not None and p.poll() is None:
+            p.terminate()
+            p.wait()
+    deadline = time.monotonic() + 10
+    while await manager.is_locked("readers"):
+        assert time.monotonic() < deadline, "the readers never left"
+        await asyncio.sleep(0.05)

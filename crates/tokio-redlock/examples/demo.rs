@@ -399,7 +399,8 @@ fn report(stats: &Stats, elapsed: Duration) -> bool {
     println!();
     let secs = elapsed.as_secs_f64();
     println!(
-        "acquisitions: {total} in {secs:.1} s ({:.0} per s)",
+        "acquisitions: {total} in {secs:.1} s ({:.0} per s; the time includes the last \
+         holders finishing after the contention ended)",
         total as f64 / secs
     );
     println!(

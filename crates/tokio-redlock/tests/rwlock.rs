@@ -492,9 +492,12 @@ async fn a_reader_of_the_braced_name_does_not_free_the_name_for_a_writer() {
 
 /// A writer granted at its first attempt on every master set no intent anywhere, so its call
 /// sends no withdrawal: two script calls per master (the acquisition and the release), not
-/// three. A writer that was refused once withdraws its intent, which then is gone.
+/// three — except where a master answered after the verdict (its reply unknown when the call
+/// ended, so it gets the withdrawal). A writer that was refused once withdraws its intent,
+/// which then is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_withdraws_its_intent_only_where_it_may_be() {
+    const CYCLES: u64 = 20;
     let masters = Masters::start(3);
     let manager = builder(&masters.urls()).build().unwrap();
     let name = unique_name("intent");
@@ -504,14 +507,25 @@ async fn a_writer_withdraws_its_intent_only_where_it_may_be() {
     for s in masters.iter() {
         s.cmd(&["CONFIG", "RESETSTAT"]);
     }
-    let mut lock = manager.write_lock(&name).await.unwrap();
-    manager.unlock(&mut lock).await.unwrap();
-    settle(&manager).await;
-    for (i, s) in masters.iter().enumerate() {
-        let stats = s.info("commandstats");
-        let scripts = command_calls_in(&stats, "evalsha") + command_calls_in(&stats, "eval");
-        assert_eq!(scripts, 2, "master {i}: acquire and release only:\n{stats}");
+    for _ in 0..CYCLES {
+        let mut lock = manager.write_lock(&name).await.unwrap();
+        manager.unlock(&mut lock).await.unwrap();
     }
+    settle(&manager).await;
+    let scripts: u64 = masters
+        .iter()
+        .map(|s| {
+            let stats = s.info("commandstats");
+            command_calls_in(&stats, "evalsha") + command_calls_in(&stats, "eval")
+        })
+        .sum();
+    println!("{CYCLES} uncontended write cycles on 3 masters: {scripts} script calls");
+    // Two per cycle and master, plus a withdrawal for a master that answered late; with a
+    // withdrawal on every master of every cycle (the old cost) it would be 180.
+    assert!(
+        (2 * 3 * CYCLES..2 * 3 * CYCLES + CYCLES * 3 / 2).contains(&scripts),
+        "{scripts} script calls for {CYCLES} cycles"
+    );
 
     // Refused once by a reader: the intent is set, then withdrawn when the call ends.
     let reader = builder(&masters.urls()).build().unwrap();

@@ -300,7 +300,7 @@ class Aioredlock:
             return bool(state == "held")
         # No single holder on a quorum: aioredlock counts any value as "locked".
         keys = await _call(self._native.inspect(resource))
-        held = sum(1 for _, s, _, _, _ in keys if s in ("held", "not_a_lock"))
+        held = sum(1 for _, s, _, _, _ in keys if s in ("held", "shared", "not_a_lock"))
         return held >= self._native.quorum()
 
     async def get_active_locks(self) -> List[Lock]:
