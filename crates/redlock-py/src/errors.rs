@@ -177,7 +177,9 @@ fn answer(status: &NodeStatus) -> Answer {
         NodeStatus::Done => Answer::Done,
         NodeStatus::HeldByOther { .. } => Answer::Held,
         NodeStatus::Absent => Answer::Absent,
-        NodeStatus::NotALock => Answer::NotALock,
+        // A semaphore's other number of permits (not reachable from Python, which has no
+        // semaphores): a refusal of the same kind as a key that is no lock.
+        NodeStatus::NotALock | NodeStatus::OtherPermits { .. } => Answer::NotALock,
         NodeStatus::Failed(_) => Answer::Failed,
         _ => Answer::NotAwaited,
     }
@@ -190,6 +192,7 @@ fn status_word(status: &NodeStatus) -> &'static str {
         NodeStatus::HeldByOther { .. } => "held",
         NodeStatus::Absent => "absent",
         NodeStatus::NotALock => "not_a_lock",
+        NodeStatus::OtherPermits { .. } => "other_permits",
         NodeStatus::Failed(NodeError::Timeout(_)) => "timeout",
         NodeStatus::Failed(NodeError::Refused(_)) => "refused",
         NodeStatus::Failed(NodeError::Connection(_)) => "connection",

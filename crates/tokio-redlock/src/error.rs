@@ -377,6 +377,12 @@ pub enum NodeStatus {
     NotALock,
     /// The request failed.
     Failed(NodeError),
+    /// A semaphore's record of its number of permits on this master names another number
+    /// than the acquisition's ([`LockError::PermitsMismatch`]).
+    OtherPermits {
+        /// The number recorded there; `None` when the record is not a number.
+        recorded: Option<u32>,
+    },
     /// The round was decided before this master answered, and its reply was not awaited.
     /// Shown as "no answer before the verdict". (A master whose request never left and that
     /// is known to fail at once with a permanent cause — e.g. the same server as another
@@ -415,6 +421,12 @@ impl fmt::Display for NodeOutcome {
             NodeStatus::HeldByOther { remaining: None } => f.write_str("held"),
             NodeStatus::Absent => f.write_str("no lock"),
             NodeStatus::NotALock => f.write_str("key holds a non-lock value"),
+            NodeStatus::OtherPermits {
+                recorded: Some(permits),
+            } => write!(f, "the semaphore is recorded with {permits} permits"),
+            NodeStatus::OtherPermits { recorded: None } => {
+                f.write_str("the semaphore's record of its permits is not a number")
+            }
             NodeStatus::Failed(e) => write!(f, "{e}"),
             NodeStatus::NotAwaited => f.write_str("no answer before the verdict"),
         }

@@ -31,7 +31,7 @@ use support::servers::{Masters, RedisServer};
 use support::{eventually, unique_name};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_redlock::{LockError, LockManager, LossCause, MAX_PERMITS};
+use tokio_redlock::{LockError, LockManager, LossCause, MAX_PERMITS, NodeStatus};
 
 /// The slot key of permit `i` of the semaphore `name` (no prefix, no hash tag).
 fn slot(name: &str, i: u32) -> String {
@@ -218,6 +218,18 @@ async fn users_disagreeing_on_the_number_of_permits_are_refused() {
         "{e:?}"
     );
     assert!(render(&e).contains("2 permits"));
+    // Each master that answered says what it recorded, not that the key is no lock.
+    let shown = e.to_string();
+    assert!(
+        shown.contains("the semaphore is recorded with 2 permits") && !shown.contains("non-lock"),
+        "{shown}"
+    );
+    assert!(
+        e.outcomes()
+            .iter()
+            .any(|o| matches!(o.status(), NodeStatus::OtherPermits { recorded: Some(2) })),
+        "{e:?}"
+    );
     settle(&manager).await;
     // The first lock returned at a quorum: the slowest master's grant may land just after.
     let each_one = || masters.iter().all(|s| taken_slots(s, &name, 3).len() == 1);

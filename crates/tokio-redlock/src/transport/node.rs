@@ -85,7 +85,7 @@ impl PermitReply {
             Self::Full { remaining } => NodeStatus::HeldByOther {
                 remaining: *remaining,
             },
-            Self::Mismatch { .. } => NodeStatus::NotALock,
+            Self::Mismatch { found } => NodeStatus::OtherPermits { recorded: *found },
         }
     }
 }
