@@ -261,22 +261,11 @@ impl SentinelSpec {
         } else {
             SENTINEL_SCHEME
         };
-        let userinfo = match (&self.username, &self.password) {
-            (Some(user), Some(_)) => format!("{user}:***@"),
-            (None, Some(_)) => ":***@".to_owned(),
-            (Some(user), None) => format!("{user}@"),
-            (None, None) => String::new(),
-        };
+        let userinfo = redacted_userinfo(self.username.as_deref(), self.password.is_some());
         let hosts: Vec<String> = self
             .hosts
             .iter()
-            .map(|(host, port)| {
-                if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                }
-            })
+            .map(|(host, port)| show_host(host, *port))
             .collect();
         let mut shown = format!(
             "{scheme}{userinfo}{}/{}",
@@ -442,12 +431,7 @@ impl ClusterSpec {
         } else {
             CLUSTER_SCHEME
         };
-        let userinfo = match (&self.username, &self.password) {
-            (Some(user), Some(_)) => format!("{user}:***@"),
-            (None, Some(_)) => ":***@".to_owned(),
-            (Some(user), None) => format!("{user}@"),
-            (None, None) => String::new(),
-        };
+        let userinfo = redacted_userinfo(self.username.as_deref(), self.password.is_some());
         let hosts: Vec<String> = self
             .seeds
             .iter()
@@ -511,6 +495,17 @@ impl std::fmt::Debug for ClusterSpec {
 }
 
 /// `host:port`, with brackets around an IPv6 host.
+/// The userinfo part of a redacted URL (`user:***@`, `:***@`, `user@` or nothing): the
+/// password is never shown, only whether there is one.
+fn redacted_userinfo(username: Option<&str>, has_password: bool) -> String {
+    match (username, has_password) {
+        (Some(user), true) => format!("{user}:***@"),
+        (None, true) => ":***@".to_owned(),
+        (Some(user), false) => format!("{user}@"),
+        (None, false) => String::new(),
+    }
+}
+
 pub(crate) fn show_host(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
