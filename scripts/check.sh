@@ -9,6 +9,18 @@ scripts/install-redis.sh
 export RUSTDOCFLAGS="-D warnings"
 
 step() { printf '\n==> %s\n' "$*"; }
+# The redis-server processes (masters, Sentinels) whose parent is gone: reparented to init or
+# to a session's systemd, which adopts orphans. Sorted pids.
+orphan_servers() {
+  ps -eo pid=,ppid=,comm=,args= | awk '
+    { comm[$1] = $3; ppid[$1] = $2; exe[$1] = $4 }
+    END {
+      for (p in exe)
+        if (exe[p] ~ /redis-(server|sentinel)$/ && (ppid[p] == 1 || comm[ppid[p]] == "systemd"))
+          print p
+    }' | sort
+}
+servers_before="$(orphan_servers)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -30,8 +42,9 @@ cargo doc -p tokio-redlock --no-deps --locked
 step "Python package (crates/redlock-py): build into a venv, pytest against real redis-server"
 # The dev profile shares most of the debug build above; the CLI built by the tests serves the
 # interop tests.
-REDLOCK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/redlock" TOKIO_REDLOCK_PY_PROFILE=dev \
-  scripts/python.sh
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+REDLOCK_BIN="$TARGET_DIR/debug/redlock" TOKIO_REDLOCK_PY_PROFILE=dev scripts/python.sh
 if [ "${REDLOCK_CHECK_SDIST:-0}" = "1" ]; then
   step "Python package from its sdist: maturin sdist, pip install into a fresh venv, a lock on redis-server"
   # Opt-in (REDLOCK_CHECK_SDIST=1 scripts/check.sh, or .ci/run): pip's isolated build fetches
@@ -39,9 +52,13 @@ if [ "${REDLOCK_CHECK_SDIST:-0}" = "1" ]; then
   # (4.5 on a loaded 2-CPU machine); the package's code itself is tested above.
   TOKIO_REDLOCK_PY_PROFILE=dev scripts/python-sdist.sh
 fi
-# Nothing may outlive the run: every test stops the servers it started.
-if pgrep -f 'redis-server 127.0.0.1' >/dev/null 2>&1; then
-  echo "warning: redis-server processes left running after the tests:" >&2
-  pgrep -af 'redis-server 127.0.0.1' >&2 || true
+# Nothing may outlive the run: every test stops the servers it started. A server left behind
+# by this run is an orphan (its test process is gone) that was not running before the run; a
+# system service or another run's servers are neither, so they do not fail it.
+orphans="$(comm -13 <(printf '%s\n' "$servers_before") <(orphan_servers))"
+if [ -n "$orphans" ]; then
+  echo "error: redis-server processes left running after the tests:" >&2
+  for pid in $orphans; do ps -o pid=,args= -p "$pid" >&2 || true; done
+  exit 1
 fi
 step "all checks passed"

@@ -440,7 +440,9 @@ pub(crate) struct ExecArgs {
     #[arg(long, value_name = "N", default_value_t = crate::exit::LOST, env = "REDLOCK_LOST_EXIT_CODE")]
     pub(crate) lost_exit_code: u8,
 
-    /// Issue a fencing token with the lock, passed as REDLOCK_FENCING_TOKEN.
+    /// Issue a fencing token with the lock, passed as REDLOCK_FENCING_TOKEN. With --also,
+    /// one token per resource instead, in REDLOCK_FENCING_TOKENS: one per line, in the order
+    /// of REDLOCK_RESOURCES.
     #[arg(long, env = "REDLOCK_FENCING")]
     pub(crate) fencing: bool,
 
