@@ -254,7 +254,7 @@ pub(crate) async fn acquire(
 ) -> Result<Lock, LockError> {
     let started = Instant::now();
     let checked = crate::primitives::multi::check(&shared.settings.key_prefix, &target)
-        .and_then(|()| crate::primitives::semaphore::check(&target))
+        .and_then(|()| crate::primitives::semaphore::check(&shared.settings.key_prefix, &target))
         .and_then(|()| crate::primitives::rwlock::check(&shared.settings.key_prefix, &target))
         .and_then(|()| check_target(shared, &target, &options));
     let result = match checked {

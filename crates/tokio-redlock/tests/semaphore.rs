@@ -255,6 +255,49 @@ async fn users_disagreeing_on_the_number_of_permits_are_refused() {
     manager.close().await;
 }
 
+/// Another application's value where a semaphore records its number of permits (a hash, or
+/// a string that is no number) is not a record of this semaphore: the permit is refused as
+/// a disagreement on the number, with nothing written, and the value stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_value_at_the_permits_key_is_refused_and_kept() {
+    let masters = Masters::start(1);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    for foreign in ["hash", "text"] {
+        let name = unique_name(foreign);
+        let permits_key = format!("{{{name}}}:permits");
+        if foreign == "hash" {
+            masters[0].cmd(&["HSET", &permits_key, "owner", "billing"]);
+        } else {
+            masters[0].cmd(&["SET", &permits_key, "not-a-number"]);
+        }
+        let e = manager.semaphore(&name, 2).lock().await.unwrap_err();
+        assert!(
+            matches!(&e, LockError::PermitsMismatch { found: None, .. }),
+            "{}",
+            render(&e)
+        );
+        assert!(
+            e.outcomes()
+                .iter()
+                .any(|o| matches!(o.status(), NodeStatus::OtherPermits { recorded: None })),
+            "{e:?}"
+        );
+        assert_eq!(masters[0].dbsize(), 1, "{:?}", masters[0].dump());
+        assert_eq!(masters[0].pttl(permits_key.as_bytes()), -1, "its TTL is untouched");
+        if foreign == "hash" {
+            let kept = masters[0].cmd(&["HGET", &permits_key, "owner"]);
+            assert_eq!(kept, redis::Value::BulkString(b"billing".to_vec()));
+        } else {
+            assert_eq!(
+                masters[0].get(permits_key.as_bytes()).as_deref(),
+                Some(&b"not-a-number"[..])
+            );
+        }
+        masters[0].cmd(&["DEL", &permits_key]);
+    }
+    manager.close().await;
+}
+
 /// Every permit held (60 s TTL): a waiter with a 10 s retry delay is woken by a release
 /// notification and gets the freed permit at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,6 +463,33 @@ async fn a_lock_and_a_semaphore_on_one_name_are_separate() {
     assert!(manager.is_locked(&name).await.unwrap().is_held_by(&lock));
     manager.unlock(&mut permit).await.unwrap();
     manager.unlock(&mut lock).await.unwrap();
+    manager.close().await;
+}
+
+/// The semaphore `{X}` (a name in braces) would keep its slots and permits key where the
+/// semaphore `X` keeps them (`{X}:permit:<n>`, `{X}:permits`): two differently named
+/// semaphores sharing their permits. It is refused before any request, with a typed error
+/// that names the key it would share; `X` itself and a name with braces inside work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semaphore_on_a_braced_name_is_refused_before_any_request() {
+    let masters = Masters::start(1);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    let name = unique_name("brace");
+    let braced = format!("{{{name}}}");
+    let e = manager.semaphore(&braced, 2).lock().await.unwrap_err();
+    assert!(e.is_invalid_input(), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("no semaphore on the key"), "{message}");
+    assert!(message.contains(&format!("`{name}`")), "{message}");
+    let e = manager.semaphore(&braced, 2).acquire().await.unwrap_err();
+    assert!(e.is_invalid_input(), "{e:?}");
+    assert_eq!(masters[0].dbsize(), 0, "{:?}", masters[0].dump());
+
+    let mut plain = manager.semaphore(&name, 2).lock().await.unwrap();
+    let inner = format!("{{{name}}}:sem");
+    let mut tagged = manager.semaphore(&inner, 2).lock().await.unwrap();
+    manager.unlock(&mut tagged).await.unwrap();
+    manager.unlock(&mut plain).await.unwrap();
     manager.close().await;
 }
 

@@ -103,14 +103,33 @@ impl Slots {
     }
 }
 
-/// Refuses a number of permits outside `1..=MAX_PERMITS` before any request.
-pub(crate) fn check(target: &Target) -> Result<(), LockError> {
-    match target.permits {
-        Some(k) if k == 0 || k > MAX_PERMITS => Err(LockError::InvalidArgument(format!(
+/// Refuses, before any request, a number of permits outside `1..=MAX_PERMITS`, and a
+/// semaphore whose key is `{Y}` (braces around a name `Y` without a hash tag): its slots and
+/// permits key (`{Y}:permit:<n>`, `{Y}:permits`) would be those of the semaphore `Y`, so two
+/// differently named semaphores would share their permits.
+pub(crate) fn check(prefix: &[u8], target: &Target) -> Result<(), LockError> {
+    let Some(k) = target.permits else {
+        return Ok(());
+    };
+    if k == 0 || k > MAX_PERMITS {
+        return Err(LockError::InvalidArgument(format!(
             "a semaphore has 1 to {MAX_PERMITS} permits, not {k}"
-        ))),
-        _ => Ok(()),
+        )));
     }
+    for name in target.resources.iter() {
+        let key = keys::lock_key(prefix, name);
+        if let Some(twin) = keys::helper_twin(&key) {
+            return Err(LockError::InvalidArgument(format!(
+                "no semaphore on the key `{}`: its permits would be those of the semaphore \
+                 `{}` (braces around a name are its hash tag); name it differently, such as \
+                 `{}:sem`",
+                Printable::new(&*key),
+                Printable(twin),
+                Printable::new(&*key),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The reply type of a permit round: the reply, and whether the name is also a lock there.
@@ -446,7 +465,8 @@ impl<'a> Semaphore<'a> {
     /// As [`LockManager::lock`] (a conflict means every permit stayed taken); and
     /// [`LockError::PermitsMismatch`] when the semaphore's users disagree on the number of
     /// permits; [`LockError::InvalidArgument`] for 0 or more than [`MAX_PERMITS`] permits,
-    /// before any request.
+    /// or a name that is another name in braces (see [`LockManager::semaphore`]), before
+    /// any request.
     ///
     /// # Cancel safety
     ///
@@ -665,7 +685,8 @@ impl LockManager {
     /// A counting semaphore named `name` with `permits` permits: at most `permits` holders
     /// at once. See [`Semaphore`] for how it works and why it is safe. Creating it sends
     /// nothing; the number of permits is checked when a permit is taken (1 to
-    /// [`MAX_PERMITS`]).
+    /// [`MAX_PERMITS`]), and so is the name: a name that is another name in braces (`{jobs}`
+    /// beside `jobs`) is refused, as its slots would be that semaphore's.
     ///
     /// # Examples
     ///

@@ -7,10 +7,13 @@
 -- Returns {1, j, kind}        granted the slot at rotation position j (0-based)
 --         {0, pttl, kind}     every slot is held (pttl = the least remaining TTL, ms)
 --         {3, limit, 0}       L says another k: the users of S disagree; nothing written
+--                             (limit = -1 when L is not a number: another value or another
+--                             type, which is never overwritten)
 -- kind = 1 when S itself exists (the name is also used as a lock: a warning, not an error).
 -- Idempotent: a resend with the same token finds its own slot and reports it again.
 local k = tonumber(ARGV[3])
 local limit = redis.pcall('GET', KEYS[2])
+if type(limit) == 'table' then return {3, -1, 0} end
 if type(limit) == 'string' and limit ~= ARGV[3] then return {3, tonumber(limit) or -1, 0} end
 for j = 1, k do
   if redis.pcall('GET', KEYS[j + 2]) == ARGV[1] then
