@@ -389,7 +389,8 @@ pub(crate) fn helper_owner(key: &[u8]) -> Option<(&[u8], &'static str)> {
 /// # Errors
 ///
 /// [`LockError::ReservedKey`] (with [`is_reserved_key`](LockError::is_reserved_key) and
-/// [`is_invalid_input`](LockError::is_invalid_input)) naming the lock key it belongs to.
+/// [`is_invalid_input`](LockError::is_invalid_input)) naming the lock key it belongs to;
+/// [`LockError::InvalidArgument`] for an empty resource name.
 ///
 /// # Examples
 ///
@@ -399,18 +400,26 @@ pub(crate) fn helper_owner(key: &[u8]) -> Option<(&[u8], &'static str)> {
 /// assert!(e.is_reserved_key());
 /// assert!(tokio_redlock::check_resource(b"", b"{jobs}:permit:3").is_err());
 /// assert!(tokio_redlock::check_resource(b"app:", b"orders:42:holder").is_ok());
+/// assert!(tokio_redlock::check_resource(b"app:", b"").unwrap_err().is_invalid_input());
 /// assert!(tokio_redlock::check_resource(b"{app}:", b"orders:42:holder").is_err());
 /// ```
 pub fn check_resource(prefix: &[u8], resource: &[u8]) -> Result<(), LockError> {
     check_lock_key(prefix, &Arc::from(resource))
 }
 
-/// Refuses a resource whose lock key is a helper key of another resource
-/// ([`LockError::ReservedKey`]), before any request: a lock on a fencing counter would break
-/// that resource's fenced acquisitions (and wait for a counter that never expires); a lock
-/// on a holder record would change the holder it shows; a lock on a semaphore's slot would
-/// take a permit behind its users' backs.
+/// Refuses an empty resource name ([`LockError::InvalidArgument`]) and a resource whose lock
+/// key is a helper key of another resource ([`LockError::ReservedKey`]), before any
+/// request: a lock on a fencing counter would break that resource's fenced acquisitions
+/// (and wait for a counter that never expires); a lock on a holder record would change the
+/// holder it shows; a lock on a semaphore's slot would take a permit behind its users'
+/// backs.
 pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {
+    if resource.is_empty() {
+        // Most likely an unset variable: two such callers would share the key of "nothing".
+        return Err(LockError::InvalidArgument(
+            "the resource name is empty: name what the lock protects".to_owned(),
+        ));
+    }
     let key = lock_key(prefix, resource);
     match helper_owner(&key) {
         Some((owner, helper)) => Err(LockError::ReservedKey {

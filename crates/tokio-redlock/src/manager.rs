@@ -595,7 +595,9 @@ impl LockManager {
     /// - [`LockError::ValidityExhausted`] when every quorum came too late for the TTL;
     /// - [`LockError::NotALock`] when a non-lock value sits under the key (not retried);
     /// - [`LockError::InvalidArgument`] for a TTL below 1 ms or above [`MAX_TTL`](crate::MAX_TTL),
-    ///   before any request;
+    ///   or an empty resource name, before any request;
+    /// - [`LockError::ReservedKey`] for a resource whose key is another resource's helper
+    ///   key (see [`check_resource`](crate::check_resource)), before any request;
     /// - [`LockError::Closed`] after [`close`](Self::close).
     ///
     /// # Cancel safety

@@ -613,6 +613,37 @@ async fn c21_binary_unicode_and_huge_resource_names() {
     assert_eq!(server.pttl(key), -1);
 }
 
+/// An empty resource name (most often an unset variable) is refused before any request,
+/// for every kind of lock, with and without a key prefix: two such callers would otherwise
+/// exclude each other on the key of nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_resource_name_is_refused_before_any_request() {
+    let masters = Masters::start(1);
+    for prefix in [&b""[..], &b"app:"[..]] {
+        let manager = builder(&masters.urls()).key_prefix(prefix).build().unwrap();
+        let results = [
+            manager.lock("").await.map(drop),
+            manager.try_lock("").await.map(drop),
+            manager.acquire("").await.map(drop),
+            manager.lock_all(["a", ""]).await.map(drop),
+            manager.read_lock("").await.map(drop),
+            manager.write_lock("").await.map(drop),
+            manager.semaphore("", 2).lock().await.map(drop),
+        ];
+        for (i, result) in results.into_iter().enumerate() {
+            let e = result.expect_err("an empty name is refused");
+            assert!(
+                matches!(&e, LockError::InvalidArgument(m) if m.contains("empty")),
+                "call {i}: {}",
+                render(&e)
+            );
+        }
+        assert!(tokio_redlock::check_resource(prefix, b"").is_err());
+        assert_eq!(masters[0].dbsize(), 0, "{:?}", masters[0].dump());
+        manager.close().await;
+    }
+}
+
 /// C06 (a): a hash under the resource's key is a distinct, typed error, reported at once
 /// without retrying, and the hash is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
