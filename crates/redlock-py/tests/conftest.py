@@ -141,6 +141,25 @@ def servers(shared_servers: List[Server]) -> Iterator[List[Server]]:
 
 
 @pytest.fixture
+def on_masters(servers: List[Server]):
+    """Checks what a call left on the masters the way Redlock promises it: a call returns
+    once a quorum answered, and the last master's request may land just after. So the
+    condition holds on a majority at once, and on every master within ``timeout`` s. The
+    masters are the shared ``servers`` unless a test passes its own."""
+
+    def check(condition, masters=None, timeout: float = 3.0) -> None:
+        masters = servers if masters is None else masters
+        quorum = len(masters) // 2 + 1
+        assert sum(bool(condition(s)) for s in masters) >= quorum, {s.url: s.keys() for s in masters}
+        deadline = time.monotonic() + timeout
+        while not all(condition(s) for s in masters):
+            assert time.monotonic() < deadline, {s.url: s.keys() for s in masters}
+            time.sleep(0.02)
+
+    return check
+
+
+@pytest.fixture
 def urls(servers: List[Server]) -> List[str]:
     return [s.url for s in servers]
 
