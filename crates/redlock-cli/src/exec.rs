@@ -649,7 +649,13 @@ async fn run_with(
         Supervised {
             status, received, ..
         } => {
-            release(guard, resource, report).await;
+            if let Some(why) = release(guard, resource, report).await {
+                // Found out only at the release: the command has ended, nothing to signal.
+                ending.outcome = "lost";
+                ending.exit_code = args.lost_exit_code;
+                ending.error = Some(why);
+                return ending;
+            }
             ending.exit_code = match (received, status) {
                 (Some(signal), _) => exit::signal_code(signal),
                 (None, Ok(status)) => exit::from_wait(&status).unwrap_or(exit::SOFTWARE),
@@ -776,18 +782,32 @@ fn acquire_failed(
     Ending::of(kind, outcome, code, resource).error(e)
 }
 
-/// Releases after a normal end; a failure is a warning (the command's status still stands).
-async fn release(guard: LockGuard, resource: &str, report: Report) {
+/// Releases after a normal end. An incomplete release is a warning (the keys expire by
+/// their TTL). A release that a quorum answered with "not ours" (the keys expired, or were
+/// deleted or taken by someone else) means the lock was not held the whole time: that is
+/// returned, as the text of the loss, for the caller to report as one.
+async fn release(guard: LockGuard, resource: &str, report: Report) -> Option<String> {
     let shown = Printable::new(resource);
     match guard.release().await {
-        Ok(()) => report.info(format_args!("released `{shown}`")),
-        Err(e) if e.is_not_held() => report.warn(format_args!(
-            "the lock on `{shown}` was no longer held when released (it expired or was \
-             deleted by someone else): {e}"
-        )),
-        Err(e) => report.warn(format_args!(
-            "release of `{shown}` incomplete; the remaining keys expire by their TTL: {e}"
-        )),
+        Ok(()) => {
+            report.info(format_args!("released `{shown}`"));
+            None
+        }
+        Err(e) if e.is_not_held() => {
+            let why = format!(
+                "the lock on `{shown}` was no longer held when released (it expired, or was \
+                 deleted or taken by someone else, before any extension noticed): the command \
+                 may have run without it: {e}"
+            );
+            report.error(&why);
+            Some(why)
+        }
+        Err(e) => {
+            report.warn(format_args!(
+                "release of `{shown}` incomplete; the remaining keys expire by their TTL: {e}"
+            ));
+            None
+        }
     }
 }
 

@@ -195,3 +195,41 @@ fn json_setup_errors_still_print_json_on_stdout() {
         "{reserved:?}"
     );
 }
+
+/// A lock cleared by an operator while its command runs, before any extension noticed:
+/// the release at the end finds the keys gone on every master, so the command did not run
+/// under the lock the whole time. That is a loss (exit 75, `"outcome":"lost"` in the JSON
+/// report), never the command's own status 0.
+#[test]
+fn a_lock_cleared_while_its_command_ran_is_reported_lost_at_the_release() {
+    let masters = Masters::start(3);
+    let r = name("cleared");
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    // The default TTL (30 s) plans the first extension after 10 s: the command ends before.
+    let mut run = redlock_std(&masters)
+        .args(["exec", "--json", &r, "--", "sh", "-c"])
+        .arg(format!("touch '{}'; sleep 2", started.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !started.exists() {
+        assert!(Instant::now() < until, "the command did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    redlock(&masters)
+        .args(["release", "--force", "--yes", &r])
+        .assert()
+        .code(0);
+    let status = wait_timeout(&mut run, Duration::from_secs(15));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("no longer held when released"), "{stderr}");
+    let json = stderr.lines().last().unwrap();
+    assert!(json.contains(r#""outcome":"lost""#), "{json}");
+    assert!(json.contains(r#""exit_code":75"#), "{json}");
+    assert!(json.contains(r#""command_exit_code":0"#), "{json}");
+    assert!(masters.iter().all(|m| !m.exists(r.as_bytes())));
+}

@@ -23,6 +23,9 @@ def test_names_and_submodules_mirror_aioredlock():
     assert lock.Lock is Lock
     assert utility.clean_password({"password": "x"}) == "{'password': '*******'}"
     assert utility.clean_password("redis://:secret@h:1/0") == "redis://:*******@h:1/0"
+    # aioredlock's pattern shows a `user:password@` password after its mask; this one does not.
+    assert utility.clean_password("redis://app:s3cret@h:1/0") == "redis://app:*******@h:1/0"
+    assert utility.clean_password("rediss://app:p@ss:w@h:1") == "rediss://app:*******@h:1"
 
 
 def test_exception_hierarchy():
@@ -106,6 +109,32 @@ def test_repr_masks_passwords_and_objects_are_unhashable(urls):
     assert repr(lock).startswith("Lock(lock_manager=Aioredlock(") and "resource='r', id='id1', lock_timeout=10.0, valid=False)" in repr(lock)
 
 
+async def test_a_password_with_url_characters_works_unencoded_and_is_never_shown(spawn_servers):
+    # The engine reads the userinfo up to the last `@`, so `/ ? # @` need no percent-encoding;
+    # dropping aioredis's pool options from the query must leave the password as written.
+    (server,) = spawn_servers(1)
+    password = "p/a?s@s#w"
+    server.client.config_set("requirepass", password)
+    url = f"redis://:{password}@127.0.0.1:{server.port}"
+    for given in (url, f"{url}/0?encoding=utf-8&minsize=2"):
+        m = Aioredlock([given], retry_count=1)
+        try:
+            assert all(password not in shown for shown in (repr(m), " ".join(m.masters)))
+            lock = await m.lock("pw", lock_timeout=5)
+            await m.unlock(lock)
+        finally:
+            await m.destroy()
+    wrong = Aioredlock([f"redis://:{password}X@127.0.0.1:{server.port}"], retry_count=1)
+    try:
+        with pytest.raises(LockUnavailableError) as info:
+            await wrong.lock("pw", lock_timeout=5)
+        assert "authentication" in str(info.value)
+        for shown in (str(info.value), repr(info.value), repr(wrong)):
+            assert password not in shown and "p/a" not in shown, shown
+    finally:
+        await wrong.destroy()
+
+
 def test_sentinel_configuration_errors_and_urls():
     with pytest.raises(SentinelConfigError, match="^Master name required for sentinel to be configured$"):
         Sentinel({"host": "s1"})
@@ -143,6 +172,14 @@ async def test_lock_timeout_validation_happens_at_await(manager):
         await manager.lock("r", lock_timeout=-1)
     with pytest.raises(TypeError, match="Argument should be ether aioredlock.Lock instance or string, <class 'int'> is given."):
         await manager.is_locked(42)
+    # An empty resource (most often an unset variable) and a token in the engine's own
+    # namespace of values are refused before any request.
+    with pytest.raises(ValueError, match="empty"):
+        await manager.lock("", lock_timeout=1)
+    with pytest.raises(ValueError, match="empty"):
+        await manager.is_locked("")
+    with pytest.raises(ValueError, match="reserved"):
+        await manager.lock("r", lock_timeout=1, lock_identifier="redlock:shared")
 
 
 async def test_contention_raises_acquiring_error_after_retry_count_attempts(manager, urls):

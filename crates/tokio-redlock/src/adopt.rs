@@ -38,8 +38,9 @@ impl LockManager {
     /// - [`LockError::NotHeld`] (operation [`Operation::Query`]) when `token` does not hold
     ///   the resource on a quorum (free, another holder, in flux, or no validity left);
     /// - [`LockError::NoQuorum`] when too few masters answered;
-    /// - [`LockError::InvalidArgument`] for an empty token, one over 256 bytes or with a
-    ///   control character, or keys that have no TTL (not set by a lock);
+    /// - [`LockError::InvalidArgument`] for an empty token, one over 256 bytes, with a
+    ///   control character or starting with `redlock:`, or keys that have no TTL (not set
+    ///   by a lock);
     /// - [`LockError::Closed`] after [`close`](Self::close).
     ///
     /// # Cancel safety

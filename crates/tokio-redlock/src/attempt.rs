@@ -1169,8 +1169,21 @@ pub(crate) fn check_token(token: &str) -> Result<(), LockError> {
             "the lock token contains a control character".to_owned(),
         ));
     }
+    if token.starts_with(RESERVED_TOKEN_PREFIX) {
+        // Readers keep `redlock:shared` under a read-write lock's key: a mutex with that
+        // token would count as granted beside the readers, and its release would delete
+        // their marker under them.
+        return Err(LockError::InvalidArgument(format!(
+            "the lock token starts with `{RESERVED_TOKEN_PREFIX}`, which is reserved for the \
+             values this library keeps under lock keys (such as the readers' marker)"
+        )));
+    }
     Ok(())
 }
+
+/// Caller-chosen tokens may not start with this: the values the library itself keeps under
+/// lock keys ([`keys::SHARED`]) do.
+pub(crate) const RESERVED_TOKEN_PREFIX: &str = "redlock:";
 
 /// Withdraws, on every master, the releases of `token` under `key` parked for resending,
 /// and waits (at most two node timeouts plus the connect timeout) for one the release

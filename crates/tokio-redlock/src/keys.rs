@@ -407,6 +407,18 @@ pub fn check_resource(prefix: &[u8], resource: &[u8]) -> Result<(), LockError> {
     check_lock_key(prefix, &Arc::from(resource))
 }
 
+/// Refuses an empty resource name ([`LockError::InvalidArgument`]) before any request, for
+/// the acquisitions and the queries alike: most likely an unset variable, and two callers
+/// with one would share the key of nothing.
+pub(crate) fn check_not_empty(resource: &[u8]) -> Result<(), LockError> {
+    if resource.is_empty() {
+        return Err(LockError::InvalidArgument(
+            "the resource name is empty: name what the lock protects".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses an empty resource name ([`LockError::InvalidArgument`]) and a resource whose lock
 /// key is a helper key of another resource ([`LockError::ReservedKey`]), before any
 /// request: a lock on a fencing counter would break that resource's fenced acquisitions
@@ -414,12 +426,7 @@ pub fn check_resource(prefix: &[u8], resource: &[u8]) -> Result<(), LockError> {
 /// holder it shows; a lock on a semaphore's slot would take a permit behind its users'
 /// backs.
 pub(crate) fn check_lock_key(prefix: &[u8], resource: &Arc<[u8]>) -> Result<(), LockError> {
-    if resource.is_empty() {
-        // Most likely an unset variable: two such callers would share the key of "nothing".
-        return Err(LockError::InvalidArgument(
-            "the resource name is empty: name what the lock protects".to_owned(),
-        ));
-    }
+    check_not_empty(resource)?;
     let key = lock_key(prefix, resource);
     match helper_owner(&key) {
         Some((owner, helper)) => Err(LockError::ReservedKey {

@@ -954,6 +954,7 @@ impl LockManager {
     /// # Errors
     ///
     /// [`LockError::NoQuorum`] when fewer than a quorum of masters answered;
+    /// [`LockError::InvalidArgument`] for an empty resource name, before any request;
     /// [`LockError::Closed`] after [`close`](Self::close).
     ///
     /// # Cancel safety
@@ -972,6 +973,7 @@ impl LockManager {
     /// ```
     pub async fn is_locked(&self, resource: impl AsRef<[u8]>) -> Result<LockState, LockError> {
         self.shared.check_open()?;
+        keys::check_not_empty(resource.as_ref())?;
         let shared = &self.shared;
         let resource: Arc<[u8]> = resource.as_ref().into();
         let key = keys::lock_key(&shared.settings.key_prefix, &resource);
@@ -1033,8 +1035,9 @@ impl LockManager {
     ///
     /// # Errors
     ///
-    /// [`LockError::Closed`] after [`close`](Self::close); a master's failure is its
-    /// [`KeyState::Failed`], not an error of the call.
+    /// [`LockError::Closed`] after [`close`](Self::close);
+    /// [`LockError::InvalidArgument`] for an empty resource name, before any request. A
+    /// master's failure is its [`KeyState::Failed`], not an error of the call.
     ///
     /// # Cancel safety
     ///
@@ -1056,6 +1059,7 @@ impl LockManager {
     /// ```
     pub async fn inspect(&self, resource: impl AsRef<[u8]>) -> Result<Vec<MasterKey>, LockError> {
         self.shared.check_open()?;
+        keys::check_not_empty(resource.as_ref())?;
         let key = keys::lock_key(&self.shared.settings.key_prefix, resource.as_ref());
         let call = Call::until(self.shared.query_queue_until());
         let start = Instant::now();
@@ -1438,8 +1442,9 @@ impl LockRequest<'_> {
     /// # Errors
     ///
     /// [`LockError::InvalidArgument`] before any request for an empty token, one longer than
-    /// 256 bytes or with a control character, or together with
-    /// [`holder_info`](Self::holder_info).
+    /// 256 bytes, with a control character or starting with `redlock:` (reserved for the
+    /// values the library keeps under lock keys, such as the readers' marker), or together
+    /// with [`holder_info`](Self::holder_info).
     /// Also for a request of several resources ([`lock_all`](LockManager::lock_all)), a
     /// semaphore's permit, a reader or a writer: a caller-chosen token is for a lock of one
     /// resource only.

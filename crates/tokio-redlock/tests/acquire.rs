@@ -614,7 +614,7 @@ async fn c21_binary_unicode_and_huge_resource_names() {
 }
 
 /// An empty resource name (most often an unset variable) is refused before any request,
-/// for every kind of lock, with and without a key prefix: two such callers would otherwise
+/// for every kind of lock and every query, with and without a key prefix: two such callers would otherwise
 /// exclude each other on the key of nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_resource_name_is_refused_before_any_request() {
@@ -639,6 +639,16 @@ async fn an_empty_resource_name_is_refused_before_any_request() {
             );
         }
         assert!(tokio_redlock::check_resource(prefix, b"").is_err());
+        // The queries too: they would read the key of nothing (or the bare prefix).
+        let queries = [
+            manager.is_locked("").await.map(drop),
+            manager.inspect("").await.map(drop),
+            manager.inspect_permits("").await.map(drop),
+        ];
+        for (i, result) in queries.into_iter().enumerate() {
+            let e = result.expect_err("an empty name is refused");
+            assert!(e.is_invalid_input(), "query {i}: {}", render(&e));
+        }
         assert_eq!(masters[0].dbsize(), 0, "{:?}", masters[0].dump());
         manager.close().await;
     }

@@ -490,6 +490,42 @@ async fn a_reader_of_the_braced_name_does_not_free_the_name_for_a_writer() {
     manager.close().await;
 }
 
+/// Readers keep the marker `redlock:shared` under the key. A mutex given that value as its
+/// token would count as granted beside the readers, its unlock would delete their marker,
+/// and a writer would then enter beside a valid reader. The token is refused before any
+/// request, in either order, and the reader keeps the writer out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutex_token_equal_to_the_readers_marker_is_refused() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    let name = unique_name("marker");
+    let mut reader = manager.read_lock(&name).ttl(ms(20_000)).await.unwrap();
+    let e = manager
+        .lock(&name)
+        .token("redlock:shared")
+        .await
+        .expect_err("the readers' marker is no token");
+    assert!(e.is_invalid_input(), "{}", render(&e));
+    match manager.write_lock(&name).await {
+        Ok(writer) => panic!("a writer entered beside a valid reader: {}", writer.token()),
+        Err(e) => assert!(e.is_conflict(), "{}", render(&e)),
+    }
+    assert!(reader.is_valid());
+    manager.unlock(&mut reader).await.unwrap();
+
+    // The other order: no mutex with the marker is ever granted, so nothing to read beside.
+    let other = unique_name("marker");
+    let e = manager
+        .lock(&other)
+        .token("redlock:shared")
+        .await
+        .unwrap_err();
+    assert!(e.is_invalid_input(), "{}", render(&e));
+    assert!(masters.iter().all(|m| !m.exists(other.as_bytes())));
+    settle(&manager).await;
+    manager.close().await;
+}
+
 /// A writer granted at its first attempt on every master set no intent anywhere, so its call
 /// sends no withdrawal: two script calls per master (the acquisition and the release), not
 /// three — except where a master answered after the verdict (its reply unknown when the call

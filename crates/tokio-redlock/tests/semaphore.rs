@@ -283,7 +283,11 @@ async fn a_foreign_value_at_the_permits_key_is_refused_and_kept() {
             "{e:?}"
         );
         assert_eq!(masters[0].dbsize(), 1, "{:?}", masters[0].dump());
-        assert_eq!(masters[0].pttl(permits_key.as_bytes()), -1, "its TTL is untouched");
+        assert_eq!(
+            masters[0].pttl(permits_key.as_bytes()),
+            -1,
+            "its TTL is untouched"
+        );
         if foreign == "hash" {
             let kept = masters[0].cmd(&["HGET", &permits_key, "owner"]);
             assert_eq!(kept, redis::Value::BulkString(b"billing".to_vec()));

@@ -23,6 +23,19 @@ def _from_parts(host: str, port: int, db: Any = None, password: Any = None, tls:
     return f"{scheme}://{auth}{_host(str(host))}:{int(port)}{path}"
 
 
+def _without_ignored_options(conn: str) -> str:
+    """``conn`` without the aioredis pool options in its query. The userinfo is left exactly
+    as written: a password may hold ``/ ? # @`` unencoded (the engine's parser takes the
+    userinfo up to the last ``@``), which ``urlsplit`` would read as a path or a query."""
+    scheme, _, rest = conn.partition("://")
+    userinfo, at, address = rest.rpartition("@")
+    if "?" not in address:
+        return conn
+    url = urlsplit(f"{scheme}://{address}")
+    query = [(k, v) for k, v in parse_qsl(url.query) if k not in _IGNORED]
+    return f"{scheme}://{userinfo}{at}" + urlunsplit(url._replace(query=urlencode(query)))[len(scheme) + 3 :]
+
+
 def to_url(conn: Any) -> str:
     """One element of ``redis_connections`` as an engine URL; ``TypeError`` for a form
     this package does not take (an aioredis pool: pass its address instead)."""
@@ -45,9 +58,7 @@ def to_url(conn: Any) -> str:
         return _from_parts(conn[0], conn[1])
     if isinstance(conn, str):
         if conn.startswith(("redis://", "rediss://")):
-            url = urlsplit(conn)
-            query = [(k, v) for k, v in parse_qsl(url.query) if k not in _IGNORED]
-            return urlunsplit(url._replace(query=urlencode(query)))
+            return _without_ignored_options(conn)
         if conn.startswith(("redis+sentinel://", "rediss+sentinel://", "redis+unix://", "unix://")):
             return conn
         if conn.startswith("/"):

@@ -22,5 +22,16 @@ def clean_password(details: Any, cast: Callable[[Any], Any] = str) -> Any:
     elif isinstance(details, list):
         details = [clean_password(x, cast=type(x)) for x in details]
     elif isinstance(details, str) and re.match(REDIS_DSN_PATTERN, details):
-        details = re.sub(REDIS_DSN_PATTERN, "\\1:*******@\\3", details)
+        details = _mask_url(details)
     return cast(details)
+
+
+def _mask_url(url: str) -> str:
+    """aioredlock's masking (``re.sub(REDIS_DSN_PATTERN, ...)``: ``redis://:*******@host``,
+    also where the URL has no password), except that a ``user:password@`` userinfo keeps
+    only the user: aioredlock's pattern misses it and shows the password after the mask. The
+    userinfo runs to the last ``@``, as the engine reads it."""
+    scheme, _, rest = url.partition("://")
+    userinfo, at, address = rest.rpartition("@")
+    user = userinfo.partition(":")[0] if at and ":" in userinfo else ""
+    return f"{scheme}://{user}:*******@{address if at else rest}"

@@ -594,8 +594,9 @@ impl LockManager {
     ///
     /// # Errors
     ///
-    /// [`LockError::Closed`] after [`close`](Self::close); a master's failure is its
-    /// [`MasterPermits::state`], not an error of the call.
+    /// [`LockError::Closed`] after [`close`](Self::close);
+    /// [`LockError::InvalidArgument`] for an empty name, before any request. A master's
+    /// failure is its [`MasterPermits::state`], not an error of the call.
     ///
     /// # Cancel safety
     ///
@@ -619,6 +620,7 @@ impl LockManager {
     ) -> Result<Vec<MasterPermits>, LockError> {
         let shared = self.shared();
         shared.check_open()?;
+        keys::check_not_empty(name.as_ref())?;
         let name_key = keys::lock_key(&shared.settings.key_prefix, name.as_ref());
         let limit_key = keys::helper_key(&name_key, b"permits");
         let call = Call::until(shared.query_queue_until());
