@@ -258,7 +258,13 @@ pub(crate) async fn acquire(
         .and_then(|()| crate::primitives::rwlock::check(&shared.settings.key_prefix, &target))
         .and_then(|()| check_target(shared, &target, &options));
     let result = match checked {
-        Ok(()) => acquire_unrecorded(shared, &target, options).await,
+        Ok(()) => match acquire_unrecorded(shared, &target, options).await {
+            // The manager was closed during the call: its connections were dropped under
+            // the round (and queued requests never left), so the masters' failures say only
+            // that. Closed is what happened.
+            Err(e) if e.is_unavailable() && shared.check_open().is_err() => Err(LockError::Closed),
+            other => other,
+        },
         Err(e) => Err(e),
     };
     crate::metrics::acquisition(target.primitive, &result, started.elapsed());

@@ -646,6 +646,8 @@ pub enum LockError {
     /// `into()`, so one error type can carry both.
     Config(ConfigError),
     /// [`LockManager::close`](crate::LockManager::close) was called; no new requests are sent.
+    /// An acquisition (or a wait) in progress when the manager closed ends with it too,
+    /// rather than with the failures of the connections that `close` dropped.
     Closed,
 }
 

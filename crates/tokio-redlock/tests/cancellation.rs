@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::{
-    checks::{Observation, proxies_for, settle_within, spawn_poller},
+    checks::{Observation, assert_no_key_without_ttl, proxies_for, settle_within, spawn_poller},
     eventually,
     proxy::FaultProxy,
     servers::Masters,
@@ -568,6 +568,88 @@ async fn close_racing_acquisitions_leaves_no_connection() {
         );
         assert_eq!(manager.pending_master_work(), 0, "round {round}");
     }
+}
+
+/// Waiters of every kind (a mutex, a guard, a semaphore's permit, a reader) behind held
+/// locks, when their manager is closed: each call ends with `LockError::Closed` — what
+/// happened — not with `NoQuorum` from the connections that `close()` dropped under its
+/// round, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_every_kind_end_with_closed_when_the_manager_closes() {
+    let masters = Masters::start(3);
+    let holder = LockManager::builder()
+        .servers(masters.urls())
+        .build()
+        .unwrap();
+    let (mutex, sem, rw) = ("closing-mutex", "closing-sem", "closing-rw");
+    let mut held = vec![
+        holder
+            .lock(mutex)
+            .ttl(Duration::from_secs(20))
+            .await
+            .unwrap(),
+        holder
+            .semaphore(sem, 1)
+            .lock()
+            .ttl(Duration::from_secs(20))
+            .await
+            .unwrap(),
+        holder
+            .write_lock(rw)
+            .ttl(Duration::from_secs(20))
+            .await
+            .unwrap(),
+    ];
+    let waiter = LockManager::builder()
+        .servers(masters.urls())
+        .retry_delay(Duration::from_millis(5))
+        .retry_jitter(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    warm_up(&waiter).await;
+    let mut waiting = JoinSet::new();
+    for i in 0..400 {
+        let waiter = waiter.clone();
+        waiting.spawn(async move {
+            match i % 4 {
+                0 => waiter.lock(mutex).wait_forever().await.map(drop),
+                1 => waiter
+                    .acquire(mutex)
+                    .auto_extend()
+                    .wait_forever()
+                    .await
+                    .map(drop),
+                2 => waiter
+                    .semaphore(sem, 1)
+                    .lock()
+                    .wait_forever()
+                    .await
+                    .map(drop),
+                _ => waiter.read_lock(rw).wait_forever().await.map(drop),
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    waiter.close().await;
+    let mut others = Vec::new();
+    while let Some(result) = waiting.join_next().await {
+        match result.unwrap() {
+            Err(LockError::Closed) => {}
+            other => others.push(format!("{other:?}")),
+        }
+    }
+    assert!(
+        others.is_empty(),
+        "{} of 400 waiters ended otherwise, such as {:?}",
+        others.len(),
+        &others[..others.len().min(3)]
+    );
+    assert_eq!(waiter.pending_master_work(), 0);
+    for lock in &mut held {
+        holder.unlock(lock).await.unwrap();
+    }
+    holder.close().await;
+    assert_no_key_without_ttl(masters.iter());
 }
 
 /// A cancelled `unlock` still releases: replies come 30 ms late, and one master's
