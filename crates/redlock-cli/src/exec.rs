@@ -769,10 +769,18 @@ fn acquire_failed(
     let (outcome, code) = if e.is_not_a_lock() {
         ("not_a_lock", exit::DATA)
     } else if e.is_permits_mismatch() {
-        report.error(
-            "every user of a semaphore must give the same --permits; the number recorded \
-             stays until the last permit taken with it expires",
-        );
+        if matches!(e, LockError::PermitsMismatch { found: None, .. }) {
+            report.error(
+                "the semaphore's record of its number of permits holds a value redlock did not \
+                 write (another type, or a number written otherwise); it stays until it expires \
+                 or someone removes it",
+            );
+        } else {
+            report.error(
+                "every user of a semaphore must give the same --permits; the number recorded \
+                 stays until the last permit taken with it expires",
+            );
+        }
         ("permits_mismatch", exit::DATA)
     } else if e.is_invalid_input() {
         ("usage", exit::USAGE)

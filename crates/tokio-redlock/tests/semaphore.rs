@@ -255,20 +255,24 @@ async fn users_disagreeing_on_the_number_of_permits_are_refused() {
     manager.close().await;
 }
 
-/// Another application's value where a semaphore records its number of permits (a hash, or
-/// a string that is no number) is not a record of this semaphore: the permit is refused as
-/// a disagreement on the number, with nothing written, and the value stays as it was.
+/// Another application's value where a semaphore records its number of permits (a hash, a
+/// string that is no number, or the right number written otherwise, such as `2.0`) is not a
+/// record of this semaphore: the permit is refused as a disagreement on the number, naming
+/// no number (never "used with 2 permits elsewhere, not 2"), with nothing written, and the
+/// value stays as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_value_at_the_permits_key_is_refused_and_kept() {
     let masters = Masters::start(1);
     let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
-    for foreign in ["hash", "text"] {
+    for foreign in ["hash", "text", "2.0", " 2", "+2"] {
         let name = unique_name(foreign);
         let permits_key = format!("{{{name}}}:permits");
         if foreign == "hash" {
             masters[0].cmd(&["HSET", &permits_key, "owner", "billing"]);
-        } else {
+        } else if foreign == "text" {
             masters[0].cmd(&["SET", &permits_key, "not-a-number"]);
+        } else {
+            masters[0].cmd(&["SET", &permits_key, foreign]);
         }
         let e = manager.semaphore(&name, 2).lock().await.unwrap_err();
         assert!(
@@ -292,11 +296,17 @@ async fn a_foreign_value_at_the_permits_key_is_refused_and_kept() {
             let kept = masters[0].cmd(&["HGET", &permits_key, "owner"]);
             assert_eq!(kept, redis::Value::BulkString(b"billing".to_vec()));
         } else {
+            let written = if foreign == "text" {
+                "not-a-number"
+            } else {
+                foreign
+            };
             assert_eq!(
                 masters[0].get(permits_key.as_bytes()).as_deref(),
-                Some(&b"not-a-number"[..])
+                Some(written.as_bytes())
             );
         }
+        assert!(!e.to_string().contains("with 2 permits elsewhere"), "{e}");
         masters[0].cmd(&["DEL", &permits_key]);
     }
     manager.close().await;

@@ -7,14 +7,19 @@
 -- Returns {1, j, kind}        granted the slot at rotation position j (0-based)
 --         {0, pttl, kind}     every slot is held (pttl = the least remaining TTL, ms)
 --         {3, limit, 0}       L says another k: the users of S disagree; nothing written
---                             (limit = -1 when L is not a number: another value or another
---                             type, which is never overwritten)
+--                             (limit = -1 when L is not a number as written here: another
+--                             value or another type, which is never overwritten)
 -- kind = 1 when S itself exists (the name is also used as a lock: a warning, not an error).
 -- Idempotent: a resend with the same token finds its own slot and reports it again.
 local k = tonumber(ARGV[3])
 local limit = redis.pcall('GET', KEYS[2])
 if type(limit) == 'table' then return {3, -1, 0} end
-if type(limit) == 'string' and limit ~= ARGV[3] then return {3, tonumber(limit) or -1, 0} end
+if type(limit) == 'string' and limit ~= ARGV[3] then
+  -- Named as a number only when written as this script writes one ('2', not '2.0' or ' 2').
+  local recorded = -1
+  if #limit <= 9 and string.match(limit, '^[1-9]%d*$') then recorded = tonumber(limit) end
+  return {3, recorded, 0}
+end
 for j = 1, k do
   if redis.pcall('GET', KEYS[j + 2]) == ARGV[1] then
     return {1, j - 1, redis.call('EXISTS', KEYS[1])}
