@@ -183,10 +183,11 @@ fn warn_about_quorum_size(members: usize, only_cluster: bool, report: Report) {
         );
     } else if members.is_multiple_of(2) {
         let quorum = members.checked_div(2).unwrap_or(0).saturating_add(1);
+        let tolerated = members.saturating_sub(quorum);
         report.warn(format_args!(
-            "{members} masters (an even number): a quorum of {quorum} tolerates {} failed \
-             master(s), no more than one master fewer would ({}); use an odd number",
-            members.saturating_sub(quorum),
+            "{members} masters (an even number): the quorum is {quorum}, so the lock survives \
+             {tolerated} failed {}, as it would with {} masters; use an odd number",
+            if tolerated == 1 { "master" } else { "masters" },
             members.saturating_sub(1)
         ));
     }
