@@ -589,7 +589,11 @@ pub enum LockError {
         resource: Arc<[u8]>,
     },
     /// The key under the resource's name holds a value that is not a lock (not a string),
-    /// e.g. a hash written by something else. Nothing was changed. Not retried.
+    /// e.g. a hash written by something else; or, for a semaphore's permit or a reader, a
+    /// helper key the lock needs free holds a value no lock wrote (another type, or no TTL):
+    /// a slot of the semaphore `resource` while every other slot is taken, or the writer
+    /// intent of `resource`. Such a value would never be freed. Nothing was changed. Not
+    /// retried.
     NotALock {
         /// The resource name.
         resource: Arc<[u8]>,

@@ -526,6 +526,45 @@ async fn a_mutex_token_equal_to_the_readers_marker_is_refused() {
     manager.close().await;
 }
 
+/// A writer's intent always has a TTL. A value without one at the intent key (another
+/// application's, or one set by hand) would hold every reader back for good: a reader is
+/// refused at once with the typed `NotALock`, not a conflict waited out to its end, and the
+/// value is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_writer_intent_is_not_a_waiting_writer() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    for foreign in ["hash", "string"] {
+        let name = unique_name(foreign);
+        let intent = format!("{{{name}}}:wintent");
+        for m in masters.iter() {
+            if foreign == "hash" {
+                m.cmd(&["HSET", &intent, "a", "b"]);
+            } else {
+                m.cmd(&["SET", &intent, "foreign"]);
+            }
+        }
+        let started = std::time::Instant::now();
+        let e = manager.read_lock(&name).wait(ms(5_000)).await.unwrap_err();
+        assert!(e.is_not_a_lock(), "{}", render(&e));
+        assert!(
+            started.elapsed() < ms(2_000),
+            "not waited out: {:?}",
+            started.elapsed()
+        );
+        for m in masters.iter() {
+            assert_eq!(m.pttl(intent.as_bytes()), -1, "left as it was");
+            assert!(!m.exists(name.as_bytes()), "nothing written");
+            m.cmd(&["DEL", &intent]);
+        }
+        // Once it is gone, readers enter.
+        let mut reader = manager.read_lock(&name).await.unwrap();
+        manager.unlock(&mut reader).await.unwrap();
+    }
+    settle(&manager).await;
+    manager.close().await;
+}
+
 /// A writer granted at its first attempt on every master set no intent anywhere, so its call
 /// sends no withdrawal: two script calls per master (the acquisition and the release), not
 /// three — except where a master answered after the verdict (its reply unknown when the call

@@ -312,6 +312,54 @@ async fn a_foreign_value_at_the_permits_key_is_refused_and_kept() {
     manager.close().await;
 }
 
+/// A slot holding a value no permit holder wrote (a hash, or a string without a TTL) is
+/// never freed. While the other slots are taken, a permit is refused at once with the typed
+/// `NotALock`, not a conflict that a wait would sit out to its end; the value is left as it
+/// was, and a free slot beside it is still granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_value_in_a_slot_is_not_a_permit_holder() {
+    let masters = Masters::start(3);
+    let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
+    for foreign in ["hash", "string"] {
+        let name = unique_name(foreign);
+        for m in masters.iter() {
+            if foreign == "hash" {
+                m.cmd(&["HSET", &slot(&name, 0), "owner", "billing"]);
+            } else {
+                m.cmd(&["SET", &slot(&name, 0), "someone"]);
+            }
+        }
+        // k = 2: the other slot is free and granted.
+        let mut held = manager.semaphore(&name, 2).lock().await.unwrap();
+        let both = || masters.iter().all(|m| taken_slots(m, &name, 2) == [0, 1]);
+        assert!(
+            eventually(ms(5_000), both).await,
+            "slot 1 granted beside the value"
+        );
+        // Both taken now: refused at once as not a lock, also by a waiting call.
+        let started = Instant::now();
+        let e = manager
+            .semaphore(&name, 2)
+            .lock()
+            .wait(ms(5_000))
+            .await
+            .unwrap_err();
+        assert!(e.is_not_a_lock(), "{}", render(&e));
+        assert!(
+            started.elapsed() < ms(2_000),
+            "not waited out: {:?}",
+            started.elapsed()
+        );
+        manager.unlock(&mut held).await.unwrap();
+        for m in masters.iter() {
+            assert_eq!(m.pttl(slot(&name, 0).as_bytes()), -1, "left as it was");
+            m.cmd(&["DEL", &slot(&name, 0)]);
+        }
+    }
+    settle(&manager).await;
+    manager.close().await;
+}
+
 /// Every permit held (60 s TTL): a waiter with a 10 s retry delay is woken by a release
 /// notification and gets the freed permit at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,7 +138,9 @@ type Reply = (PermitReply, bool);
 fn vote(reply: &Result<Reply, NodeError>) -> Vote {
     match reply {
         Ok((PermitReply::Granted { .. }, _)) => Vote::Yes,
-        Ok((PermitReply::Full { .. } | PermitReply::Mismatch { .. }, _)) => Vote::No,
+        Ok((PermitReply::Full { .. } | PermitReply::Mismatch { .. } | PermitReply::Foreign, _)) => {
+            Vote::No
+        }
         Err(_) => Vote::Failed,
     }
 }
@@ -147,7 +149,10 @@ fn vote(reply: &Result<Reply, NodeError>) -> Vote {
 fn may_hold_slot(reply: &Result<Reply, NodeError>) -> bool {
     !matches!(
         reply,
-        Ok((PermitReply::Full { .. } | PermitReply::Mismatch { .. }, _))
+        Ok((
+            PermitReply::Full { .. } | PermitReply::Mismatch { .. } | PermitReply::Foreign,
+            _
+        ))
     )
 }
 
@@ -339,6 +344,14 @@ fn classify(
             found: mismatches.first().copied().flatten(),
             outcomes,
         };
+    }
+    // A slot held by a value no permit holder wrote is never freed: not worth waiting for.
+    let foreign = round
+        .replies()
+        .filter(|(_, r)| matches!(r, Ok((PermitReply::Foreign, _))))
+        .count();
+    if foreign > tolerable {
+        return Failure::NotALock(outcomes);
     }
     if tally.no() < quorum::quorum(nodes.len()) {
         return Failure::Split(outcomes);

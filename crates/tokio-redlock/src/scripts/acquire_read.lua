@@ -10,7 +10,8 @@
 --         {0, pttl}        X holds a writer's (or any other lock's) token, or the reader cap
 --                          is reached: pttl = X's remaining TTL
 --         {2, pttl}        a writer waits (its intent key lives pttl ms): new readers queue
---         {-1, pttl}       X or the set is of a type not ours: not a lock
+--         {-1, pttl}       X or the set is of a type not ours, or the intent key holds a
+--                          value without a TTL: not a lock
 local tx = redis.call('TYPE', KEYS[1]).ok
 local ts = redis.call('TYPE', KEYS[2]).ok
 if (tx ~= 'none' and tx ~= 'string') or (ts ~= 'none' and ts ~= 'set') then
@@ -19,7 +20,11 @@ end
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[3] then return {0, redis.call('PTTL', KEYS[1])} end
 if v and redis.call('EXISTS', KEYS[3]) == 1 then return {1, redis.call('SCARD', KEYS[2])} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {2, redis.call('PTTL', KEYS[4])} end
+local intent = redis.call('PTTL', KEYS[4])
+-- Writers set their intent with a TTL: a value there without one (of any type) is foreign,
+-- and would hold every reader back for good.
+if intent == -1 then return {-1, intent} end
+if intent >= 0 then return {2, intent} end
 -- Members left by an X deleted by hand (or expired with them) are not readers any more.
 if not v then redis.call('DEL', KEYS[2]) end
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[4]) then

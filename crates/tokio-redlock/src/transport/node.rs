@@ -75,6 +75,9 @@ pub(crate) enum PermitReply {
     Full { remaining: Option<Duration> },
     /// The semaphore's permits key holds another number of permits (`None`: not a number).
     Mismatch { found: Option<u32> },
+    /// Every slot is taken, and one holds a value no permit holder wrote (no TTL, or
+    /// another type): it would never be freed.
+    Foreign,
 }
 
 impl PermitReply {
@@ -86,6 +89,7 @@ impl PermitReply {
                 remaining: *remaining,
             },
             Self::Mismatch { found } => NodeStatus::OtherPermits { recorded: *found },
+            Self::Foreign => NodeStatus::NotALock,
         }
     }
 }
@@ -1616,6 +1620,7 @@ impl Node {
             3 => PermitReply::Mismatch {
                 found: u32::try_from(value).ok(),
             },
+            4 => PermitReply::Foreign,
             _ => return Err(unexpected(&reply)),
         };
         Ok((permit, kind == 1))
