@@ -380,7 +380,8 @@ pub(crate) struct ExecArgs {
         short = 'n',
         long = "nonblock",
         visible_alias = "nb",
-        env = "REDLOCK_NONBLOCK"
+        env = "REDLOCK_NONBLOCK",
+        value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub(crate) nonblock: bool,
 
@@ -443,7 +444,11 @@ pub(crate) struct ExecArgs {
     /// Issue a fencing token with the lock, passed as REDLOCK_FENCING_TOKEN. With --also,
     /// one token per resource instead, in REDLOCK_FENCING_TOKENS: one per line, in the order
     /// of REDLOCK_RESOURCES.
-    #[arg(long, env = "REDLOCK_FENCING")]
+    #[arg(
+        long,
+        env = "REDLOCK_FENCING",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub(crate) fencing: bool,
 
     /// When redlock is done, write a one-line JSON report (outcome, exit code, the command's

@@ -147,6 +147,31 @@ fn options_come_from_the_environment_and_the_command_inherits_the_servers() {
         .args(["exec", "-n", &r, "--", "true"])
         .assert()
         .code(1);
+    // Switches from the environment take what cron lines and shells write: 1/0, yes/no,
+    // true/false, on/off.
+    for on in ["1", "yes", "true", "on"] {
+        redlock(&masters)
+            .env("REDLOCK_NONBLOCK", on)
+            .env("REDLOCK_WAIT", "10m")
+            .args(["exec", &r, "--", "true"])
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(1);
+    }
+    for off in ["0", "no", "false", "off"] {
+        redlock(&masters)
+            .env("REDLOCK_NONBLOCK", off)
+            .env("REDLOCK_WAIT", "200ms")
+            .args(["exec", &r, "--", "true"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("gave up waiting"));
+    }
+    redlock(&masters)
+        .env("REDLOCK_NONBLOCK", "maybe")
+        .args(["exec", &r, "--", "true"])
+        .assert()
+        .code(64);
     support::delete_everywhere(&masters, &r);
     assert!(!held_anywhere(&masters, &r));
 }
