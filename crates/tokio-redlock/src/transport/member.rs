@@ -863,6 +863,9 @@ fn tcp_member(scheme: &str, userinfo: Option<&str>, after: &str) -> Result<Membe
     let end = after.find(['/', '?']).unwrap_or(after.len());
     let (address, tail) = after.split_at(end);
     if !is_host_port(address) {
+        if let Some(port) = out_of_range_port(address) {
+            return Err(format!("port {port} is out of range (1 to 65535)"));
+        }
         return Err(bad_address.to_owned());
     }
     let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
@@ -913,6 +916,15 @@ fn tcp_member(scheme: &str, userinfo: Option<&str>, after: &str) -> Result<Membe
 
 /// Whether `s` is `host`, `host:port`, `[v6]` or `[v6]:port` (no `@`, no spaces, a port of
 /// digits when a `:` is written).
+/// The port of `host:port` or `[v6]:port` when it is written in digits but is not a port
+/// (0, or above 65535). Only digits are returned: a password never reaches this part of a
+/// URL whole (the credentials end at an `@`, and no `@` is left here), so no secret shows.
+fn out_of_range_port(s: &str) -> Option<&str> {
+    let (_, port) = s.rsplit_once(':')?;
+    let digits = !port.is_empty() && port.len() <= 20 && port.bytes().all(|b| b.is_ascii_digit());
+    (digits && port.parse::<u16>().map_or(true, |p| p == 0)).then_some(port)
+}
+
 fn is_host_port(s: &str) -> bool {
     let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
@@ -1094,6 +1106,35 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_port_out_of_range_is_named() {
+        for (url, port) in [
+            ("redis://127.0.0.1:99999", "99999"),
+            ("redis://:pw@h:0/0", "0"),
+            ("rediss://[::1]:70000", "70000"),
+        ] {
+            let e = crate::LockManager::builder()
+                .server(url)
+                .build()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                e.contains(&format!("port {port} is out of range (1 to 65535)")),
+                "{url}: {e}"
+            );
+            assert!(!e.contains("pw"), "{e}");
+        }
+        // Not digits: the general message, without echoing the address.
+        let e = crate::LockManager::builder()
+            .server("redis://h:x6379")
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("is not host:port"), "{e}");
     }
 
     #[test]
