@@ -307,7 +307,15 @@ async fn status_of(manager: &LockManager, resource: &str, budget: Duration) -> S
 fn print_text(s: &Status, manager: &LockManager, quorum: usize) {
     let needed = format!("{} of {} masters needed", manager.quorum(), s.masters.len());
     let view = match &s.view {
-        Ok(LockState::Free) => format!("free ({needed})"),
+        // The name's own key is free, but permits of its semaphore are held: say that first
+        // (the status counts it as held).
+        Ok(LockState::Free) => match s.permits.as_ref().filter(|p| !p.taken.is_empty()) {
+            Some(p) => format!(
+                "no lock, but {} of its semaphore's permits taken ({needed})",
+                p.taken.len()
+            ),
+            None => format!("free ({needed})"),
+        },
         Ok(LockState::Held { holder, remaining }) => format!(
             "held by {}… {} ({needed})",
             probe::token_prefix(holder.as_bytes()),

@@ -140,7 +140,8 @@ fn status_shows_the_permits_taken_and_their_holders() {
     let (code, text) = status(&masters, &s);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("semaphore: 2 of 3 permits taken (2 of 3 masters needed)"),
+        text.contains("no lock, but 2 of its semaphore's permits taken")
+            && text.contains("semaphore: 2 of 3 permits taken (2 of 3 masters needed)"),
         "{text}"
     );
     assert_eq!(text.matches("    permit ").count(), 2, "{text}");
