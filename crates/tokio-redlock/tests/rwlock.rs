@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::checks::{
-    RELAXED, assert_no_key_without_ttl, builder, ms, render, settle, watchdog, within,
+    FOREIGN_FORMS, RELAXED, assert_no_key_without_ttl, builder, ms, plant_foreign, remove_foreign,
+    render, settle, watchdog, within,
 };
 use support::drops::{drop_storm, dropping_manager, empty};
 use support::servers::{Masters, command_calls_in};
@@ -534,16 +535,10 @@ async fn a_mutex_token_equal_to_the_readers_marker_is_refused() {
 async fn a_foreign_writer_intent_is_not_a_waiting_writer() {
     let masters = Masters::start(3);
     let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
-    for foreign in ["hash", "string"] {
-        let name = unique_name(foreign);
+    for form in FOREIGN_FORMS {
+        let name = unique_name(form);
         let intent = format!("{{{name}}}:wintent");
-        for m in masters.iter() {
-            if foreign == "hash" {
-                m.cmd(&["HSET", &intent, "a", "b"]);
-            } else {
-                m.cmd(&["SET", &intent, "foreign"]);
-            }
-        }
+        plant_foreign(&masters, &intent, form);
         let started = std::time::Instant::now();
         let e = manager.read_lock(&name).wait(ms(5_000)).await.unwrap_err();
         assert!(e.is_not_a_lock(), "{}", render(&e));
@@ -552,11 +547,11 @@ async fn a_foreign_writer_intent_is_not_a_waiting_writer() {
             "not waited out: {:?}",
             started.elapsed()
         );
-        for m in masters.iter() {
-            assert_eq!(m.pttl(intent.as_bytes()), -1, "left as it was");
-            assert!(!m.exists(name.as_bytes()), "nothing written");
-            m.cmd(&["DEL", &intent]);
-        }
+        assert!(
+            masters.iter().all(|m| !m.exists(name.as_bytes())),
+            "nothing written"
+        );
+        remove_foreign(&masters, &intent);
         // Once it is gone, readers enter.
         let mut reader = manager.read_lock(&name).await.unwrap();
         manager.unlock(&mut reader).await.unwrap();

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use support::checks::{
-    RELAXED, assert_no_key_without_ttl, builder, ms, render, settle, watchdog, within,
+    FOREIGN_FORMS, RELAXED, assert_no_key_without_ttl, builder, ms, plant_foreign, remove_foreign,
+    render, settle, watchdog, within,
 };
 use support::diagnostics::{
     assert_no_error_log_and_no_worker_panic, install as install_diagnostics,
@@ -320,15 +321,9 @@ async fn a_foreign_value_at_the_permits_key_is_refused_and_kept() {
 async fn a_foreign_value_in_a_slot_is_not_a_permit_holder() {
     let masters = Masters::start(3);
     let manager = builder(&masters.urls()).retry_count(0).build().unwrap();
-    for foreign in ["hash", "string"] {
-        let name = unique_name(foreign);
-        for m in masters.iter() {
-            if foreign == "hash" {
-                m.cmd(&["HSET", &slot(&name, 0), "owner", "billing"]);
-            } else {
-                m.cmd(&["SET", &slot(&name, 0), "someone"]);
-            }
-        }
+    for form in FOREIGN_FORMS {
+        let name = unique_name(form);
+        plant_foreign(&masters, &slot(&name, 0), form);
         // k = 2: the other slot is free and granted.
         let mut held = manager.semaphore(&name, 2).lock().await.unwrap();
         let both = || masters.iter().all(|m| taken_slots(m, &name, 2) == [0, 1]);
@@ -351,10 +346,7 @@ async fn a_foreign_value_in_a_slot_is_not_a_permit_holder() {
             started.elapsed()
         );
         manager.unlock(&mut held).await.unwrap();
-        for m in masters.iter() {
-            assert_eq!(m.pttl(slot(&name, 0).as_bytes()), -1, "left as it was");
-            m.cmd(&["DEL", &slot(&name, 0)]);
-        }
+        remove_foreign(&masters, &slot(&name, 0));
     }
     settle(&manager).await;
     manager.close().await;

@@ -200,3 +200,28 @@ pub async fn reachable_again(manager: &LockManager, index: usize) {
         tokio::time::sleep(ms(20)).await;
     }
 }
+
+/// The two forms of a value no lock writes that the foreign-value tests plant: a hash (another
+/// type) and a plain string, both without a TTL.
+pub const FOREIGN_FORMS: [&str; 2] = ["hash", "string"];
+
+/// Writes, on every master, a value of `form` (one of [`FOREIGN_FORMS`]) at `key`, without a
+/// TTL: what another application, or someone at `redis-cli`, might leave there.
+pub fn plant_foreign(masters: &Masters, key: &str, form: &str) {
+    for m in masters.iter() {
+        if form == "hash" {
+            m.cmd(&["HSET", key, "owner", "billing"]);
+        } else {
+            m.cmd(&["SET", key, "someone-else"]);
+        }
+    }
+}
+
+/// Checks that the value planted at `key` is still there without a TTL on every master (the
+/// library changed nothing), and removes it.
+pub fn remove_foreign(masters: &Masters, key: &str) {
+    for m in masters.iter() {
+        assert_eq!(m.pttl(key.as_bytes()), -1, "{key}: left as it was");
+        m.cmd(&["DEL", key]);
+    }
+}
