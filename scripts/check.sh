@@ -42,9 +42,7 @@ cargo doc -p tokio-redlock --no-deps --locked
 step "Python package (crates/redlock-py): build into a venv, pytest against real redis-server"
 # The dev profile shares most of the debug build above; the CLI built by the tests serves the
 # interop tests.
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-REDLOCK_BIN="$TARGET_DIR/debug/redlock" TOKIO_REDLOCK_PY_PROFILE=dev scripts/python.sh
+REDLOCK_BIN="$(scripts/target-dir.sh)/debug/redlock" TOKIO_REDLOCK_PY_PROFILE=dev scripts/python.sh
 if [ "${REDLOCK_CHECK_SDIST:-0}" = "1" ]; then
   step "Python package from its sdist: maturin sdist, pip install into a fresh venv, a lock on redis-server"
   # Opt-in (REDLOCK_CHECK_SDIST=1 scripts/check.sh, or .ci/run): pip's isolated build fetches

@@ -29,9 +29,7 @@ scripts/install-redis.sh
 # whole workspace is selected; with all its features, that is the set the tests build with.
 echo "building the demo and the redlock CLI (the first run compiles for a few minutes)…" >&2
 cargo build --workspace --all-features --locked --examples --bins "${PROFILE_FLAGS[@]}"
-# Wherever cargo puts its output (CARGO_TARGET_DIR, build.target-dir, or ./target).
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+TARGET_DIR="$(scripts/target-dir.sh)"
 BIN_DIR="${TARGET_DIR:-target}/$PROFILE_DIR"
 for built in "$BIN_DIR/examples/demo" "$BIN_DIR/redlock"; do
   [ -x "$built" ] || { echo "demo: the build left no $built" >&2; exit 1; }

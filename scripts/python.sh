@@ -14,15 +14,16 @@
 # TOKIO_REDLOCK_PY_PROFILE=dev builds the extension in cargo's dev profile instead of
 # release (faster to compile, slower to run; the tests' margins allow either).
 #
-# The venv lives in the cargo target dir ($CARGO_TARGET_DIR, default target/), which is
-# git-ignored and reused when present; the build shares that target dir with the
-# workspace's own builds. TOKIO_REDLOCK_VENV overrides the venv's path.
+# The venv lives in the cargo target dir (scripts/target-dir.sh: $CARGO_TARGET_DIR, a cargo
+# config's build.target-dir, or target/), which is git-ignored and reused when present; the
+# build shares that target dir with the workspace's own builds. TOKIO_REDLOCK_VENV overrides
+# the venv's path.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/install-redis.sh
 
-target="${CARGO_TARGET_DIR:-$root/target}"
+target="$(scripts/target-dir.sh)"
 export CARGO_TARGET_DIR="$target"
 venv="${TOKIO_REDLOCK_VENV:-$target/py-venv}"
 python="${PYTHON:-python3}"

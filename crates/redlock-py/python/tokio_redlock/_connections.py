@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, List
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode
 
 from .sentinel import Sentinel
 
@@ -26,14 +26,14 @@ def _from_parts(host: str, port: int, db: Any = None, password: Any = None, tls:
 def _without_ignored_options(conn: str) -> str:
     """``conn`` without the aioredis pool options in its query. The userinfo is left exactly
     as written: a password may hold ``/ ? # @`` unencoded (the engine's parser takes the
-    userinfo up to the last ``@``), which ``urlsplit`` would read as a path or a query."""
-    scheme, _, rest = conn.partition("://")
-    userinfo, at, address = rest.rpartition("@")
-    if "?" not in address:
+    userinfo up to the last ``@``), which a URL parser would read as a path or a query."""
+    head, at, address = conn.rpartition("@")
+    address, hash_, fragment = address.partition("#")  # kept for the engine to refuse
+    location, question, query = address.partition("?")
+    if not question:
         return conn
-    url = urlsplit(f"{scheme}://{address}")
-    query = [(k, v) for k, v in parse_qsl(url.query) if k not in _IGNORED]
-    return f"{scheme}://{userinfo}{at}" + urlunsplit(url._replace(query=urlencode(query)))[len(scheme) + 3 :]
+    kept = urlencode([(k, v) for k, v in parse_qsl(query) if k not in _IGNORED])
+    return f"{head}{at}{location}" + (f"?{kept}" if kept else "") + hash_ + fragment
 
 
 def to_url(conn: Any) -> str:

@@ -10,3 +10,33 @@
 pub(crate) mod multi;
 pub(crate) mod rwlock;
 pub(crate) mod semaphore;
+
+use crate::error::LockError;
+use crate::keys::{self, Printable};
+
+/// Refuses, before any request, a `what` (a read-write lock, a semaphore) on a resource
+/// whose key is `{Y}` (braces around a name `Y` without a hash tag): its helper keys, named
+/// `helpers` in the message, would be those of the resource `Y` (see `keys::helper_twin`),
+/// so the two would share them. The message suggests the name with `:suffix`.
+pub(crate) fn refuse_helper_twins<'a>(
+    prefix: &[u8],
+    resources: impl IntoIterator<Item = &'a std::sync::Arc<[u8]>>,
+    what: &str,
+    helpers: &str,
+    suffix: &str,
+) -> Result<(), LockError> {
+    for resource in resources {
+        let key = keys::lock_key(prefix, resource);
+        if let Some(twin) = keys::helper_twin(&key) {
+            return Err(LockError::InvalidArgument(format!(
+                "no {what} on the key `{}`: its {helpers} would be those of the key `{}` \
+                 (braces around a name are its hash tag); name it differently, such as \
+                 `{}:{suffix}`",
+                Printable::new(&*key),
+                Printable(twin),
+                Printable::new(&*key),
+            )));
+        }
+    }
+    Ok(())
+}

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::attempt::{AcquireOptions, Patience, Target};
 use crate::error::LockError;
 use crate::guard::AcquireRequest;
-use crate::keys::{self, Printable};
 use crate::manager::{LockManager, LockRequest};
 use crate::metrics::Primitive;
 
@@ -19,20 +18,13 @@ pub(crate) fn check(prefix: &[u8], target: &Target) -> Result<(), LockError> {
     if !matches!(target.primitive, Primitive::Reader | Primitive::Writer) {
         return Ok(());
     }
-    for resource in target.resources.iter() {
-        let key = keys::lock_key(prefix, resource);
-        if let Some(twin) = keys::helper_twin(&key) {
-            return Err(LockError::InvalidArgument(format!(
-                "no read-write lock on the key `{}`: its readers' set and writer intent \
-                 would be those of the key `{}` (braces around a name are its hash tag); \
-                 name it differently, such as `{}:rw`",
-                Printable::new(&*key),
-                Printable(twin),
-                Printable::new(&*key),
-            )));
-        }
-    }
-    Ok(())
+    super::refuse_helper_twins(
+        prefix,
+        target.resources.iter(),
+        "read-write lock",
+        "readers' set and writer intent",
+        "rw",
+    )
 }
 
 impl LockManager {

@@ -116,20 +116,13 @@ pub(crate) fn check(prefix: &[u8], target: &Target) -> Result<(), LockError> {
             "a semaphore has 1 to {MAX_PERMITS} permits, not {k}"
         )));
     }
-    for name in target.resources.iter() {
-        let key = keys::lock_key(prefix, name);
-        if let Some(twin) = keys::helper_twin(&key) {
-            return Err(LockError::InvalidArgument(format!(
-                "no semaphore on the key `{}`: its permits would be those of the semaphore \
-                 `{}` (braces around a name are its hash tag); name it differently, such as \
-                 `{}:sem`",
-                Printable::new(&*key),
-                Printable(twin),
-                Printable::new(&*key),
-            )));
-        }
-    }
-    Ok(())
+    super::refuse_helper_twins(
+        prefix,
+        target.resources.iter(),
+        "semaphore",
+        "slots and permits key",
+        "sem",
+    )
 }
 
 /// The reply type of a permit round: the reply, and whether the name is also a lock there.

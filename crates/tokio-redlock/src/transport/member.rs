@@ -914,17 +914,18 @@ fn tcp_member(scheme: &str, userinfo: Option<&str>, after: &str) -> Result<Membe
     })
 }
 
-/// Whether `s` is `host`, `host:port`, `[v6]` or `[v6]:port` (no `@`, no spaces, a port of
-/// digits when a `:` is written).
 /// The port of `host:port` or `[v6]:port` when it is written in digits but is not a port
-/// (0, or above 65535). Only digits are returned: a password never reaches this part of a
-/// URL whole (the credentials end at an `@`, and no `@` is left here), so no secret shows.
+/// (0, or above 65535), to name in the message. No secret shows: the reason of a reading
+/// that keeps no credentials is reported only for a URL without an `@` ([`one_reading`]
+/// reports the last reading's), which has no password.
 fn out_of_range_port(s: &str) -> Option<&str> {
     let (_, port) = s.rsplit_once(':')?;
     let digits = !port.is_empty() && port.len() <= 20 && port.bytes().all(|b| b.is_ascii_digit());
-    (digits && port.parse::<u16>().map_or(true, |p| p == 0)).then_some(port)
+    (digits && !matches!(port.parse::<u16>(), Ok(p) if p > 0)).then_some(port)
 }
 
+/// Whether `s` is `host`, `host:port`, `[v6]` or `[v6]:port` (no `@`, no spaces, a port of
+/// digits when a `:` is written).
 fn is_host_port(s: &str) -> bool {
     let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
