@@ -187,16 +187,25 @@ pub fn process_runs(pid: i32) -> bool {
     }
 }
 
-/// Waits until process `pid` no longer runs; false when it still runs after `limit`.
-pub fn wait_gone(pid: i32, limit: Duration) -> bool {
+/// Waits until `cond` holds, checking every 5 ms; false when it still does not after
+/// `limit`. For what a call leaves behind after it returns: a lock is granted at a quorum,
+/// and its request to the last master lands a moment later.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
-    while start.elapsed() < limit {
-        if !process_runs(pid) {
+    loop {
+        if cond() {
             return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
         }
         thread::sleep(Duration::from_millis(5));
     }
-    false
+}
+
+/// Waits until process `pid` no longer runs; false when it still runs after `limit`.
+pub fn wait_gone(pid: i32, limit: Duration) -> bool {
+    eventually(limit, || !process_runs(pid))
 }
 
 /// Deletes `key` on every master.
