@@ -604,7 +604,8 @@ impl Node {
         Fut: Future<Output = Result<T, NodeError>>,
     {
         match self.cluster() {
-            Some(cluster) => cluster.route(key, call, op).await,
+            // Boxed: a plain master's request does not carry the router's state.
+            Some(cluster) => Box::pin(cluster.route(key, call, op)).await,
             None => op(Arc::clone(self), call.clone()).await,
         }
     }
@@ -688,6 +689,22 @@ impl Node {
         // known down, and until when it waits for that attempt.
         let mut retry_until: Option<Instant> = None;
         loop {
+            // The common case first: a live connection of the current epoch, taken without
+            // registering as a waiter on `changed` (that list is shared by every request).
+            let live = {
+                let link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+                link.up
+                    .as_ref()
+                    .filter(|up| up.epoch == self.epoch())
+                    .cloned()
+            };
+            if let Some(up) = live {
+                match Self::slot(&up, call).await {
+                    Some(Ok(slot)) => return Ok((up, slot)),
+                    Some(Err(e)) => return Err(e),
+                    None => continue,
+                }
+            }
             let notified = self.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
@@ -736,22 +753,10 @@ impl Node {
                 }
             };
             if let Some(up) = up {
-                let queued = Instant::now();
-                let slot = async {
-                    if call.priority {
-                        tokio::select! {
-                            slot = Arc::clone(&up.slots).acquire_owned() => slot,
-                            slot = Arc::clone(&up.reserved).acquire_owned() => slot,
-                        }
-                    } else {
-                        Arc::clone(&up.slots).acquire_owned().await
-                    }
-                };
-                match tokio::time::timeout_at(call.queue_until, slot).await {
-                    Ok(Ok(slot)) => return Ok((up, slot)),
-                    // Retired while we waited: take the next connection.
-                    Ok(Err(_)) => continue,
-                    Err(_) => return Err(NodeError::Backlog(queued.elapsed())),
+                match Self::slot(&up, call).await {
+                    Some(Ok(slot)) => return Ok((up, slot)),
+                    Some(Err(e)) => return Err(e),
+                    None => continue,
                 }
             }
             let wait_until = retry_until
@@ -769,6 +774,41 @@ impl Node {
                     _ => NodeError::Timeout(self.connect_timeout),
                 });
             }
+        }
+    }
+
+    /// A place among `up`'s requests in flight, waited for until `call.queue_until` (then a
+    /// backlog failure); `None` when the connection was retired meanwhile (take the next).
+    async fn slot(up: &Up, call: &Call) -> Option<Result<OwnedSemaphorePermit, NodeError>> {
+        // Free at once in the common case: no timer is armed. A release or extension takes
+        // a reserved slot only when the others are all taken.
+        let free = match Arc::clone(&up.slots).try_acquire_owned() {
+            Err(tokio::sync::TryAcquireError::NoPermits) if call.priority => {
+                Arc::clone(&up.reserved).try_acquire_owned()
+            }
+            other => other,
+        };
+        match free {
+            Ok(slot) => return Some(Ok(slot)),
+            Err(tokio::sync::TryAcquireError::Closed) => return None,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {}
+        }
+        let queued = Instant::now();
+        let slot = async {
+            if call.priority {
+                tokio::select! {
+                    slot = Arc::clone(&up.slots).acquire_owned() => slot,
+                    slot = Arc::clone(&up.reserved).acquire_owned() => slot,
+                }
+            } else {
+                Arc::clone(&up.slots).acquire_owned().await
+            }
+        };
+        match tokio::time::timeout_at(call.queue_until, slot).await {
+            Ok(Ok(slot)) => Some(Ok(slot)),
+            // Retired while we waited: take the next connection.
+            Ok(Err(_)) => None,
+            Err(_) => Some(Err(NodeError::Backlog(queued.elapsed()))),
         }
     }
 
@@ -1119,7 +1159,8 @@ impl Node {
                     %error,
                     "connection was dead: sending once more on a new connection"
                 );
-                self.send_once(request, call)
+                // Boxed: the rare resend does not double every request's state.
+                Box::pin(self.send_once(request, call))
                     .await
                     .map(|v| (v, true))
                     .map_err(|e| self.note_error(e.into_error()))
@@ -1145,43 +1186,18 @@ impl Node {
         // a second instead of at the next reconnection.
         let role = self.role_due().then(|| {
             let mut con = con.clone();
-            async move { redis::cmd("ROLE").query_async::<Value>(&mut con).await }
+            let role: BoxedReply =
+                Box::pin(async move { redis::cmd("ROLE").query_async::<Value>(&mut con).await });
+            role
         });
-        let asking = call.asking;
-        let request = async {
-            match request {
-                Request::Script { script, keys, args } => {
-                    let mut evalsha = redis::cmd("EVALSHA");
-                    evalsha
-                        .arg(&script.sha)
-                        .arg(keys.len())
-                        .arg(*keys)
-                        .arg(*args);
-                    match query(&mut con, evalsha, asking).await {
-                        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                            tracing::debug!(master = %self.address, "NOSCRIPT: sending the script body");
-                            let mut eval = redis::cmd("EVAL");
-                            eval.arg(script.body).arg(keys.len()).arg(*keys).arg(*args);
-                            query(&mut con, eval, asking).await
-                        }
-                        other => other,
-                    }
-                }
-                Request::Command(cmd) => query(&mut con, (*cmd).clone(), asking).await,
-                // A pipeline carries its own `ASKING` (see `peek`).
-                Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut con).await,
-            }
-        };
-        let with_role = async {
-            match role {
-                Some(role) => {
-                    let (reply, role) = futures_util::join!(request, role);
-                    (reply, Some(role))
-                }
-                None => (request.await, None),
-            }
-        };
-        let outcome = self.on_the_wire(with_role, call).await;
+        // Built in place, never bound to a local first: a future moved out of a local still
+        // takes its room in the caller's state, and this one is in every request's.
+        let outcome = self
+            .on_the_wire(
+                exchange(&mut con, request, call.asking, role, &self.address),
+                call,
+            )
+            .await;
         if let Ok((_, Some(role))) = &outcome
             && let Err(not_master) = check_role(role.clone())
         {
@@ -1320,7 +1336,11 @@ impl Node {
     ) -> Result<u64, NodeError> {
         let asked = Instant::now();
         if !self.is_up() {
-            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
+            drop(
+                Box::pin(self.link(call))
+                    .await
+                    .map_err(|e| self.note_error(e))?,
+            );
         }
         let left = expires_at.saturating_duration_since(Instant::now());
         let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
@@ -1345,31 +1365,31 @@ impl Node {
     ) -> Result<AcquireReply, NodeError> {
         let ttl_ms = self.ttl_when_sent(expires_at, call).await?;
         let (Some(key), Some(fence_key)) = (keys.single(), fence_keys.single()) else {
-            return self
-                .acquire_multi(keys, fence_keys, token, ttl_ms, fencing, call)
+            // Boxed, as the reader's and the writer's paths below: a plain lock's request
+            // does not carry their state.
+            return Box::pin(self.acquire_multi(keys, fence_keys, token, ttl_ms, fencing, call))
                 .await;
         };
         if keys.is_reader() {
-            return self.acquire_read(key, token, ttl_ms, call).await;
+            return Box::pin(self.acquire_read(key, token, ttl_ms, call)).await;
         }
         let ttl = ttl_ms.to_string();
         let fencing_arg: &[u8] = if fencing { b"1" } else { b"0" };
         if let Some(intent) = intent {
             let (intent_key, intent_ttl) = (keys::intent_key(key), intent.ttl_ms.to_string());
-            let (reply, _) = self
-                .eval(
-                    &scripts::ACQUIRE_WRITE,
-                    &[&**key, &**fence_key, &intent_key],
-                    &[
-                        token.as_bytes(),
-                        ttl.as_bytes(),
-                        fencing_arg,
-                        intent.id.as_bytes(),
-                        intent_ttl.as_bytes(),
-                    ],
-                    call,
-                )
-                .await?;
+            let (reply, _) = Box::pin(self.eval(
+                &scripts::ACQUIRE_WRITE,
+                &[&**key, &**fence_key, &intent_key],
+                &[
+                    token.as_bytes(),
+                    ttl.as_bytes(),
+                    fencing_arg,
+                    intent.id.as_bytes(),
+                    intent_ttl.as_bytes(),
+                ],
+                call,
+            ))
+            .await?;
             return acquire_reply(&reply);
         }
         if !fencing && holder.is_none() && self.fast_acquire.load(Ordering::Relaxed) {
@@ -1377,8 +1397,12 @@ impl Node {
             // nil when we set it, else the value there (our own token after a resend counts
             // as granted), or WRONGTYPE for a non-string. Only a refusal asks for the
             // holder's remaining TTL, in a second request (a hint for waiters).
-            let mut set = redis::cmd("SET");
-            set.arg(key)
+            let mut set = redis::Cmd::with_capacity(
+                7,
+                key.len().saturating_add(token.len()).saturating_add(32),
+            );
+            set.arg("SET")
+                .arg(key)
                 .arg(token.as_bytes())
                 .arg("NX")
                 .arg("PX")
@@ -1392,7 +1416,8 @@ impl Node {
                 Ok((Value::BulkString(_), _)) => {
                     let mut pttl = redis::cmd("PTTL");
                     pttl.arg(key);
-                    let remaining = match self.send(&Request::Command(&pttl), call).await {
+                    let remaining = match Box::pin(self.send(&Request::Command(&pttl), call)).await
+                    {
                         Ok((Value::Int(ms), _)) => {
                             u64::try_from(ms).ok().map(Duration::from_millis)
                         }
@@ -1589,7 +1614,11 @@ impl Node {
     ) -> Result<(PermitReply, bool), NodeError> {
         let asked = Instant::now();
         if !self.is_up() {
-            drop(self.link(call).await.map_err(|e| self.note_error(e))?);
+            drop(
+                Box::pin(self.link(call))
+                    .await
+                    .map_err(|e| self.note_error(e))?,
+            );
         }
         let left = expires_at.saturating_duration_since(Instant::now());
         let ttl_ms = u64::try_from(left.as_micros().div_ceil(1_000)).unwrap_or(u64::MAX);
@@ -2337,17 +2366,88 @@ async fn release_worker(node: Arc<Node>) {
 /// Sends one command; with `asking`, as `ASKING` + the command in one pipeline, so that no
 /// other request on the shared connection comes between them (the flag would apply to it,
 /// and it could run on a master that does not hold its key yet).
+/// A reply on its way, boxed: the rare extra request (`ROLE`) rides beside the main one.
+type BoxedReply = std::pin::Pin<Box<dyn Future<Output = Result<Value, RedisError>> + Send>>;
+
+/// Sends `request` on `con` and awaits its reply, beside `role`'s when one is due (the
+/// pair boxed: it is rare).
+async fn exchange(
+    con: &mut MultiplexedConnection,
+    request: &Request<'_>,
+    asking: bool,
+    role: Option<BoxedReply>,
+    master: &str,
+) -> (Result<Value, RedisError>, Option<Result<Value, RedisError>>) {
+    match role {
+        None => (request_on(con, request, asking, master).await, None),
+        Some(role) => {
+            let (reply, role) = Box::pin(futures_util::future::join(
+                request_on(con, request, asking, master),
+                role,
+            ))
+            .await;
+            (reply, Some(role))
+        }
+    }
+}
+
+/// Sends `request` on `con` and awaits its reply. A script goes by `EVALSHA`, then once by
+/// `EVAL` after `NOSCRIPT`. The rare paths (that fallback, a pipeline) are boxed so that
+/// every request's future stays the size of one plain command's.
+async fn request_on(
+    con: &mut MultiplexedConnection,
+    request: &Request<'_>,
+    asking: bool,
+    master: &str,
+) -> Result<Value, RedisError> {
+    match request {
+        Request::Script { script, keys, args } => {
+            // Sized up front: no buffer grows while the arguments are written.
+            let data = keys
+                .iter()
+                .chain(args.iter())
+                .fold(script.sha.len().saturating_add(16), |n, a| {
+                    n.saturating_add(a.len())
+                });
+            let count = keys.len().saturating_add(args.len()).saturating_add(3);
+            let mut evalsha = redis::Cmd::with_capacity(count, data);
+            evalsha
+                .arg("EVALSHA")
+                .arg(&script.sha)
+                .arg(keys.len())
+                .arg(*keys)
+                .arg(*args);
+            match query(con, &evalsha, asking).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    tracing::debug!(master, "NOSCRIPT: sending the script body");
+                    let mut eval = redis::cmd("EVAL");
+                    eval.arg(script.body).arg(keys.len()).arg(*keys).arg(*args);
+                    Box::pin(query(con, &eval, asking)).await
+                }
+                other => other,
+            }
+        }
+        Request::Command(cmd) => query(con, cmd, asking).await,
+        // A pipeline carries its own `ASKING` (see `Node::peek`).
+        Request::Pipeline(pipe) => Box::pin(pipe.query_async::<Value>(con)).await,
+    }
+}
+
 async fn query(
     con: &mut MultiplexedConnection,
-    cmd: redis::Cmd,
+    cmd: &redis::Cmd,
     asking: bool,
 ) -> Result<Value, RedisError> {
     if !asking {
         return cmd.query_async::<Value>(con).await;
     }
     let mut pipe = redis::pipe();
-    pipe.cmd("ASKING").ignore().add_command(cmd).ignore_errors();
-    let replies: Vec<Value> = pipe.query_async(con).await?;
+    pipe.cmd("ASKING")
+        .ignore()
+        .add_command(cmd.clone())
+        .ignore_errors();
+    // Boxed: only a cluster's `ASK` redirection comes here.
+    let replies: Vec<Value> = Box::pin(pipe.query_async(con)).await?;
     match replies.into_iter().next() {
         Some(Value::ServerError(e)) => Err(e.into()),
         Some(reply) => Ok(reply),
