@@ -833,25 +833,32 @@ One task at a time, both spend most of a cycle in the event loop and waiting for
 /// Medians of earlier runs on this kind of machine, kept by hand when a change moves them:
 /// what each version costs beside the floor of its own run.
 const HISTORY: &str = "## Before and after\n\n\
-Ratios to the floor of the same run (2-core machine, `redlock-bench` defaults; the \
-\"before\" run, of 2026-11-29, had a load average of 5–8, the \"after\" run is the one on this \
-page). The request path was rebuilt between the two: connections opened off the request path, at most 128 \
-requests in flight per connection with the rest queued outside their timer, releases resent \
-until they land, and a single `SET … NX PX … GET` per master for an acquisition without \
-fencing (the script before).\n\n\
-| scenario | before: ours / floor | after: ours / floor |\n\
-|---|---:|---:|\n\
-| S1_3m p50 | 343 / 337 µs · 1.02× | 219 / 208 µs · 1.05× |\n\
-| S1_1m p50 | 94 / 74 µs · 1.27× | 170 / 156 µs · 1.09× |\n\
-| S2 cycles/s | 11 538 / 21 485 · 0.54× | 25 120 / 42 843 · 0.59× |\n\
-| S2 peak RSS | 16 588 / 8 024 KiB · 2.07× | 10 252 / 7 220 KiB · 1.42× |\n\
-| S4 p50 (one master frozen) | 365 µs · 1.06 × S1_3m | 180 µs · 0.82 × S1_3m |\n\n\
-Where S2's gap goes (`perf record -g -p <pid>` over an S2 run): the client's user time is \
-dominated by glibc `malloc`/`free` (about 17 % of the samples, a third of it waiting on the \
-arena lock between the two runtime threads) and by the kernel's wake-ups and TCP work, not \
-by the Redlock logic: every request still allocates its boxed future, sent flag and \
-command buffers, and every lock its registry entry and per-master outcomes. Those \
-allocations are the next thing to remove.\n\n";
+Ratios to the floor of the same run (2-core machine, `redlock-bench` defaults), over three \
+runs. The first, of 2026-11-29 (load average 5–8), predates the rebuilt request path: \
+connections opened off the request path, at most 128 requests in flight per connection with \
+the rest queued outside their timer, releases resent until they land, and a single \
+`SET … NX PX … GET` per master for an acquisition without fencing (the script before). The \
+second, of 2026-12-07, has it. The third is the run on this page, after the per-request \
+futures were made lighter: the rare paths (a `NOSCRIPT` fallback, the `ROLE` check, a resend, \
+a cluster's router, the multi-resource and read-write acquisitions) boxed instead of carried \
+by every request, no command cloned per request, command buffers sized up front, and no \
+timer or waiter registered when a connection and a slot are free.\n\n\
+| scenario | 2026-11-29: ours / floor | 2026-12-07: ours / floor | this page: ours / floor |\n\
+|---|---:|---:|---:|\n\
+| S1_3m p50 | 343 / 337 µs · 1.02× | 219 / 208 µs · 1.05× | 241 / 232 µs · 1.04× |\n\
+| S1_1m p50 | 94 / 74 µs · 1.27× | 170 / 156 µs · 1.09× | 185 / 166 µs · 1.11× |\n\
+| S2 cycles/s | 11 538 / 21 485 · 0.54× | 25 120 / 42 843 · 0.59× | 23 769 / 37 539 · 0.63× |\n\
+| S2 peak RSS | 16 588 / 8 024 KiB · 2.07× | 10 252 / 7 220 KiB · 1.42× | 11 124 / 7 628 KiB · 1.46× |\n\
+| S4 p50 (one master frozen) | 365 µs · 1.06 × S1_3m | 180 µs · 0.82 × S1_3m | 229 µs · 0.95 × S1_3m |\n\n\
+Where S2's gap goes, measured on one S2 contender at a time (the benchmark's child process \
+for one contender, 3 s against three local masters, under `perf stat` and \
+`perf record --call-graph dwarf`): the floor spends about 29 µs of CPU per lock+unlock \
+cycle and 1.9 `futex` calls; ours spent 66 µs and 3.7 before the lighter futures and 47 µs \
+and 1.9 after (the two builds run one after the other). What is left is spread thin: \
+glibc `malloc`/`free` (each master's request is still one boxed future of about 3 KiB, above \
+the allocator's per-thread cache), redis-rs command encoding, and the kernel's wake-ups and \
+TCP work; no single function of the Redlock logic stands out. Those per-master allocations \
+are the next thing to remove.\n\n";
 
 #[cfg(test)]
 mod tests {
