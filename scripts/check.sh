@@ -45,7 +45,7 @@ step "Python package (crates/redlock-py): build into a venv, pytest against real
 REDLOCK_BIN="$(scripts/target-dir.sh)/debug/redlock" TOKIO_REDLOCK_PY_PROFILE=dev scripts/python.sh
 if [ "${REDLOCK_CHECK_SDIST:-0}" = "1" ]; then
   step "Python package from its sdist: maturin sdist, pip install into a fresh venv, a lock on redis-server"
-  # Opt-in (REDLOCK_CHECK_SDIST=1 scripts/check.sh, or .ci/run): pip's isolated build fetches
+  # Opt-in (REDLOCK_CHECK_SDIST=1 scripts/check.sh; .ci/run does not set it): pip's isolated build fetches
   # maturin and compiles the package again for a fresh venv, which adds minutes to every run
   # (4.5 on a loaded 2-CPU machine); the package's code itself is tested above.
   TOKIO_REDLOCK_PY_PROFILE=dev scripts/python-sdist.sh

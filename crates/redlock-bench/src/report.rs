@@ -499,8 +499,8 @@ impl Report {
             let _ = writeln!(
                 out,
                 "S3's physical limit on this run: 1 / (measured hold {hold:.0} µs + floor's S1_3m \
-                 cycle {cycle:.0} µs) ≈ {limit:.0} acquisitions/s (the hold is a tokio sleep of 1 ms, \
-                 which the timer rounds up).\n"
+                 cycle {cycle:.0} µs) ≈ {limit:.0} acquisitions/s (the hold is a 1 ms thread sleep on \
+                 the blocking pool, which the scheduler stretches a little).\n"
             );
         }
         out.push_str(
@@ -815,7 +815,7 @@ target/sdist-venv/bin/pip install aioredlock==0.7.3  # the peer, from PyPI
 target/sdist-venv/bin/python crates/redlock-py/bench/compare.py --rounds 5
 ```
 
-Measured on 2026-12-07 on the machine above while it was shared with three other build-and-test jobs (load average 10–12 on its two CPUs): three runs one after the other, to show the spread. Compare the ratios within a run, not absolute figures.
+Measured on 2026-12-07 on the machine above while it was shared with other build-and-test work (load average 10–12 on its two CPUs): three runs one after the other, to show the spread. Compare the ratios within a run, not absolute figures.
 
 | run | package | lock+unlock p50 µs | p99 µs | p50 vs aioredlock | 64 tasks, cycles/s | vs aioredlock |
 |---|---|---:|---:|---:|---:|---:|
@@ -838,12 +838,12 @@ runs. The first, of 2026-11-29 (load average 5–8), predates the rebuilt reques
 connections opened off the request path, at most 128 requests in flight per connection with \
 the rest queued outside their timer, releases resent until they land, and a single \
 `SET … NX PX … GET` per master for an acquisition without fencing (the script before). The \
-second, of 2026-12-07, has it. The third is the run on this page, after the per-request \
-futures were made lighter: the rare paths (a `NOSCRIPT` fallback, the `ROLE` check, a resend, \
+second, of 2026-12-07, has it. The third, later that day, followed the per-request \
+futures being made lighter: the rare paths (a `NOSCRIPT` fallback, the `ROLE` check, a resend, \
 a cluster's router, the multi-resource and read-write acquisitions) boxed instead of carried \
 by every request, no command cloned per request, command buffers sized up front, and no \
 timer or waiter registered when a connection and a slot are free.\n\n\
-| scenario | 2026-11-29: ours / floor | 2026-12-07: ours / floor | this page: ours / floor |\n\
+| scenario | 2026-11-29: ours / floor | 2026-12-07, rebuilt path: ours / floor | 2026-12-07, lighter futures: ours / floor |\n\
 |---|---:|---:|---:|\n\
 | S1_3m p50 | 343 / 337 µs · 1.02× | 219 / 208 µs · 1.05× | 241 / 232 µs · 1.04× |\n\
 | S1_1m p50 | 94 / 74 µs · 1.27× | 170 / 156 µs · 1.09× | 185 / 166 µs · 1.11× |\n\
@@ -858,7 +858,7 @@ and 1.9 after (the two builds run one after the other). What is left is spread t
 glibc `malloc`/`free` (each master's request is still one boxed future of about 3 KiB, above \
 the allocator's per-thread cache), redis-rs command encoding, and the kernel's wake-ups and \
 TCP work; no single function of the Redlock logic stands out. Those per-master allocations \
-are the next thing to remove.\n\n";
+are where the rest of the gap lies.\n\n";
 
 #[cfg(test)]
 mod tests {

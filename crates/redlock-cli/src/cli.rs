@@ -179,7 +179,8 @@ pub(crate) struct Common {
     /// as ONE member:
     /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master-name>[/<db>][?sentinel_username=U&sentinel_password=P]`
     /// (`rediss+sentinel://` for TLS; user:password are the master's, sentinel_* the
-    /// sentinels').
+    /// sentinels'); a Redis Cluster as ONE member: `redis+cluster://host:port[,host:port…]`
+    /// (`rediss+cluster://` for TLS).
     // No `value_delimiter`: a Sentinel URL has commas of its own. Every value (and the
     // variable) is split by the library's `parse_server_list`, which keeps them together.
     #[arg(
