@@ -354,7 +354,7 @@ async fn acquire_unrecorded(
         && shared.notifier.has_waiters(channel)
     {
         let sub = shared.notifier.subscribe(Arc::clone(channel));
-        match take_turn(&sub, deadline).await {
+        match take_turn(shared, &sub, deadline).await? {
             Some(permit) => _turn = Some(permit),
             None => {
                 return Err(LockError::Conflict {
@@ -487,7 +487,7 @@ async fn acquire_unrecorded(
             && _turn.is_none()
             && let Some(sub) = subscriptions.first()
         {
-            match take_turn(sub, deadline).await {
+            match take_turn(shared, sub, deadline).await? {
                 Some(permit) => _turn = Some(permit),
                 None => {
                     return Err(give_up(
@@ -530,6 +530,8 @@ async fn acquire_unrecorded(
                     Some(())
                 }
             } => {}
+            // `close()`: end now with `Closed` rather than after the pause.
+            () = shared.shutdown.cancelled() => {}
         }
         shared.check_open()?;
     }
@@ -585,15 +587,30 @@ impl Drop for Withdraw {
 
 /// Waits for this waiter's turn on the resource's queue; `None` when the deadline passed
 /// first.
-async fn take_turn(sub: &Subscription, deadline: Option<Instant>) -> Option<OwnedSemaphorePermit> {
+///
+/// # Errors
+///
+/// [`LockError::Closed`] as soon as the manager closes: a queued waiter does not sit out the
+/// turns of those ahead of it.
+async fn take_turn(
+    shared: &Shared,
+    sub: &Subscription,
+    deadline: Option<Instant>,
+) -> Result<Option<OwnedSemaphorePermit>, LockError> {
     let turns = Arc::clone(&sub.turns);
-    match deadline {
-        Some(d) => tokio::time::timeout_at(d, turns.acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok),
-        // The semaphore is never closed, so this only ends with a permit.
-        None => turns.acquire_owned().await.ok(),
+    let turn = async {
+        match deadline {
+            Some(d) => tokio::time::timeout_at(d, turns.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            // The semaphore is never closed, so this only ends with a permit.
+            None => turns.acquire_owned().await.ok(),
+        }
+    };
+    tokio::select! {
+        () = shared.shutdown.cancelled() => Err(LockError::Closed),
+        turn = turn => Ok(turn),
     }
 }
 

@@ -39,8 +39,9 @@ pub(crate) struct Shared {
     /// Owner of every background task (cleanup releases, stragglers of decided rounds,
     /// guard watchdogs).
     pub(crate) tasks: TaskTracker,
-    /// Cancelled by `close`: watchdogs release their locks and end, subscribers end.
-    shutdown: CancellationToken,
+    /// Cancelled by `close`: watchdogs release their locks and end, subscribers end, and
+    /// waiters queued for their turn or sleeping between attempts end with `Closed`.
+    pub(crate) shutdown: CancellationToken,
     /// Release notifications: subscriber connections and the waiters' registry.
     pub(crate) notifier: Arc<Notifier>,
     /// Owner of the subscriber tasks (long-lived: not counted as background tasks).

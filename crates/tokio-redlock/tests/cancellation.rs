@@ -652,6 +652,65 @@ async fn waiters_of_every_kind_end_with_closed_when_the_manager_closes() {
     assert_no_key_without_ttl(masters.iter());
 }
 
+/// Waiters queued behind each other for their turn, at the default retry pace (a turn every
+/// retry pause or so), all end with `Closed` as soon as the manager closes: none sits out the
+/// turns of those ahead of it, and none reaches its deadline and reports `Conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_waiters_end_with_closed_at_once_when_the_manager_closes() {
+    let masters = Masters::start(3);
+    let holder = LockManager::builder()
+        .servers(masters.urls())
+        .build()
+        .unwrap();
+    let mut held = holder
+        .lock("queued")
+        .ttl(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let waiter = LockManager::builder()
+        .servers(masters.urls())
+        .build()
+        .unwrap();
+    warm_up(&waiter).await;
+    let mut waiting = JoinSet::new();
+    for i in 0..600 {
+        let waiter = waiter.clone();
+        waiting.spawn(async move {
+            let request = waiter.lock("queued");
+            if i % 2 == 0 {
+                request.wait(Duration::from_secs(20)).await.map(drop)
+            } else {
+                request.wait_forever().await.map(drop)
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let closed_at = Instant::now();
+    waiter.close().await;
+    let mut others = Vec::new();
+    while let Some(result) = waiting.join_next().await {
+        match result.unwrap() {
+            Err(LockError::Closed) => {}
+            other => others.push(format!("{other:?}")),
+        }
+    }
+    let took = closed_at.elapsed();
+    assert!(
+        others.is_empty(),
+        "{} of 600 waiters ended otherwise, such as {:?}",
+        others.len(),
+        &others[..others.len().min(3)]
+    );
+    // Before, the last ones ended a turn at a time, 12 s and more after `close()`.
+    assert!(
+        took < Duration::from_secs(3),
+        "the last waiter ended {took:?} after close()"
+    );
+    holder.unlock(&mut held).await.unwrap();
+    holder.close().await;
+    assert_no_key_without_ttl(masters.iter());
+}
+
 /// A cancelled `unlock` still releases: replies come 30 ms late, and one master's
 /// connection is cut (and refused) just before the `unlock`, which is dropped after 5 ms —
 /// its handle already marked released, the cut master's release not sent. Once that master
